@@ -1,0 +1,41 @@
+"""Domain errors. Each message says what went wrong in words a person can act on."""
+
+from django.utils.translation import gettext_lazy as _
+
+
+class DomainError(Exception):
+    """Base class of every business-rule refusal. ``str(error)`` is shown to people."""
+
+    default_message = _("This action is not allowed.")
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(str(message or self.default_message))
+        self.message = str(message or self.default_message)
+
+
+class InsufficientInvoiceableAmount(DomainError):
+    default_message = _("The amount exceeds your invoiceable amount.")
+
+
+class InvalidTaxpayerId(DomainError):
+    default_message = _("The taxpayer ID is not valid.")
+
+
+class InvalidInvoiceApplication(DomainError):
+    default_message = _("The invoice application is incomplete.")
+
+
+class ApplicationAlreadyIssued(DomainError):
+    default_message = _("An invoice has already been issued for this application.")
+
+
+class DuplicateInvoiceNumber(DomainError):
+    default_message = _("An invoice with this code and number already exists.")
+
+
+class StatementAlreadySettled(DomainError):
+    default_message = _("This statement has already been settled.")
+
+
+class InvoiceNotReturnable(DomainError):
+    default_message = _("This invoice cannot be voided or reversed.")

@@ -1,0 +1,304 @@
+"""Customers, statements, invoice applications, invoices and the invoiceable-amount ledger.
+
+Money is ``Decimal`` with two places. Financial rows (ledger entries, invoices, red-letter
+invoices) are never deleted (``on_delete=PROTECT``) and ledger entries are never updated: a
+correction is a new row. The invoiceable amount is derived from the ledger, never stored.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+ZERO = Decimal("0.00")
+
+
+class CustomerKind(models.TextChoices):
+    ENTERPRISE = "enterprise", _("Enterprise")
+    INDIVIDUAL = "individual", _("Individual")
+
+
+class Customer(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customer"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=CustomerKind.choices, default=CustomerKind.ENTERPRISE
+    )
+    taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
+    mobile = models.CharField(
+        _("mobile number"), max_length=16, blank=True, help_text=_("E.164, e.g. +8613800138000")
+    )
+    language = models.CharField(
+        _("language"), max_length=8, choices=settings.LANGUAGES, default="zh-hans"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("customer")
+        verbose_name_plural = _("customers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(mobile="") | Q(mobile__regex=r"^\+[1-9][0-9]{6,14}$"),
+                name="customer_mobile_e164",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=CustomerKind.ENTERPRISE) | ~Q(taxpayer_id=""),
+                name="customer_enterprise_has_taxpayer_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Statement(models.Model):
+    """A monthly bill. Settling it credits its amount to the invoiceable amount."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="statements")
+    period = models.DateField(_("period"), help_text=_("First day of the billed month"))
+    amount = models.DecimalField(_("amount"), **MONEY)
+    settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("statement")
+        verbose_name_plural = _("statements")
+        ordering = ["-period"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "period"], name="statement_one_per_month"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="statement_amount_positive"),
+            models.CheckConstraint(condition=Q(period__day=1), name="statement_period_first_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.period:%Y-%m}"
+
+
+class InvoiceType(models.TextChoices):
+    SPECIAL = "special", _("VAT special invoice")
+    ORDINARY = "ordinary", _("VAT ordinary invoice")
+
+
+class ApplicationState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    ISSUED = "issued", _("Issued")
+
+
+class InvoiceApplication(models.Model):
+    """The customer's request for an invoice ("Invoice request record")."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="applications")
+    invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    title = models.CharField(_("invoice title"), max_length=200)
+    taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
+    registered_address = models.CharField(_("registered address"), max_length=200, blank=True)
+    registered_phone = models.CharField(_("registered phone"), max_length=40, blank=True)
+    bank_name = models.CharField(_("bank"), max_length=200, blank=True)
+    bank_account = models.CharField(_("bank account"), max_length=64, blank=True)
+    mailing_recipient = models.CharField(_("recipient"), max_length=100)
+    mailing_phone = models.CharField(_("recipient phone"), max_length=40)
+    mailing_address = models.CharField(_("mailing address"), max_length=300)
+    mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    state = models.CharField(
+        _("state"),
+        max_length=16,
+        choices=ApplicationState.choices,
+        default=ApplicationState.PENDING,
+    )
+    created_at = models.DateTimeField(_("applied at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("invoice application")
+        verbose_name_plural = _("invoice applications")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-created_at"], name="application_customer_idx")
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="application_amount_positive"),
+            models.CheckConstraint(
+                condition=~Q(invoice_type=InvoiceType.SPECIAL)
+                | (
+                    ~Q(taxpayer_id="")
+                    & ~Q(registered_address="")
+                    & ~Q(registered_phone="")
+                    & ~Q(bank_name="")
+                    & ~Q(bank_account="")
+                ),
+                name="application_special_has_registration",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title} {self.amount}"
+
+
+class Issuer(models.TextChoices):
+    PROVIDER = "provider", _("The provider")
+    MARKETPLACE = "marketplace", _("Cloud Market provider")
+
+
+class InvoiceState(models.TextChoices):
+    ISSUED = "issued", _("Issued")
+    VOIDED = "voided", _("Voided")
+    REVERSED = "reversed", _("Reversed")
+
+
+class Invoice(models.Model):
+    """A paper VAT invoice. Code (10 or 12 digits) + number (8 digits) identify it."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    application = models.OneToOneField(
+        InvoiceApplication,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice",
+        help_text=_("Empty for Cloud Market invoices, which are applied for elsewhere."),
+    )
+    invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    title = models.CharField(_("invoice title"), max_length=200)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    code = models.CharField(_("invoice code"), max_length=12)
+    number = models.CharField(_("invoice number"), max_length=8)
+    issued_at = models.DateTimeField(_("issued at"))
+    issuer = models.CharField(_("issuer"), max_length=16, choices=Issuer.choices)
+    issuer_name = models.CharField(_("issuer name"), max_length=200)
+    state = models.CharField(
+        _("state"), max_length=16, choices=InvoiceState.choices, default=InvoiceState.ISSUED
+    )
+    courier = models.CharField(_("courier"), max_length=64, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["customer", "-issued_at"], name="invoice_customer_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "number"], name="invoice_code_number_unique"),
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^([0-9]{10}|[0-9]{12})$"), name="invoice_code_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(number__regex=r"^[0-9]{8}$"), name="invoice_number_format"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(issuer=Issuer.MARKETPLACE) | Q(application__isnull=False),
+                name="invoice_provider_has_application",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.number}"
+
+    @property
+    def is_special(self) -> bool:
+        return self.invoice_type == InvoiceType.SPECIAL
+
+
+class RedLetterInvoice(models.Model):
+    """The negative invoice that reverses (红冲) an original one. At most one per original."""
+
+    original = models.OneToOneField(
+        Invoice, on_delete=models.PROTECT, related_name="red_letter_invoice"
+    )
+    code = models.CharField(_("invoice code"), max_length=12)
+    number = models.CharField(_("invoice number"), max_length=8)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    red_letter_form_number = models.CharField(
+        _("red-letter information form number"), max_length=32, blank=True
+    )
+    issued_at = models.DateTimeField(_("issued at"))
+
+    class Meta:
+        verbose_name = _("red-letter invoice")
+        verbose_name_plural = _("red-letter invoices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["code", "number"], name="red_letter_code_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(amount__lt=0), name="red_letter_amount_negative"),
+            models.CheckConstraint(
+                condition=Q(number__regex=r"^[0-9]{8}$"), name="red_letter_number_format"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.number} ({self.amount})"
+
+
+class NumberSequence(models.Model):
+    """A gap-free counter, incremented under a row lock (red-letter invoice numbers)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.last_value}"
+
+
+class LedgerKind(models.TextChoices):
+    STATEMENT_SETTLED = "statement_settled", _("Statement settled")
+    INVOICE_APPLIED = "invoice_applied", _("Invoice applied for")
+    INVOICE_RETURNED = "invoice_returned", _("Invoice returned")
+
+
+class LedgerEntry(models.Model):
+    """One signed movement of a customer's invoiceable amount. Append-only."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="ledger_entries")
+    kind = models.CharField(max_length=24, choices=LedgerKind.choices)
+    amount = models.DecimalField(_("amount"), **MONEY)
+    statement = models.ForeignKey(
+        Statement, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    application = models.ForeignKey(
+        InvoiceApplication, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("ledger entry")
+        verbose_name_plural = _("ledger entries")
+        ordering = ["id"]
+        indexes = [models.Index(fields=["customer", "id"], name="ledger_customer_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(kind=LedgerKind.STATEMENT_SETTLED, amount__gt=0, statement__isnull=False)
+                    | Q(kind=LedgerKind.INVOICE_APPLIED, amount__lt=0, application__isnull=False)
+                    | Q(kind=LedgerKind.INVOICE_RETURNED, amount__gt=0, invoice__isnull=False)
+                ),
+                name="ledger_kind_sign_and_reference",
+            ),
+            models.UniqueConstraint(
+                fields=["statement"],
+                condition=Q(kind=LedgerKind.STATEMENT_SETTLED),
+                name="ledger_one_credit_per_statement",
+            ),
+            models.UniqueConstraint(
+                fields=["application"],
+                condition=Q(kind=LedgerKind.INVOICE_APPLIED),
+                name="ledger_one_debit_per_application",
+            ),
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(kind=LedgerKind.INVOICE_RETURNED),
+                name="ledger_one_credit_per_returned_invoice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount}"

@@ -1,0 +1,24 @@
+"""Reads that pages, admin and commands share."""
+
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+
+from invoices.models import ZERO, Customer, Invoice, LedgerEntry
+
+
+def invoiceable_amount(*, customer_id: int) -> Decimal:
+    """The customer's invoiceable amount: the sum of its ledger, never a stored figure."""
+    total = LedgerEntry.objects.filter(customer_id=customer_id).aggregate(total=Sum("amount"))
+    return total["total"] or ZERO
+
+
+def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer=customer).select_related("application")
+
+
+def customer_for_user(*, user) -> Customer | None:
+    """The customer profile of a logged-in user, or None for staff without one."""
+    if not user.is_authenticated:
+        return None
+    return Customer.objects.filter(user=user).first()

@@ -1,0 +1,299 @@
+"""Every write to invoices and the invoiceable-amount ledger.
+
+One function per action, keyword-only and typed. Functions that change money lock the
+customer row first (R10) so that parallel requests are serialised per customer.
+"""
+
+import datetime as dt
+import enum
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from invoices.exceptions import (
+    ApplicationAlreadyIssued,
+    DuplicateInvoiceNumber,
+    InsufficientInvoiceableAmount,
+    InvalidInvoiceApplication,
+    InvoiceNotReturnable,
+    StatementAlreadySettled,
+)
+from invoices.models import (
+    ApplicationState,
+    Customer,
+    CustomerKind,
+    Invoice,
+    InvoiceApplication,
+    InvoiceState,
+    InvoiceType,
+    Issuer,
+    LedgerEntry,
+    LedgerKind,
+    NumberSequence,
+    RedLetterInvoice,
+    Statement,
+)
+from invoices.selectors import invoiceable_amount
+from invoices.taxpayer import validate_taxpayer_id
+
+CENT = Decimal("0.01")
+
+
+class ReturnOutcome(enum.StrEnum):
+    VOIDED = "voided"
+    REVERSED = "reversed"
+
+
+def business_tz() -> ZoneInfo:
+    return ZoneInfo(settings.BUSINESS_TIME_ZONE)
+
+
+def money(value: Decimal | str | int) -> Decimal:
+    """Parse an amount: positive, at most two decimal places. Never rounds silently."""
+    try:
+        amount = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise InvalidInvoiceApplication("The amount is not a number.") from exc
+    if not amount.is_finite():
+        raise InvalidInvoiceApplication("The amount is not a number.")
+    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+        raise InvalidInvoiceApplication("An amount has at most two decimal places (fen).")
+    if amount <= 0:
+        raise InvalidInvoiceApplication("The amount must be greater than zero.")
+    return amount.quantize(CENT)
+
+
+def _customer_lock(customer_id: int) -> Customer:
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+@transaction.atomic
+def statement_settle(*, statement_id: int) -> LedgerEntry:
+    """A paid statement becomes invoiceable: credit its amount once."""
+    statement = Statement.objects.select_for_update().get(pk=statement_id)
+    _customer_lock(statement.customer_id)
+    if statement.settled_at is not None:
+        raise StatementAlreadySettled()
+    statement.settled_at = timezone.now()
+    statement.save(update_fields=["settled_at"])
+    return LedgerEntry.objects.create(
+        customer_id=statement.customer_id,
+        kind=LedgerKind.STATEMENT_SETTLED,
+        amount=statement.amount,
+        statement=statement,
+    )
+
+
+@transaction.atomic
+def invoice_application_create(
+    *,
+    customer_id: int,
+    invoice_type: str,
+    title: str,
+    amount: Decimal | str,
+    mailing_recipient: str,
+    mailing_phone: str,
+    mailing_address: str,
+    mailing_postal_code: str = "",
+    taxpayer_id: str = "",
+    registered_address: str = "",
+    registered_phone: str = "",
+    bank_name: str = "",
+    bank_account: str = "",
+) -> InvoiceApplication:
+    """Apply for an invoice and debit the invoiceable amount (R10, R13).
+
+    The customer row is locked before the balance is read, so two parallel applications are
+    serialised and cannot overdraw.
+    """
+    amount = money(amount)
+    if invoice_type not in InvoiceType.values:
+        raise InvalidInvoiceApplication("Choose a VAT special or a VAT ordinary invoice.")
+    title = title.strip()
+    if not title:
+        raise InvalidInvoiceApplication("The invoice title is required.")
+    fields = {
+        "registered_address": registered_address.strip(),
+        "registered_phone": registered_phone.strip(),
+        "bank_name": bank_name.strip(),
+        "bank_account": bank_account.strip(),
+    }
+    customer = _customer_lock(customer_id)
+    if taxpayer_id.strip():
+        taxpayer_id = validate_taxpayer_id(taxpayer_id)
+    elif customer.kind == CustomerKind.ENTERPRISE or invoice_type == InvoiceType.SPECIAL:
+        raise InvalidInvoiceApplication("An enterprise invoice needs the taxpayer ID.")
+    if invoice_type == InvoiceType.SPECIAL and not all(fields.values()):
+        raise InvalidInvoiceApplication(
+            "A VAT special invoice needs the registered address and phone, the bank and the "
+            "account number."
+        )
+    if not (mailing_recipient.strip() and mailing_phone.strip() and mailing_address.strip()):
+        raise InvalidInvoiceApplication("The mailing recipient, phone and address are required.")
+
+    available = invoiceable_amount(customer_id=customer.pk)
+    if amount > available:
+        raise InsufficientInvoiceableAmount(
+            f"The amount {amount} exceeds your invoiceable amount of {available}."
+        )
+    application = InvoiceApplication.objects.create(
+        customer=customer,
+        invoice_type=invoice_type,
+        title=title,
+        taxpayer_id=taxpayer_id,
+        mailing_recipient=mailing_recipient.strip(),
+        mailing_phone=mailing_phone.strip(),
+        mailing_address=mailing_address.strip(),
+        mailing_postal_code=mailing_postal_code.strip(),
+        amount=amount,
+        **fields,
+    )
+    LedgerEntry.objects.create(
+        customer=customer,
+        kind=LedgerKind.INVOICE_APPLIED,
+        amount=-amount,
+        application=application,
+    )
+    return application
+
+
+def _invoice_insert(**fields) -> Invoice:
+    try:
+        with transaction.atomic():
+            return Invoice.objects.create(**fields)
+    except IntegrityError as exc:
+        if Invoice.objects.filter(code=fields["code"], number=fields["number"]).exists():
+            raise DuplicateInvoiceNumber(
+                f"Invoice {fields['code']} {fields['number']} already exists."
+            ) from exc
+        raise
+
+
+@transaction.atomic
+def invoice_issue(
+    *,
+    application_id: int,
+    code: str,
+    number: str,
+    issued_at: dt.datetime | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+) -> Invoice:
+    """Issue the paper invoice for a pending application. This makes it returnable (R1)."""
+    application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
+    if application.state != ApplicationState.PENDING:
+        raise ApplicationAlreadyIssued()
+    invoice = _invoice_insert(
+        customer_id=application.customer_id,
+        application=application,
+        invoice_type=application.invoice_type,
+        title=application.title,
+        amount=application.amount,
+        code=code.strip(),
+        number=number.strip(),
+        issued_at=issued_at or timezone.now(),
+        issuer=Issuer.PROVIDER,
+        issuer_name=settings.PROVIDER_NAME,
+        courier=courier.strip(),
+        tracking_number=tracking_number.strip(),
+    )
+    application.state = ApplicationState.ISSUED
+    application.save(update_fields=["state"])
+    return invoice
+
+
+@transaction.atomic
+def invoice_record_marketplace(
+    *,
+    customer_id: int,
+    issuer_name: str,
+    invoice_type: str,
+    title: str,
+    amount: Decimal | str,
+    code: str,
+    number: str,
+    issued_at: dt.datetime,
+) -> Invoice:
+    """Record an invoice issued by a Cloud Market provider. It is shown but never returned here."""
+    return _invoice_insert(
+        customer_id=customer_id,
+        invoice_type=invoice_type,
+        title=title,
+        amount=money(amount),
+        code=code,
+        number=number,
+        issued_at=issued_at,
+        issuer=Issuer.MARKETPLACE,
+        issuer_name=issuer_name,
+    )
+
+
+def void_or_reverse_decision(
+    *, issued_at: dt.datetime, certified: bool, now: dt.datetime
+) -> ReturnOutcome:
+    """R6: void when issued in the current calendar month (Asia/Shanghai) and not certified."""
+    tz = business_tz()
+    issued_local, now_local = issued_at.astimezone(tz), now.astimezone(tz)
+    same_month = (issued_local.year, issued_local.month) == (now_local.year, now_local.month)
+    return ReturnOutcome.VOIDED if same_month and not certified else ReturnOutcome.REVERSED
+
+
+def _next_red_letter_number(code: str) -> str:
+    """Numbers for red-letter invoices, per invoice code, from a locked counter row.
+
+    Red-letter numbers start at 90000001 so that they stay clear of the blue-invoice range.
+    """
+    NumberSequence.objects.get_or_create(name=f"red:{code}", defaults={"last_value": 90000000})
+    sequence = NumberSequence.objects.select_for_update().get(name=f"red:{code}")
+    sequence.last_value += 1
+    sequence.save(update_fields=["last_value"])
+    return f"{sequence.last_value:08d}"
+
+
+@transaction.atomic
+def invoice_void_or_reverse(
+    *,
+    invoice_id: int,
+    certified: bool,
+    red_letter_form_number: str = "",
+    now: dt.datetime | None = None,
+) -> ReturnOutcome:
+    """Void or reverse a returned invoice (R6) and credit its amount back (R7), atomically.
+
+    An invoice is voided or reversed at most once, ever: a second call raises
+    ``InvoiceNotReturnable`` and changes nothing. The ledger credit is also guarded by the
+    database (one "returned" credit per invoice).
+    """
+    now = now or timezone.now()
+    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    _customer_lock(invoice.customer_id)
+    if invoice.state != InvoiceState.ISSUED or invoice.issuer != Issuer.PROVIDER:
+        raise InvoiceNotReturnable(
+            f"Invoice {invoice} is {invoice.get_state_display().lower()} and cannot be "
+            "voided or reversed again."
+        )
+    outcome = void_or_reverse_decision(issued_at=invoice.issued_at, certified=certified, now=now)
+    if outcome == ReturnOutcome.VOIDED:
+        invoice.state = InvoiceState.VOIDED
+    else:
+        invoice.state = InvoiceState.REVERSED
+        RedLetterInvoice.objects.create(
+            original=invoice,
+            code=invoice.code,
+            number=_next_red_letter_number(invoice.code),
+            amount=-invoice.amount,
+            red_letter_form_number=red_letter_form_number if certified else "",
+            issued_at=now,
+        )
+    invoice.state_changed_at = now
+    invoice.save(update_fields=["state", "state_changed_at"])
+    LedgerEntry.objects.create(
+        customer_id=invoice.customer_id,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.amount,
+        invoice=invoice,
+    )
+    return outcome
