@@ -1,0 +1,65 @@
+"""Back office: SMS messages are read-only; staff may resend failed ones."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from notifications.models import SmsMessage, SmsStatus
+from notifications.services import sms_resend
+
+
+@admin.register(SmsMessage)
+class SmsMessageAdmin(admin.ModelAdmin):
+    list_display = ["to", "purpose", "status", "attempts", "error_code", "created_at"]
+    list_filter = ["status", "purpose"]
+    # The idempotency key names the return (e.g. "return:42:return_completed").
+    search_fields = ["to", "provider_id", "idempotency_key"]
+    date_hierarchy = "created_at"
+    actions = ["resend"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: SmsMessage | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: SmsMessage | None = None) -> bool:
+        return False
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("notifications.resend_smsmessage")
+
+    @admin.action(description=_("Resend"), permissions=["resend"])
+    def resend(self, request: HttpRequest, queryset: QuerySet[SmsMessage]) -> None:
+        """Queue the failed messages again; the others are left alone and counted."""
+        requeued = skipped = 0
+        for sms_id, status in queryset.values_list("pk", "status"):
+            sms = sms_resend(sms_message_id=sms_id)
+            if status == SmsStatus.FAILED and sms.status == SmsStatus.QUEUED:
+                requeued += 1
+            else:
+                skipped += 1
+        if requeued:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message queued for sending again.",
+                    "%(count)d messages queued for sending again.",
+                    requeued,
+                )
+                % {"count": requeued},
+                messages.SUCCESS,
+            )
+        if skipped:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not resent: only failed messages can be resent.",
+                    "%(count)d messages were not resent: only failed messages can be resent.",
+                    skipped,
+                )
+                % {"count": skipped},
+                messages.WARNING,
+            )

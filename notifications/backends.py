@@ -1,0 +1,195 @@
+"""Where an SMS goes: Twilio in production, stdout in development, a list in tests.
+
+``get_sms_backend()`` picks one from ``settings.SMS_BACKEND``. A backend only talks to the
+provider and translates its failures into ``SmsTransientError`` (worth retrying) or
+``SmsPermanentError`` (not); recording the outcome is the job of ``notifications.services``.
+"""
+
+import itertools
+import sys
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from notifications.exceptions import SmsPermanentError, SmsTransientError
+
+TWILIO_API_ORIGIN = "https://api.twilio.com"
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The provider accepted the message: its id (Twilio's SID) and its first status."""
+
+    provider_id: str
+    status: str
+
+
+class BaseSmsBackend:
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        """Hand one message to the provider; raise ``SmsTransientError``/``SmsPermanentError``."""
+        raise NotImplementedError
+
+
+class ConsoleSmsBackend(BaseSmsBackend):
+    """Development: print the message so a developer sees what the customer would get."""
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        provider_id = f"console-{uuid.uuid4()}"
+        sys.stdout.write(
+            f"----- SMS {provider_id} -----\n"
+            f"To: {to}\n"
+            f"Status callback: {status_callback or '(none)'}\n\n"
+            f"{body}\n"
+            f"{'-' * 40}\n"
+        )
+        sys.stdout.flush()
+        return SendResult(provider_id=provider_id, status="sent")
+
+
+# Messages "sent" by InMemorySmsBackend, oldest first. Tests clear it (fixture ``sms_outbox``).
+outbox: list[dict[str, str | None]] = []
+# Never reset, so ids stay unique for the whole process even when the outbox is cleared.
+_memory_ids = itertools.count(1)
+
+
+class InMemorySmsBackend(BaseSmsBackend):
+    """Tests: keep the message in the module-level ``outbox`` list."""
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        provider_id = f"mem-{next(_memory_ids)}"
+        outbox.append(
+            {"provider_id": provider_id, "to": to, "body": body, "status_callback": status_callback}
+        )
+        return SendResult(provider_id=provider_id, status="sent")
+
+
+class TwilioApiHttpClient(TwilioHttpClient):
+    """The SDK's HTTP client with a configurable API address, a timeout and extra headers.
+
+    The SDK fixes ``https://api.twilio.com`` and has no timeout by default; a worker must never
+    hang on Twilio, and tests point ``api_base`` at a mock of Twilio's API (Prism), adding
+    headers such as ``Prefer: code=500`` to ask the mock for an error.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_base: str = "",
+        timeout: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(timeout=timeout)
+        self.api_base = api_base.rstrip("/")
+        self.extra_headers = dict(headers or {})
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        if self.api_base and url.startswith(TWILIO_API_ORIGIN):
+            url = self.api_base + url[len(TWILIO_API_ORIGIN) :]
+        return super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers={**(headers or {}), **self.extra_headers},
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+
+
+class TwilioSmsBackend(BaseSmsBackend):
+    """Production: Twilio's Messages API through the official SDK.
+
+    Sends from the Messaging Service when ``TWILIO_MESSAGING_SERVICE_SID`` is set (Twilio then
+    picks the sender), otherwise from ``TWILIO_FROM_NUMBER``.
+    """
+
+    def __init__(self, *, http_client: TwilioHttpClient | None = None) -> None:
+        account_sid = settings.TWILIO_ACCOUNT_SID
+        auth_token = settings.TWILIO_AUTH_TOKEN
+        self.messaging_service_sid = settings.TWILIO_MESSAGING_SERVICE_SID
+        self.from_number = settings.TWILIO_FROM_NUMBER
+        if not (account_sid and auth_token and (self.messaging_service_sid or self.from_number)):
+            raise ImproperlyConfigured(
+                "SMS_BACKEND=twilio needs TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and either "
+                "TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER."
+            )
+        if http_client is None:
+            http_client = TwilioApiHttpClient(
+                api_base=settings.TWILIO_API_BASE, timeout=settings.TWILIO_TIMEOUT_SECONDS
+            )
+        self.client = Client(account_sid, auth_token, http_client=http_client)
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        params: dict[str, Any] = {"to": to, "body": body}
+        if self.messaging_service_sid:
+            params["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            params["from_"] = self.from_number
+        if status_callback:
+            params["status_callback"] = status_callback
+        try:
+            message = self.client.messages.create(**params)
+        except TwilioRestException as exc:
+            raise _twilio_error(status=exc.status, code=exc.code, message=exc.msg) from exc
+        except TwilioServiceException as exc:
+            message_text = f"{exc.title}: {exc.detail}" if exc.detail else exc.title
+            raise _twilio_error(status=exc.status, code=exc.code, message=message_text) from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise SmsTransientError(f"Twilio unreachable: {exc.__class__.__name__}: {exc}") from exc
+        return SendResult(provider_id=message.sid, status=str(message.status))
+
+
+def _twilio_error(
+    *, status: int, code: int | None, message: str
+) -> SmsTransientError | SmsPermanentError:
+    """Rate limits and server errors may pass; any other refusal will not."""
+    if status == 429 or status >= 500:
+        return SmsTransientError(f"Twilio answered HTTP {status}: {message}")
+    return SmsPermanentError(f"Twilio answered HTTP {status}: {message}", code=code)
+
+
+BACKENDS: dict[str, type[BaseSmsBackend]] = {
+    "console": ConsoleSmsBackend,
+    "memory": InMemorySmsBackend,
+    "twilio": TwilioSmsBackend,
+}
+
+
+def get_sms_backend() -> BaseSmsBackend:
+    """The backend named by ``settings.SMS_BACKEND``: console, memory, twilio or a dotted path."""
+    name = settings.SMS_BACKEND
+    if name in BACKENDS:
+        backend_class: Any = BACKENDS[name]
+    elif "." in name:
+        try:
+            backend_class = import_string(name)
+        except ImportError as exc:
+            raise ImproperlyConfigured(f"SMS_BACKEND={name!r} cannot be imported: {exc}") from exc
+    else:
+        raise ImproperlyConfigured(
+            f"SMS_BACKEND={name!r} is unknown: use one of {', '.join(BACKENDS)} "
+            "or the dotted path of a BaseSmsBackend subclass."
+        )
+    if not (isinstance(backend_class, type) and issubclass(backend_class, BaseSmsBackend)):
+        raise ImproperlyConfigured(f"SMS_BACKEND={name!r} is not a BaseSmsBackend subclass.")
+    return backend_class()

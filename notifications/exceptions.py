@@ -1,0 +1,27 @@
+"""Errors from sending an SMS, split by what the caller should do next."""
+
+
+class SmsError(Exception):
+    """Sending an SMS did not succeed."""
+
+
+class SmsTransientError(SmsError):
+    """The provider may accept the same message later: 5xx, 429, timeouts, connection errors.
+
+    The send task retries these with backoff.
+    """
+
+
+class SmsPermanentError(SmsError):
+    """The provider refused the message; sending it again unchanged cannot succeed.
+
+    ``code`` is the provider's error code (Twilio's, e.g. 21211 for an invalid number) or None.
+    """
+
+    def __init__(self, message: str, *, code: int | str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.message} (code {self.code})" if self.code is not None else self.message

@@ -1,0 +1,258 @@
+"""Every write to SMS messages: queue, send, record failures, resend, apply status callbacks.
+
+Sending is at most once per queued message in normal operation: the row is locked and moved to
+``sending`` before the provider is called, so a second run of the task finds nothing to do.
+"""
+
+import logging
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from notifications.backends import get_sms_backend
+from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.models import E164_REGEX, SmsMessage, SmsStatus
+
+logger = logging.getLogger(__name__)
+
+_E164 = re.compile(E164_REGEX)
+
+# Extra wait, beyond the task's hard time limit, before a message stuck in "sending" is taken
+# over: covers clock differences between worker hosts and the database.
+SENDING_TAKEOVER_MARGIN = timedelta(seconds=60)
+
+# Forward order of the statuses a callback may advance; FAILED is outside it (terminal).
+_STATUS_RANK = {
+    SmsStatus.QUEUED: 0,
+    SmsStatus.SENDING: 1,
+    SmsStatus.SENT: 2,
+    SmsStatus.DELIVERED: 3,
+}
+
+# Twilio's message statuses (status callback ``MessageStatus``) in our terms.
+_TWILIO_STATUS = {
+    "queued": SmsStatus.SENDING,
+    "accepted": SmsStatus.SENDING,
+    "scheduled": SmsStatus.SENDING,
+    "sending": SmsStatus.SENDING,
+    "sent": SmsStatus.SENT,
+    "delivered": SmsStatus.DELIVERED,
+    "undelivered": SmsStatus.FAILED,
+    "failed": SmsStatus.FAILED,
+}
+
+
+class SmsSendInProgress(SmsTransientError):
+    """Another run has the message in ``sending`` and may still be talking to the provider."""
+
+
+def _enqueue_send(sms: SmsMessage) -> None:
+    # Imported here: the task module imports this one, and a task must exist before it is sent.
+    from notifications.tasks import sms_send_task
+
+    sms_send_task.delay_on_commit(sms.id)
+
+
+@transaction.atomic
+def sms_message_queue(
+    *,
+    to: str,
+    body: str,
+    purpose: str,
+    idempotency_key: str,
+    language: str = "zh-hans",
+    related_return_id: int | None = None,
+) -> SmsMessage:
+    """Record an SMS and send it after the caller's transaction commits (R8).
+
+    Idempotent on ``idempotency_key``: a second call returns the first row and enqueues nothing.
+    Two concurrent calls are settled by the unique constraint; the insert runs in a savepoint so
+    the loser's transaction (the caller's void/reverse, say) stays usable.
+    """
+    if not _E164.match(to):
+        raise ValueError(f"SMS recipient {to!r} is not an E.164 number such as +8613800138000.")
+    if not body:
+        raise ValueError("An SMS needs a body.")
+    existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            sms = SmsMessage.objects.create(
+                to=to,
+                body=body,
+                purpose=purpose,
+                idempotency_key=idempotency_key,
+                language=language,
+                related_return_id=related_return_id,
+            )
+    except IntegrityError:
+        existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    _enqueue_send(sms)
+    return sms
+
+
+def _sending_is_stale(sms: SmsMessage) -> bool:
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + SENDING_TAKEOVER_MARGIN
+    return sms.updated_at < timezone.now() - limit
+
+
+def _status_callback_url() -> str | None:
+    if not settings.PUBLIC_BASE_URL:
+        return None
+    return settings.PUBLIC_BASE_URL.rstrip("/") + reverse("notifications:twilio-status")
+
+
+def sms_send(*, sms_message_id: int) -> SmsMessage:
+    """Send a queued SMS through the configured backend; idempotent.
+
+    The row is locked and moved to ``sending`` in a short transaction; the provider is called
+    after that commits, outside any transaction, and the outcome is written in another one.
+
+    - queued: send it. Success → ``sent`` with the provider's id. ``SmsPermanentError`` →
+      ``failed`` with the provider's code, not raised (retrying cannot help).
+      ``SmsTransientError`` → back to ``queued`` with the error noted, re-raised so the task
+      retries with backoff.
+    - sent, delivered, failed: nothing to do; return quietly (a duplicate task sends nothing).
+    - sending: an earlier run moved it there and then either is still talking to the provider
+      or died mid-call (acks_late redelivers the task when a worker is lost). Twilio takes no
+      idempotency key, so we cannot ask whether that call got through, and sending blindly
+      could text the customer twice. While the earlier run may still be alive (within the
+      task's hard time limit, ``CELERY_TASK_TIME_LIMIT``, plus a margin) we raise
+      ``SmsSendInProgress``, a transient error, so the task checks again later. After that the
+      earlier run is certainly dead; we take the message over and send it, accepting a rare
+      duplicate over a missing notice. If the retries run out first, the task's ``on_failure``
+      marks it ``failed`` and staff can resend it from the admin.
+    """
+    with transaction.atomic():
+        sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+        if sms.status == SmsStatus.SENDING:
+            if not _sending_is_stale(sms):
+                raise SmsSendInProgress(
+                    f"SMS {sms.pk} is being sent by another run since {sms.updated_at:%H:%M:%S}."
+                )
+            logger.warning(
+                "SMS %s stuck in sending since %s: taking it over (may duplicate).",
+                sms.pk,
+                sms.updated_at,
+            )
+        elif sms.status != SmsStatus.QUEUED:
+            return sms
+        sms.status = SmsStatus.SENDING
+        sms.attempts += 1
+        sms.save(update_fields=["status", "attempts", "updated_at"])
+
+    backend = get_sms_backend()
+    try:
+        result = backend.send(to=sms.to, body=sms.body, status_callback=_status_callback_url())
+    except SmsPermanentError as exc:
+        return _sms_record_outcome(
+            sms_message_id=sms.pk,
+            status=SmsStatus.FAILED,
+            error_code="" if exc.code is None else str(exc.code),
+            error_message=str(exc),
+        )
+    except SmsTransientError as exc:
+        _sms_record_outcome(sms_message_id=sms.pk, status=SmsStatus.QUEUED, error_message=str(exc))
+        raise
+    return _sms_record_outcome(
+        sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=result.provider_id
+    )
+
+
+@transaction.atomic
+def _sms_record_outcome(
+    *,
+    sms_message_id: int,
+    status: SmsStatus,
+    provider_id: str = "",
+    error_code: str = "",
+    error_message: str = "",
+) -> SmsMessage:
+    """Write what the provider said about a send this run started."""
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    sms.status = status
+    sms.error_code = error_code
+    sms.error_message = error_message
+    update_fields = ["status", "error_code", "error_message", "updated_at"]
+    if status == SmsStatus.SENT:
+        sms.provider_id = provider_id
+        sms.sent_at = timezone.now()
+        update_fields += ["provider_id", "sent_at"]
+    sms.save(update_fields=update_fields)
+    return sms
+
+
+@transaction.atomic
+def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage:
+    """Record that sending gave up (retries exhausted, or an unexpected error in the task).
+
+    Only a message not yet handed over (queued, sending) can fail this way; a sent or delivered
+    message, or one already failed, is left as it is.
+    """
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status not in (SmsStatus.QUEUED, SmsStatus.SENDING):
+        return sms
+    sms.status = SmsStatus.FAILED
+    sms.error_message = error
+    sms.save(update_fields=["status", "error_message", "updated_at"])
+    logger.error("SMS %s failed for good: %s", sms.pk, error)
+    return sms
+
+
+@transaction.atomic
+def sms_resend(*, sms_message_id: int) -> SmsMessage:
+    """Staff action: put a failed SMS back in the queue. A no-op in any other state."""
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.FAILED:
+        return sms
+    sms.status = SmsStatus.QUEUED
+    sms.error_code = ""
+    sms.error_message = ""
+    sms.save(update_fields=["status", "error_code", "error_message", "updated_at"])
+    _enqueue_send(sms)
+    return sms
+
+
+@transaction.atomic
+def sms_status_update(*, provider_id: str, status: str, error_code: str = "") -> SmsMessage | None:
+    """Apply a Twilio status callback. Returns None for an unknown provider id.
+
+    Callbacks arrive late, out of order and more than once, so the status only moves forward
+    (queued < sending < sent < delivered): a replay, or ``sent`` after ``delivered``, changes
+    nothing. ``undelivered``/``failed`` fail a message not yet delivered; ``failed`` and
+    ``delivered`` are final. A status Twilio adds later is logged and ignored.
+    """
+    if not provider_id:  # unsent messages all have an empty provider id: never match them
+        return None
+    sms = SmsMessage.objects.select_for_update().filter(provider_id=provider_id).first()
+    if sms is None:
+        return None
+    target = _TWILIO_STATUS.get(status)
+    if target is None:
+        logger.warning("SMS %s: ignoring unknown Twilio status %r.", sms.pk, status)
+        return sms
+    if sms.status in (SmsStatus.FAILED, SmsStatus.DELIVERED):
+        return sms
+    if target == SmsStatus.FAILED:
+        sms.status = SmsStatus.FAILED
+        sms.error_code = error_code
+        sms.error_message = f"Twilio reported the message {status}."
+        sms.save(update_fields=["status", "error_code", "error_message", "updated_at"])
+        return sms
+    if _STATUS_RANK[target] <= _STATUS_RANK[SmsStatus(sms.status)]:
+        return sms
+    sms.status = target
+    update_fields = ["status", "updated_at"]
+    if target == SmsStatus.DELIVERED:
+        sms.delivered_at = timezone.now()
+        update_fields.append("delivered_at")
+    sms.save(update_fields=update_fields)
+    return sms

@@ -1,0 +1,385 @@
+"""R8: one SMS per event, sent after commit, retried on transient errors, failures recorded."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.backends import BaseSmsBackend, SendResult
+from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.services import (
+    SmsSendInProgress,
+    sms_mark_failed,
+    sms_message_queue,
+    sms_resend,
+    sms_send,
+)
+from notifications.tasks import sms_send_task
+
+pytestmark = pytest.mark.django_db
+
+MOBILE = "+8613800138000"
+BODY = "发票 12345678 退回成功。您可以重新申请开票。"
+
+
+def _queue(key: str = "return:1:return_completed", **overrides: object) -> SmsMessage:
+    fields = {
+        "to": MOBILE,
+        "body": BODY,
+        "purpose": SmsPurpose.RETURN_COMPLETED,
+        "idempotency_key": key,
+        "related_return_id": 1,
+    }
+    return sms_message_queue(**(fields | overrides))
+
+
+class ScriptedBackend(BaseSmsBackend):
+    """Answers each send with the next scripted exception; succeeds once the script is done."""
+
+    def __init__(self, *failures: Exception) -> None:
+        self.failures = list(failures)
+        self.calls = 0
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return SendResult(provider_id=f"SM{self.calls:032x}", status="queued")
+
+
+@pytest.fixture
+def use_backend(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseSmsBackend], BaseSmsBackend]:
+    def install(backend: BaseSmsBackend) -> BaseSmsBackend:
+        monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
+        return backend
+
+    return install
+
+
+# --- queuing -------------------------------------------------------------------------------
+
+
+def test_r8_queuing_an_sms_sends_nothing_before_commit_and_enqueues_one_send(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        sms = _queue()
+
+    assert len(callbacks) == 1
+    assert sms.status == SmsStatus.QUEUED
+    assert sms.related_return_id == 1
+    assert sms_outbox == []
+
+
+def test_r8_after_commit_the_queued_sms_is_sent_once(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert [(m["to"], m["body"]) for m in sms_outbox] == [(MOBILE, BODY)]
+
+
+def test_r8_queuing_twice_with_one_key_returns_the_first_sms_and_enqueues_nothing(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks() as first_callbacks:
+        first = _queue(key="return:5:return_completed")
+    with django_capture_on_commit_callbacks() as second_callbacks:
+        second = _queue(key="return:5:return_completed", body="a different text")
+
+    assert second.pk == first.pk
+    assert second.body == BODY
+    assert len(first_callbacks) == 1
+    assert second_callbacks == []
+    assert SmsMessage.objects.count() == 1
+
+
+def test_r8_a_rolled_back_caller_leaves_no_sms_and_sends_nothing(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    def void_that_fails() -> None:
+        with transaction.atomic():
+            _queue()
+            raise RuntimeError("the void failed")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+    ):
+        void_that_fails()
+
+    assert callbacks == []
+    assert SmsMessage.objects.count() == 0
+    assert sms_outbox == []
+
+
+def test_r8_queuing_refuses_a_number_that_is_not_e164():
+    with pytest.raises(ValueError, match=r"E\.164"):
+        _queue(to="13800138000")
+
+    assert SmsMessage.objects.count() == 0
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_r8_two_concurrent_queue_calls_with_one_key_make_one_sms_and_one_send(sms_outbox):
+    first_inserted = threading.Event()
+    release_first = threading.Event()
+    results: dict[str, SmsMessage] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                results["first"] = _queue(key="return:9:return_completed")
+                first_inserted.set()
+                release_first.wait(10)
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            first_inserted.wait(10)
+            results["second"] = _queue(key="return:9:return_completed")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    assert first_inserted.wait(10)
+    deadline = time.monotonic() + 10
+    while _lock_waiters() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _lock_waiters() == 1, "the second insert should wait on the unique index"
+    release_first.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert results["second"].pk == results["first"].pk
+    assert SmsMessage.objects.count() == 1
+    assert len(sms_outbox) == 1
+
+
+# --- sending ------------------------------------------------------------------------------
+
+
+def test_r8_sending_stores_the_provider_id_and_a_second_send_sends_nothing(sms_outbox):
+    sms = _queue()
+
+    sent = sms_send(sms_message_id=sms.pk)
+    again = sms_send(sms_message_id=sms.pk)
+
+    assert sent.status == SmsStatus.SENT
+    assert sent.provider_id == sms_outbox[0]["provider_id"]
+    assert sent.sent_at is not None
+    assert again.attempts == 1
+    assert len(sms_outbox) == 1
+
+
+def test_r8_the_status_callback_url_is_passed_when_the_site_has_a_public_url(settings, sms_outbox):
+    settings.PUBLIC_BASE_URL = "https://portal.example.com/"
+    sms_send(sms_message_id=_queue().pk)
+
+    assert sms_outbox[0]["status_callback"] == (
+        "https://portal.example.com/notifications/twilio/status/"
+    )
+
+
+def test_r8_no_status_callback_is_asked_for_without_a_public_url(settings, sms_outbox):
+    settings.PUBLIC_BASE_URL = ""
+    sms_send(sms_message_id=_queue().pk)
+
+    assert sms_outbox[0]["status_callback"] is None
+
+
+def test_r8_a_transient_error_puts_the_sms_back_in_the_queue_and_raises(use_backend):
+    use_backend(ScriptedBackend(SmsTransientError("Twilio answered HTTP 503")))
+    sms = _queue()
+
+    with pytest.raises(SmsTransientError):
+        sms_send(sms_message_id=sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.QUEUED
+    assert sms.attempts == 1
+    assert "503" in sms.error_message
+
+
+def test_r8_a_permanent_error_fails_the_sms_with_the_providers_code_without_raising(use_backend):
+    backend = use_backend(ScriptedBackend(SmsPermanentError("Invalid 'To'", code=21211)))
+    sms = _queue()
+
+    failed = sms_send(sms_message_id=sms.pk)
+    sms_send(sms_message_id=sms.pk)
+
+    assert failed.status == SmsStatus.FAILED
+    assert failed.error_code == "21211"
+    assert "Invalid 'To'" in failed.error_message
+    assert failed.attempts == 1
+    assert backend.calls == 1
+
+
+def _sending_since(sms: SmsMessage, since: timedelta) -> None:
+    SmsMessage.objects.filter(pk=sms.pk).update(
+        status=SmsStatus.SENDING, attempts=1, updated_at=timezone.now() - since
+    )
+
+
+def test_r8_a_redelivered_send_leaves_an_sms_another_run_is_still_sending(sms_outbox):
+    sms = _queue()
+    _sending_since(sms, timedelta(seconds=5))
+
+    with pytest.raises(SmsSendInProgress):
+        sms_send(sms_message_id=sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENDING
+    assert sms.attempts == 1
+    assert sms_outbox == []
+
+
+def test_r8_an_sms_stuck_in_sending_past_the_task_time_limit_is_taken_over(settings, sms_outbox):
+    sms = _queue()
+    _sending_since(sms, timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 61))
+
+    sent = sms_send(sms_message_id=sms.pk)
+
+    assert sent.status == SmsStatus.SENT
+    assert sent.attempts == 2
+    assert len(sms_outbox) == 1
+
+
+def test_r8_marking_failed_records_the_error_on_a_message_not_yet_sent():
+    sms = _queue()
+
+    failed = sms_mark_failed(sms_message_id=sms.pk, error="retries exhausted")
+
+    assert failed.status == SmsStatus.FAILED
+    assert failed.error_message == "retries exhausted"
+
+
+def test_r8_marking_failed_leaves_a_sent_message_alone(sms_outbox):
+    sms = sms_send(sms_message_id=_queue().pk)
+
+    unchanged = sms_mark_failed(sms_message_id=sms.pk, error="late failure")
+
+    assert unchanged.status == SmsStatus.SENT
+    assert unchanged.error_message == ""
+
+
+def test_r8_staff_resend_queues_a_failed_sms_again_and_sends_it_after_commit(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = sms_mark_failed(sms_message_id=_queue().pk, error="gave up")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        requeued = sms_resend(sms_message_id=sms.pk)
+
+    assert requeued.status == SmsStatus.QUEUED
+    assert requeued.error_message == ""
+    assert len(callbacks) == 1
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 1
+
+
+def test_r8_resend_is_a_no_op_for_an_sms_that_has_not_failed(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = sms_send(sms_message_id=_queue().pk)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        unchanged = sms_resend(sms_message_id=sms.pk)
+
+    assert unchanged.status == SmsStatus.SENT
+    assert callbacks == []
+
+
+# --- the task in eager mode ----------------------------------------------------------------
+
+
+def test_r8_the_task_retries_transient_errors_until_the_sms_is_sent(
+    use_backend, django_capture_on_commit_callbacks
+):
+    backend = use_backend(
+        ScriptedBackend(SmsTransientError("HTTP 503"), SmsTransientError("timed out"))
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert sms.attempts == 3
+    assert backend.calls == 3
+
+
+def test_r8_when_retries_run_out_the_sms_is_recorded_failed_and_the_caller_is_unharmed(
+    use_backend, django_capture_on_commit_callbacks
+):
+    backend = use_backend(ScriptedBackend(*[SmsTransientError("HTTP 503")] * 20))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED
+    assert sms.attempts == sms_send_task.max_retries + 1
+    assert backend.calls == sms_send_task.max_retries + 1
+    assert "Gave up" in sms.error_message
+    assert "HTTP 503" in sms.error_message
+
+
+def test_r8_an_unexpected_error_is_not_retried_but_recorded_as_failed(
+    use_backend, django_capture_on_commit_callbacks
+):
+    backend = use_backend(ScriptedBackend(RuntimeError("bug in a backend")))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED
+    assert "RuntimeError: bug in a backend" in sms.error_message
+    assert backend.calls == 1
+
+
+def test_r8_a_permanent_error_through_the_task_is_not_retried(
+    use_backend, django_capture_on_commit_callbacks
+):
+    backend = use_backend(ScriptedBackend(SmsPermanentError("Unsubscribed", code=21610)))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED
+    assert sms.error_code == "21610"
+    assert sms.attempts == 1
+    assert backend.calls == 1
+
+
+def test_r8_running_the_task_again_for_a_sent_sms_sends_nothing(sms_outbox):
+    sms = sms_send(sms_message_id=_queue().pk)
+
+    sms_send_task.delay(sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.attempts == 1
+    assert len(sms_outbox) == 1

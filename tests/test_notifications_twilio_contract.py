@@ -1,0 +1,161 @@
+"""The real twilio SDK against a Prism mock that validates requests with Twilio's own OpenAPI.
+
+If our request were malformed (wrong path, missing auth, a parameter Twilio does not accept),
+the mock would refuse it and these tests would fail.
+"""
+
+import re
+from collections.abc import Callable
+
+import pytest
+from twilio.http.response import Response
+
+from notifications.backends import TwilioApiHttpClient, TwilioSmsBackend
+from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.services import sms_message_queue, sms_send
+from notifications.tasks import sms_send_task
+
+pytestmark = [pytest.mark.django_db, pytest.mark.twilio_mock]
+
+MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
+
+
+@pytest.fixture
+def twilio(settings, twilio_mock_url: str) -> str:
+    settings.SMS_BACKEND = "twilio"
+    settings.TWILIO_API_BASE = twilio_mock_url
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
+    settings.TWILIO_FROM_NUMBER = "+15005550006"
+    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    settings.PUBLIC_BASE_URL = "https://portal.example.com"
+    return twilio_mock_url
+
+
+class DropParameterClient(TwilioApiHttpClient):
+    """Sends the request without one form parameter, to prove the mock validates requests."""
+
+    def __init__(self, *, drop: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.drop = drop
+        self.responses: list[Response] = []
+
+    def request(self, method, url, params=None, data=None, headers=None, **kwargs):
+        data = {k: v for k, v in (data or {}).items() if k != self.drop}
+        response = super().request(method, url, params=params, data=data, headers=headers, **kwargs)
+        self.responses.append(response)
+        return response
+
+
+@pytest.fixture
+def backend_with(monkeypatch, twilio) -> Callable[..., TwilioSmsBackend]:
+    """Route sms_send through a Twilio backend whose HTTP client the test configures."""
+
+    def install(client_class: type[TwilioApiHttpClient] = TwilioApiHttpClient, **client_kwargs):
+        backend = TwilioSmsBackend(
+            http_client=client_class(api_base=twilio, timeout=10, **client_kwargs)
+        )
+        monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
+        return backend
+
+    return install
+
+
+def _queue_and_commit(django_capture_on_commit_callbacks) -> SmsMessage:
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = sms_message_queue(
+            to="+8613800138000",
+            body="发票 12345678 退回成功。您可以重新申请开票。",
+            purpose=SmsPurpose.RETURN_COMPLETED,
+            idempotency_key="return:1:return_completed",
+            related_return_id=1,
+        )
+    sms.refresh_from_db()
+    return sms
+
+
+def test_r8_twilio_accepts_our_message_and_its_sid_is_stored(
+    twilio, django_capture_on_commit_callbacks
+):
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.SENT
+    assert MESSAGE_SID.match(sms.provider_id)
+    assert sms.attempts == 1
+    assert sms.error_message == ""
+
+
+def test_r8_twilio_accepts_a_message_sent_through_a_messaging_service(twilio, settings):
+    settings.TWILIO_MESSAGING_SERVICE_SID = "MG" + "0123456789abcdef" * 2
+
+    result = TwilioSmsBackend().send(
+        to="+8613800138000",
+        body="退回成功",
+        status_callback="https://portal.example.com/notifications/twilio/status/",
+    )
+
+    assert MESSAGE_SID.match(result.provider_id)
+    assert result.status == "queued"
+
+
+def test_r8_the_mock_refuses_a_request_without_to_so_a_malformed_request_would_fail(twilio):
+    client = DropParameterClient(drop="To", api_base=twilio, timeout=10)
+    backend = TwilioSmsBackend(http_client=client)
+
+    with pytest.raises(SmsPermanentError, match="HTTP 400"):
+        backend.send(to="+8613800138000", body="退回成功")
+
+    # Prism names the rule the request broke; it is Twilio's description, not our Prefer header.
+    violations = client.responses[-1].headers["sl-violations"]
+    assert "Request body must have required property 'To'" in violations
+
+
+def test_r8_a_twilio_400_fails_the_sms_with_twilios_error_code_without_retrying(
+    backend_with, django_capture_on_commit_callbacks
+):
+    backend_with(headers={"Prefer": "code=400"})
+
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.FAILED
+    assert sms.error_code == "21211"
+    assert "Invalid 'To' Phone Number" in sms.error_message
+    assert sms.attempts == 1
+    assert sms.provider_id == ""
+
+
+def test_r8_a_twilio_500_puts_the_sms_back_in_the_queue_for_a_retry(backend_with, twilio):
+    backend_with(headers={"Prefer": "code=500"})
+    sms = SmsMessage.objects.create(
+        to="+8613800138000",
+        body="退回成功",
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:2:return_completed",
+    )
+
+    with pytest.raises(SmsTransientError, match="HTTP 500"):
+        sms_send(sms_message_id=sms.pk)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.QUEUED
+    assert sms.attempts == 1
+
+
+def test_r8_a_twilio_500_every_time_is_retried_by_the_task_then_recorded_failed(
+    backend_with, django_capture_on_commit_callbacks
+):
+    backend_with(headers={"Prefer": "code=500"})
+
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.FAILED
+    assert sms.attempts == sms_send_task.max_retries + 1
+    assert "HTTP 500" in sms.error_message
+
+
+def test_r8_a_twilio_429_is_retried_like_a_server_error(backend_with, twilio):
+    backend = backend_with(headers={"Prefer": "code=429"})
+
+    with pytest.raises(SmsTransientError, match="HTTP 429"):
+        backend.send(to="+8613800138000", body="退回成功")
