@@ -1,0 +1,43 @@
+"""Domain errors of the return workflow; messages are shown to customers and staff."""
+
+from django.utils.translation import gettext_lazy as _
+
+from invoices.exceptions import DomainError
+
+
+class InvoiceNotEligibleForReturn(DomainError):
+    default_message = _("This invoice cannot be returned.")
+
+
+class ReturnAlreadyOpen(DomainError):
+    default_message = _("This invoice already has a return in progress.")
+
+
+class InvalidReturnReason(DomainError):
+    default_message = _("Please give a reason of 1 to 500 characters.")
+
+
+class ReturnNotCancellable(DomainError):
+    default_message = _("This return can no longer be cancelled: the paper has been received.")
+
+
+class ReturnStateConflict(DomainError):
+    default_message = _("This return is not in a state that allows this action.")
+
+
+class InvalidUpload(DomainError):
+    default_message = _("Upload a PDF, JPEG or PNG file of at most 10 MB.")
+
+
+class InvalidMailReceipt(DomainError):
+    default_message = _("The mail receipt is incomplete.")
+
+
+class UnknownInvoice(DomainError):
+    default_message = _("No invoice has this code and number.")
+
+
+class ReturnProcessingError(DomainError):
+    """A permanent processing failure: the return goes to *failed* for staff to look at."""
+
+    default_message = _("The return could not be processed.")

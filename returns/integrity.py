@@ -1,0 +1,169 @@
+"""Whole-database invariant checks behind ``check_ledger``. Each check is one set-based query,
+so it stays fast at hundreds of thousands of rows; each returns human-readable problems."""
+
+from collections.abc import Callable
+
+from django.db import connection
+from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from invoices.models import (
+    ZERO,
+    ApplicationState,
+    Customer,
+    Invoice,
+    InvoiceApplication,
+    InvoiceState,
+    LedgerEntry,
+    LedgerKind,
+    Statement,
+)
+from notifications.models import SmsMessage, SmsPurpose
+from returns.models import ReturnRequest, ReturnState
+
+
+def _sum(queryset, field: str = "amount"):
+    return Coalesce(
+        Subquery(queryset.values("customer_id").annotate(s=Sum(field)).values("s")[:1]),
+        Value(ZERO),
+    )
+
+
+def check_balances_agree() -> list[str]:
+    """Each customer's ledger equals what its statements, applications and returns say."""
+    ledger = LedgerEntry.objects.filter(customer_id=OuterRef("pk"))
+    settled = Statement.objects.filter(customer_id=OuterRef("pk"), settled_at__isnull=False)
+    applied = InvoiceApplication.objects.filter(customer_id=OuterRef("pk"))
+    returned = Invoice.objects.filter(
+        customer_id=OuterRef("pk"), state__in=[InvoiceState.VOIDED, InvoiceState.REVERSED]
+    )
+    rows = (
+        Customer.objects.annotate(
+            ledger=_sum(ledger),
+            expected=_sum(settled) - _sum(applied) + _sum(returned),
+        )
+        .exclude(ledger=F("expected"))
+        .values_list("pk", "name", "ledger", "expected")
+    )
+    return [
+        f"customer {pk} ({name}): ledger says {ledger}, statements/applications/returns say "
+        f"{expected}"
+        for pk, name, ledger, expected in rows
+    ]
+
+
+def check_never_negative() -> list[str]:
+    """R10: no customer's running invoiceable amount ever dipped below zero."""
+    table = LedgerEntry._meta.db_table
+    sql = f"""
+        SELECT customer_id, MIN(running) FROM (
+            SELECT customer_id,
+                   SUM(amount) OVER (PARTITION BY customer_id ORDER BY id) AS running
+            FROM {table}
+        ) AS balances GROUP BY customer_id HAVING MIN(running) < 0
+    """  # noqa: S608 (the table name is the model's own, not input)
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [
+            f"customer {cid}: invoiceable amount went negative ({low})"
+            for cid, low in cursor.fetchall()
+        ]
+
+
+def check_returned_credits() -> list[str]:
+    """R6/R7: every voided or reversed invoice has exactly one returned credit, and only those."""
+    credits = Count("ledger_entries", filter=Q(ledger_entries__kind=LedgerKind.INVOICE_RETURNED))
+    returned = Invoice.objects.filter(state__in=[InvoiceState.VOIDED, InvoiceState.REVERSED])
+    problems = [
+        f"invoice {code} {number} is {state} but has {n} returned credits"
+        for code, number, state, n in returned.annotate(n=credits)
+        .exclude(n=1)
+        .values_list("code", "number", "state", "n")
+    ]
+    problems += [
+        f"invoice {code} {number} is issued but has a returned credit"
+        for code, number in Invoice.objects.filter(state=InvoiceState.ISSUED)
+        .annotate(n=credits)
+        .filter(n__gt=0)
+        .values_list("code", "number")
+    ]
+    problems += [
+        f"ledger entry {pk}: credit of {amount} differs from invoice amount {invoice_amount}"
+        for pk, amount, invoice_amount in LedgerEntry.objects.filter(
+            kind=LedgerKind.INVOICE_RETURNED
+        )
+        .exclude(amount=F("invoice__amount"))
+        .values_list("pk", "amount", "invoice__amount")
+    ]
+    return problems
+
+
+def check_red_letter_invoices() -> list[str]:
+    problems = [
+        f"invoice {code} {number} is reversed without a red-letter invoice"
+        for code, number in Invoice.objects.filter(
+            state=InvoiceState.REVERSED, red_letter_invoice__isnull=True
+        ).values_list("code", "number")
+    ]
+    problems += [
+        f"invoice {code} {number}: red-letter amount is not the negative of the original"
+        for code, number in Invoice.objects.filter(red_letter_invoice__isnull=False)
+        .exclude(red_letter_invoice__amount=-F("amount"))
+        .values_list("code", "number")
+    ]
+    problems += [
+        f"invoice {code} {number} has a red-letter invoice but is {state}"
+        for code, number, state in Invoice.objects.filter(red_letter_invoice__isnull=False)
+        .exclude(state=InvoiceState.REVERSED)
+        .values_list("code", "number", "state")
+    ]
+    return problems
+
+
+def check_applications_issued_once() -> list[str]:
+    return [
+        f"application {pk} is issued but has no invoice"
+        for pk in InvoiceApplication.objects.filter(
+            state=ApplicationState.ISSUED, invoice__isnull=True
+        ).values_list("pk", flat=True)
+    ]
+
+
+def check_completed_returns() -> list[str]:
+    """Every completed return matches its invoice and has exactly one success SMS (R8)."""
+    completed = ReturnRequest.objects.filter(state=ReturnState.COMPLETED)
+    problems = [
+        f"return {pk} is completed ({outcome}) but its invoice is {state}"
+        for pk, outcome, state in completed.exclude(outcome=F("invoice__state")).values_list(
+            "pk", "outcome", "invoice__state"
+        )
+    ]
+    sms_count = Coalesce(
+        Subquery(
+            SmsMessage.objects.filter(
+                related_return_id=OuterRef("pk"), purpose=SmsPurpose.RETURN_COMPLETED
+            )
+            .values("related_return_id")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+        Value(0),
+    )
+    problems += [
+        f"return {pk} is completed with {n} success SMS instead of 1"
+        for pk, n in completed.filter(invoice__customer__mobile__gt="")
+        .annotate(n=sms_count)
+        .exclude(n=1)
+        .values_list("pk", "n")
+    ]
+    return problems
+
+
+CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
+    ("balances agree with statements, applications and returns", check_balances_agree),
+    ("invoiceable amounts never negative", check_never_negative),
+    ("one returned credit per voided/reversed invoice", check_returned_credits),
+    ("red-letter invoices", check_red_letter_invoices),
+    ("issued applications have invoices", check_applications_issued_once),
+    ("completed returns", check_completed_returns),
+]

@@ -1,0 +1,268 @@
+"""Return requests, their audit trail, received paper (mail receipts) and red-letter forms."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from invoices.models import Invoice
+
+
+class ReturnState(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    RECEIVED = "received", _("Paper received")
+    PROCESSING = "processing", _("Processing")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+    REJECTED = "rejected", _("Rejected")
+    FAILED = "failed", _("Failed")
+
+
+# A return in one of these states blocks another return of the same invoice (R2). A completed
+# return counts too: its invoice is voided or reversed, and must stay so.
+BLOCKING_STATES = (
+    ReturnState.SUBMITTED,
+    ReturnState.RECEIVED,
+    ReturnState.PROCESSING,
+    ReturnState.COMPLETED,
+    ReturnState.FAILED,
+)
+OPEN_STATES = (
+    ReturnState.SUBMITTED,
+    ReturnState.RECEIVED,
+    ReturnState.PROCESSING,
+    ReturnState.FAILED,
+)
+
+
+class ReturnOutcomeChoice(models.TextChoices):
+    VOIDED = "voided", _("Voided")
+    REVERSED = "reversed", _("Reversed (red-letter invoice)")
+
+
+class ReturnProblem(models.TextChoices):
+    TITLE = "title", _("Invoice title")
+    TYPE = "type", _("Invoice type")
+    TAXPAYER_ID = "taxpayer_id", _("Taxpayer ID")
+    ADDRESS = "address", _("Address or bank details")
+    AMOUNT = "amount", _("Amount")
+    OTHER = "other", _("Other")
+
+
+class MailReceipt(models.Model):
+    """Paper logged by finance when an envelope arrives (R4, R5).
+
+    It may be logged before the customer submits online: it then waits, unmatched, and is
+    matched when the return is submitted.
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="mail_receipts")
+    received_at = models.DateTimeField(_("received at"))
+    received_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    courier = models.CharField(_("courier"), max_length=64, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    invoice_form_present = models.BooleanField(_("invoice form present"))
+    deduction_form_present = models.BooleanField(_("deduction form present"))
+    undamaged = models.BooleanField(_("undamaged"))
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("mail receipt")
+        verbose_name_plural = _("mail receipts")
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} received {self.received_at:%Y-%m-%d}"
+
+    def missing_parts(self) -> list[str]:
+        """What makes this paper incomplete (R5); empty when complete."""
+        missing = []
+        if not self.invoice_form_present:
+            missing.append(str(_("the invoice form")))
+        if self.invoice.is_special and not self.deduction_form_present:
+            missing.append(str(_("the deduction form")))
+        if not self.undamaged:
+            missing.append(str(_("undamaged paper")))
+        return missing
+
+    @property
+    def is_complete(self) -> bool:
+        return not self.missing_parts()
+
+
+class ReturnRequest(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="return_requests")
+    state = models.CharField(
+        _("state"), max_length=16, choices=ReturnState.choices, default=ReturnState.SUBMITTED
+    )
+    problem = models.CharField(
+        _("what was wrong"), max_length=16, choices=ReturnProblem.choices, default="other"
+    )
+    reason = models.CharField(_("reason"), max_length=500)
+    certified = models.BooleanField(
+        _("certified"),
+        default=False,
+        help_text=_("Special invoices only: the buyer has certified it with the tax bureau."),
+    )
+    courier = models.CharField(_("courier"), max_length=64, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    mail_receipt = models.ForeignKey(
+        MailReceipt,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="return_requests",
+    )
+    outcome = models.CharField(
+        _("outcome"), max_length=16, choices=ReturnOutcomeChoice.choices, blank=True
+    )
+    rejection_reason = models.CharField(_("rejection reason"), max_length=500, blank=True)
+    error = models.TextField(_("processing error"), blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("return request")
+        verbose_name_plural = _("return requests")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "created_at"], name="return_state_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(state__in=BLOCKING_STATES),
+                name="return_one_open_per_invoice",
+                violation_error_message=_("This invoice already has a return in progress."),
+            ),
+            models.UniqueConstraint(
+                fields=["mail_receipt"],
+                condition=Q(state__in=BLOCKING_STATES),
+                name="return_one_open_per_mail_receipt",
+            ),
+            models.CheckConstraint(condition=~Q(reason=""), name="return_reason_not_empty"),
+            models.CheckConstraint(
+                condition=Q(state=ReturnState.COMPLETED, outcome__in=["voided", "reversed"])
+                | (~Q(state=ReturnState.COMPLETED) & Q(outcome="")),
+                name="return_outcome_iff_completed",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=ReturnState.REJECTED) | ~Q(rejection_reason=""),
+                name="return_rejected_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[ReturnState.SUBMITTED, ReturnState.CANCELLED])
+                | Q(mail_receipt__isnull=False)
+                | Q(state=ReturnState.REJECTED),
+                name="return_past_submitted_has_paper",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Return #{self.pk} of {self.invoice_id}"
+
+    @property
+    def needs_red_letter_form(self) -> bool:
+        return self.certified and self.invoice.is_special
+
+
+class ReturnEvent(models.Model):
+    """One state change of a return: who, when, from, to, why (R11). Never edited."""
+
+    return_request = models.ForeignKey(
+        ReturnRequest, on_delete=models.PROTECT, related_name="events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Empty when the system acted (the processing task)."),
+    )
+    from_state = models.CharField(max_length=16, choices=ReturnState.choices, blank=True)
+    to_state = models.CharField(max_length=16, choices=ReturnState.choices)
+    note = models.CharField(_("why"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("return event")
+        verbose_name_plural = _("return events")
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["return_request", "id"], name="return_event_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.from_state or '-'} → {self.to_state}"
+
+
+class FormReviewState(models.TextChoices):
+    PENDING = "pending", _("Awaiting review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    REPLACED = "replaced", _("Replaced")
+
+
+def red_letter_form_path(instance: "RedLetterForm", filename: str) -> str:
+    # The stored name never uses the customer's file name (it is not trusted).
+    return f"red-letter-forms/{instance.return_request_id}/{instance.sha256}{instance.extension}"
+
+
+def private_storage():
+    from django.core.files.storage import storages
+
+    return storages["private"]
+
+
+class RedLetterForm(models.Model):
+    """A scan of the tax bureau's red-letter information form (R3), reviewed by staff."""
+
+    return_request = models.ForeignKey(
+        ReturnRequest, on_delete=models.PROTECT, related_name="red_letter_forms"
+    )
+    file = models.FileField(upload_to=red_letter_form_path, storage=private_storage)
+    content_type = models.CharField(max_length=64)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    form_number = models.CharField(_("form number"), max_length=32)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    review_state = models.CharField(
+        max_length=16, choices=FormReviewState.choices, default=FormReviewState.PENDING
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_reason = models.CharField(_("review reason"), max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("red-letter form")
+        verbose_name_plural = _("red-letter forms")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["return_request"],
+                condition=Q(review_state__in=["pending", "approved"]),
+                name="red_letter_form_one_current_per_return",
+            ),
+            models.CheckConstraint(
+                condition=~Q(review_state="rejected") | ~Q(review_reason=""),
+                name="red_letter_form_rejection_has_reason",
+            ),
+            models.CheckConstraint(condition=~Q(form_number=""), name="red_letter_form_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Form {self.form_number} for return #{self.return_request_id}"
+
+    @property
+    def extension(self) -> str:
+        return {"application/pdf": ".pdf", "image/jpeg": ".jpg", "image/png": ".png"}.get(
+            self.content_type, ""
+        )

@@ -1,0 +1,563 @@
+"""Every write of the return workflow (R1-R9, R11).
+
+Each transition locks the return row, re-checks the allowed from-states, raises a domain error
+(or returns quietly when the work is already done), saves with ``update_fields`` and writes an
+audit event. Rows are always locked in the same order: invoice, then return request, then
+red-letter form, so concurrent actions on one invoice queue up instead of deadlocking.
+Side effects (the processing task, SMS) leave only on commit.
+"""
+
+import datetime as dt
+import enum
+import logging
+from dataclasses import dataclass
+
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from invoices.exceptions import DomainError
+from invoices.models import Invoice, InvoiceState, Issuer
+from invoices.services import invoice_void_or_reverse
+from notifications.models import SmsPurpose
+from notifications.services import sms_message_queue
+from returns.exceptions import (
+    InvalidReturnReason,
+    InvalidUpload,
+    InvoiceNotEligibleForReturn,
+    ReturnAlreadyOpen,
+    ReturnNotCancellable,
+    ReturnProcessingError,
+    ReturnStateConflict,
+    UnknownInvoice,
+)
+from returns.models import (
+    FormReviewState,
+    MailReceipt,
+    RedLetterForm,
+    ReturnEvent,
+    ReturnProblem,
+    ReturnRequest,
+    ReturnState,
+)
+from returns.selectors import (
+    mail_receipt_matchable,
+    red_letter_form_current,
+    return_blocking_for_invoice,
+)
+from returns.uploads import sniff_red_letter_form
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX = 500
+
+
+def return_event_record(
+    *,
+    return_request: ReturnRequest,
+    actor,
+    from_state: str,
+    to_state: str,
+    note: str = "",
+) -> ReturnEvent:
+    """The audit trail (R11): who (None for the system), when, from, to and why."""
+    return ReturnEvent.objects.create(
+        return_request=return_request,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        note=note[:REASON_MAX],
+    )
+
+
+def _transition(
+    rr: ReturnRequest, *, to_state: str, actor, note: str = "", fields: tuple[str, ...] = ()
+) -> None:
+    from_state = rr.state
+    rr.state = to_state
+    rr.save(update_fields=["state", "updated_at", *fields])
+    return_event_record(
+        return_request=rr, actor=actor, from_state=from_state, to_state=to_state, note=note
+    )
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidReturnReason(_("Please say why you are returning this invoice."))
+    if len(reason) > REASON_MAX:
+        raise InvalidReturnReason(
+            _("The reason is %(count)d characters long; at most 500 are allowed.")
+            % {"count": len(reason)}
+        )
+    return reason
+
+
+def _lock_return(return_request_id: int) -> ReturnRequest:
+    """Lock the invoice first, then the return (the one lock order of this module)."""
+    invoice_id = (
+        ReturnRequest.objects.filter(pk=return_request_id)
+        .values_list("invoice_id", flat=True)
+        .get()
+    )
+    Invoice.objects.select_for_update().filter(pk=invoice_id).get()
+    return (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("invoice", "invoice__customer", "mail_receipt")
+        .get(pk=return_request_id)
+    )
+
+
+def _check_form_number(form_number: str) -> str:
+    form_number = (form_number or "").strip()
+    if not form_number:
+        raise InvalidUpload(_("Enter the red-letter information form number."))
+    if len(form_number) > 32 or not form_number.isalnum():
+        raise InvalidUpload(
+            _("The red-letter information form number has at most 32 letters and digits.")
+        )
+    return form_number
+
+
+def _form_create(
+    rr: ReturnRequest, *, upload: UploadedFile, form_number: str, actor
+) -> RedLetterForm:
+    sniffed = sniff_red_letter_form(upload)
+    form = RedLetterForm(
+        return_request=rr,
+        content_type=sniffed.content_type,
+        size=sniffed.size,
+        sha256=sniffed.sha256,
+        form_number=form_number,
+        uploaded_by=actor,
+    )
+    # Stored under its content hash: a rolled-back upload leaves at most an orphan file that the
+    # same scan would overwrite, never a row pointing at a missing file.
+    form.file.save("scan", upload, save=False)
+    form.save()
+    return form
+
+
+@transaction.atomic
+def return_request_submit(
+    *,
+    invoice_id: int,
+    customer_id: int,
+    actor,
+    reason: str,
+    problem: str = ReturnProblem.OTHER,
+    certified: bool | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+    red_letter_form: UploadedFile | None = None,
+    red_letter_form_number: str = "",
+) -> ReturnRequest:
+    """The customer clicks Refund and confirms (R1, R2, R3, R4).
+
+    The invoice row is locked first: a double click, a double submit or two tabs queue on that
+    lock and the second sees the first's return (``ReturnAlreadyOpen``). The partial unique
+    constraint is the last line of defence.
+    """
+    reason = _clean_reason(reason)
+    if problem not in ReturnProblem.values:
+        raise InvalidReturnReason(_("Choose what was wrong with the invoice."))
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(pk=invoice_id, customer_id=customer_id)
+        .select_related("customer")
+        .first()
+    )
+    if invoice is None:
+        # Another customer's invoice looks exactly like one that does not exist (R12).
+        raise InvoiceNotEligibleForReturn(_("No such invoice."))
+    if invoice.issuer != Issuer.PROVIDER:
+        raise InvoiceNotEligibleForReturn(
+            _("Issued by %(issuer)s: contact the service provider.")
+            % {"issuer": invoice.issuer_name}
+        )
+    if invoice.state != InvoiceState.ISSUED:
+        raise InvoiceNotEligibleForReturn(
+            _("This invoice is %(state)s and cannot be returned.")
+            % {"state": invoice.get_state_display().lower()}
+        )
+    if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
+        raise ReturnAlreadyOpen()
+    if invoice.is_special:
+        if certified is None:
+            raise InvalidReturnReason(_("Please answer: has this invoice been certified?"))
+    else:
+        certified = False
+    if red_letter_form is not None and not certified:
+        raise InvalidUpload(_("A red-letter information form is only needed when certified."))
+    if red_letter_form is not None:
+        red_letter_form_number = _check_form_number(red_letter_form_number)
+
+    try:
+        with transaction.atomic():
+            rr = ReturnRequest.objects.create(
+                invoice=invoice,
+                reason=reason,
+                problem=problem,
+                certified=bool(certified),
+                courier=courier.strip()[:64],
+                tracking_number=tracking_number.strip()[:64],
+                submitted_by=actor,
+            )
+    except IntegrityError as exc:
+        raise ReturnAlreadyOpen() from exc
+    return_event_record(
+        return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason
+    )
+    if red_letter_form is not None:
+        _form_create(rr, upload=red_letter_form, form_number=red_letter_form_number, actor=actor)
+
+    receipt = mail_receipt_matchable(invoice_id=invoice.pk)
+    if receipt is not None:
+        _match_receipt(rr, receipt=receipt, actor=actor)
+    return rr
+
+
+@transaction.atomic
+def return_request_cancel(*, return_request_id: int, actor) -> ReturnRequest:
+    """Withdraw a return before its paper is logged (R9). Cancelling twice is a no-op."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.CANCELLED:
+        return rr
+    if rr.state != ReturnState.SUBMITTED:
+        raise ReturnNotCancellable()
+    _transition(rr, to_state=ReturnState.CANCELLED, actor=actor, note=_("Cancelled by customer"))
+    return rr
+
+
+@transaction.atomic
+def return_request_update_tracking(
+    *, return_request_id: int, actor, courier: str, tracking_number: str
+) -> ReturnRequest:
+    """The customer adds or corrects how the paper was sent, while it is on its way."""
+    rr = _lock_return(return_request_id)
+    if rr.state != ReturnState.SUBMITTED:
+        raise ReturnStateConflict(_("The paper has already been received."))
+    rr.courier = courier.strip()[:64]
+    rr.tracking_number = tracking_number.strip()[:64]
+    rr.save(update_fields=["courier", "tracking_number", "updated_at"])
+    return rr
+
+
+@transaction.atomic
+def return_request_reject(*, return_request_id: int, actor, reason: str) -> ReturnRequest:
+    """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5)."""
+    reason = _clean_reason(reason)
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.REJECTED:
+        return rr
+    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+        raise ReturnStateConflict(_("Only a return that is not yet processing can be rejected."))
+    _reject(rr, reason=reason, actor=actor)
+    return rr
+
+
+def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
+    rr.rejection_reason = reason[:REASON_MAX]
+    _transition(
+        rr, to_state=ReturnState.REJECTED, actor=actor, note=reason, fields=("rejection_reason",)
+    )
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.RETURN_REJECTED,
+        render=lambda: (
+            _("Your return of invoice %(number)s was rejected: %(reason)s")
+            % {"number": rr.invoice.number, "reason": rr.rejection_reason}
+        ),
+    )
+
+
+def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
+    """Attach logged paper to a submitted return: complete → received (and on), else rejected."""
+    rr.mail_receipt = receipt
+    missing = receipt.missing_parts()
+    if missing:
+        rr.save(update_fields=["mail_receipt", "updated_at"])
+        _reject(
+            rr,
+            reason=_("The returned paper is incomplete: missing %(parts)s.")
+            % {"parts": ", ".join(missing)},
+            actor=actor,
+        )
+        return
+    _transition(
+        rr,
+        to_state=ReturnState.RECEIVED,
+        actor=actor,
+        note=_("Paper received on %(date)s") % {"date": f"{receipt.received_at:%Y-%m-%d}"},
+        fields=("mail_receipt",),
+    )
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.RETURN_RECEIVED,
+        render=lambda: (
+            _("We have received the paper invoice %(number)s you returned.")
+            % {"number": rr.invoice.number}
+        ),
+    )
+    _advance_if_ready(rr, actor=actor)
+
+
+def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:
+    """R4: paper in and complete, and any required red-letter form approved → processing."""
+    if rr.state != ReturnState.RECEIVED:
+        return
+    if rr.needs_red_letter_form:
+        form = red_letter_form_current(return_request_id=rr.pk)
+        if form is None or form.review_state != FormReviewState.APPROVED:
+            return
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Ready to process"))
+    from returns.tasks import return_process_task
+
+    return_process_task.delay_on_commit(rr.pk)
+
+
+class MailReceiptOutcome(enum.StrEnum):
+    MATCHED = "matched"  # matched to a submitted return; see the return's state
+    UNMATCHED = "unmatched"  # logged; waits for the customer's online return
+    DUPLICATE = "duplicate"  # this paper was already logged: nothing saved
+
+
+@dataclass(frozen=True)
+class MailReceiptResult:
+    outcome: MailReceiptOutcome
+    receipt: MailReceipt
+    return_request: ReturnRequest | None
+
+
+@transaction.atomic
+def mail_receipt_log(
+    *,
+    invoice_code: str,
+    invoice_number: str,
+    actor,
+    invoice_form_present: bool,
+    deduction_form_present: bool,
+    undamaged: bool,
+    received_at: dt.datetime | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+    notes: str = "",
+) -> MailReceiptResult:
+    """Finance logs a received paper invoice (R4, R5), in either order with the return.
+
+    The invoice row is locked, so paper logged at the same moment as the customer submits is
+    matched exactly once, whichever commits first.
+    """
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(code=invoice_code.strip(), number=invoice_number.strip())
+        .first()
+    )
+    if invoice is None:
+        raise UnknownInvoice(
+            _("No invoice has code %(code)s and number %(number)s: check the entry.")
+            % {"code": invoice_code, "number": invoice_number}
+        )
+    if invoice.issuer != Issuer.PROVIDER:
+        raise InvoiceNotEligibleForReturn(
+            _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
+        )
+    rr = return_blocking_for_invoice(invoice_id=invoice.pk)
+    if rr is not None and rr.mail_receipt_id is not None:
+        return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)
+    if rr is None:
+        waiting = mail_receipt_matchable(invoice_id=invoice.pk)
+        if waiting is not None and not waiting.return_requests.exists():
+            return MailReceiptResult(MailReceiptOutcome.DUPLICATE, waiting, None)
+
+    receipt = MailReceipt.objects.create(
+        invoice=invoice,
+        received_at=received_at or timezone.now(),
+        received_by=actor,
+        courier=courier.strip()[:64],
+        tracking_number=tracking_number.strip()[:64],
+        invoice_form_present=invoice_form_present,
+        deduction_form_present=deduction_form_present and invoice.is_special,
+        undamaged=undamaged,
+        notes=notes.strip(),
+    )
+    if rr is None:
+        return MailReceiptResult(MailReceiptOutcome.UNMATCHED, receipt, None)
+    rr = (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("invoice", "invoice__customer")
+        .get(pk=rr.pk)
+    )
+    _match_receipt(rr, receipt=receipt, actor=actor)
+    return MailReceiptResult(MailReceiptOutcome.MATCHED, receipt, rr)
+
+
+@transaction.atomic
+def red_letter_form_upload(
+    *, return_request_id: int, actor, upload: UploadedFile, form_number: str
+) -> RedLetterForm:
+    """Upload or replace the red-letter form of a certified special invoice's return (R3)."""
+    form_number = _check_form_number(form_number)
+    rr = _lock_return(return_request_id)
+    if not rr.needs_red_letter_form:
+        raise InvalidUpload(_("This return does not need a red-letter information form."))
+    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+        raise ReturnStateConflict(_("The red-letter form can no longer be changed."))
+    current = red_letter_form_current(return_request_id=rr.pk)
+    if current is not None and current.review_state == FormReviewState.APPROVED:
+        raise ReturnStateConflict(_("The red-letter form is already approved."))
+    if current is not None:
+        current.review_state = FormReviewState.REPLACED
+        current.save(update_fields=["review_state"])
+    return _form_create(rr, upload=upload, form_number=form_number, actor=actor)
+
+
+@transaction.atomic
+def red_letter_form_review(
+    *, red_letter_form_id: int, reviewer, approve: bool, reason: str = ""
+) -> RedLetterForm:
+    """An admin reviewer approves or rejects a form scan. Approving completes R4 when the
+    paper is in; rejecting a form whose paper is in rejects the return (DESIGN.md states).
+    Reviewing the same way twice is a no-op."""
+    return_request_id = (
+        RedLetterForm.objects.filter(pk=red_letter_form_id)
+        .values_list("return_request_id", flat=True)
+        .get()
+    )
+    rr = _lock_return(return_request_id)
+    form = RedLetterForm.objects.select_for_update().get(pk=red_letter_form_id)
+    wanted = FormReviewState.APPROVED if approve else FormReviewState.REJECTED
+    if form.review_state == wanted:
+        return form
+    if form.review_state != FormReviewState.PENDING:
+        raise ReturnStateConflict(_("This form has already been reviewed or replaced."))
+    reason = (reason or "").strip()
+    if not approve and not reason:
+        raise InvalidReturnReason(_("Say why the form is rejected: the customer will see it."))
+    form.review_state = wanted
+    form.reviewer = reviewer
+    form.reviewed_at = timezone.now()
+    form.review_reason = reason[:REASON_MAX]
+    form.save(update_fields=["review_state", "reviewer", "reviewed_at", "review_reason"])
+    if approve:
+        _advance_if_ready(rr, actor=reviewer)
+    elif rr.state == ReturnState.RECEIVED:
+        _reject(
+            rr,
+            reason=_("The red-letter information form was rejected: %(reason)s")
+            % {"reason": reason},
+            actor=reviewer,
+        )
+    else:
+        _sms_queue(
+            rr,
+            purpose=SmsPurpose.FORM_REJECTED,
+            render=lambda: (
+                _(
+                    "The red-letter form for invoice %(number)s was rejected: %(reason)s. "
+                    "Please upload it again."
+                )
+                % {"number": rr.invoice.number, "reason": reason}
+            ),
+            key_suffix=str(form.pk),
+        )
+    return form
+
+
+def return_request_process(*, return_request_id: int) -> ReturnRequest:
+    """Void or reverse the invoice, credit the ledger and queue the SMS (R6, R7, R8).
+
+    Safe to run twice or twice at once: the return row is locked, a completed return is
+    returned untouched, and the invoice and ledger refuse a second void/credit. A permanent
+    failure moves the return to *failed* with the error, for staff to retry.
+    """
+    try:
+        return _process(return_request_id)
+    except DomainError as exc:
+        logger.warning("return %s failed: %s", return_request_id, exc)
+        return return_request_mark_failed(return_request_id=return_request_id, error=str(exc))
+
+
+@transaction.atomic
+def _process(return_request_id: int) -> ReturnRequest:
+    rr = _lock_return(return_request_id)
+    if rr.state != ReturnState.PROCESSING:
+        logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
+        return rr
+    receipt = rr.mail_receipt
+    if receipt is None or not receipt.is_complete:
+        raise ReturnProcessingError(_("The paper invoice has not been received complete."))
+    form_number = ""
+    if rr.needs_red_letter_form:
+        form = red_letter_form_current(return_request_id=rr.pk)
+        if form is None or form.review_state != FormReviewState.APPROVED:
+            raise ReturnProcessingError(_("The red-letter information form is not approved."))
+        form_number = form.form_number
+    outcome = invoice_void_or_reverse(
+        invoice_id=rr.invoice_id, certified=rr.certified, red_letter_form_number=form_number
+    )
+    rr.outcome = outcome.value
+    rr.error = ""
+    _transition(
+        rr,
+        to_state=ReturnState.COMPLETED,
+        actor=None,
+        note=_("Invoice voided") if outcome == "voided" else _("Invoice reversed"),
+        fields=("outcome", "error"),
+    )
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        render=lambda: (
+            _(
+                "Invoice %(number)s has been returned and %(amount)s is invoiceable again. "
+                "You may apply for a new invoice."
+            )
+            % {"number": rr.invoice.number, "amount": rr.invoice.amount}
+        ),
+    )
+    return rr
+
+
+@transaction.atomic
+def return_request_mark_failed(*, return_request_id: int, error: str) -> ReturnRequest:
+    rr = _lock_return(return_request_id)
+    if rr.state != ReturnState.PROCESSING:
+        return rr
+    rr.error = error
+    _transition(rr, to_state=ReturnState.FAILED, actor=None, note=error, fields=("error",))
+    return rr
+
+
+@transaction.atomic
+def return_request_retry(*, return_request_id: int, actor) -> ReturnRequest:
+    """Staff retry a failed return once the cause is fixed."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.PROCESSING:
+        return rr
+    if rr.state != ReturnState.FAILED:
+        raise ReturnStateConflict(_("Only a failed return can be retried."))
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Retried by staff"))
+    from returns.tasks import return_process_task
+
+    return_process_task.delay_on_commit(rr.pk)
+    return rr
+
+
+def _sms_queue(rr: ReturnRequest, *, purpose: str, render, key_suffix: str = "") -> None:
+    """Queue one SMS per return and purpose, in the customer's language, after commit (R8)."""
+    customer = rr.invoice.customer
+    if not customer.mobile:
+        return
+    with translation.override(customer.language):
+        body = str(render())
+    key = f"return:{rr.pk}:{purpose}" + (f":{key_suffix}" if key_suffix else "")
+    sms_message_queue(
+        to=customer.mobile,
+        body=body,
+        purpose=purpose,
+        idempotency_key=key,
+        language=customer.language,
+        related_return_id=rr.pk,
+    )

@@ -1,0 +1,61 @@
+"""Suite-wide fixtures. The suite needs PostgreSQL (and Redis for worker tests): it says so
+plainly, rather than with a stack trace, when they are unreachable."""
+
+import os
+
+import pytest
+
+from tests.services_check import require_postgres
+
+pytest_plugins = ["tests.twilio_mock.fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    require_postgres()
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    """Uploaded files go to a per-test folder, never into the work tree."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "private": {
+            "BACKEND": "returns.storage.PrivateFileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "private")},
+        },
+    }
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def customer(db):
+    from tests.factories import CustomerFactory
+
+    return CustomerFactory()
+
+
+@pytest.fixture
+def finance_user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory(username="finance", is_staff=True)
+
+
+@pytest.fixture
+def invoice(customer):
+    """An ordinary provider invoice, issued now."""
+    from tests.factories import issue_invoice
+
+    return issue_invoice(customer)
+
+
+@pytest.fixture
+def special_invoice(customer):
+    from invoices.models import InvoiceType
+    from tests.factories import issue_invoice
+
+    return issue_invoice(customer, invoice_type=InvoiceType.SPECIAL)

@@ -1,0 +1,51 @@
+"""Small helpers for driving the return workflow in tests through its services."""
+
+import io
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image
+
+from returns.services import mail_receipt_log, return_request_submit
+
+MINIMAL_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
+    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def jpeg_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "white").save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def pdf_upload(name: str = "form.pdf") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, MINIMAL_PDF, content_type="application/pdf")
+
+
+def submit(invoice, *, reason="Wrong title", **kwargs):
+    return return_request_submit(
+        invoice_id=invoice.pk,
+        customer_id=invoice.customer_id,
+        actor=invoice.customer.user,
+        reason=reason,
+        **kwargs,
+    )
+
+
+def log_paper(invoice, actor, *, complete=True, **kwargs):
+    return mail_receipt_log(
+        invoice_code=invoice.code,
+        invoice_number=invoice.number,
+        actor=actor,
+        invoice_form_present=complete,
+        deduction_form_present=complete,
+        undamaged=True,
+        **kwargs,
+    )
