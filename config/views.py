@@ -1,0 +1,45 @@
+"""Operational endpoints."""
+
+from django.conf import settings
+from django.db import connection
+from django.db.utils import DatabaseError
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+def _database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return f"error: {exc.__class__.__name__}"
+    return "ok"
+
+
+def _broker_status() -> str:
+    if not settings.CELERY_BROKER_URL:
+        return "eager"
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        return f"error: {exc.__class__.__name__}"
+    return "ok"
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 with database and broker status; 503 when the database is down.
+
+    A broker outage is reported but keeps 200: requests still succeed and the sweeper
+    re-enqueues the work once the broker is back.
+    """
+    database = _database_status()
+    broker = _broker_status()
+    status = 200 if database == "ok" else 503
+    return JsonResponse({"database": database, "broker": broker}, status=status)
