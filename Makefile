@@ -18,11 +18,12 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/invoice_returns
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint format messages compilemessages worker clean
+.PHONY: help install run test bench lint format messages compilemessages worker clean
 
 help:
 	@echo "make run    - set up, migrate, load demo data and serve on http://127.0.0.1:8000"
 	@echo "make test   - the whole suite on PostgreSQL + Redis (127.0.0.1)"
+	@echo "make bench  - benchmarks on PostgreSQL; print figures"
 	@echo "make lint   - ruff check + format check"
 	@echo "make worker - a Celery worker (needs CELERY_BROKER_URL)"
 
@@ -57,6 +58,11 @@ test: install tests/twilio_mock/node_modules/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  CELERY_BROKER_URL= SMS_BACKEND=memory DJANGO_DEBUG=true \
 	  $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Benchmarks print figures (see bench/run.py); they need PostgreSQL, never run in make test.
+BENCH_ARGS ?=
+bench: install
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,6 @@ provider and translates its failures into ``SmsTransientError`` (worth retrying)
 ``SmsPermanentError`` (not); recording the outcome is the job of ``notifications.services``.
 """
 
-import itertools
 import sys
 import uuid
 from dataclasses import dataclass
@@ -57,15 +56,15 @@ class ConsoleSmsBackend(BaseSmsBackend):
 
 # Messages "sent" by InMemorySmsBackend, oldest first. Tests clear it (fixture ``sms_outbox``).
 outbox: list[dict[str, str | None]] = []
-# Never reset, so ids stay unique for the whole process even when the outbox is cleared.
-_memory_ids = itertools.count(1)
 
 
 class InMemorySmsBackend(BaseSmsBackend):
     """Tests: keep the message in the module-level ``outbox`` list."""
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
-        provider_id = f"mem-{next(_memory_ids)}"
+        # Unique across processes too: the ids are stored under a unique constraint, and a
+        # database may outlive the process (a worker, a second benchmark run).
+        provider_id = f"mem-{uuid.uuid4().hex}"
         outbox.append(
             {"provider_id": provider_id, "to": to, "body": body, "status_callback": status_callback}
         )
