@@ -163,7 +163,9 @@ def return_request_submit(
     if problem not in ReturnProblem.values:
         raise InvalidReturnReason(_("Choose what was wrong with the invoice."))
     invoice = (
-        Invoice.objects.select_for_update()
+        # Lock the invoice row only: the customer row is locked by ledger writes, always after
+        # the invoice, and locking both here in one statement could deadlock with them.
+        Invoice.objects.select_for_update(of=("self",))
         .filter(pk=invoice_id, customer_id=customer_id)
         .select_related("customer")
         .first()
@@ -292,15 +294,18 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
         note=_("Paper received on %(date)s") % {"date": f"{receipt.received_at:%Y-%m-%d}"},
         fields=("mail_receipt",),
     )
-    _sms_queue(
-        rr,
-        purpose=SmsPurpose.RETURN_RECEIVED,
-        render=lambda: (
-            _("We have received the paper invoice %(number)s you returned.")
-            % {"number": rr.invoice.number}
-        ),
-    )
     _advance_if_ready(rr, actor=actor)
+    if rr.state == ReturnState.RECEIVED:
+        # Only when the return has to wait (for the red-letter form): otherwise the
+        # "completed" text follows within seconds and this one would be noise.
+        _sms_queue(
+            rr,
+            purpose=SmsPurpose.RETURN_RECEIVED,
+            render=lambda: (
+                _("We have received the paper invoice %(number)s you returned.")
+                % {"number": rr.invoice.number}
+            ),
+        )
 
 
 def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:

@@ -643,6 +643,27 @@ def test_r8_no_sms_is_queued_when_processing_rolls_back(invoice, finance_user, m
     assert not SmsMessage.objects.filter(purpose=SmsPurpose.RETURN_COMPLETED).exists()
 
 
+def test_r8_a_return_that_completes_at_once_sends_only_the_completed_sms(
+    invoice, finance_user, django_capture_on_commit_callbacks
+):
+    submit(invoice)
+    with django_capture_on_commit_callbacks(execute=True):
+        log_paper(invoice, finance_user)
+    purposes = list(SmsMessage.objects.values_list("purpose", flat=True))
+    assert purposes == [SmsPurpose.RETURN_COMPLETED]
+
+
+def test_r8_paper_received_is_texted_when_the_return_waits_for_the_form(
+    special_invoice, finance_user, django_capture_on_commit_callbacks
+):
+    submit(special_invoice, certified=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        log_paper(special_invoice, finance_user)
+    received = SmsMessage.objects.get(purpose=SmsPurpose.RETURN_RECEIVED)
+    assert special_invoice.number in received.body
+    assert not SmsMessage.objects.filter(purpose=SmsPurpose.RETURN_COMPLETED).exists()
+
+
 # R9 ---------------------------------------------------------------------------------------
 
 
