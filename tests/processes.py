@@ -154,6 +154,10 @@ class Worker:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
+    def kill_pid(self, pid: int) -> None:
+        """SIGKILL one of this worker's processes (e.g. a pool child)."""
+        _kill(pid)
+
     def kill(self) -> None:
         """SIGKILL the worker and its children: no clean shutdown, no ack."""
         for pid in self.pool_children():
