@@ -140,7 +140,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 90
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the request that committed the work must not
 # hang; the sweeper re-enqueues what was not published.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "max_retries": 2}
+# Redis transport: a dead or unroutable broker fails in seconds instead of hanging the request
+# (socket_timeout stays above the worker's 1 s BRPOP poll).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "max_retries": 2,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
 CELERY_TIMEZONE = "Asia/Shanghai"
@@ -149,6 +157,29 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.*": {"queue": "sms"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+
+# The sweeper (Celery beat): re-enqueue work whose task may be lost (broker down at commit, a
+# lost message). A return's task normally finishes well within CELERY_TASK_TIME_LIMIT; a queued
+# SMS may legitimately wait up to the send task's longest retry countdown (600 s) for a retry,
+# so its threshold is above that.
+SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
+RETURN_PROCESSING_REQUEUE_AFTER_SECONDS = env.int(
+    "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=120
+)
+SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=900)
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stuck-returns": {
+        "task": "returns.tasks.returns_requeue_stuck_task",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+        # Without a worker, sweeps must not pile up in the queue: a later one does the same work.
+        "options": {"expires": SWEEP_INTERVAL_SECONDS},
+    },
+    "requeue-stuck-sms": {
+        "task": "notifications.tasks.sms_requeue_stuck_task",
+        "schedule": SWEEP_INTERVAL_SECONDS,
+        "options": {"expires": SWEEP_INTERVAL_SECONDS},
+    },
+}
 
 # SMS
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")

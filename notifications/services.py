@@ -6,14 +6,16 @@ Sending is at most once per queued message in normal operation: the row is locke
 
 import logging
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from notifications.backends import get_sms_backend
+from notifications.enqueue import enqueue_on_commit
 from notifications.exceptions import SmsPermanentError, SmsTransientError
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
 
@@ -46,6 +48,10 @@ _TWILIO_STATUS = {
 }
 
 
+# At most this many messages are re-enqueued per sweep; the next sweep takes the rest.
+REQUEUE_BATCH = 500
+
+
 class SmsSendInProgress(SmsTransientError):
     """Another run has the message in ``sending`` and may still be talking to the provider."""
 
@@ -54,7 +60,7 @@ def _enqueue_send(sms: SmsMessage) -> None:
     # Imported here: the task module imports this one, and a task must exist before it is sent.
     from notifications.tasks import sms_send_task
 
-    sms_send_task.delay_on_commit(sms.id)
+    enqueue_on_commit(sms_send_task, sms.id)
 
 
 @transaction.atomic
@@ -99,9 +105,51 @@ def sms_message_queue(
     return sms
 
 
-def _sending_is_stale(sms: SmsMessage) -> bool:
+def _sending_stale_before() -> datetime:
     limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + SENDING_TAKEOVER_MARGIN
-    return sms.updated_at < timezone.now() - limit
+    return timezone.now() - limit
+
+
+def _sending_is_stale(sms: SmsMessage) -> bool:
+    return sms.updated_at < _sending_stale_before()
+
+
+@transaction.atomic
+def sms_requeue_stuck(*, older_than: timedelta) -> list[int]:
+    """The sweeper: publish the send task again for messages that may have lost theirs.
+
+    - ``queued`` and unchanged for ``older_than``: the broker was down when it was queued, or
+      the message was lost. ``older_than`` must exceed the send task's longest retry
+      countdown, because a message waiting for its retry is also ``queued`` (its
+      ``updated_at`` moves at every attempt). Its ``updated_at`` is touched so a backlog is
+      not re-enqueued on every sweep.
+    - ``sending`` past the task's hard time limit: the run that sent it is dead;
+      ``sms_send`` takes it over. Its ``updated_at`` is left alone, since that is what
+      tells ``sms_send`` the earlier run is dead.
+
+    ``sms_send`` is idempotent, so a duplicate task sends nothing. Rows locked right now are
+    being sent and are skipped. Returns the ids enqueued.
+    """
+    stuck = (
+        SmsMessage.objects.filter(
+            Q(status=SmsStatus.QUEUED, updated_at__lt=timezone.now() - older_than)
+            | Q(status=SmsStatus.SENDING, updated_at__lt=_sending_stale_before())
+        )
+        .order_by("updated_at")
+        .select_for_update(skip_locked=True)
+    )
+    rows = list(stuck.values_list("pk", "status")[:REQUEUE_BATCH])
+    queued = [pk for pk, status in rows if status == SmsStatus.QUEUED]
+    if queued:
+        SmsMessage.objects.filter(pk__in=queued).update(updated_at=timezone.now())
+    from notifications.tasks import sms_send_task
+
+    ids = [pk for pk, _status in rows]
+    for sms_message_id in ids:
+        enqueue_on_commit(sms_send_task, sms_message_id)
+    if ids:
+        logger.warning("re-enqueued %d stuck SMS: %s", len(ids), ids)
+    return ids
 
 
 def _status_callback_url() -> str | None:

@@ -1,13 +1,15 @@
 """The SMS send task: ids in, the service does the work, the task owns the retry policy."""
 
+from datetime import timedelta
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
+from django.conf import settings
 
 from notifications.exceptions import SmsTransientError
-from notifications.services import sms_mark_failed, sms_send
+from notifications.services import sms_mark_failed, sms_requeue_stuck, sms_send
 
 
 class SmsSendTask(DjangoTask):
@@ -51,3 +53,9 @@ class SmsSendTask(DjangoTask):
 )
 def sms_send_task(self: SmsSendTask, sms_message_id: int) -> None:
     sms_send(sms_message_id=sms_message_id)
+
+
+@shared_task
+def sms_requeue_stuck_task() -> None:
+    """Celery beat, every ``SWEEP_INTERVAL_SECONDS``: re-enqueue SMS stuck in queued/sending."""
+    sms_requeue_stuck(older_than=timedelta(seconds=settings.SMS_QUEUED_REQUEUE_AFTER_SECONDS))

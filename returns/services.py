@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 from invoices.exceptions import DomainError
 from invoices.models import Invoice, InvoiceState, Issuer
 from invoices.services import invoice_void_or_reverse
+from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
 from notifications.services import sms_message_queue
 from returns.exceptions import (
@@ -45,12 +46,15 @@ from returns.selectors import (
     mail_receipt_matchable,
     red_letter_form_current,
     return_blocking_for_invoice,
+    returns_stuck_processing,
 )
 from returns.uploads import sniff_red_letter_form
 
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 500
+# At most this many returns are re-enqueued per sweep; the next sweep takes the rest.
+REQUEUE_BATCH = 500
 
 
 def return_event_record(
@@ -319,7 +323,7 @@ def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:
     _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Ready to process"))
     from returns.tasks import return_process_task
 
-    return_process_task.delay_on_commit(rr.pk)
+    enqueue_on_commit(return_process_task, rr.pk)
 
 
 class MailReceiptOutcome(enum.StrEnum):
@@ -546,7 +550,7 @@ def return_request_retry(*, return_request_id: int, actor) -> ReturnRequest:
     _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Retried by staff"))
     from returns.tasks import return_process_task
 
-    return_process_task.delay_on_commit(rr.pk)
+    enqueue_on_commit(return_process_task, rr.pk)
     return rr
 
 
@@ -566,3 +570,32 @@ def _sms_queue(rr: ReturnRequest, *, purpose: str, render, key_suffix: str = "")
         language=customer.language,
         related_return_id=rr.pk,
     )
+
+
+@transaction.atomic
+def returns_requeue_stuck(*, older_than: dt.timedelta) -> list[int]:
+    """The sweeper: publish the processing task again for returns that may have lost theirs.
+
+    A return in *processing* whose row has not changed for ``older_than`` may have no live
+    task: the broker was down at commit (``enqueue_on_commit`` logged it), or a message was
+    lost. Re-enqueuing is safe because ``return_request_process`` is idempotent. Rows locked
+    right now belong to a task that is processing them and are skipped (``skip_locked``), and
+    ``updated_at`` is touched so a backlog is not re-enqueued again on every sweep. Returns the
+    ids enqueued.
+    """
+    ids = list(
+        returns_stuck_processing()
+        .filter(updated_at__lt=timezone.now() - older_than)
+        .select_for_update(skip_locked=True)
+        .values_list("pk", flat=True)[:REQUEUE_BATCH]
+    )
+    if not ids:
+        return ids
+    # Only the timestamp moves; no state changes, so no audit event.
+    ReturnRequest.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    from returns.tasks import return_process_task
+
+    for return_request_id in ids:
+        enqueue_on_commit(return_process_task, return_request_id)
+    logger.warning("re-enqueued %d stuck returns: %s", len(ids), ids)
+    return ids

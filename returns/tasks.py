@@ -1,10 +1,17 @@
 """Thin tasks: ids in, a service does the work, the task owns the retry policy."""
 
+import datetime as dt
+
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from returns.services import return_request_mark_failed, return_request_process
+from returns.services import (
+    return_request_mark_failed,
+    return_request_process,
+    returns_requeue_stuck,
+)
 
 
 class ReturnProcessTask(DjangoTask):
@@ -28,3 +35,11 @@ class ReturnProcessTask(DjangoTask):
 )
 def return_process_task(self, return_request_id: int) -> None:
     return_request_process(return_request_id=return_request_id)
+
+
+@shared_task
+def returns_requeue_stuck_task() -> None:
+    """Celery beat, every ``SWEEP_INTERVAL_SECONDS``: re-enqueue returns stuck in processing."""
+    returns_requeue_stuck(
+        older_than=dt.timedelta(seconds=settings.RETURN_PROCESSING_REQUEUE_AFTER_SECONDS)
+    )

@@ -7,7 +7,7 @@ import pytest
 
 from tests.services_check import require_postgres
 
-pytest_plugins = ["tests.twilio_mock.fixtures", "tests.browser_fixtures"]
+pytest_plugins = ["tests.twilio_mock.fixtures", "tests.browser_fixtures", "tests.processes"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -67,9 +67,8 @@ def test_r6_r7_r8_two_process_tasks_at_once_leave_one_void_one_credit_one_sms():
     # Move to processing without running the task: simulate the broker delivering twice.
     from returns.tasks import return_process_task
 
-    original = return_process_task.delay_on_commit
-    return_process_task.delay_on_commit = lambda *a, **k: None
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(return_process_task, "delay", lambda *a, **k: None)
         mail_receipt_log(
             invoice_code=invoice.code,
             invoice_number=invoice.number,
@@ -78,8 +77,6 @@ def test_r6_r7_r8_two_process_tasks_at_once_leave_one_void_one_credit_one_sms():
             deduction_form_present=False,
             undamaged=True,
         )
-    finally:
-        return_process_task.delay_on_commit = original
     rr.refresh_from_db()
     assert rr.state == ReturnState.PROCESSING
 

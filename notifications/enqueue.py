@@ -1,0 +1,44 @@
+"""Publishing a task after commit without letting a broker outage break the committed work.
+
+``task.delay_on_commit(...)`` publishes in an ``on_commit`` callback; when Redis is down the
+publish raises there, after the database work has committed, and the user who just succeeded
+sees a 500. ``enqueue_on_commit`` publishes the same way but catches the broker's failure, logs
+it and leaves the row as it is: the work is in the database (a return in ``processing``, an SMS
+in ``queued``) and the periodic sweeper publishes it again once the broker is back.
+
+It lives in ``notifications`` because both apps enqueue and ``returns`` may import from here,
+never the other way round. It knows nothing about either app's models.
+"""
+
+import logging
+from typing import Any
+
+from celery import Task
+from django.db import transaction
+from kombu.exceptions import OperationalError as BrokerError
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(task: Task, *args: Any) -> bool:
+    """Publish ``task`` with positional ids now. False (and a log line) when the broker is down.
+
+    Only the broker's own failure is caught: in eager mode (development, tests) the task runs
+    here and its errors behave as they would without this helper.
+    """
+    try:
+        task.delay(*args)
+    except BrokerError as exc:
+        logger.error(
+            "Could not publish %s%r, the broker is unreachable (%s); the sweeper will retry.",
+            task.name,
+            args,
+            exc,
+        )
+        return False
+    return True
+
+
+def enqueue_on_commit(task: Task, *args: Any) -> None:
+    """Publish ``task`` after the current transaction commits; a broker outage is logged only."""
+    transaction.on_commit(lambda: enqueue(task, *args))

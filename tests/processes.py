@@ -1,0 +1,228 @@
+"""Real processes for worker and fault tests: a private Redis server and Celery workers.
+
+Fault tests break the services they use, so they start their own: a ``redis-server`` on a
+spare port (never the machine's shared Redis) and worker processes on it, and stop them even
+when the test fails. Registered as a pytest plugin in ``tests/conftest.py``.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parent.parent
+QUEUES = "default,returns,sms"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The test database, for processes started by the test."""
+    db = connection.settings_dict
+    return (
+        f"postgres://{db['USER'] or 'postgres'}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}"
+        f":{db['PORT'] or 5432}/{db['NAME']}"
+    )
+
+
+def wait_for(
+    predicate: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    processes: tuple["Worker", ...] = (),
+) -> None:
+    """Poll until ``predicate()`` is true; fail with the workers' logs otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {w.name} ---\n{w.log_tail()}" for w in processes)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` on its own port, without persistence; stop/start keep it."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (apt-get install redis-server).")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        log = (self.workdir / "redis.log").open("ab")
+        command = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        self.process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"redis-server did not start on port {self.port}")
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def queued(self, queue: str) -> int:
+        import redis
+
+        return redis.Redis.from_url(self.url).llen(queue)
+
+
+class Worker:
+    """A ``celery worker`` process on the given broker, the test database and extra env."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        workdir: Path,
+        name: str,
+        pool: str = "solo",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = workdir / f"{name}.log"
+        environment = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": database_url(),
+            "CELERY_BROKER_URL": broker_url,
+            "SMS_BACKEND": "memory",
+            "PRIVATE_MEDIA_ROOT": str(workdir),
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES]
+        command += ["--pool", pool, "--without-heartbeat", "--without-gossip", "--without-mingle"]
+        if pool == "prefork":
+            command += ["--concurrency", "1"]
+        command += ["-l", "INFO", "-n", f"{name}-{os.getpid()}@%h"]
+        with self.log_path.open("w") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+    def pool_children(self) -> list[int]:
+        """The prefork pool's child processes (the ones that run tasks)."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
+
+    def kill_pid(self, pid: int) -> None:
+        """SIGKILL one of this worker's processes (e.g. a pool child)."""
+        _kill(pid)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children: no clean shutdown, no ack."""
+        for pid in self.pool_children():
+            _kill(pid)
+        _kill(self.process.pid)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        children = self.pool_children()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for pid in children:
+            _kill(pid)
+
+
+def _kill(pid: int) -> None:
+    with suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@contextmanager
+def celery_publishing_to(broker_url: str) -> Iterator[None]:
+    """Make this process's Celery publish to ``broker_url`` instead of running tasks eagerly."""
+    saved = {key: celery_app.conf[key] for key in ("broker_url", "task_always_eager")}
+    celery_app.conf.update(broker_url=broker_url, task_always_eager=False)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        celery_app.conf.update(saved)
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own; stopped at the end even if the test fails."""
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Start worker processes; every one is stopped (or killed) when the test ends."""
+    started: list[Worker] = []
+
+    def start(*, broker_url: str, name: str = "worker", **kwargs: object) -> Worker:
+        worker = Worker(broker_url=broker_url, workdir=tmp_path, name=name, **kwargs)
+        started.append(worker)
+        return worker
+
+    try:
+        yield start
+    finally:
+        for worker in started:
+            worker.stop()
+        connection.close()

@@ -1,0 +1,147 @@
+"""Faults 1 and 2: a worker killed mid-task, and Redis down while people work.
+
+Real PostgreSQL, a ``redis-server`` of the test's own on a spare port, real worker processes
+(``tests/processes.py``); all are stopped at the end even when a test fails.
+"""
+
+import time
+
+import psycopg
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from invoices.models import Invoice, InvoiceState, LedgerEntry, LedgerKind
+from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.tasks import sms_requeue_stuck_task
+from returns.models import ReturnEvent, ReturnRequest, ReturnState
+from returns.tasks import returns_requeue_stuck_task
+from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.processes import celery_publishing_to, database_url, wait_for
+from tests.returns_helpers import log_paper, submit
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def broker(private_redis):
+    with celery_publishing_to(private_redis.url):
+        yield private_redis
+
+
+def _exactly_once(invoice: Invoice) -> None:
+    """One void, one ledger credit, one success SMS (sent), one completion event."""
+    rr = ReturnRequest.objects.get(invoice=invoice)
+    invoice.refresh_from_db()
+    assert rr.state == ReturnState.COMPLETED
+    assert invoice.state == InvoiceState.VOIDED
+    assert (
+        LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED).count() == 1
+    )
+    completed_sms = SmsMessage.objects.filter(
+        related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
+    )
+    assert [s.status for s in completed_sms] == [SmsStatus.SENT]
+    completions = ReturnEvent.objects.filter(return_request=rr, to_state=ReturnState.COMPLETED)
+    assert completions.count() == 1
+
+
+def _all_sent_and_completed(*invoices: Invoice):
+    def check() -> bool:
+        returns = ReturnRequest.objects.filter(invoice__in=invoices)
+        return (
+            returns.filter(state=ReturnState.COMPLETED).count() == len(invoices)
+            and not SmsMessage.objects.exclude(status=SmsStatus.SENT).exists()
+            and SmsMessage.objects.filter(purpose=SmsPurpose.RETURN_COMPLETED).count()
+            == len(invoices)
+        )
+
+    return check
+
+
+def _backends_waiting_for_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_r6_r7_r8_fault_a_worker_killed_mid_processing_completes_the_return_exactly_once(
+    broker, start_worker
+):
+    invoice = issue_invoice(CustomerFactory())
+    submit(invoice)
+    log_paper(invoice, UserFactory(is_staff=True))  # published to Redis; no worker yet
+    assert ReturnRequest.objects.get(invoice=invoice).state == ReturnState.PROCESSING
+
+    # Hold the worker inside return_request_process: another transaction locks the invoice.
+    with psycopg.connect(database_url(), autocommit=False) as holder:
+        holder.execute(
+            f"SELECT id FROM {Invoice._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608 (the model's own table)
+            [invoice.pk],
+        )
+        worker = start_worker(broker_url=broker.url, name="killed", pool="prefork")
+        wait_for(
+            lambda: _backends_waiting_for_a_lock() >= 1,
+            timeout=60,
+            what="the worker to block inside processing",
+            processes=(worker,),
+        )
+        [child] = worker.pool_children()
+        worker.kill_pid(child)  # SIGKILL the process running the task, mid-transaction
+        wait_for(
+            lambda: "WorkerLostError" in worker.log_path.read_text(errors="replace"),
+            timeout=30,
+            what="the worker to notice the lost task",
+            processes=(worker,),
+        )
+        holder.rollback()  # release the lock; the redelivered task may now run
+
+    wait_for(_all_sent_and_completed(invoice), timeout=90, what="the return", processes=(worker,))
+    _exactly_once(invoice)
+    call_command("check_ledger")
+
+
+def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper_finishes(
+    broker, start_worker
+):
+    finance = UserFactory(is_staff=True)
+    submitted_first = issue_invoice(CustomerFactory())
+    paper_first = issue_invoice(CustomerFactory())
+    submit(submitted_first)
+    broker.stop()
+
+    started = time.monotonic()
+    log_paper(submitted_first, finance)  # finance logs the receipt: publishing fails
+    log_paper(paper_first, finance)  # paper before the return: nothing to publish yet
+    submit(paper_first)  # the customer submits: matched, processing, publishing fails
+    assert time.monotonic() - started < 20  # each failed publish gives up within seconds
+
+    returns = ReturnRequest.objects.filter(invoice__in=[submitted_first, paper_first])
+    assert [rr.state for rr in returns] == [ReturnState.PROCESSING] * 2
+    assert SmsMessage.objects.filter(status=SmsStatus.QUEUED).count() == 2  # "received"
+
+    broker.start()
+    worker = start_worker(
+        broker_url=broker.url,
+        name="sweeper",
+        env={
+            "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS": "0",
+            "SMS_QUEUED_REQUEUE_AFTER_SECONDS": "0",
+        },
+    )
+    returns_requeue_stuck_task.delay()  # what beat publishes every SWEEP_INTERVAL_SECONDS
+    sms_requeue_stuck_task.delay()
+
+    wait_for(
+        _all_sent_and_completed(submitted_first, paper_first),
+        timeout=90,
+        what="the sweeper to finish the work",
+        processes=(worker,),
+    )
+    _exactly_once(submitted_first)
+    _exactly_once(paper_first)
+    assert SmsMessage.objects.count() == 4  # received + completed, per return
+    call_command("check_ledger")
