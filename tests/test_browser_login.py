@@ -1,6 +1,7 @@
 """The login form in a real browser (Playwright + Debian Chromium)."""
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser_fixtures import log_in, screenshot
 from tests.factories import CustomerFactory, issue_invoice
@@ -13,13 +14,14 @@ def test_a_customer_logs_in_and_lands_on_invoice_management(page):
     invoice = issue_invoice(customer)
     log_in(page, "li.lei", "pw-for-tests-1")
     page.wait_for_url("**/billing/invoices/")
-    assert page.get_by_role("heading", name="Invoice Management").is_visible()
-    assert page.get_by_role("cell", name=f"{invoice.code} {invoice.number}").is_visible()
+    # expect() waits for the condition; a bare is_visible() would race the page load.
+    expect(page.get_by_role("heading", name="Invoice Management")).to_be_visible()
+    expect(page.get_by_role("cell", name=f"{invoice.code} {invoice.number}")).to_be_visible()
     screenshot(page, "invoice-management-after-login")
 
 
 def test_a_wrong_password_says_so_and_keeps_the_username(page):
     CustomerFactory(user__username="li.lei")
     log_in(page, "li.lei", "wrong-password")
-    assert page.get_by_role("alert").is_visible()
-    assert page.get_by_label("Username").input_value() == "li.lei"
+    expect(page.get_by_role("alert")).to_contain_text("didn't match")
+    expect(page.get_by_label("Username")).to_have_value("li.lei")

@@ -121,7 +121,8 @@ def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper
 
     returns = ReturnRequest.objects.filter(invoice__in=[submitted_first, paper_first])
     assert [rr.state for rr in returns] == [ReturnState.PROCESSING] * 2
-    assert SmsMessage.objects.filter(status=SmsStatus.QUEUED).count() == 2  # "received"
+    # The success SMS rows are written by processing, which has not run: none exist yet.
+    assert not SmsMessage.objects.exists()
 
     broker.start()
     worker = start_worker(
@@ -143,5 +144,5 @@ def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper
     )
     _exactly_once(submitted_first)
     _exactly_once(paper_first)
-    assert SmsMessage.objects.count() == 4  # received + completed, per return
+    assert SmsMessage.objects.count() == 2  # one "completed" per return
     call_command("check_ledger")
