@@ -22,6 +22,7 @@ from invoices.models import Invoice, InvoiceState, Issuer
 from invoices.services import invoice_void_or_reverse
 from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
+from notifications.segments import fit_one_segment
 from notifications.services import sms_message_queue
 from returns.exceptions import (
     InvalidReturnReason,
@@ -271,9 +272,12 @@ def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
     _sms_queue(
         rr,
         purpose=SmsPurpose.RETURN_REJECTED,
-        render=lambda: (
-            _("Your return of invoice %(number)s was rejected: %(reason)s")
-            % {"number": rr.invoice.number, "reason": rr.rejection_reason}
+        render=lambda: fit_one_segment(
+            lambda reason: (
+                _("Your return of invoice %(number)s was rejected: %(reason)s")
+                % {"number": rr.invoice.number, "reason": reason}
+            ),
+            rr.rejection_reason,
         ),
     )
 
@@ -284,12 +288,12 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
     missing = receipt.missing_parts()
     if missing:
         rr.save(update_fields=["mail_receipt", "updated_at"])
-        _reject(
-            rr,
-            reason=_("The returned paper is incomplete: missing %(parts)s.")
-            % {"parts": ", ".join(missing)},
-            actor=actor,
-        )
+        # The customer reads this reason (portal, SMS): word it in their language.
+        with translation.override(rr.invoice.customer.language):
+            rejection = _("The returned paper is incomplete: missing %(parts)s.") % {
+                "parts": ", ".join(receipt.missing_parts())
+            }
+        _reject(rr, reason=rejection, actor=actor)
         return
     _transition(
         rr,
@@ -452,22 +456,24 @@ def red_letter_form_review(
     if approve:
         _advance_if_ready(rr, actor=reviewer)
     elif rr.state == ReturnState.RECEIVED:
-        _reject(
-            rr,
-            reason=_("The red-letter information form was rejected: %(reason)s")
-            % {"reason": reason},
-            actor=reviewer,
-        )
+        with translation.override(rr.invoice.customer.language):
+            rejection = _("The red-letter information form was rejected: %(reason)s") % {
+                "reason": reason
+            }
+        _reject(rr, reason=rejection, actor=reviewer)
     else:
         _sms_queue(
             rr,
             purpose=SmsPurpose.FORM_REJECTED,
-            render=lambda: (
-                _(
-                    "The red-letter form for invoice %(number)s was rejected: %(reason)s. "
-                    "Please upload it again."
-                )
-                % {"number": rr.invoice.number, "reason": reason}
+            render=lambda: fit_one_segment(
+                lambda text: (
+                    _(
+                        "The red-letter form for invoice %(number)s was rejected: %(reason)s. "
+                        "Please upload it again."
+                    )
+                    % {"number": rr.invoice.number, "reason": text}
+                ),
+                reason,
             ),
             key_suffix=str(form.pk),
         )
