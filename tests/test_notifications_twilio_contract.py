@@ -159,3 +159,38 @@ def test_r8_a_twilio_429_is_retried_like_a_server_error(backend_with, twilio):
 
     with pytest.raises(SmsTransientError, match="HTTP 429"):
         backend.send(to="+8613800138000", body="退回成功")
+
+
+class RecordingClient(TwilioApiHttpClient):
+    """Keeps the form fields of each request, as Twilio (here Prism) receives them."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.sent: list[dict] = []
+
+    def request(self, method, url, params=None, data=None, headers=None, **kwargs):
+        self.sent.append(dict(data or {}))
+        return super().request(method, url, params=params, data=data, headers=headers, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("service_sid", "expected_sender"),
+    [
+        ("", {"From": "+15005550006"}),
+        ("MG" + "0123456789abcdef" * 2, {"MessagingServiceSid": "MG" + "0123456789abcdef" * 2}),
+    ],
+)
+def test_r8_sms_is_sent_from_the_number_or_the_messaging_service_with_a_status_callback(
+    backend_with, settings, django_capture_on_commit_callbacks, service_sid, expected_sender
+):
+    settings.TWILIO_MESSAGING_SERVICE_SID = service_sid
+    backend = backend_with(RecordingClient)
+
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.SENT  # Prism accepted the request as Twilio would
+    (fields,) = backend.client.http_client.sent
+    sender = {k: fields[k] for k in ("From", "MessagingServiceSid") if k in fields}
+    assert sender == expected_sender
+    assert fields["To"] == "+8613800138000"
+    assert fields["StatusCallback"] == ("https://portal.example.com/notifications/twilio/status/")
