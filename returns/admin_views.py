@@ -9,6 +9,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from invoices.exceptions import DomainError
@@ -28,7 +29,10 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     if result.outcome == MailReceiptOutcome.DUPLICATE:
         return messages.WARNING, _(
             "Invoice %(invoice)s was already logged as received on %(date)s: nothing was saved."
-        ) % {"invoice": result.receipt.invoice, "date": f"{result.receipt.received_at:%Y-%m-%d}"}
+        ) % {
+            "invoice": result.receipt.invoice,
+            "date": f"{timezone.localtime(result.receipt.received_at):%Y-%m-%d}",
+        }
     if result.outcome == MailReceiptOutcome.UNMATCHED:
         return messages.INFO, _(
             "Invoice %(invoice)s logged unmatched: the customer has not submitted a return "
