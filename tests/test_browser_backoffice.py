@@ -49,3 +49,32 @@ def test_r4_finance_logs_a_scanned_receipt_by_keyboard_and_the_return_completes(
     page.goto("/admin/")
     assert page.get_by_role("img", name="Returns waiting for paper, by days waiting").is_visible()
     screenshot(page, "backoffice-index-overview")
+
+
+def test_a_reviewer_sees_the_scan_beside_the_invoice_and_approves_it(page):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from invoices.models import InvoiceType
+    from returns.roles import ADMIN_REVIEWERS
+    from tests.returns_helpers import png_bytes
+
+    invoice = issue_invoice(CustomerFactory(), invoice_type=InvoiceType.SPECIAL)
+    return_request = submit(
+        invoice,
+        certified=True,
+        red_letter_form=SimpleUploadedFile("scan.png", png_bytes(), content_type="image/png"),
+        red_letter_form_number="44030001",
+    )
+    staff_in_role(ADMIN_REVIEWERS, username="zhao.rev")
+    log_in(page, "zhao.rev", "pw-for-tests-1")
+    page.goto("/admin/")
+    page.get_by_role("link", name="Red-letter forms to review").click()
+    page.get_by_role("link", name="44030001").click()
+    page.wait_for_load_state("load")
+    scan = page.get_by_role("img", name="Scan of the red-letter information form")
+    assert scan.evaluate("image => image.complete && image.naturalWidth > 0")
+    screenshot(page, "backoffice-review-form")
+    page.get_by_role("button", name="Approve").click()
+    assert page.get_by_text("Form 44030001 approved.").is_visible()
+    return_request.refresh_from_db()
+    assert return_request.red_letter_forms.get().review_state == "approved"
