@@ -73,6 +73,7 @@ class MailReceipt(models.Model):
         verbose_name = _("mail receipt")
         verbose_name_plural = _("mail receipts")
         ordering = ["-received_at", "-id"]
+        permissions = [("log_mailreceipt", _("Can log a received paper invoice"))]
 
     def __str__(self) -> str:
         return f"{self.invoice} received {self.received_at:%Y-%m-%d}"
@@ -131,6 +132,10 @@ class ReturnRequest(models.Model):
         verbose_name = _("return request")
         verbose_name_plural = _("return requests")
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("reject_returnrequest", _("Can reject a return with a reason")),
+            ("retry_returnrequest", _("Can retry a failed return")),
+        ]
         indexes = [models.Index(fields=["state", "created_at"], name="return_state_idx")]
         constraints = [
             models.UniqueConstraint(
@@ -245,6 +250,7 @@ class RedLetterForm(models.Model):
         verbose_name = _("red-letter form")
         verbose_name_plural = _("red-letter forms")
         ordering = ["created_at", "id"]
+        permissions = [("review_redletterform", _("Can approve or reject a red-letter form"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["return_request"],

@@ -1,8 +1,13 @@
 """Reads of the return workflow shared by pages, the back office and the services."""
 
-from django.db.models import Exists, OuterRef, QuerySet
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from invoices.models import Customer
+from notifications.models import SmsMessage, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
     FormReviewState,
@@ -59,3 +64,43 @@ def returns_awaiting_paper() -> QuerySet[ReturnRequest]:
 def returns_stuck_processing() -> QuerySet[ReturnRequest]:
     """Returns in *processing*: each should have a live task; the sweeper re-enqueues them."""
     return ReturnRequest.objects.filter(state=ReturnState.PROCESSING).order_by("updated_at")
+
+
+AGEING_BUCKETS = (("0-3", 0, 3), ("4-7", 4, 7), ("8-14", 8, 14), ("15+", 15, None))
+
+
+@dataclass(frozen=True)
+class BackOfficeOverview:
+    counts_by_state: list[tuple[str, str, int]]  # (state, label, count), every state
+    ageing: list[tuple[str, int]]  # returns waiting for paper, by days waiting
+    sms_failed_last_7_days: int
+    failed_awaiting_retry: int
+
+
+def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOverview:
+    """The admin index's figures, in three queries."""
+    now = now or timezone.now()
+    counts = dict(
+        ReturnRequest.objects.order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
+    waiting = ReturnRequest.objects.filter(state=ReturnState.SUBMITTED)
+    buckets = {}
+    for label, low, high in AGEING_BUCKETS:
+        condition = Q(created_at__lte=now - dt.timedelta(days=low))
+        if high is not None:
+            condition &= Q(created_at__gt=now - dt.timedelta(days=high + 1))
+        buckets[label] = Count("id", filter=condition)
+    ageing = waiting.aggregate(**buckets)
+    return BackOfficeOverview(
+        counts_by_state=[
+            (state, label, counts.get(state, 0)) for state, label in ReturnState.choices
+        ],
+        ageing=[(label, ageing[label]) for label, _low, _high in AGEING_BUCKETS],
+        sms_failed_last_7_days=SmsMessage.objects.filter(
+            status=SmsStatus.FAILED, created_at__gte=now - dt.timedelta(days=7)
+        ).count(),
+        failed_awaiting_retry=counts.get(ReturnState.FAILED, 0),
+    )

@@ -98,3 +98,16 @@ def issue_invoice(
         number=f"{next(_invoice_numbers):08d}",
         issued_at=issued_at or timezone.now(),
     )
+
+
+def staff_in_role(role: str, *, username: str):
+    """A staff user in one of the back-office role groups (returns.roles)."""
+    from django.contrib.auth.models import Group, Permission
+
+    from returns.roles import role_groups_sync
+
+    # The groups come from a data migration; transactional tests flush them, so sync here.
+    role_groups_sync(group_model=Group, permission_model=Permission)
+    user = UserFactory(username=username, is_staff=True)
+    user.groups.add(Group.objects.get(name=role))
+    return user

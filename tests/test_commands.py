@@ -103,3 +103,22 @@ def test_check_ledger_detects_a_balance_that_dipped_below_zero_even_if_covered_l
     with pytest.raises(CommandError):
         call_command("check_ledger", stdout=StringIO(), stderr=err)
     assert f"customer {customer.pk}: invoiceable amount went negative (-50.00)" in err.getvalue()
+
+
+def test_demo_data_puts_the_staff_in_their_roles_and_fills_the_back_office():
+    from returns.models import FormReviewState, RedLetterForm, ReturnState
+    from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF
+
+    run("demo_data")
+    run("demo_data")
+    finance = Customer._meta.apps.get_model("auth", "User").objects.get(username="demo-finance")
+    reviewer = Customer._meta.apps.get_model("auth", "User").objects.get(username="demo-reviewer")
+    assert list(finance.groups.values_list("name", flat=True)) == [FINANCE_STAFF]
+    assert list(reviewer.groups.values_list("name", flat=True)) == [ADMIN_REVIEWERS]
+    assert finance.has_perm("returns.log_mailreceipt")
+    assert reviewer.has_perm("returns.review_redletterform")
+    states = sorted(ReturnRequest.objects.values_list("state", flat=True))
+    assert states == [ReturnState.RECEIVED, ReturnState.SUBMITTED]
+    assert RedLetterForm.objects.get().review_state == FormReviewState.PENDING
+    assert InvoiceApplication.objects.filter(state="pending").count() == 1
+    assert "OK" in run("check_ledger")

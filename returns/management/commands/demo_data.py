@@ -4,13 +4,17 @@ Idempotent: running it again changes nothing and prints the same log-ins.
 """
 
 import datetime as dt
+import io
 import os
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
+from PIL import Image, ImageDraw
 
 from invoices.models import Customer, CustomerKind, InvoiceType, Statement
 from invoices.services import (
@@ -20,6 +24,9 @@ from invoices.services import (
     invoice_record_marketplace,
     statement_settle,
 )
+from returns.models import ReturnRequest
+from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF, role_groups_sync
+from returns.services import mail_receipt_log, return_request_submit
 
 DEFAULT_PASSWORD = "demo-pass-2026"
 DEMO_USCC = "91330106MA2H0K1W7W"
@@ -55,6 +62,8 @@ class Command(BaseCommand):
             customer = self._users(password)
             if not customer.invoices.exists():
                 self._invoices(customer)
+            if not ReturnRequest.objects.filter(invoice__customer=customer).exists():
+                self._back_office(customer)
         origin = "DEMO_PASSWORD" if os.environ.get("DEMO_PASSWORD") else "default"
         self.stdout.write(
             "\nLog in at http://127.0.0.1:8000/accounts/login/ "
@@ -75,8 +84,14 @@ class Command(BaseCommand):
         return user
 
     def _users(self, password: str) -> Customer:
-        self._user("demo-finance", password, staff=True)
-        self._user("demo-reviewer", password, staff=True)
+        # The groups come from a data migration; a flushed test database lacks them.
+        role_groups_sync(group_model=Group, permission_model=Permission)
+        self._user("demo-finance", password, staff=True).groups.add(
+            Group.objects.get(name=FINANCE_STAFF)
+        )
+        self._user("demo-reviewer", password, staff=True).groups.add(
+            Group.objects.get(name=ADMIN_REVIEWERS)
+        )
         user = self._user("demo-customer", password, staff=False)
         customer, _ = Customer.objects.get_or_create(
             user=user,
@@ -152,3 +167,52 @@ class Command(BaseCommand):
             number="70000001",
             issued_at=last_month,
         )
+
+    def _back_office(self, customer: Customer) -> None:
+        """Work waiting in the back office: a return awaiting paper, a certified special
+        invoice whose paper is in and whose red-letter form awaits review (the pending
+        application above waits to be issued)."""
+        finance = get_user_model().objects.get(username="demo-finance")
+        awaiting_paper = customer.invoices.get(number="00000002")
+        return_request_submit(
+            invoice_id=awaiting_paper.pk,
+            customer_id=customer.pk,
+            actor=customer.user,
+            reason="The invoice title is missing 'Co., Ltd.'",
+            problem="title",
+            courier="SF Express",
+            tracking_number="SF2026000002",
+        )
+        certified = customer.invoices.get(number="00000003")
+        return_request_submit(
+            invoice_id=certified.pk,
+            customer_id=customer.pk,
+            actor=customer.user,
+            reason="Wrong bank account on the invoice",
+            problem="address",
+            certified=True,
+            red_letter_form=SimpleUploadedFile("form.png", _form_scan(), "image/png"),
+            red_letter_form_number="4403262600012345",
+        )
+        mail_receipt_log(
+            invoice_code=certified.code,
+            invoice_number=certified.number,
+            actor=finance,
+            invoice_form_present=True,
+            deduction_form_present=True,
+            undamaged=True,
+            courier="EMS",
+            tracking_number="EMS2026000003",
+        )
+
+
+def _form_scan() -> bytes:
+    """A stand-in scan of a red-letter information form (PNG)."""
+    image = Image.new("RGB", (640, 400), "white")
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((10, 10, 630, 390), outline="red", width=3)
+    draw.text((30, 30), "Red-letter information form (demo)", fill="red")
+    draw.text((30, 60), "No. 4403262600012345", fill="black")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,51 @@
+"""The two back-office roles (DESIGN.md) and exactly the permissions each has.
+
+Finance staff: issue invoices, log mail receipts, reject and retry returns, resend failed SMS,
+view everything returns-related. Admin reviewers: review red-letter forms, view returns.
+Superusers have every permission. No role has a delete permission: nobody deletes a return, a
+receipt, an invoice or a ledger entry (the admin refuses deletes for superusers too).
+"""
+
+FINANCE_STAFF = "Finance staff"
+ADMIN_REVIEWERS = "Admin reviewers"
+
+_VIEW_RETURNS = [
+    ("returns", "view_returnrequest"),
+    ("returns", "view_returnevent"),
+    ("returns", "view_mailreceipt"),
+    ("returns", "view_redletterform"),
+    ("invoices", "view_invoice"),
+    ("invoices", "view_customer"),
+]
+ROLES: dict[str, list[tuple[str, str]]] = {
+    FINANCE_STAFF: [
+        *_VIEW_RETURNS,
+        ("invoices", "view_invoiceapplication"),
+        ("invoices", "view_statement"),
+        ("invoices", "view_redletterinvoice"),
+        ("invoices", "view_ledgerentry"),
+        ("invoices", "add_invoice"),
+        ("returns", "log_mailreceipt"),
+        ("returns", "reject_returnrequest"),
+        ("returns", "retry_returnrequest"),
+        ("notifications", "view_smsmessage"),
+        ("notifications", "resend_smsmessage"),
+    ],
+    ADMIN_REVIEWERS: [
+        *_VIEW_RETURNS,
+        ("returns", "review_redletterform"),
+    ],
+}
+
+
+def role_groups_sync(*, group_model, permission_model) -> None:
+    """Create the role groups (or reset their permissions); the models may be historical ones
+    (the data migration) or the real ones (demo data, tests). The permissions must exist."""
+    for name, codenames in ROLES.items():
+        group, _created = group_model.objects.get_or_create(name=name)
+        group.permissions.set(
+            [
+                permission_model.objects.get(content_type__app_label=app, codename=codename)
+                for app, codename in codenames
+            ]
+        )
