@@ -19,6 +19,7 @@ from invoices.models import (
     Invoice,
     InvoiceApplication,
     LedgerEntry,
+    NumberSequence,
     RedLetterInvoice,
     Statement,
 )
@@ -156,3 +157,10 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     list_display = ["id", "customer", "kind", "amount", "created_at"]
     list_filter = ["kind"]
     list_select_related = ["customer"]
+
+
+@admin.register(NumberSequence)
+class NumberSequenceAdmin(ReadOnlyAdmin):
+    """Counters behind red-letter invoice numbers: visible for support, never edited by hand."""
+
+    list_display = ["name", "last_value"]

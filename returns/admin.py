@@ -232,3 +232,14 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
             ),
             *super().get_urls(),
         ]
+
+
+@admin.register(ReturnEvent)
+class ReturnEventAdmin(ReadOnlyAdmin):
+    """The whole audit trail (R11), searchable across returns; each return shows its own inline."""
+
+    list_display = ["created_at", "return_request", "from_state", "to_state", "actor", "note"]
+    list_filter = ["to_state"]
+    search_fields = ["return_request__invoice__number", "note", "actor__username"]
+    list_select_related = ["return_request", "actor"]
+    date_hierarchy = "created_at"
