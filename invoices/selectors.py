@@ -22,3 +22,9 @@ def customer_for_user(*, user) -> Customer | None:
     if not user.is_authenticated:
         return None
     return Customer.objects.filter(user=user).first()
+
+
+def invoice_profiles_for_customer(*, customer: Customer) -> QuerySet:
+    from invoices.models import InvoiceProfile
+
+    return InvoiceProfile.objects.filter(customer=customer).order_by("name", "id")

@@ -28,6 +28,7 @@ from invoices.models import (
     CustomerKind,
     Invoice,
     InvoiceApplication,
+    InvoiceProfile,
     InvoiceState,
     InvoiceType,
     Issuer,
@@ -302,3 +303,31 @@ def invoice_void_or_reverse(
         invoice=invoice,
     )
     return outcome
+
+
+PROFILE_FIELDS = (
+    "invoice_type",
+    "title",
+    "taxpayer_id",
+    "registered_address",
+    "registered_phone",
+    "bank_name",
+    "bank_account",
+    "mailing_recipient",
+    "mailing_phone",
+    "mailing_address",
+    "mailing_postal_code",
+)
+
+
+@transaction.atomic
+def invoice_profile_save(*, customer_id: int, name: str, **fields: str) -> InvoiceProfile:
+    """Save (or overwrite, by name) the details of an application for reuse next time."""
+    name = (name or "").strip()[:100]
+    if not name:
+        raise InvalidInvoiceApplication(_("Give the profile a name."))
+    values = {key: str(fields.get(key, "")).strip() for key in PROFILE_FIELDS}
+    profile, _created = InvoiceProfile.objects.update_or_create(
+        customer_id=customer_id, name=name, defaults=values
+    )
+    return profile

@@ -8,6 +8,9 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from invoices.exceptions import DomainError
+from invoices.models import InvoiceType
+from invoices.services import money
+from invoices.taxpayer import validate_taxpayer_id
 from returns.models import ReturnProblem
 
 REASON_MAX = 500
@@ -124,3 +127,60 @@ class RedLetterFormUploadForm(PortalForm):
     form_number = forms.CharField(label=_("Red-letter information form number"), max_length=32)
 
     error_fields = {"InvalidUpload": "upload"}
+
+
+class ApplyForm(PortalForm):
+    invoice_type = forms.ChoiceField(
+        label=_("Invoice type"),
+        choices=InvoiceType.choices,
+        initial=InvoiceType.ORDINARY,
+        widget=forms.RadioSelect,
+    )
+    amount = forms.CharField(label=_("Amount (yuan)"), max_length=20)
+    title = forms.CharField(label=_("Invoice title"), max_length=200)
+    taxpayer_id = forms.CharField(label=_("Taxpayer ID"), max_length=24, required=False)
+    registered_address = forms.CharField(
+        label=_("Registered address"), max_length=200, required=False
+    )
+    registered_phone = forms.CharField(label=_("Registered phone"), max_length=40, required=False)
+    bank_name = forms.CharField(label=_("Bank"), max_length=200, required=False)
+    bank_account = forms.CharField(label=_("Bank account"), max_length=64, required=False)
+    mailing_recipient = forms.CharField(label=_("Recipient"), max_length=100)
+    mailing_phone = forms.CharField(label=_("Recipient phone"), max_length=40)
+    mailing_address = forms.CharField(label=_("Mailing address"), max_length=300)
+    mailing_postal_code = forms.CharField(label=_("Postal code"), max_length=10, required=False)
+    save_profile = forms.BooleanField(label=_("Save these details as a profile"), required=False)
+    profile_name = forms.CharField(label=_("Profile name"), max_length=100, required=False)
+
+    error_fields = {
+        "InsufficientInvoiceableAmount": "amount",
+        "InvalidTaxpayerId": "taxpayer_id",
+    }
+
+    def clean_amount(self):
+        try:
+            return money(self.cleaned_data["amount"])
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_taxpayer_id(self):
+        value = self.cleaned_data["taxpayer_id"].strip()
+        if not value:
+            return ""
+        try:
+            return validate_taxpayer_id(value)
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self):
+        data = super().clean()
+        if data.get("save_profile") and not (data.get("profile_name") or "").strip():
+            self.add_error("profile_name", _("Give the profile a name."))
+        return data
+
+    def application_kwargs(self) -> dict:
+        return {
+            key: value
+            for key, value in self.cleaned_data.items()
+            if key not in ("save_profile", "profile_name")
+        }

@@ -7,6 +7,7 @@ app_name = "billing"
 urlpatterns = [
     path("", views.home, name="home"),
     path("billing/invoices/", views.invoice_management, name="invoices"),
+    path("billing/invoices/apply/", views.invoice_apply, name="apply"),
     path("billing/invoices/<int:invoice_id>/refund/", views.invoice_refund, name="refund"),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),

@@ -10,14 +10,21 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from invoices.exceptions import DomainError
 from invoices.models import Issuer
-from invoices.selectors import customer_for_user, invoiceable_amount, invoices_for_customer
+from invoices.selectors import (
+    customer_for_user,
+    invoice_profiles_for_customer,
+    invoiceable_amount,
+    invoices_for_customer,
+)
+from invoices.services import PROFILE_FIELDS, invoice_application_create, invoice_profile_save
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
-from returns.forms import RedLetterFormUploadForm, RefundForm, TrackingForm
+from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
 from returns.models import FormReviewState, ReturnState
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
@@ -79,6 +86,7 @@ def invoice_management(request):
             ("reversed", _("Reversed")),
         ],
         "provider": Issuer.PROVIDER,
+        "apply_url": reverse("billing:apply"),
     }
     return render(request, "billing/invoice_management.html", context)
 
@@ -240,3 +248,50 @@ def return_form_download(request, pk: int, form_id: int):
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+def invoice_apply(request):
+    """Apply for an invoice, up to the invoiceable amount, optionally from a saved profile."""
+    customer = _customer(request)
+    profiles = list(invoice_profiles_for_customer(customer=customer))
+    if request.method == "POST":
+        form = ApplyForm(request.POST)
+        if form.is_valid():
+            try:
+                application = invoice_application_create(
+                    customer_id=customer.pk, **form.application_kwargs()
+                )
+            except DomainError as exc:
+                form.add_domain_error(exc)
+            else:
+                if form.cleaned_data["save_profile"]:
+                    invoice_profile_save(
+                        customer_id=customer.pk,
+                        name=form.cleaned_data["profile_name"],
+                        **form.application_kwargs(),
+                    )
+                messages.success(
+                    request,
+                    _("Your application for an invoice of ¥%(amount)s has been submitted.")
+                    % {"amount": application.amount},
+                )
+                return redirect("billing:invoices")
+        status = 400
+    else:
+        initial = {}
+        profile_id = request.GET.get("profile")
+        if profile_id:
+            profile = next((p for p in profiles if str(p.pk) == profile_id), None)
+            if profile is None:
+                raise Http404("No such profile")
+            initial = {key: getattr(profile, key) for key in PROFILE_FIELDS}
+        form = ApplyForm(initial=initial)
+        status = 200
+    context = {
+        "form": form,
+        "profiles": profiles,
+        "selected_profile": request.GET.get("profile", ""),
+        "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
+    }
+    return render(request, "billing/apply.html", context, status=status)

@@ -200,3 +200,32 @@ def open_refund_dialog_zh(page, invoice):
     dialog = page.get_by_role("dialog")
     dialog.get_by_role("textbox", name="原因").wait_for()
     return dialog
+
+
+def test_r10_applying_for_an_invoice_and_saving_a_profile(page):
+    from invoices.models import InvoiceApplication
+    from tests.factories import VALID_USCC, fund
+
+    customer = CustomerFactory(user__username="li.lei")
+    fund(customer, "800.00")
+    log_in(page, "li.lei", PASSWORD)
+    page.get_by_role("main").get_by_role("link", name="Apply for an invoice").click()
+    page.get_by_label("Amount (yuan)").fill("250.00")
+    page.get_by_label("Invoice title").fill("Hangzhou Example Trading Co.")
+    page.get_by_label("Taxpayer ID").fill(VALID_USCC)
+    assert page.get_by_label("Bank account").is_hidden()
+    page.get_by_label("Recipient", exact=True).fill("Li Lei")
+    page.get_by_label("Recipient phone").fill("13800138000")
+    page.get_by_label("Mailing address").fill("2 Example Street, Hangzhou")
+    page.get_by_label("Save these details as a profile").check()
+    page.get_by_label("Profile name").fill("Head office")
+    screenshot(page, "12-apply-for-an-invoice")
+    page.get_by_role("button", name="Submit application").click()
+    page.wait_for_url("**/billing/invoices/")
+    assert page.get_by_text("¥550.00").is_visible()
+    assert InvoiceApplication.objects.get(customer=customer).amount == 250
+
+    page.goto("/billing/invoices/apply/")
+    page.get_by_label("Saved profile").select_option(label="Head office")
+    page.wait_for_url("**/billing/invoices/apply/?profile=*")
+    assert page.get_by_label("Mailing address").input_value() == "2 Example Street, Hangzhou"

@@ -443,3 +443,103 @@ def test_r7_after_a_completed_return_the_invoiceable_amount_is_restored(
     assert rr.state == ReturnState.COMPLETED
     after = client_in.get("/billing/invoices/").context["invoiceable_amount"]
     assert after == before + invoice.amount
+
+
+# --- Apply for an invoice -------------------------------------------------------------------
+
+
+def _apply_data(**overrides) -> dict:
+    return {
+        "invoice_type": "ordinary",
+        "amount": "100.00",
+        "title": "Hangzhou Example Trading Co.",
+        "taxpayer_id": VALID_USCC,
+        **mailing_fields(),
+        **overrides,
+    }
+
+
+def test_r10_applying_for_an_invoice_debits_the_invoiceable_amount(client_in, customer):
+    fund(customer, "500.00")
+    response = client_in.post(reverse("billing:apply"), _apply_data(amount="120.50"))
+    assert response.status_code == 302
+    application = InvoiceApplication.objects.get(customer=customer)
+    assert str(application.amount) == "120.50"
+    page = client_in.get("/billing/invoices/")
+    assert str(page.context["invoiceable_amount"]) == "379.50"
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [
+        ("500.01", "exceeds your invoiceable amount of 500.00"),
+        ("-5", "The amount must be greater than zero."),
+        ("10.001", "An amount has at most two decimal places (fen)."),
+    ],
+    ids=["above-invoiceable", "negative", "three-decimals"],
+)
+def test_r10_a_bad_amount_is_refused_and_keeps_the_application(
+    client_in, customer, amount, message
+):
+    fund(customer, "500.00")
+    response = client_in.post(reverse("billing:apply"), _apply_data(amount=amount))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert message in page
+    assert f'value="{amount}"' in page
+    assert 'value="Hangzhou Example Trading Co."' in page
+    assert not InvoiceApplication.objects.exists()
+
+
+def test_r13_a_taxpayer_id_with_a_wrong_check_character_is_refused(client_in, customer):
+    fund(customer, "500.00")
+    wrong = VALID_USCC[:-1] + ("A" if VALID_USCC[-1] != "A" else "B")
+    response = client_in.post(reverse("billing:apply"), _apply_data(taxpayer_id=wrong))
+    assert response.status_code == 400
+    assert "does not match its check character" in response.content.decode()
+    assert f'value="{wrong}"' in response.content.decode()
+    assert not InvoiceApplication.objects.exists()
+
+
+def test_a_saved_profile_fills_the_next_application(client_in, customer):
+    fund(customer, "500.00")
+    client_in.post(
+        reverse("billing:apply"),
+        _apply_data(save_profile="on", profile_name="Head office", mailing_recipient="Han Mei"),
+    )
+    profile = customer.profiles.get()
+    assert (profile.name, profile.mailing_recipient) == ("Head office", "Han Mei")
+    page = client_in.get(reverse("billing:apply"), {"profile": profile.pk})
+    assert page.context["form"].initial["mailing_recipient"] == "Han Mei"
+    assert 'value="Han Mei"' in page.content.decode()
+
+
+def test_r12_another_customers_profile_id_is_404(client, customer):
+    from invoices.services import invoice_profile_save
+
+    profile = invoice_profile_save(
+        customer_id=customer.pk, name="Secret", invoice_type="ordinary", title="Secret Co."
+    )
+    client.force_login(CustomerFactory().user)
+    response = client.get(reverse("billing:apply"), {"profile": profile.pk})
+    assert response.status_code == 404
+    assert "Secret Co." not in response.content.decode()
+
+
+def test_the_apply_page_speaks_chinese(client_in, customer):
+    fund(customer, "10.00")
+    response = client_in.post(
+        reverse("billing:apply"), _apply_data(amount="10.001"), HTTP_ACCEPT_LANGUAGE="zh-hans"
+    )
+    assert "金额最多保留两位小数" in response.content.decode()
+
+
+def test_r7_after_a_completed_return_applying_again_works_at_once(
+    client_in, customer, invoice, finance_user, django_capture_on_commit_callbacks
+):
+    submit(invoice)
+    with django_capture_on_commit_callbacks(execute=True):
+        log_paper(invoice, finance_user)
+    response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.amount)))
+    assert response.status_code == 302
+    assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.amount).count() == 2

@@ -78,3 +78,22 @@
   }
   syncCertified(document);
 })();
+
+// Apply for an invoice: pick a saved profile at once; show special-invoice fields only for
+// special invoices (without JavaScript every field stays visible).
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+  function syncSpecial() {
+    document.querySelectorAll("[data-special-only]").forEach(function (block) {
+      var special = block.form.querySelector("input[name=invoice_type][value=special]");
+      block.hidden = !(special && special.checked);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "invoice_type") syncSpecial();
+  });
+  syncSpecial();
+})();
