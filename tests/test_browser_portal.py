@@ -10,8 +10,8 @@ from invoices.models import InvoiceType
 from invoices.services import invoice_record_marketplace
 from returns.models import ReturnRequest, ReturnState
 from tests.browser_fixtures import log_in, screenshot
-from tests.factories import CustomerFactory, issue_invoice
-from tests.returns_helpers import png_bytes
+from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.returns_helpers import log_paper, png_bytes, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -178,6 +178,9 @@ def test_refund_works_without_javascript(browser, live_server):
 def test_the_portal_speaks_chinese_to_a_chinese_browser_and_switches_language(page_zh):
     customer = CustomerFactory(user__username="li.lei")
     invoice = issue_invoice(customer)
+    returned = issue_invoice(customer)
+    completed = submit(returned)
+    log_paper(returned, UserFactory(username="finance", is_staff=True))
     page = page_zh
     page.goto("/accounts/login/")
     page.locator("#id_username").fill("li.lei")
@@ -191,8 +194,12 @@ def test_the_portal_speaks_chinese_to_a_chinese_browser_and_switches_language(pa
     assert dialog.get_by_role("button", name="确定").is_visible()
     screenshot(page, "11-refund-dialog-zh")
     dialog.get_by_role("button", name="取消").click()
+    page.goto(f"/billing/returns/{completed.pk}/")
+    assert page.get_by_text("短信已发送").is_visible()
+    screenshot(page, "13-return-detail-completed-zh")
     page.get_by_role("button", name="English").click()
-    assert page.get_by_role("heading", name="Invoice Management").is_visible()
+    page.get_by_role("heading", name=f"Return of invoice {returned.number}").wait_for()
+    assert page.get_by_text("SMS sent").is_visible()
 
 
 def open_refund_dialog_zh(page, invoice):

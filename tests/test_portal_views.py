@@ -543,3 +543,23 @@ def test_r7_after_a_completed_return_applying_again_works_at_once(
     response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.amount)))
     assert response.status_code == 302
     assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.amount).count() == 2
+
+
+def test_r11_a_completed_return_shows_every_step_with_its_time(
+    client_in, invoice, finance_user, django_capture_on_commit_callbacks
+):
+    rr = submit(invoice)
+    with django_capture_on_commit_callbacks(execute=True):
+        log_paper(invoice, finance_user)
+    page = client_in.get(reverse("billing:return_detail", args=[rr.pk]))
+    steps = {step.key: step for step in page.context["timeline"]}
+    assert [key for key, step in steps.items() if step.done] == [
+        "submitted",
+        "received",
+        "outcome",
+        "sms",
+    ]
+    assert steps["form"].skipped
+    assert steps["outcome"].label == "Voided"
+    assert all(steps[key].at is not None for key in ("submitted", "received", "outcome", "sms"))
+    assert "Cancel return" not in page.content.decode()
