@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from invoices.exceptions import DomainError
 from invoices.models import Issuer
 from invoices.selectors import (
+    applications_pending_for_customer,
     customer_for_user,
     invoice_profiles_for_customer,
     invoiceable_amount,
@@ -87,6 +88,7 @@ def invoice_management(request):
         ],
         "provider": Issuer.PROVIDER,
         "apply_url": reverse("billing:apply"),
+        "pending_applications": applications_pending_for_customer(customer=customer),
     }
     return render(request, "billing/invoice_management.html", context)
 

@@ -133,11 +133,12 @@ def test_invoice_management_renders_1000_invoices_in_as_many_queries_as_one(
     _bulk_invoices(many, 1000)
     submit(Invoice.objects.filter(customer=many).first())
     client.force_login(one.user)
-    # session, user, customer, invoiceable amount, count, page of rows (returns annotated)
-    with django_assert_num_queries(6):
+    # session, user, customer, invoiceable amount, pending applications, count, page of rows
+    # (each row annotated with its return in the same query)
+    with django_assert_num_queries(7):
         assert client.get("/billing/invoices/").status_code == 200
     client.force_login(many.user)
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = client.get("/billing/invoices/")
     assert len(response.context["invoices"]) == 20
 
@@ -467,6 +468,8 @@ def test_r10_applying_for_an_invoice_debits_the_invoiceable_amount(client_in, cu
     assert str(application.amount) == "120.50"
     page = client_in.get("/billing/invoices/")
     assert str(page.context["invoiceable_amount"]) == "379.50"
+    assert page.context["pending_applications"] == [application]
+    assert "Applications being issued" in page.content.decode()
 
 
 @pytest.mark.parametrize(
