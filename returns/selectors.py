@@ -180,3 +180,24 @@ def return_timeline(
     ).first()
     steps.append(TimelineStep("sms", _("SMS sent"), sms is not None, sms.sent_at if sms else None))
     return steps
+
+
+def invoice_return_refusal(*, invoice) -> str | None:
+    """Why this invoice cannot be returned now (R1), in words for the customer, or None.
+
+    The Refund page asks before showing the form; ``return_request_submit`` re-checks under
+    the invoice lock, so this is only for showing the right message early.
+    """
+    from django.utils.translation import gettext as _
+
+    from invoices.models import InvoiceState, Issuer
+
+    if invoice.issuer != Issuer.PROVIDER:
+        return _("Issued by %(issuer)s: contact the service provider.") % {
+            "issuer": invoice.issuer_name
+        }
+    if invoice.state != InvoiceState.ISSUED:
+        return _("This invoice is %(state)s and cannot be returned.") % {
+            "state": invoice.get_state_display().lower()
+        }
+    return None

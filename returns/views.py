@@ -29,6 +29,7 @@ from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, Tracki
 from returns.models import FormReviewState, ReturnState
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
+    invoice_return_refusal,
     invoices_for_management,
     red_letter_form_current,
     red_letter_forms_for_return,
@@ -138,15 +139,9 @@ def invoice_refund(request, invoice_id: int):
                 )
                 return redirect("billing:return_detail", pk=rr.pk)
     else:
-        if invoice.issuer != Issuer.PROVIDER or invoice.state != "issued":
-            messages.error(
-                request,
-                _("Issued by %(issuer)s: contact the service provider.")
-                % {"issuer": invoice.issuer_name}
-                if invoice.issuer != Issuer.PROVIDER
-                else _("This invoice is %(state)s and cannot be returned.")
-                % {"state": invoice.get_state_display().lower()},
-            )
+        refusal = invoice_return_refusal(invoice=invoice)
+        if refusal is not None:
+            messages.error(request, refusal)
             return redirect("billing:invoices")
         form = RefundForm(invoice=invoice)
     template = "billing/_refund_form.html" if request.GET.get("dialog") else "billing/refund.html"
