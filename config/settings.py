@@ -92,7 +92,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/accounts/login/"
-LOGIN_REDIRECT_URL = "/billing/invoices/"
+LOGIN_REDIRECT_URL = "/"  # the home view sends staff to /admin/, customers to their invoices
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # Internationalisation: English and Simplified Chinese; the business runs on Beijing time.

@@ -11,6 +11,7 @@ admin.site.index_title = _("Invoice returns")
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),
     path("", include("returns.urls")),

@@ -18,6 +18,7 @@ from invoices.models import (
     Customer,
     Invoice,
     InvoiceApplication,
+    InvoiceProfile,
     LedgerEntry,
     NumberSequence,
     RedLetterInvoice,
@@ -164,3 +165,12 @@ class NumberSequenceAdmin(ReadOnlyAdmin):
     """Counters behind red-letter invoice numbers: visible for support, never edited by hand."""
 
     list_display = ["name", "last_value"]
+
+
+@admin.register(InvoiceProfile)
+class InvoiceProfileAdmin(ReadOnlyAdmin):
+    """Customers' saved invoice details: staff may look, only the customer changes them."""
+
+    list_display = ["customer", "name", "invoice_type", "title", "taxpayer_id"]
+    search_fields = ["customer__name", "title", "taxpayer_id"]
+    list_select_related = ["customer"]

@@ -302,3 +302,33 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} {self.amount}"
+
+
+class InvoiceProfile(models.Model):
+    """Invoice details a customer saved to reuse when applying again (not a financial row)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="profiles")
+    name = models.CharField(_("profile name"), max_length=100)
+    invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    title = models.CharField(_("invoice title"), max_length=200)
+    taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
+    registered_address = models.CharField(_("registered address"), max_length=200, blank=True)
+    registered_phone = models.CharField(_("registered phone"), max_length=40, blank=True)
+    bank_name = models.CharField(_("bank"), max_length=200, blank=True)
+    bank_account = models.CharField(_("bank account"), max_length=64, blank=True)
+    mailing_recipient = models.CharField(_("recipient"), max_length=100)
+    mailing_phone = models.CharField(_("recipient phone"), max_length=40)
+    mailing_address = models.CharField(_("mailing address"), max_length=300)
+    mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("invoice profile")
+        verbose_name_plural = _("invoice profiles")
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name"], name="invoice_profile_name_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -22,3 +22,20 @@ def customer_for_user(*, user) -> Customer | None:
     if not user.is_authenticated:
         return None
     return Customer.objects.filter(user=user).first()
+
+
+def invoice_profiles_for_customer(*, customer: Customer) -> QuerySet:
+    from invoices.models import InvoiceProfile
+
+    return InvoiceProfile.objects.filter(customer=customer).order_by("name", "id")
+
+
+def applications_pending_for_customer(*, customer: Customer, limit: int = 10) -> list:
+    """Applications not yet issued as an invoice: the newest few, for Invoice Management."""
+    from invoices.models import ApplicationState, InvoiceApplication
+
+    return list(
+        InvoiceApplication.objects.filter(
+            customer=customer, state=ApplicationState.PENDING
+        ).order_by("-created_at", "-id")[:limit]
+    )

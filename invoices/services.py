@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
@@ -27,6 +28,7 @@ from invoices.models import (
     CustomerKind,
     Invoice,
     InvoiceApplication,
+    InvoiceProfile,
     InvoiceState,
     InvoiceType,
     Issuer,
@@ -56,13 +58,13 @@ def money(value: Decimal | str | int) -> Decimal:
     try:
         amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError) as exc:
-        raise InvalidInvoiceApplication("The amount is not a number.") from exc
+        raise InvalidInvoiceApplication(_("The amount is not a number.")) from exc
     if not amount.is_finite():
-        raise InvalidInvoiceApplication("The amount is not a number.")
+        raise InvalidInvoiceApplication(_("The amount is not a number."))
     if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
-        raise InvalidInvoiceApplication("An amount has at most two decimal places (fen).")
+        raise InvalidInvoiceApplication(_("An amount has at most two decimal places (fen)."))
     if amount <= 0:
-        raise InvalidInvoiceApplication("The amount must be greater than zero.")
+        raise InvalidInvoiceApplication(_("The amount must be greater than zero."))
     return amount.quantize(CENT)
 
 
@@ -111,10 +113,10 @@ def invoice_application_create(
     """
     amount = money(amount)
     if invoice_type not in InvoiceType.values:
-        raise InvalidInvoiceApplication("Choose a VAT special or a VAT ordinary invoice.")
+        raise InvalidInvoiceApplication(_("Choose a VAT special or a VAT ordinary invoice."))
     title = title.strip()
     if not title:
-        raise InvalidInvoiceApplication("The invoice title is required.")
+        raise InvalidInvoiceApplication(_("The invoice title is required."))
     fields = {
         "registered_address": registered_address.strip(),
         "registered_phone": registered_phone.strip(),
@@ -125,19 +127,22 @@ def invoice_application_create(
     if taxpayer_id.strip():
         taxpayer_id = validate_taxpayer_id(taxpayer_id)
     elif customer.kind == CustomerKind.ENTERPRISE or invoice_type == InvoiceType.SPECIAL:
-        raise InvalidInvoiceApplication("An enterprise invoice needs the taxpayer ID.")
+        raise InvalidInvoiceApplication(_("An enterprise invoice needs the taxpayer ID."))
     if invoice_type == InvoiceType.SPECIAL and not all(fields.values()):
         raise InvalidInvoiceApplication(
-            "A VAT special invoice needs the registered address and phone, the bank and the "
-            "account number."
+            _(
+                "A VAT special invoice needs the registered address and phone, the bank and "
+                "the account number."
+            )
         )
     if not (mailing_recipient.strip() and mailing_phone.strip() and mailing_address.strip()):
-        raise InvalidInvoiceApplication("The mailing recipient, phone and address are required.")
+        raise InvalidInvoiceApplication(_("The mailing recipient, phone and address are required."))
 
     available = invoiceable_amount(customer_id=customer.pk)
     if amount > available:
         raise InsufficientInvoiceableAmount(
-            f"The amount {amount} exceeds your invoiceable amount of {available}."
+            _("The amount %(amount)s exceeds your invoiceable amount of %(available)s.")
+            % {"amount": amount, "available": available}
         )
     application = InvoiceApplication.objects.create(
         customer=customer,
@@ -167,7 +172,8 @@ def _invoice_insert(**fields) -> Invoice:
     except IntegrityError as exc:
         if Invoice.objects.filter(code=fields["code"], number=fields["number"]).exists():
             raise DuplicateInvoiceNumber(
-                f"Invoice {fields['code']} {fields['number']} already exists."
+                _("Invoice %(code)s %(number)s already exists.")
+                % {"code": fields["code"], "number": fields["number"]}
             ) from exc
         raise
 
@@ -272,8 +278,8 @@ def invoice_void_or_reverse(
     _customer_lock(invoice.customer_id)
     if invoice.state != InvoiceState.ISSUED or invoice.issuer != Issuer.PROVIDER:
         raise InvoiceNotReturnable(
-            f"Invoice {invoice} is {invoice.get_state_display().lower()} and cannot be "
-            "voided or reversed again."
+            _("Invoice %(invoice)s is %(state)s and cannot be voided or reversed again.")
+            % {"invoice": invoice, "state": invoice.get_state_display().lower()}
         )
     outcome = void_or_reverse_decision(issued_at=invoice.issued_at, certified=certified, now=now)
     if outcome == ReturnOutcome.VOIDED:
@@ -297,3 +303,31 @@ def invoice_void_or_reverse(
         invoice=invoice,
     )
     return outcome
+
+
+PROFILE_FIELDS = (
+    "invoice_type",
+    "title",
+    "taxpayer_id",
+    "registered_address",
+    "registered_phone",
+    "bank_name",
+    "bank_account",
+    "mailing_recipient",
+    "mailing_phone",
+    "mailing_address",
+    "mailing_postal_code",
+)
+
+
+@transaction.atomic
+def invoice_profile_save(*, customer_id: int, name: str, **fields: str) -> InvoiceProfile:
+    """Save (or overwrite, by name) the details of an application for reuse next time."""
+    name = (name or "").strip()[:100]
+    if not name:
+        raise InvalidInvoiceApplication(_("Give the profile a name."))
+    values = {key: str(fields.get(key, "")).strip() for key in PROFILE_FIELDS}
+    profile, _created = InvoiceProfile.objects.update_or_create(
+        customer_id=customer_id, name=name, defaults=values
+    )
+    return profile

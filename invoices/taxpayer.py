@@ -12,6 +12,7 @@ ourselves and use stdnum only for the check-character computation.
 
 import re
 
+from django.utils.translation import gettext as _
 from stdnum.cn import uscc
 
 from invoices.exceptions import InvalidTaxpayerId
@@ -31,19 +32,25 @@ def validate_taxpayer_id(value: str) -> str:
     number = normalize_taxpayer_id(value)
     if len(number) not in ALLOWED_LENGTHS:
         raise InvalidTaxpayerId(
-            f"A taxpayer ID has 15, 18 or 20 characters; this one has {len(number)}."
+            _("A taxpayer ID has 15, 18 or 20 characters; this one has %(count)d.")
+            % {"count": len(number)}
         )
     if len(number) == 18:
         if not _USCC_RE.match(number):
             raise InvalidTaxpayerId(
-                "An 18-character taxpayer ID must be a unified social credit code: digits and "
-                "capital letters except I, O, S, V and Z, with digits in positions 3 to 8."
+                _(
+                    "An 18-character taxpayer ID must be a unified social credit code: digits "
+                    "and capital letters except I, O, S, V and Z, with digits in positions 3 "
+                    "to 8."
+                )
             )
         if uscc.calc_check_digit(number[:17]) != number[17]:
             raise InvalidTaxpayerId(
-                "The last character of this unified social credit code does not match its "
-                "check character: please check the code for a typing error."
+                _(
+                    "The last character of this unified social credit code does not match "
+                    "its check character: please check the code for a typing error."
+                )
             )
     elif not _LEGACY_RE.match(number):
-        raise InvalidTaxpayerId("A taxpayer ID may contain only digits and capital letters.")
+        raise InvalidTaxpayerId(_("A taxpayer ID may contain only digits and capital letters."))
     return number

@@ -10,9 +10,11 @@ from invoices.models import Customer
 from notifications.models import SmsMessage, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
+    OPEN_STATES,
     FormReviewState,
     MailReceipt,
     RedLetterForm,
+    ReturnEvent,
     ReturnRequest,
     ReturnState,
 )
@@ -104,3 +106,140 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
         ).count(),
         failed_awaiting_retry=counts.get(ReturnState.FAILED, 0),
     )
+
+
+# --- Customer portal reads -----------------------------------------------------------------
+
+INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
+
+
+def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet:
+    """The Invoice request record: the customer's invoices, each annotated with the return that
+    holds it (``return_id``, ``return_state``), in a single query whatever the number of rows.
+
+    ``status`` filters: an invoice state, or ``returning`` (a return is open).
+    """
+    from django.db.models import Subquery
+
+    from invoices.selectors import invoices_for_customer
+
+    holding = ReturnRequest.objects.filter(
+        invoice=OuterRef("pk"), state__in=BLOCKING_STATES
+    ).order_by("-id")
+    invoices = invoices_for_customer(customer=customer).annotate(
+        return_id=Subquery(holding.values("pk")[:1]),
+        return_state=Subquery(holding.values("state")[:1]),
+    )
+    if status == "returning":
+        invoices = invoices.filter(return_state__in=OPEN_STATES)
+    elif status in INVOICE_STATUS_FILTERS:
+        invoices = invoices.filter(state=status)
+    return invoices
+
+
+def return_for_customer(*, customer: Customer, return_request_id: int) -> ReturnRequest | None:
+    """One of the customer's returns, or None: another customer's return does not exist (R12)."""
+    return (
+        returns_for_customer(customer=customer)
+        .select_related("invoice__customer")
+        .filter(pk=return_request_id)
+        .first()
+    )
+
+
+def return_events(*, return_request_id: int) -> QuerySet[ReturnEvent]:
+    return ReturnEvent.objects.filter(return_request_id=return_request_id).order_by(
+        "created_at", "id"
+    )
+
+
+def red_letter_forms_for_return(*, return_request_id: int) -> QuerySet[RedLetterForm]:
+    return RedLetterForm.objects.filter(return_request_id=return_request_id).order_by(
+        "-created_at", "-id"
+    )
+
+
+@dataclass(frozen=True)
+class TimelineStep:
+    key: str
+    label: str
+    done: bool
+    at: dt.datetime | None = None
+    skipped: bool = False
+
+
+def return_timeline(
+    *, return_request: ReturnRequest, events: list[ReturnEvent]
+) -> list[TimelineStep]:
+    """The progress bar of a return: submitted → paper received → form reviewed →
+    voided/reversed → SMS sent, each with the time it happened (R11)."""
+    from django.utils.translation import gettext as _
+
+    from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+
+    reached = {}
+    for event in events:
+        reached.setdefault(event.to_state, event.created_at)
+    rr = return_request
+    steps = [
+        TimelineStep(
+            "submitted", _("Submitted"), True, reached.get(ReturnState.SUBMITTED, rr.created_at)
+        ),
+        TimelineStep(
+            "received",
+            _("Paper received"),
+            ReturnState.RECEIVED in reached,
+            reached.get(ReturnState.RECEIVED),
+        ),
+    ]
+    if rr.needs_red_letter_form:
+        approved = RedLetterForm.objects.filter(
+            return_request=rr, review_state=FormReviewState.APPROVED
+        ).first()
+        steps.append(
+            TimelineStep(
+                "form",
+                _("Form reviewed"),
+                approved is not None,
+                approved.reviewed_at if approved else None,
+            )
+        )
+    else:
+        steps.append(TimelineStep("form", _("Form reviewed"), False, None, skipped=True))
+    if rr.outcome == "reversed":
+        label = _("Reversed")
+    elif rr.outcome == "voided":
+        label = _("Voided")
+    else:
+        label = _("Voided or reversed")
+    steps.append(
+        TimelineStep("outcome", label, rr.state == ReturnState.COMPLETED, reached.get("completed"))
+    )
+    sms = SmsMessage.objects.filter(
+        related_return_id=rr.pk,
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        status__in=[SmsStatus.SENT, SmsStatus.DELIVERED],
+    ).first()
+    steps.append(TimelineStep("sms", _("SMS sent"), sms is not None, sms.sent_at if sms else None))
+    return steps
+
+
+def invoice_return_refusal(*, invoice) -> str | None:
+    """Why this invoice cannot be returned now (R1), in words for the customer, or None.
+
+    The Refund page asks before showing the form; ``return_request_submit`` re-checks under
+    the invoice lock, so this is only for showing the right message early.
+    """
+    from django.utils.translation import gettext as _
+
+    from invoices.models import InvoiceState, Issuer
+
+    if invoice.issuer != Issuer.PROVIDER:
+        return _("Issued by %(issuer)s: contact the service provider.") % {
+            "issuer": invoice.issuer_name
+        }
+    if invoice.state != InvoiceState.ISSUED:
+        return _("This invoice is %(state)s and cannot be returned.") % {
+            "state": invoice.get_state_display().lower()
+        }
+    return None

@@ -7,4 +7,15 @@ app_name = "billing"
 urlpatterns = [
     path("", views.home, name="home"),
     path("billing/invoices/", views.invoice_management, name="invoices"),
+    path("billing/invoices/apply/", views.invoice_apply, name="apply"),
+    path("billing/invoices/<int:invoice_id>/refund/", views.invoice_refund, name="refund"),
+    path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
+    path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),
+    path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),
+    path("billing/returns/<int:pk>/form/", views.return_form_upload, name="return_form_upload"),
+    path(
+        "billing/returns/<int:pk>/forms/<int:form_id>/",
+        views.return_form_download,
+        name="return_form_download",
+    ),
 ]

@@ -1,24 +1,297 @@
-"""Customer portal pages. Views parse input, call a service or selector, and render."""
+"""Customer portal pages. Views parse input, call a service or selector, and render.
 
+Every object is looked up through the logged-in customer: another customer's invoice, return
+or form answers 404, exactly like one that does not exist (R12).
+"""
+
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
-from invoices.selectors import customer_for_user, invoiceable_amount, invoices_for_customer
+from invoices.exceptions import DomainError
+from invoices.models import Issuer
+from invoices.selectors import (
+    applications_pending_for_customer,
+    customer_for_user,
+    invoice_profiles_for_customer,
+    invoiceable_amount,
+    invoices_for_customer,
+)
+from invoices.services import PROFILE_FIELDS, invoice_application_create, invoice_profile_save
+from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
+from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
+from returns.models import FormReviewState, ReturnState
+from returns.selectors import (
+    INVOICE_STATUS_FILTERS,
+    invoice_return_refusal,
+    invoices_for_management,
+    red_letter_form_current,
+    red_letter_forms_for_return,
+    return_blocking_for_invoice,
+    return_events,
+    return_for_customer,
+    return_timeline,
+)
+from returns.services import (
+    red_letter_form_upload,
+    return_request_cancel,
+    return_request_submit,
+    return_request_update_tracking,
+)
+
+PAGE_SIZE = 20
+
+
+def _customer(request):
+    customer = customer_for_user(user=request.user)
+    if customer is None:
+        raise Http404("No customer account")
+    return customer
+
+
+def _own_return(request, pk: int):
+    rr = return_for_customer(customer=_customer(request), return_request_id=pk)
+    if rr is None:
+        raise Http404("No such return")
+    return rr
 
 
 def home(request):
+    """Where a log-in lands: staff in the back office, customers on Invoice Management."""
+    if request.user.is_authenticated and request.user.is_staff:
+        return redirect("admin:index")
     return redirect("billing:invoices")
 
 
 @login_required
 def invoice_management(request):
-    customer = customer_for_user(user=request.user)
-    if customer is None:
-        raise Http404("No customer account")
+    customer = _customer(request)
+    status = request.GET.get("status", "")
+    if status not in INVOICE_STATUS_FILTERS:
+        status = ""
+    invoices = invoices_for_management(customer=customer, status=status)
+    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "customer": customer,
         "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
-        "invoices": invoices_for_customer(customer=customer)[:50],
+        "page": page,
+        "invoices": page.object_list,
+        "status": status,
+        "status_choices": [
+            ("", _("All")),
+            ("issued", _("Issued")),
+            ("returning", _("Return in progress")),
+            ("voided", _("Voided")),
+            ("reversed", _("Reversed")),
+        ],
+        "provider": Issuer.PROVIDER,
+        "apply_url": reverse("billing:apply"),
+        "pending_applications": applications_pending_for_customer(customer=customer),
     }
     return render(request, "billing/invoice_management.html", context)
+
+
+def _refund_context(invoice, form) -> dict:
+    return {
+        "invoice": invoice,
+        "form": form,
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+
+
+@login_required
+def invoice_refund(request, invoice_id: int):
+    """The Refund form: a page of its own, and the body of the Refund dialog (``?dialog=1``)."""
+    customer = _customer(request)
+    invoice = get_object_or_404(invoices_for_customer(customer=customer), pk=invoice_id)
+    open_return = return_blocking_for_invoice(invoice_id=invoice.pk)
+    if open_return is not None:
+        messages.info(request, _("This invoice already has a return in progress."))
+        return redirect("billing:return_detail", pk=open_return.pk)
+    if request.method == "POST":
+        form = RefundForm(request.POST, request.FILES, invoice=invoice)
+        if form.is_valid():
+            try:
+                rr = return_request_submit(
+                    invoice_id=invoice.pk,
+                    customer_id=customer.pk,
+                    actor=request.user,
+                    **form.service_kwargs(),
+                )
+            except ReturnAlreadyOpen as exc:
+                # A double submit or a second tab: show the return that won (R2).
+                messages.info(request, str(exc))
+                existing = return_blocking_for_invoice(invoice_id=invoice.pk)
+                return redirect("billing:return_detail", pk=existing.pk)
+            except InvoiceNotEligibleForReturn as exc:
+                messages.error(request, str(exc))
+                return redirect("billing:invoices")
+            except DomainError as exc:
+                form.add_domain_error(exc)
+            else:
+                messages.success(
+                    request,
+                    _("Your return of invoice %(number)s has been submitted.")
+                    % {"number": invoice.number},
+                )
+                return redirect("billing:return_detail", pk=rr.pk)
+    else:
+        refusal = invoice_return_refusal(invoice=invoice)
+        if refusal is not None:
+            messages.error(request, refusal)
+            return redirect("billing:invoices")
+        form = RefundForm(invoice=invoice)
+    template = "billing/_refund_form.html" if request.GET.get("dialog") else "billing/refund.html"
+    status = 400 if request.method == "POST" else 200
+    return render(request, template, _refund_context(invoice, form), status=status)
+
+
+@login_required
+def return_detail(request, pk: int):
+    return _render_detail(request, _own_return(request, pk))
+
+
+def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status: int = 200):
+    events = list(return_events(return_request_id=rr.pk))
+    current_form = red_letter_form_current(return_request_id=rr.pk)
+    can_change_form = (
+        rr.needs_red_letter_form
+        and rr.state in (ReturnState.SUBMITTED, ReturnState.RECEIVED)
+        and (current_form is None or current_form.review_state != FormReviewState.APPROVED)
+    )
+    context = {
+        "rr": rr,
+        "invoice": rr.invoice,
+        "events": events,
+        "timeline": return_timeline(return_request=rr, events=events),
+        "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
+        "current_form": current_form,
+        "can_cancel": rr.state == ReturnState.SUBMITTED,
+        "can_track": rr.state == ReturnState.SUBMITTED,
+        "can_change_form": can_change_form,
+        "tracking_form": tracking_form
+        or TrackingForm(initial={"courier": rr.courier, "tracking_number": rr.tracking_number}),
+        "upload_form": upload_form or RedLetterFormUploadForm(),
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+    return render(request, "billing/return_detail.html", context, status=status)
+
+
+@login_required
+@require_POST
+def return_cancel(request, pk: int):
+    rr = _own_return(request, pk)
+    try:
+        return_request_cancel(return_request_id=rr.pk, actor=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Your return has been cancelled."))
+    return redirect("billing:return_detail", pk=rr.pk)
+
+
+@login_required
+@require_POST
+def return_tracking(request, pk: int):
+    rr = _own_return(request, pk)
+    form = TrackingForm(request.POST)
+    if form.is_valid():
+        try:
+            return_request_update_tracking(
+                return_request_id=rr.pk, actor=request.user, **form.cleaned_data
+            )
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, _("The tracking number has been saved."))
+            return redirect("billing:return_detail", pk=rr.pk)
+    return _render_detail(request, rr, tracking_form=form, status=400)
+
+
+@login_required
+@require_POST
+def return_form_upload(request, pk: int):
+    rr = _own_return(request, pk)
+    form = RedLetterFormUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            red_letter_form_upload(
+                return_request_id=rr.pk,
+                actor=request.user,
+                upload=form.cleaned_data["upload"],
+                form_number=form.cleaned_data["form_number"],
+            )
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, _("The red-letter information form has been uploaded."))
+            return redirect("billing:return_detail", pk=rr.pk)
+    return _render_detail(request, rr, upload_form=form, status=400)
+
+
+@login_required
+def return_form_download(request, pk: int, form_id: int):
+    """An uploaded scan, shown back to its owner only (R12)."""
+    rr = _own_return(request, pk)
+    form = get_object_or_404(red_letter_forms_for_return(return_request_id=rr.pk), pk=form_id)
+    response = FileResponse(
+        form.file.open("rb"),
+        content_type=form.content_type,
+        filename=f"red-letter-form-{form.form_number}{form.extension}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+def invoice_apply(request):
+    """Apply for an invoice, up to the invoiceable amount, optionally from a saved profile."""
+    customer = _customer(request)
+    profiles = list(invoice_profiles_for_customer(customer=customer))
+    if request.method == "POST":
+        form = ApplyForm(request.POST)
+        if form.is_valid():
+            try:
+                application = invoice_application_create(
+                    customer_id=customer.pk, **form.application_kwargs()
+                )
+            except DomainError as exc:
+                form.add_domain_error(exc)
+            else:
+                if form.cleaned_data["save_profile"]:
+                    invoice_profile_save(
+                        customer_id=customer.pk,
+                        name=form.cleaned_data["profile_name"],
+                        **form.application_kwargs(),
+                    )
+                messages.success(
+                    request,
+                    _("Your application for an invoice of ¥%(amount)s has been submitted.")
+                    % {"amount": application.amount},
+                )
+                return redirect("billing:invoices")
+        status = 400
+    else:
+        initial = {}
+        profile_id = request.GET.get("profile")
+        if profile_id:
+            profile = next((p for p in profiles if str(p.pk) == profile_id), None)
+            if profile is None:
+                raise Http404("No such profile")
+            initial = {key: getattr(profile, key) for key in PROFILE_FIELDS}
+        form = ApplyForm(initial=initial)
+        status = 200
+    context = {
+        "form": form,
+        "profiles": profiles,
+        "selected_profile": request.GET.get("profile", ""),
+        "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
+    }
+    return render(request, "billing/apply.html", context, status=status)

@@ -1,0 +1,186 @@
+"""Portal forms: they check the shape of what the customer typed; the services decide the rest.
+
+Domain errors raised by a service are put back on the form (``add_domain_error``) so the page
+re-renders with everything the customer entered and the message next to the right field.
+"""
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from invoices.exceptions import DomainError
+from invoices.models import InvoiceType
+from invoices.services import money
+from invoices.taxpayer import validate_taxpayer_id
+from returns.models import ReturnProblem
+
+REASON_MAX = 500
+YES_NO = [("yes", _("Yes")), ("no", _("No"))]
+
+
+class PortalForm(forms.Form):
+    #: Which field a domain error belongs to, by exception class name; None = the whole form.
+    error_fields: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def add_domain_error(self, exc: DomainError) -> None:
+        field = self.error_fields.get(type(exc).__name__)
+        self.add_error(field if field in self.fields else None, str(exc))
+
+
+class RefundForm(PortalForm):
+    problem = forms.ChoiceField(
+        label=_("What was wrong"),
+        choices=ReturnProblem.choices,
+        initial=ReturnProblem.OTHER,
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={
+            "required": _("Please say why you are returning this invoice."),
+            "max_length": _(
+                "The reason is %(show_value)d characters long; at most %(limit_value)d are allowed."
+            ),
+        },
+    )
+    certified = forms.ChoiceField(
+        label=_("Has this invoice been certified?"),
+        choices=YES_NO,
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    red_letter_form = forms.FileField(
+        label=_("Red-letter information form (PDF, JPEG or PNG, at most 10 MB)"),
+        required=False,
+        allow_empty_file=True,  # the service says "The file is empty." in the customer's words
+    )
+    red_letter_form_number = forms.CharField(
+        label=_("Red-letter information form number"), max_length=32, required=False
+    )
+    courier = forms.CharField(label=_("Courier"), max_length=64, required=False)
+    tracking_number = forms.CharField(label=_("Tracking number"), max_length=64, required=False)
+
+    error_fields = {
+        "InvalidUpload": "red_letter_form",
+        "InvalidReturnReason": "reason",
+    }
+
+    def __init__(self, *args, invoice, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.invoice = invoice
+        if not invoice.is_special:
+            for name in ("certified", "red_letter_form", "red_letter_form_number"):
+                del self.fields[name]
+        else:
+            self.fields["certified"].required = True
+            self.fields["certified"].error_messages["required"] = _(
+                "Please answer: has this invoice been certified?"
+            )
+
+    def clean(self):
+        data = super().clean()
+        if self.invoice.is_special and data.get("certified") == "yes":
+            if not data.get("red_letter_form"):
+                self.add_error(
+                    "red_letter_form",
+                    _("A certified special invoice needs the red-letter information form scan."),
+                )
+            if not (data.get("red_letter_form_number") or "").strip():
+                self.add_error(
+                    "red_letter_form_number",
+                    _("Enter the red-letter information form number."),
+                )
+        return data
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        kwargs = {
+            "reason": data["reason"],
+            "problem": data["problem"],
+            "courier": data.get("courier", ""),
+            "tracking_number": data.get("tracking_number", ""),
+        }
+        if self.invoice.is_special:
+            certified = data.get("certified") == "yes"
+            kwargs["certified"] = certified
+            if certified:
+                kwargs["red_letter_form"] = data.get("red_letter_form")
+                kwargs["red_letter_form_number"] = data.get("red_letter_form_number", "")
+        return kwargs
+
+
+class TrackingForm(PortalForm):
+    courier = forms.CharField(label=_("Courier"), max_length=64, required=False)
+    tracking_number = forms.CharField(label=_("Tracking number"), max_length=64)
+
+
+class RedLetterFormUploadForm(PortalForm):
+    upload = forms.FileField(
+        label=_("Red-letter information form (PDF, JPEG or PNG, at most 10 MB)"),
+        allow_empty_file=True,
+    )
+    form_number = forms.CharField(label=_("Red-letter information form number"), max_length=32)
+
+    error_fields = {"InvalidUpload": "upload"}
+
+
+class ApplyForm(PortalForm):
+    invoice_type = forms.ChoiceField(
+        label=_("Invoice type"),
+        choices=InvoiceType.choices,
+        initial=InvoiceType.ORDINARY,
+        widget=forms.RadioSelect,
+    )
+    amount = forms.CharField(label=_("Amount (yuan)"), max_length=20)
+    title = forms.CharField(label=_("Invoice title"), max_length=200)
+    taxpayer_id = forms.CharField(label=_("Taxpayer ID"), max_length=24, required=False)
+    registered_address = forms.CharField(
+        label=_("Registered address"), max_length=200, required=False
+    )
+    registered_phone = forms.CharField(label=_("Registered phone"), max_length=40, required=False)
+    bank_name = forms.CharField(label=_("Bank"), max_length=200, required=False)
+    bank_account = forms.CharField(label=_("Bank account"), max_length=64, required=False)
+    mailing_recipient = forms.CharField(label=_("Recipient"), max_length=100)
+    mailing_phone = forms.CharField(label=_("Recipient phone"), max_length=40)
+    mailing_address = forms.CharField(label=_("Mailing address"), max_length=300)
+    mailing_postal_code = forms.CharField(label=_("Postal code"), max_length=10, required=False)
+    save_profile = forms.BooleanField(label=_("Save these details as a profile"), required=False)
+    profile_name = forms.CharField(label=_("Profile name"), max_length=100, required=False)
+
+    error_fields = {
+        "InsufficientInvoiceableAmount": "amount",
+        "InvalidTaxpayerId": "taxpayer_id",
+    }
+
+    def clean_amount(self):
+        try:
+            return money(self.cleaned_data["amount"])
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean_taxpayer_id(self):
+        value = self.cleaned_data["taxpayer_id"].strip()
+        if not value:
+            return ""
+        try:
+            return validate_taxpayer_id(value)
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
+    def clean(self):
+        data = super().clean()
+        if data.get("save_profile") and not (data.get("profile_name") or "").strip():
+            self.add_error("profile_name", _("Give the profile a name."))
+        return data
+
+    def application_kwargs(self) -> dict:
+        return {
+            key: value
+            for key, value in self.cleaned_data.items()
+            if key not in ("save_profile", "profile_name")
+        }

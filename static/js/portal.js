@@ -1,0 +1,99 @@
+// Progressive enhancement of the portal. Every page works without this file:
+// the Refund button is a link to the plain refund page, forms post normally.
+(function () {
+  "use strict";
+
+  // Double-click protection: a form marked data-once is submitted once; its buttons are
+  // disabled as soon as the browser starts submitting (the server still refuses a second
+  // return, R2).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.matches("form[data-once]")) return;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    if (form.dataset.submitted) {
+      event.preventDefault();
+      return;
+    }
+    form.dataset.submitted = "1";
+    form.querySelectorAll("button[type=submit]").forEach(function (button) {
+      button.disabled = true;
+      button.setAttribute("aria-disabled", "true");
+    });
+  });
+
+  // "Has this invoice been certified?": show the red-letter form fields only when yes.
+  function syncCertified(root) {
+    root.querySelectorAll("[data-certified-only]").forEach(function (block) {
+      var form = block.closest("form");
+      var yes = form.querySelector("input[name=certified][value=yes]");
+      block.hidden = !(yes && yes.checked);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "certified") syncCertified(document);
+  });
+
+  // The Refund dialog: the same form as the refund page, in a native modal <dialog>.
+  var dialog = document.getElementById("refund-dialog");
+  if (dialog && typeof dialog.showModal === "function") {
+    var body = dialog.querySelector("[data-dialog-body]");
+    var opener = null;
+    document.addEventListener("click", function (event) {
+      var link = event.target.closest("a[data-refund]");
+      if (link) {
+        event.preventDefault();
+        opener = link;
+        var url = new URL(link.href, window.location.href);
+        url.searchParams.set("dialog", "1");
+        fetch(url, { credentials: "same-origin" })
+          .then(function (response) {
+            if (response.redirected || !response.ok) {
+              window.location.href = link.href; // let the full page explain
+              return null;
+            }
+            return response.text();
+          })
+          .then(function (html) {
+            if (html === null) return;
+            body.innerHTML = html;
+            syncCertified(body);
+            dialog.showModal();
+            var reason = body.querySelector("textarea[name=reason]");
+            if (reason) reason.focus();
+          });
+        return;
+      }
+      if (event.target.closest("[data-dialog-cancel]") && dialog.open) {
+        event.preventDefault();
+        dialog.close();
+      }
+    });
+    dialog.addEventListener("close", function () {
+      body.innerHTML = "";
+      if (opener) opener.focus();
+    });
+  }
+  syncCertified(document);
+})();
+
+// Apply for an invoice: pick a saved profile at once; show special-invoice fields only for
+// special invoices (without JavaScript every field stays visible).
+(function () {
+  "use strict";
+  document.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
+    select.addEventListener("change", function () { select.form.submit(); });
+  });
+  function syncSpecial() {
+    document.querySelectorAll("[data-special-only]").forEach(function (block) {
+      var special = block.form.querySelector("input[name=invoice_type][value=special]");
+      block.hidden = !(special && special.checked);
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "invoice_type") syncSpecial();
+  });
+  syncSpecial();
+})();

@@ -1,0 +1,238 @@
+"""The customer journey in a real browser (Playwright + Debian Chromium): Refund dialog, return
+timeline, cancel, the certified path, double clicks, two tabs, no JavaScript, Chinese."""
+
+import re
+
+import pytest
+from django.utils import timezone
+
+from invoices.models import InvoiceType
+from invoices.services import invoice_record_marketplace
+from returns.models import ReturnRequest, ReturnState
+from tests.browser_fixtures import log_in, screenshot
+from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.returns_helpers import log_paper, png_bytes, submit
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "pw-for-tests-1"
+
+
+def row(page, invoice):
+    return page.get_by_role("row").filter(has_text=f"{invoice.code} {invoice.number}")
+
+
+def open_refund_dialog(page, invoice):
+    row(page, invoice).get_by_role("button", name="Refund").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="Reason").wait_for()
+    return dialog
+
+
+def test_r1_refund_in_the_dialog_submits_a_return_and_the_row_changes(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    page.wait_for_url("**/billing/invoices/")
+    screenshot(page, "01-invoice-management")
+
+    dialog = open_refund_dialog(page, invoice)
+    assert dialog.get_by_text("Invoice Returns Desk").is_visible()
+    assert dialog.get_by_role("button", name="OK").is_visible()
+    assert dialog.get_by_role("button", name="Cancel").is_visible()
+    dialog.get_by_role("radio", name="Invoice title").check()
+    dialog.get_by_role("textbox", name="Reason").fill("The title misses our branch name")
+    screenshot(page, "02-refund-dialog")
+    dialog.get_by_role("button", name="OK").click()
+
+    page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+    assert page.get_by_text("has been submitted").is_visible()
+    screenshot(page, "03-return-detail-submitted")
+    rr = ReturnRequest.objects.get(invoice=invoice)
+    assert (rr.state, rr.problem) == (ReturnState.SUBMITTED, "title")
+
+    page.goto("/billing/invoices/")
+    assert row(page, invoice).get_by_role("link", name="Return in progress").is_visible()
+    assert row(page, invoice).get_by_role("button", name="Refund").count() == 0
+
+
+def test_the_dialogs_cancel_button_closes_it_without_a_return(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    dialog = open_refund_dialog(page, invoice)
+    dialog.get_by_role("button", name="Cancel").click()
+    assert page.get_by_role("dialog").count() == 0
+    assert not ReturnRequest.objects.exists()
+
+
+def test_r2_a_double_click_on_ok_creates_one_return(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    dialog = open_refund_dialog(page, invoice)
+    dialog.get_by_role("textbox", name="Reason").fill("Wrong amount")
+    dialog.get_by_role("button", name="OK").dblclick()
+    page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+    assert ReturnRequest.objects.filter(invoice=invoice).count() == 1
+
+
+def test_r2_two_tabs_create_one_return_and_the_second_shows_the_first(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    second = page.context.new_page()
+    for tab in (page, second):
+        tab.goto(f"/billing/invoices/{invoice.pk}/refund/")
+        tab.get_by_role("textbox", name="Reason").fill("Wrong title")
+    page.get_by_role("button", name="OK").click()
+    page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+    second.get_by_role("button", name="OK").click()
+    second.wait_for_url(page.url)
+    assert second.get_by_text("already has a return in progress").is_visible()
+    screenshot(second, "04-second-tab-sees-the-open-return")
+    assert ReturnRequest.objects.filter(invoice=invoice).count() == 1
+
+
+def test_r3_certified_special_invoice_with_a_red_letter_form_upload(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer, invoice_type=InvoiceType.SPECIAL)
+    log_in(page, "li.lei", PASSWORD)
+    dialog = open_refund_dialog(page, invoice)
+    assert dialog.get_by_label("Red-letter information form number").is_hidden()
+    dialog.get_by_role("radio", name="Yes").check()
+    dialog.get_by_label("Red-letter information form (PDF").set_input_files(
+        files=[{"name": "form.png", "mimeType": "image/png", "buffer": png_bytes()}]
+    )
+    dialog.get_by_label("Red-letter information form number").fill("4403012345678901")
+    dialog.get_by_role("textbox", name="Reason").fill("Should have been an ordinary invoice")
+    screenshot(page, "05-refund-dialog-certified")
+    dialog.get_by_role("button", name="OK").click()
+    page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+    assert page.get_by_role("cell", name="4403012345678901").is_visible()
+    assert page.get_by_role("button", name="Replace form").is_visible()
+    screenshot(page, "06-return-detail-certified")
+    rr = ReturnRequest.objects.get(invoice=invoice)
+    assert rr.certified
+    assert rr.red_letter_forms.get().form_number == "4403012345678901"
+
+
+def test_r1_a_cloud_market_row_has_no_refund_button(page):
+    customer = CustomerFactory(user__username="li.lei")
+    market = invoice_record_marketplace(
+        customer_id=customer.pk,
+        issuer_name="Example Market Seller Ltd.",
+        invoice_type=InvoiceType.ORDINARY,
+        title=customer.name,
+        amount="300.00",
+        code="3300201130",
+        number="77000001",
+        issued_at=timezone.now(),
+    )
+    log_in(page, "li.lei", PASSWORD)
+    market_row = row(page, market)
+    assert market_row.get_by_text(
+        "Issued by Example Market Seller Ltd.: contact the service provider"
+    ).is_visible()
+    assert market_row.get_by_role("button", name="Refund").count() == 0
+    screenshot(page, "07-cloud-market-row")
+
+
+def test_r9_the_customer_cancels_a_return_from_its_timeline(page):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    dialog = open_refund_dialog(page, invoice)
+    dialog.get_by_role("textbox", name="Reason").fill("Wrong title")
+    dialog.get_by_role("button", name="OK").click()
+    page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+    page.once("dialog", lambda confirm: confirm.accept())
+    page.get_by_role("button", name="Cancel return").click()
+    page.get_by_text("Your return has been cancelled.").wait_for()
+    screenshot(page, "08-return-cancelled")
+    assert ReturnRequest.objects.get(invoice=invoice).state == ReturnState.CANCELLED
+    page.goto("/billing/invoices/")
+    assert row(page, invoice).get_by_role("button", name="Refund").is_visible()
+
+
+def test_refund_works_without_javascript(browser, live_server):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        log_in(page, "li.lei", PASSWORD)
+        row(page, invoice).get_by_role("button", name="Refund").click()
+        page.wait_for_url(f"**/billing/invoices/{invoice.pk}/refund/")
+        page.get_by_role("button", name="OK").click()  # empty reason: refused, page kept
+        assert page.get_by_text("Please say why you are returning this invoice.").is_visible()
+        page.get_by_role("textbox", name="Reason").fill("Wrong title")
+        screenshot(page, "09-refund-page-without-javascript")
+        page.get_by_role("button", name="OK").click()
+        page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
+        assert ReturnRequest.objects.filter(invoice=invoice).count() == 1
+    finally:
+        context.close()
+
+
+def test_the_portal_speaks_chinese_to_a_chinese_browser_and_switches_language(page_zh):
+    customer = CustomerFactory(user__username="li.lei")
+    invoice = issue_invoice(customer)
+    returned = issue_invoice(customer)
+    completed = submit(returned)
+    log_paper(returned, UserFactory(username="finance", is_staff=True))
+    page = page_zh
+    page.goto("/accounts/login/")
+    page.locator("#id_username").fill("li.lei")
+    page.locator("#id_password").fill(PASSWORD)
+    page.locator("button[type=submit]", has_text="登录").click()
+    page.wait_for_url("**/billing/invoices/")
+    assert page.get_by_role("heading", name="发票管理").is_visible()
+    assert row(page, invoice).get_by_role("button", name="退票").is_visible()
+    screenshot(page, "10-invoice-management-zh")
+    dialog = open_refund_dialog_zh(page, invoice)
+    assert dialog.get_by_role("button", name="确定").is_visible()
+    screenshot(page, "11-refund-dialog-zh")
+    dialog.get_by_role("button", name="取消").click()
+    page.goto(f"/billing/returns/{completed.pk}/")
+    assert page.get_by_text("短信已发送").is_visible()
+    screenshot(page, "13-return-detail-completed-zh")
+    page.get_by_role("button", name="English").click()
+    page.get_by_role("heading", name=f"Return of invoice {returned.number}").wait_for()
+    assert page.get_by_text("SMS sent").is_visible()
+
+
+def open_refund_dialog_zh(page, invoice):
+    row(page, invoice).get_by_role("button", name="退票").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("textbox", name="原因").wait_for()
+    return dialog
+
+
+def test_r10_applying_for_an_invoice_and_saving_a_profile(page):
+    from invoices.models import InvoiceApplication
+    from tests.factories import VALID_USCC, fund
+
+    customer = CustomerFactory(user__username="li.lei")
+    fund(customer, "800.00")
+    log_in(page, "li.lei", PASSWORD)
+    page.get_by_role("main").get_by_role("link", name="Apply for an invoice").click()
+    page.get_by_label("Amount (yuan)").fill("250.00")
+    page.get_by_label("Invoice title").fill("Hangzhou Example Trading Co.")
+    page.get_by_label("Taxpayer ID").fill(VALID_USCC)
+    assert page.get_by_label("Bank account").is_hidden()
+    page.get_by_label("Recipient", exact=True).fill("Li Lei")
+    page.get_by_label("Recipient phone").fill("13800138000")
+    page.get_by_label("Mailing address").fill("2 Example Street, Hangzhou")
+    page.get_by_label("Save these details as a profile").check()
+    page.get_by_label("Profile name").fill("Head office")
+    screenshot(page, "12-apply-for-an-invoice")
+    page.get_by_role("button", name="Submit application").click()
+    page.wait_for_url("**/billing/invoices/")
+    assert page.get_by_text("¥550.00").is_visible()
+    assert InvoiceApplication.objects.get(customer=customer).amount == 250
+
+    page.goto("/billing/invoices/apply/")
+    page.get_by_label("Saved profile").select_option(label="Head office")
+    page.wait_for_url("**/billing/invoices/apply/?profile=*")
+    assert page.get_by_label("Mailing address").input_value() == "2 Example Street, Hangzhou"
