@@ -10,16 +10,19 @@ Side effects (the processing task, SMS) leave only on commit.
 import datetime as dt
 import enum
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from invoices.exceptions import DomainError
 from invoices.models import Invoice, InvoiceState, Issuer
-from invoices.services import invoice_void_or_reverse
+from invoices.services import business_tz, invoice_void_or_reverse
 from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
 from notifications.segments import fit_one_segment
@@ -76,14 +79,22 @@ def return_event_record(
     )
 
 
+Note = str | Promise | Callable[[], str]
+
+
 def _transition(
-    rr: ReturnRequest, *, to_state: str, actor, note: str = "", fields: tuple[str, ...] = ()
+    rr: ReturnRequest, *, to_state: str, actor, note: Note = "", fields: tuple[str, ...] = ()
 ) -> None:
+    """Change state and record it. The customer reads the timeline, so a note the system words
+    (a lazy string, or a callable for one with values) is rendered in the customer's language;
+    text a person typed is kept as typed."""
     from_state = rr.state
     rr.state = to_state
     rr.save(update_fields=["state", "updated_at", *fields])
+    with translation.override(rr.invoice.customer.language):
+        text = note() if callable(note) else str(note)
     return_event_record(
-        return_request=rr, actor=actor, from_state=from_state, to_state=to_state, note=note
+        return_request=rr, actor=actor, from_state=from_state, to_state=to_state, note=text
     )
 
 
@@ -233,7 +244,9 @@ def return_request_cancel(*, return_request_id: int, actor) -> ReturnRequest:
         return rr
     if rr.state != ReturnState.SUBMITTED:
         raise ReturnNotCancellable()
-    _transition(rr, to_state=ReturnState.CANCELLED, actor=actor, note=_("Cancelled by customer"))
+    _transition(
+        rr, to_state=ReturnState.CANCELLED, actor=actor, note=_lazy("Cancelled by customer")
+    )
     return rr
 
 
@@ -299,7 +312,10 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
         rr,
         to_state=ReturnState.RECEIVED,
         actor=actor,
-        note=_("Paper received on %(date)s") % {"date": f"{receipt.received_at:%Y-%m-%d}"},
+        note=lambda: (
+            _("Paper received on %(date)s")
+            % {"date": f"{timezone.localtime(receipt.received_at, business_tz()):%Y-%m-%d}"}
+        ),
         fields=("mail_receipt",),
     )
     _advance_if_ready(rr, actor=actor)
@@ -324,7 +340,7 @@ def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:
         form = red_letter_form_current(return_request_id=rr.pk)
         if form is None or form.review_state != FormReviewState.APPROVED:
             return
-    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Ready to process"))
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_lazy("Ready to process"))
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)
@@ -518,7 +534,7 @@ def _process(return_request_id: int) -> ReturnRequest:
         rr,
         to_state=ReturnState.COMPLETED,
         actor=None,
-        note=_("Invoice voided") if outcome == "voided" else _("Invoice reversed"),
+        note=_lazy("Invoice voided") if outcome == "voided" else _lazy("Invoice reversed"),
         fields=("outcome", "error"),
     )
     _sms_queue(
@@ -553,7 +569,7 @@ def return_request_retry(*, return_request_id: int, actor) -> ReturnRequest:
         return rr
     if rr.state != ReturnState.FAILED:
         raise ReturnStateConflict(_("Only a failed return can be retried."))
-    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_("Retried by staff"))
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_lazy("Retried by staff"))
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)

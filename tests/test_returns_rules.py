@@ -755,3 +755,26 @@ def test_state_conflicts_are_reported_in_words(invoice):
     rr = submit(invoice)
     with pytest.raises(ReturnStateConflict, match="failed"):
         return_request_retry(return_request_id=rr.pk, actor=rr.submitted_by)
+
+
+def test_r11_notes_the_system_writes_are_in_the_customers_language(
+    customer, finance_user, django_capture_on_commit_callbacks
+):
+    customer.language = "zh-hans"
+    customer.save(update_fields=["language"])
+    invoice = issue_invoice(customer)
+    rr = submit(invoice, reason="Wrong title")
+    with django_capture_on_commit_callbacks(execute=True):
+        log_paper(invoice, finance_user)
+    notes = list(rr.events.order_by("id").values_list("note", flat=True))
+    assert notes[0] == "Wrong title"  # typed by the customer: kept as typed
+    assert notes[1].startswith("纸票于")
+    assert notes[2:] == ["待处理", "发票已作废"]
+
+
+def test_r11_the_paper_date_in_the_timeline_is_the_shanghai_date(invoice, finance_user):
+    submit(invoice)
+    # 17:00 UTC on the 24th is already 01:00 on the 25th in Shanghai.
+    log_paper(invoice, finance_user, received_at=dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC))
+    rr = ReturnRequest.objects.get(invoice=invoice)
+    assert rr.events.get(to_state=ReturnState.RECEIVED).note == "Paper received on 2026-11-25"
