@@ -10,13 +10,14 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
 from invoices.models import Invoice, InvoiceState, LedgerEntry, LedgerKind
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.tasks import sms_requeue_stuck_task
 from returns.models import ReturnEvent, ReturnRequest, ReturnState
 from returns.tasks import returns_requeue_stuck_task
-from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.factories import CustomerFactory, UserFactory, issue_invoice, staff_in_role
 from tests.processes import celery_publishing_to, database_url, wait_for
 from tests.returns_helpers import log_paper, submit
 
@@ -44,6 +45,23 @@ def _exactly_once(invoice: Invoice) -> None:
     assert [s.status for s in completed_sms] == [SmsStatus.SENT]
     completions = ReturnEvent.objects.filter(return_request=rr, to_state=ReturnState.COMPLETED)
     assert completions.count() == 1
+
+
+def _log_paper_on_the_receipt_page(client: Client, invoice: Invoice):
+    return client.post(
+        "/admin/returns/mailreceipt/log/",
+        {
+            "code_and_number": f"{invoice.code} {invoice.number}",
+            "invoice_form_present": "on",
+            "undamaged": "on",
+            "received_at": "2026-11-24T10:00",
+        },
+        follow=True,
+    )
+
+
+def _messages(response) -> str:
+    return " ".join(str(m) for m in response.context["messages"])
 
 
 def _all_sent_and_completed(*invoices: Invoice):
@@ -107,17 +125,32 @@ def test_r6_r7_r8_fault_a_worker_killed_mid_processing_completes_the_return_exac
 def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper_finishes(
     broker, start_worker
 ):
-    finance = UserFactory(is_staff=True)
     submitted_first = issue_invoice(CustomerFactory())
     paper_first = issue_invoice(CustomerFactory())
     submit(submitted_first)
+    finance = Client()
+    finance.force_login(staff_in_role("Finance staff", username="finance-fault"))
+    customer = Client()
+    customer.force_login(paper_first.customer.user)
     broker.stop()
 
     started = time.monotonic()
-    log_paper(submitted_first, finance)  # finance logs the receipt: publishing fails
-    log_paper(paper_first, finance)  # paper before the return: nothing to publish yet
-    submit(paper_first)  # the customer submits: matched, processing, publishing fails
+    # Finance logs the receipt on the back-office page: matched, processing, publishing fails.
+    logged = _log_paper_on_the_receipt_page(finance, submitted_first)
+    # Paper that arrives before the customer's return: logged unmatched, nothing to publish.
+    held = _log_paper_on_the_receipt_page(finance, paper_first)
+    # The customer clicks Refund: matched to the paper, processing, publishing fails.
+    refunded = customer.post(
+        f"/billing/invoices/{paper_first.pk}/refund/",
+        {"problem": "title", "reason": "The title misses our branch name"},
+        follow=True,
+    )
     assert time.monotonic() - started < 20  # each failed publish gives up within seconds
+    # Each person sees an ordinary success page: the broker outage is not their problem.
+    assert [r.status_code for r in (logged, held, refunded)] == [200, 200, 200]
+    assert "being processed" in _messages(logged)
+    assert "unmatched" in _messages(held)
+    assert refunded.redirect_chain[-1][0].startswith("/billing/returns/")
 
     returns = ReturnRequest.objects.filter(invoice__in=[submitted_first, paper_first])
     assert [rr.state for rr in returns] == [ReturnState.PROCESSING] * 2
