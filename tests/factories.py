@@ -10,7 +10,12 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from invoices.models import Customer, CustomerKind, Invoice, InvoiceType, Statement
-from invoices.services import invoice_application_create, invoice_issue, statement_settle
+from invoices.services import (
+    invoice_application_create,
+    invoice_issue,
+    invoice_record_marketplace,
+    statement_settle,
+)
 
 VALID_USCC = "91110000600037341L"
 _invoice_numbers = itertools.count(10000001)
@@ -111,3 +116,17 @@ def staff_in_role(role: str, *, username: str):
     user = UserFactory(username=username, is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     return user
+
+
+def marketplace_invoice(customer: Customer, **overrides) -> Invoice:
+    """An invoice issued by a Cloud Market seller: shown to the customer, never returned here."""
+    fields = {
+        "issuer_name": "Example Market Seller Ltd.",
+        "invoice_type": InvoiceType.ORDINARY,
+        "title": customer.name,
+        "amount": "300.00",
+        "code": "3300201130",
+        "number": "77000001",
+        "issued_at": timezone.now(),
+    } | overrides
+    return invoice_record_marketplace(customer_id=customer.pk, **fields)

@@ -49,3 +49,23 @@ def log_paper(invoice, actor, *, complete=True, **kwargs):
         undamaged=True,
         **kwargs,
     )
+
+
+def assert_returned_exactly_once(invoice, *, outcome: str = "voided", sms_status: str = "sent"):
+    """The effects of one return, exactly once: the return completed, the invoice voided or
+    reversed, one ledger credit, one success SMS (in ``sms_status``), one completion event."""
+    from invoices.models import LedgerEntry, LedgerKind
+    from notifications.models import SmsMessage, SmsPurpose
+    from returns.models import ReturnRequest, ReturnState
+
+    rr = ReturnRequest.objects.get(invoice=invoice, state=ReturnState.COMPLETED)
+    invoice.refresh_from_db()
+    assert (rr.outcome, invoice.state) == (outcome, outcome)
+    credits = LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED)
+    assert credits.count() == 1
+    completed_sms = SmsMessage.objects.filter(
+        related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
+    )
+    assert [sms.status for sms in completed_sms] == [sms_status]
+    assert rr.events.filter(to_state=ReturnState.COMPLETED).count() == 1
+    return rr

@@ -4,13 +4,11 @@ timeline, cancel, the certified path, double clicks, two tabs, no JavaScript, Ch
 import re
 
 import pytest
-from django.utils import timezone
 
 from invoices.models import InvoiceType
-from invoices.services import invoice_record_marketplace
 from returns.models import ReturnRequest, ReturnState
 from tests.browser_fixtures import log_in, screenshot
-from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.factories import CustomerFactory, UserFactory, issue_invoice, marketplace_invoice
 from tests.returns_helpers import log_paper, png_bytes, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -119,16 +117,7 @@ def test_r3_certified_special_invoice_with_a_red_letter_form_upload(page):
 
 def test_r1_a_cloud_market_row_has_no_refund_button(page):
     customer = CustomerFactory(user__username="li.lei")
-    market = invoice_record_marketplace(
-        customer_id=customer.pk,
-        issuer_name="Example Market Seller Ltd.",
-        invoice_type=InvoiceType.ORDINARY,
-        title=customer.name,
-        amount="300.00",
-        code="3300201130",
-        number="77000001",
-        issued_at=timezone.now(),
-    )
+    market = marketplace_invoice(customer)
     log_in(page, "li.lei", PASSWORD)
     market_row = row(page, market)
     assert market_row.get_by_text(

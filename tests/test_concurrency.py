@@ -5,15 +5,14 @@ from decimal import Decimal
 import pytest
 
 from invoices.exceptions import InsufficientInvoiceableAmount
-from invoices.models import InvoiceApplication, InvoiceState, LedgerEntry, LedgerKind
+from invoices.models import InvoiceApplication
 from invoices.selectors import invoiceable_amount
-from notifications.models import SmsMessage, SmsPurpose
 from returns.exceptions import ReturnAlreadyOpen
 from returns.models import ReturnRequest, ReturnState
 from returns.services import mail_receipt_log, return_request_process
 from tests.concurrency import run_concurrently
 from tests.factories import CustomerFactory, UserFactory, fund, issue_invoice
-from tests.returns_helpers import submit
+from tests.returns_helpers import assert_returned_exactly_once, submit
 from tests.test_invoices_rules import apply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -84,17 +83,4 @@ def test_r6_r7_r8_two_process_tasks_at_once_leave_one_void_one_credit_one_sms():
         *[lambda: return_request_process(return_request_id=rr.pk) for _ in range(4)]
     )
     assert all(isinstance(r, ReturnRequest) for r in results), results
-    rr.refresh_from_db()
-    invoice.refresh_from_db()
-    assert rr.state == ReturnState.COMPLETED
-    assert invoice.state == InvoiceState.VOIDED
-    assert (
-        LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED).count() == 1
-    )
-    assert (
-        SmsMessage.objects.filter(
-            related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
-        ).count()
-        == 1
-    )
-    assert rr.events.filter(to_state=ReturnState.COMPLETED).count() == 1
+    assert_returned_exactly_once(invoice)

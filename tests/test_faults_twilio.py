@@ -43,19 +43,10 @@ class FailingFirstClient(TwilioApiHttpClient):
 
 
 @pytest.fixture
-def twilio_client(settings, monkeypatch, twilio_mock_url):
-    settings.SMS_BACKEND = "twilio"
-    settings.TWILIO_API_BASE = twilio_mock_url
-    settings.TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
-    settings.TWILIO_FROM_NUMBER = "+15005550006"
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
-    settings.PUBLIC_BASE_URL = "https://portal.example.com"
+def twilio_client(monkeypatch, twilio):
 
     def install(*, code: int, failures: int) -> FailingFirstClient:
-        client = FailingFirstClient(
-            code=code, failures=failures, api_base=twilio_mock_url, timeout=10
-        )
+        client = FailingFirstClient(code=code, failures=failures, api_base=twilio, timeout=10)
         backend = TwilioSmsBackend(http_client=client)
         monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
         return client

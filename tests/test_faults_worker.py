@@ -12,14 +12,14 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 
-from invoices.models import Invoice, InvoiceState, LedgerEntry, LedgerKind
+from invoices.models import Invoice
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.tasks import sms_requeue_stuck_task
-from returns.models import ReturnEvent, ReturnRequest, ReturnState
+from returns.models import ReturnRequest, ReturnState
 from returns.tasks import returns_requeue_stuck_task
 from tests.factories import CustomerFactory, UserFactory, issue_invoice, staff_in_role
 from tests.processes import celery_publishing_to, database_url, wait_for
-from tests.returns_helpers import log_paper, submit
+from tests.returns_helpers import assert_returned_exactly_once, log_paper, submit
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -28,23 +28,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 def broker(private_redis):
     with celery_publishing_to(private_redis.url):
         yield private_redis
-
-
-def _exactly_once(invoice: Invoice) -> None:
-    """One void, one ledger credit, one success SMS (sent), one completion event."""
-    rr = ReturnRequest.objects.get(invoice=invoice)
-    invoice.refresh_from_db()
-    assert rr.state == ReturnState.COMPLETED
-    assert invoice.state == InvoiceState.VOIDED
-    assert (
-        LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED).count() == 1
-    )
-    completed_sms = SmsMessage.objects.filter(
-        related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
-    )
-    assert [s.status for s in completed_sms] == [SmsStatus.SENT]
-    completions = ReturnEvent.objects.filter(return_request=rr, to_state=ReturnState.COMPLETED)
-    assert completions.count() == 1
 
 
 def _log_paper_on_the_receipt_page(client: Client, invoice: Invoice):
@@ -118,7 +101,7 @@ def test_r6_r7_r8_fault_a_worker_killed_mid_processing_completes_the_return_exac
         holder.rollback()  # release the lock; the redelivered task may now run
 
     wait_for(_all_sent_and_completed(invoice), timeout=90, what="the return", processes=(worker,))
-    _exactly_once(invoice)
+    assert_returned_exactly_once(invoice)
     call_command("check_ledger")
 
 
@@ -175,7 +158,7 @@ def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper
         what="the sweeper to finish the work",
         processes=(worker,),
     )
-    _exactly_once(submitted_first)
-    _exactly_once(paper_first)
+    assert_returned_exactly_once(submitted_first)
+    assert_returned_exactly_once(paper_first)
     assert SmsMessage.objects.count() == 2  # one "completed" per return
     call_command("check_ledger")

@@ -21,18 +21,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.twilio_mock]
 MESSAGE_SID = re.compile(r"^(SM|MM)[0-9a-f]{32}$")
 
 
-@pytest.fixture
-def twilio(settings, twilio_mock_url: str) -> str:
-    settings.SMS_BACKEND = "twilio"
-    settings.TWILIO_API_BASE = twilio_mock_url
-    settings.TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
-    settings.TWILIO_FROM_NUMBER = "+15005550006"
-    settings.TWILIO_MESSAGING_SERVICE_SID = ""
-    settings.PUBLIC_BASE_URL = "https://portal.example.com"
-    return twilio_mock_url
-
-
 class DropParameterClient(TwilioApiHttpClient):
     """Sends the request without one form parameter, to prove the mock validates requests."""
 

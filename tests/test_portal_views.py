@@ -16,9 +16,15 @@ from invoices.models import (
     InvoiceType,
     Issuer,
 )
-from invoices.services import invoice_record_marketplace
 from returns.models import ReturnRequest, ReturnState
-from tests.factories import VALID_USCC, CustomerFactory, fund, issue_invoice, mailing_fields
+from tests.factories import (
+    VALID_USCC,
+    CustomerFactory,
+    fund,
+    issue_invoice,
+    mailing_fields,
+    marketplace_invoice,
+)
 from tests.returns_helpers import MINIMAL_PDF, log_paper, pdf_upload, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
@@ -32,19 +38,6 @@ def client_in(client, customer):
 
 def refund_url(invoice) -> str:
     return reverse("billing:refund", args=[invoice.pk])
-
-
-def marketplace_invoice(customer) -> Invoice:
-    return invoice_record_marketplace(
-        customer_id=customer.pk,
-        issuer_name="Example Market Seller Ltd.",
-        invoice_type=InvoiceType.ORDINARY,
-        title=customer.name,
-        amount="300.00",
-        code="3300201130",
-        number="77000001",
-        issued_at=timezone.now(),
-    )
 
 
 # --- Invoice Management ---------------------------------------------------------------------

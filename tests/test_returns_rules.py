@@ -6,8 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
 
-from invoices.models import Invoice, InvoiceState, InvoiceType, LedgerEntry, LedgerKind
-from invoices.services import invoice_record_marketplace
+from invoices.models import Invoice, InvoiceState, LedgerEntry, LedgerKind
 from notifications import backends
 from notifications.models import SmsMessage, SmsPurpose
 from returns.exceptions import (
@@ -28,7 +27,7 @@ from returns.services import (
     return_request_process,
     return_request_retry,
 )
-from tests.factories import CustomerFactory, UserFactory, issue_invoice
+from tests.factories import CustomerFactory, UserFactory, issue_invoice, marketplace_invoice
 from tests.returns_helpers import jpeg_bytes, log_paper, pdf_upload, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
@@ -53,16 +52,7 @@ def test_r1_an_issued_provider_invoice_can_be_returned(invoice):
 
 
 def test_r1_a_cloud_market_invoice_cannot_be_returned_and_says_who_to_contact(customer):
-    market = invoice_record_marketplace(
-        customer_id=customer.pk,
-        issuer_name="Shanghai Example SaaS Ltd.",
-        invoice_type=InvoiceType.ORDINARY,
-        title=customer.name,
-        amount="88.00",
-        code="3100201130",
-        number="55555555",
-        issued_at=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
-    )
+    market = marketplace_invoice(customer, issuer_name="Shanghai Example SaaS Ltd.")
     with pytest.raises(
         InvoiceNotEligibleForReturn,
         match=r"Issued by Shanghai Example SaaS Ltd\.: contact the service provider",

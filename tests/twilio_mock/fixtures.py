@@ -138,3 +138,16 @@ def sms_outbox() -> Iterator[list[dict[str, str | None]]]:
     outbox.clear()
     yield outbox
     outbox.clear()
+
+
+@pytest.fixture
+def twilio(settings, twilio_mock_url: str) -> str:
+    """Settings that send SMS with the real Twilio SDK to the Prism mock, from a number."""
+    settings.SMS_BACKEND = "twilio"
+    settings.TWILIO_API_BASE = twilio_mock_url
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
+    settings.TWILIO_FROM_NUMBER = "+15005550006"
+    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    settings.PUBLIC_BASE_URL = "https://portal.example.com"
+    return twilio_mock_url
