@@ -217,6 +217,11 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "SAMEORIGIN"
+    # Off by default: TLS is usually terminated by a proxy (see DJANGO_BEHIND_TLS_PROXY); turn
+    # both on where this process sees HTTPS. /healthz stays reachable over plain HTTP for probes.
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
 
 # The provider's own name as issuer of invoices (Cloud Market invoices name their own issuer).
 PROVIDER_NAME = env.str("PROVIDER_NAME", default="Example Cloud Computing Co., Ltd.")

@@ -126,7 +126,9 @@ def invoice_application_create(
     customer = _customer_lock(customer_id)
     if taxpayer_id.strip():
         taxpayer_id = validate_taxpayer_id(taxpayer_id)
-    elif customer.kind == CustomerKind.ENTERPRISE or invoice_type == InvoiceType.SPECIAL:
+    elif invoice_type == InvoiceType.SPECIAL:
+        raise InvalidInvoiceApplication(_("A VAT special invoice needs the taxpayer ID."))
+    elif customer.kind == CustomerKind.ENTERPRISE:
         raise InvalidInvoiceApplication(_("An enterprise invoice needs the taxpayer ID."))
     if invoice_type == InvoiceType.SPECIAL and not all(fields.values()):
         raise InvalidInvoiceApplication(

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 
 from invoices.exceptions import DomainError
 from invoices.models import Invoice, InvoiceState, Issuer
@@ -232,7 +232,8 @@ def return_request_submit(
 
     receipt = mail_receipt_matchable(invoice_id=invoice.pk)
     if receipt is not None:
-        _match_receipt(rr, receipt=receipt, actor=actor)
+        # The paper was logged by finance before this submit: they received it, not the customer.
+        _match_receipt(rr, receipt=receipt, actor=receipt.received_by)
     return rr
 
 
@@ -245,7 +246,7 @@ def return_request_cancel(*, return_request_id: int, actor) -> ReturnRequest:
     if rr.state != ReturnState.SUBMITTED:
         raise ReturnNotCancellable()
     _transition(
-        rr, to_state=ReturnState.CANCELLED, actor=actor, note=_lazy("Cancelled by customer")
+        rr, to_state=ReturnState.CANCELLED, actor=actor, note=gettext_lazy("Cancelled by customer")
     )
     return rr
 
@@ -340,7 +341,9 @@ def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:
         form = red_letter_form_current(return_request_id=rr.pk)
         if form is None or form.review_state != FormReviewState.APPROVED:
             return
-    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_lazy("Ready to process"))
+    _transition(
+        rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Ready to process")
+    )
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)
@@ -534,7 +537,9 @@ def _process(return_request_id: int) -> ReturnRequest:
         rr,
         to_state=ReturnState.COMPLETED,
         actor=None,
-        note=_lazy("Invoice voided") if outcome == "voided" else _lazy("Invoice reversed"),
+        note=gettext_lazy("Invoice voided")
+        if outcome == "voided"
+        else gettext_lazy("Invoice reversed"),
         fields=("outcome", "error"),
     )
     _sms_queue(
@@ -569,7 +574,9 @@ def return_request_retry(*, return_request_id: int, actor) -> ReturnRequest:
         return rr
     if rr.state != ReturnState.FAILED:
         raise ReturnStateConflict(_("Only a failed return can be retried."))
-    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=_lazy("Retried by staff"))
+    _transition(
+        rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Retried by staff")
+    )
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)

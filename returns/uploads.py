@@ -48,6 +48,11 @@ def _sniff_content_type(data: bytes) -> str:
         with Image.open(io.BytesIO(data)) as image:
             image_format = image.format
             image.verify()  # a damaged or truncated image fails here
+    except Image.DecompressionBombError as exc:
+        # A few kilobytes that declare a gigapixel image: refuse before decoding it.
+        raise InvalidUpload(
+            _("This image is too large in pixels: scan at a lower resolution.")
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise InvalidUpload(
             _("This file is not a PDF, JPEG or PNG (its content was checked, not its name).")

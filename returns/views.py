@@ -128,6 +128,8 @@ def invoice_refund(request, invoice_id: int):
                 # A double submit or a second tab: show the return that won (R2).
                 messages.info(request, str(exc))
                 existing = return_blocking_for_invoice(invoice_id=invoice.pk)
+                if existing is None:  # the winner was closed meanwhile: start from the list
+                    return redirect("billing:invoices")
                 return redirect("billing:return_detail", pk=existing.pk)
             except InvoiceNotEligibleForReturn as exc:
                 messages.error(request, str(exc))

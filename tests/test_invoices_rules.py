@@ -401,3 +401,10 @@ def test_r7_new_ledger_entries_can_still_be_appended(invoice):
     before = LedgerEntry.objects.count()
     fund(invoice.customer, "1.00")
     assert LedgerEntry.objects.count() == before + 1
+
+
+def test_r13_an_individual_asking_for_a_special_invoice_is_told_it_needs_a_taxpayer_id():
+    individual = CustomerFactory(kind=CustomerKind.INDIVIDUAL, taxpayer_id="")
+    fund(individual, "100.00")
+    with pytest.raises(InvalidInvoiceApplication, match="special invoice needs the taxpayer ID"):
+        apply(individual, "10.00", InvoiceType.SPECIAL, taxpayer_id="")

@@ -559,3 +559,19 @@ def test_r11_a_completed_return_shows_every_step_with_its_time(
     assert steps["outcome"].label == "Voided"
     assert all(steps[key].at is not None for key in ("submitted", "received", "outcome", "sms"))
     assert "Cancel return" not in page.content.decode()
+
+
+def test_r2_a_double_submit_whose_winner_was_closed_meanwhile_lands_on_the_list(
+    client_in, invoice, monkeypatch
+):
+    from returns import views
+    from returns.exceptions import ReturnAlreadyOpen
+
+    def already_open(**kwargs):
+        raise ReturnAlreadyOpen()
+
+    monkeypatch.setattr(views, "return_request_submit", already_open)
+    monkeypatch.setattr(views, "return_blocking_for_invoice", lambda **kwargs: None)
+    response = client_in.post(refund_url(invoice), {"problem": "title", "reason": "Wrong title"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("billing:invoices")

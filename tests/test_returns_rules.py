@@ -768,3 +768,36 @@ def test_r11_the_paper_date_in_the_timeline_is_the_shanghai_date(invoice, financ
     log_paper(invoice, finance_user, received_at=dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC))
     rr = ReturnRequest.objects.get(invoice=invoice)
     assert rr.events.get(to_state=ReturnState.RECEIVED).note == "Paper received on 2026-11-25"
+
+
+def test_r11_paper_logged_first_is_recorded_as_received_by_finance_not_the_customer(
+    invoice, finance_user
+):
+    log_paper(invoice, finance_user)
+    rr = submit(invoice)
+    events = {e.to_state: e.actor for e in rr.events.all()}
+    assert events[ReturnState.SUBMITTED] == rr.submitted_by
+    assert events[ReturnState.RECEIVED] == finance_user
+
+
+def test_r3_a_decompression_bomb_png_is_refused_without_decoding_it(special_invoice):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    # A valid PNG header declaring 40000 x 40000 pixels, in well under a kilobyte.
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    upload = SimpleUploadedFile("scan.png", bomb, content_type="image/png")
+    with pytest.raises(InvalidUpload, match="too large in pixels"):
+        submit(
+            special_invoice,
+            certified=True,
+            red_letter_form=upload,
+            red_letter_form_number="4403202612000001",
+        )
+    assert not ReturnRequest.objects.exists()
