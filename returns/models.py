@@ -209,6 +209,7 @@ class FormReviewState(models.TextChoices):
     APPROVED = "approved", _("Approved")
     REJECTED = "rejected", _("Rejected")
     REPLACED = "replaced", _("Replaced")
+    WITHDRAWN = "withdrawn", _("Withdrawn")  # its return was cancelled or rejected unreviewed
 
 
 def red_letter_form_path(instance: "RedLetterForm", filename: str) -> str:

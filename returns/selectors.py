@@ -31,7 +31,8 @@ def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
     That is paper not held by another open or completed return, and either never matched at
     all (logged before the customer submitted) or complete (finance still holds good paper,
     e.g. after a return was rejected because of its red-letter form). Incomplete paper that
-    already caused a rejection is never matched again.
+    already caused a rejection is never matched again. Complete paper wins over incomplete
+    paper (a corrected envelope), then the newest.
     """
     held = ReturnRequest.objects.filter(mail_receipt=OuterRef("pk"), state__in=BLOCKING_STATES)
     ever_matched = ReturnRequest.objects.filter(mail_receipt=OuterRef("pk"))
@@ -42,10 +43,9 @@ def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
         .select_related("invoice")
         .order_by("-received_at", "-id")
     )
-    for receipt in candidates:
-        if not receipt.ever_matched or receipt.is_complete:
-            return receipt
-    return None
+    usable = [r for r in candidates if not r.ever_matched or r.is_complete]
+    complete_first = sorted(usable, key=lambda receipt: not receipt.is_complete)  # stable sort
+    return complete_first[0] if complete_first else None
 
 
 def red_letter_form_current(*, return_request_id: int) -> RedLetterForm | None:

@@ -248,7 +248,15 @@ def return_request_cancel(*, return_request_id: int, actor) -> ReturnRequest:
     _transition(
         rr, to_state=ReturnState.CANCELLED, actor=actor, note=gettext_lazy("Cancelled by customer")
     )
+    _withdraw_pending_forms(rr)
     return rr
+
+
+def _withdraw_pending_forms(rr: ReturnRequest) -> None:
+    """A closed return's unreviewed form leaves the reviewers' queue."""
+    RedLetterForm.objects.filter(return_request=rr, review_state=FormReviewState.PENDING).update(
+        review_state=FormReviewState.WITHDRAWN
+    )
 
 
 @transaction.atomic
@@ -283,6 +291,7 @@ def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
     _transition(
         rr, to_state=ReturnState.REJECTED, actor=actor, note=reason, fields=("rejection_reason",)
     )
+    _withdraw_pending_forms(rr)
     _sms_queue(
         rr,
         purpose=SmsPurpose.RETURN_REJECTED,
@@ -400,7 +409,18 @@ def mail_receipt_log(
         return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)
     if rr is None:
         waiting = mail_receipt_matchable(invoice_id=invoice.pk)
-        if waiting is not None and not waiting.return_requests.exists():
+        corrected = (
+            invoice_form_present
+            and undamaged
+            and (deduction_form_present or not invoice.is_special)
+        )
+        if (
+            waiting is not None
+            and not waiting.return_requests.exists()
+            and (waiting.is_complete or not corrected)
+        ):
+            # The same envelope again. Complete paper after incomplete paper is not a
+            # duplicate but a correction: it is saved, and the newest complete paper is matched.
             return MailReceiptResult(MailReceiptOutcome.DUPLICATE, waiting, None)
 
     receipt = MailReceipt.objects.create(
@@ -462,6 +482,11 @@ def red_letter_form_review(
     wanted = FormReviewState.APPROVED if approve else FormReviewState.REJECTED
     if form.review_state == wanted:
         return form
+    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+        raise ReturnStateConflict(
+            _("This return is %(state)s: its form can no longer be reviewed.")
+            % {"state": rr.get_state_display().lower()}
+        )
     if form.review_state != FormReviewState.PENDING:
         raise ReturnStateConflict(_("This form has already been reviewed or replaced."))
     reason = (reason or "").strip()

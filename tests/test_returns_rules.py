@@ -801,3 +801,45 @@ def test_r3_a_decompression_bomb_png_is_refused_without_decoding_it(special_invo
             red_letter_form_number="4403202612000001",
         )
     assert not ReturnRequest.objects.exists()
+
+
+def test_r4_corrected_complete_paper_logged_before_the_return_is_saved_and_matched(
+    invoice, finance_user, django_capture_on_commit_callbacks
+):
+    first = log_paper(invoice, finance_user, complete=False)
+    second = log_paper(invoice, finance_user)  # the customer sent the missing part
+    assert (first.outcome, second.outcome) == (MailReceiptOutcome.UNMATCHED,) * 2
+    assert MailReceipt.objects.count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        rr = submit(invoice)
+    rr.refresh_from_db()
+    assert rr.mail_receipt_id == second.receipt.pk
+    assert rr.state == ReturnState.COMPLETED
+
+
+def test_r4_the_same_incomplete_envelope_logged_twice_is_a_duplicate(invoice, finance_user):
+    log_paper(invoice, finance_user, complete=False)
+    assert log_paper(invoice, finance_user, complete=False).outcome == MailReceiptOutcome.DUPLICATE
+    assert MailReceipt.objects.count() == 1
+
+
+@pytest.mark.parametrize("close", ["cancel", "reject"])
+def test_r3_closing_a_return_withdraws_its_unreviewed_form_from_the_queue(
+    special_invoice, finance_user, close
+):
+    from returns.services import return_request_reject
+
+    rr = submit(
+        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+    )
+    if close == "cancel":
+        return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
+    else:
+        return_request_reject(return_request_id=rr.pk, actor=finance_user, reason="Duplicate")
+    form = rr.red_letter_forms.get()
+    assert form.review_state == FormReviewState.WITHDRAWN
+    with pytest.raises(ReturnStateConflict, match="can no longer be reviewed"):
+        red_letter_form_review(
+            red_letter_form_id=form.pk, reviewer=reviewer(), approve=False, reason="Blurred"
+        )
+    assert not SmsMessage.objects.filter(purpose=SmsPurpose.FORM_REJECTED).exists()
