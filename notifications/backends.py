@@ -8,6 +8,7 @@ provider and translates its failures into ``SmsTransientError`` (worth retrying)
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import requests
@@ -18,8 +19,9 @@ from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
-from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 
 TWILIO_API_ORIGIN = "https://api.twilio.com"
 
@@ -33,6 +35,11 @@ class SendResult:
 
 
 class BaseSmsBackend:
+    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
+        """The message with this body sent to this number since ``since``, if the provider
+        has it: how an attempt with an unknown outcome is settled before sending again."""
+        return None
+
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         """Hand one message to the provider; raise ``SmsTransientError``/``SmsPermanentError``."""
         raise NotImplementedError
@@ -60,6 +67,12 @@ outbox: list[dict[str, str | None]] = []
 
 class InMemorySmsBackend(BaseSmsBackend):
     """Tests: keep the message in the module-level ``outbox`` list."""
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
+        for message in reversed(outbox):
+            if message["to"] == to and message["body"] == body:
+                return SendResult(provider_id=str(message["provider_id"]), status="sent")
+        return None
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         # Unique across processes too: the ids are stored under a unique constraint, and a
@@ -153,9 +166,33 @@ class TwilioSmsBackend(BaseSmsBackend):
         except TwilioServiceException as exc:
             message_text = f"{exc.title}: {exc.detail}" if exc.detail else exc.title
             raise _twilio_error(status=exc.status, code=exc.code, message=message_text) from exc
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise SmsTransientError(f"Twilio unreachable: {exc.__class__.__name__}: {exc}") from exc
+        except requests.ConnectTimeout as exc:
+            raise SmsTransientError(f"Twilio unreachable: {exc}") from exc
+        except requests.ConnectionError as exc:
+            if _never_connected(exc):
+                raise SmsTransientError(f"Twilio unreachable: {exc}") from exc
+            raise SmsOutcomeUnknown(f"Twilio connection lost mid-request: {exc}") from exc
+        except requests.Timeout as exc:
+            raise SmsOutcomeUnknown(f"Twilio did not answer in time: {exc}") from exc
         return SendResult(provider_id=message.sid, status=str(message.status))
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
+        """Look through Twilio's recent messages to this number for this exact body."""
+        try:
+            recent = self.client.messages.list(to=to, limit=50)
+        except (TwilioRestException, TwilioServiceException, requests.RequestException) as exc:
+            raise SmsTransientError(f"Could not ask Twilio what was sent: {exc}") from exc
+        for message in recent:
+            created = message.date_created
+            if message.body == body and (created is None or created >= since):
+                return SendResult(provider_id=message.sid, status=str(message.status))
+        return None
+
+
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    """True when the TCP connection was never made (refused, DNS): nothing was sent."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | NameResolutionError)
 
 
 def _twilio_error(

@@ -25,3 +25,9 @@ class SmsPermanentError(SmsError):
 
     def __str__(self) -> str:
         return f"{self.message} (code {self.code})" if self.code is not None else self.message
+
+
+class SmsOutcomeUnknown(SmsError):
+    """The request may have reached the provider, but no answer came back (a read timeout, a
+    connection dropped after sending). Sending again could text the customer twice; the
+    provider is asked first (``find_sent``) before any new attempt."""

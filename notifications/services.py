@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from notifications.backends import get_sms_backend
 from notifications.enqueue import enqueue_on_commit
-from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
 
 logger = logging.getLogger(__name__)
@@ -50,10 +50,6 @@ _TWILIO_STATUS = {
 
 # At most this many messages are re-enqueued per sweep; the next sweep takes the rest.
 REQUEUE_BATCH = 500
-
-
-class SmsSendInProgress(SmsTransientError):
-    """Another run has the message in ``sending`` and may still be talking to the provider."""
 
 
 def _enqueue_send(sms: SmsMessage) -> None:
@@ -169,37 +165,51 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
       ``SmsTransientError`` → back to ``queued`` with the error noted, re-raised so the task
       retries with backoff.
     - sent, delivered, failed: nothing to do; return quietly (a duplicate task sends nothing).
-    - sending: an earlier run moved it there and then either is still talking to the provider
-      or died mid-call (acks_late redelivers the task when a worker is lost). Twilio takes no
-      idempotency key, so we cannot ask whether that call got through, and sending blindly
-      could text the customer twice. While the earlier run may still be alive (within the
-      task's hard time limit, ``CELERY_TASK_TIME_LIMIT``, plus a margin) we raise
-      ``SmsSendInProgress``, a transient error, so the task checks again later. After that the
-      earlier run is certainly dead; we take the message over and send it, accepting a rare
-      duplicate over a missing notice. If the retries run out first, the task's ``on_failure``
-      marks it ``failed`` and staff can resend it from the admin.
+    - sending: an earlier attempt may have reached the provider — its run is still talking to
+      it, died mid-call (acks_late redelivers the task when a worker is lost), or got no answer
+      (``SmsOutcomeUnknown``: a read timeout). Twilio takes no idempotency key, so sending
+      again blindly could text the customer twice. While the earlier run may still be alive
+      (within the task's hard time limit plus a margin) we return quietly. After that, the
+      sweeper re-enqueues the message and this function *asks the provider* whether a message
+      with this body went to this number since the attempt began (``find_sent``): if so it is
+      recorded as sent with the provider's id; only if not is it sent again.
     """
     with transaction.atomic():
         sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
-        if sms.status == SmsStatus.SENDING:
-            if not _sending_is_stale(sms):
-                raise SmsSendInProgress(
-                    f"SMS {sms.pk} is being sent by another run since {sms.updated_at:%H:%M:%S}."
-                )
-            logger.warning(
-                "SMS %s stuck in sending since %s: taking it over (may duplicate).",
-                sms.pk,
-                sms.updated_at,
-            )
-        elif sms.status != SmsStatus.QUEUED:
+        if sms.status == SmsStatus.SENDING and not _sending_is_stale(sms):
+            logger.info("SMS %s is being sent by another run; leaving it alone.", sms.pk)
             return sms
-        sms.status = SmsStatus.SENDING
-        sms.attempts += 1
-        sms.save(update_fields=["status", "attempts", "updated_at"])
+        if sms.status not in (SmsStatus.QUEUED, SmsStatus.SENDING):
+            return sms
+        unsettled_since = sms.updated_at if sms.status == SmsStatus.SENDING else None
+        if unsettled_since is None:
+            sms.status = SmsStatus.SENDING
+            sms.attempts += 1
+            sms.save(update_fields=["status", "attempts", "updated_at"])
 
     backend = get_sms_backend()
+    if unsettled_since is not None:
+        found = backend.find_sent(
+            to=sms.to, body=sms.body, since=unsettled_since - SENDING_TAKEOVER_MARGIN
+        )
+        if found is not None:
+            logger.warning("SMS %s had reached the provider as %s.", sms.pk, found.provider_id)
+            return _sms_record_outcome(
+                sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=found.provider_id
+            )
+        with transaction.atomic():
+            sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+            if sms.status != SmsStatus.SENDING or sms.updated_at != unsettled_since:
+                return sms  # another run settled it meanwhile
+            sms.attempts += 1
+            sms.save(update_fields=["attempts", "updated_at"])
     try:
         result = backend.send(to=sms.to, body=sms.body, status_callback=_status_callback_url())
+    except SmsOutcomeUnknown as exc:
+        # Left in "sending": the sweeper settles it with the provider after the stale window.
+        return _sms_record_outcome(
+            sms_message_id=sms.pk, status=SmsStatus.SENDING, error_message=str(exc)
+        )
     except SmsPermanentError as exc:
         return _sms_record_outcome(
             sms_message_id=sms.pk,

@@ -14,7 +14,7 @@ from notifications.backends import (
     TwilioSmsBackend,
     get_sms_backend,
 )
-from notifications.exceptions import SmsTransientError
+from notifications.exceptions import SmsOutcomeUnknown, SmsTransientError
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 
@@ -129,11 +129,51 @@ def test_r8_twilio_unreachable_is_a_transient_error(twilio_settings, closed_port
         TwilioSmsBackend().send(to="+8613800138000", body="hello")
 
 
-def test_r8_a_twilio_that_does_not_answer_in_time_is_a_transient_error(
+def test_r8_a_twilio_that_does_not_answer_in_time_is_an_unknown_outcome_not_a_retry(
     twilio_settings, silent_server
 ):
+    # The request was sent; Twilio may have accepted it. Retrying blindly could text twice.
     twilio_settings.TWILIO_API_BASE = silent_server
     twilio_settings.TWILIO_TIMEOUT_SECONDS = 0.3
 
-    with pytest.raises(SmsTransientError, match="Timeout"):
+    with pytest.raises(SmsOutcomeUnknown, match="did not answer in time"):
         TwilioSmsBackend().send(to="+8613800138000", body="hello")
+
+
+class _RaisingClient:
+    """An HTTP client for the Twilio SDK that fails the way the network does."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+        self.logger = None
+
+    def request(self, *args, **kwargs):
+        raise self.exc
+
+
+def _twilio_backend(settings, exc):
+    from notifications.backends import TwilioSmsBackend
+
+    settings.TWILIO_ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+    settings.TWILIO_AUTH_TOKEN = "token"
+    settings.TWILIO_FROM_NUMBER = "+15005550006"
+    settings.TWILIO_MESSAGING_SERVICE_SID = ""
+    return TwilioSmsBackend(http_client=_RaisingClient(exc))
+
+
+@pytest.mark.parametrize(
+    ("make_exc", "expected"),
+    [
+        (lambda: requests.ConnectTimeout("connect timed out"), "SmsTransientError"),
+        (lambda: requests.ConnectionError("Connection aborted"), "SmsOutcomeUnknown"),
+    ],
+    ids=["connect-timeout-nothing-sent", "dropped-mid-request"],
+)
+def test_r8_twilio_network_errors_are_retried_only_when_nothing_can_have_been_sent(
+    settings, make_exc, expected
+):
+    from notifications import exceptions
+
+    backend = _twilio_backend(settings, make_exc())
+    with pytest.raises(getattr(exceptions, expected)):
+        backend.send(to="+8613800138000", body="hello")

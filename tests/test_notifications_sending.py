@@ -10,10 +10,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications.backends import BaseSmsBackend, SendResult
-from notifications.exceptions import SmsPermanentError, SmsTransientError
+from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import (
-    SmsSendInProgress,
     sms_mark_failed,
     sms_message_queue,
     sms_resend,
@@ -245,16 +244,18 @@ def test_r8_a_redelivered_send_leaves_an_sms_another_run_is_still_sending(sms_ou
     sms = _queue()
     _sending_since(sms, timedelta(seconds=5))
 
-    with pytest.raises(SmsSendInProgress):
-        sms_send(sms_message_id=sms.pk)
+    returned = sms_send(sms_message_id=sms.pk)  # quietly: no retry burnt, nothing sent
 
+    assert returned.status == SmsStatus.SENDING
     sms.refresh_from_db()
     assert sms.status == SmsStatus.SENDING
     assert sms.attempts == 1
     assert sms_outbox == []
 
 
-def test_r8_an_sms_stuck_in_sending_past_the_task_time_limit_is_taken_over(settings, sms_outbox):
+def test_r8_an_sms_stuck_in_sending_that_never_reached_the_provider_is_sent_again(
+    settings, sms_outbox
+):
     sms = _queue()
     _sending_since(sms, timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 61))
 
@@ -262,6 +263,39 @@ def test_r8_an_sms_stuck_in_sending_past_the_task_time_limit_is_taken_over(setti
 
     assert sent.status == SmsStatus.SENT
     assert sent.attempts == 2
+    assert len(sms_outbox) == 1
+
+
+def test_r8_an_sms_stuck_in_sending_that_did_reach_the_provider_is_not_sent_twice(
+    settings, sms_outbox
+):
+    sms = _queue()
+    # The first attempt got through, then its worker died before recording it.
+    first = sms_send(sms_message_id=sms.pk)
+    _sending_since(sms, timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 61))
+
+    settled = sms_send(sms_message_id=sms.pk)
+
+    assert settled.status == SmsStatus.SENT
+    assert settled.provider_id == first.provider_id
+    assert settled.attempts == 1
+    assert len(sms_outbox) == 1  # asked the provider instead of texting again
+
+
+def test_r8_an_unknown_outcome_is_left_in_sending_for_reconciliation_not_retried(
+    monkeypatch, sms_outbox
+):
+    from notifications import backends
+
+    def timed_out(self, **kwargs):
+        backends.outbox.append({"provider_id": "mem-late", **kwargs})  # it did get through
+        raise SmsOutcomeUnknown("Twilio did not answer in time")
+
+    monkeypatch.setattr(backends.InMemorySmsBackend, "send", timed_out)
+    sms = sms_send(sms_message_id=_queue().pk)  # no exception: the task does not retry
+
+    assert sms.status == SmsStatus.SENDING
+    assert "did not answer" in sms.error_message
     assert len(sms_outbox) == 1
 
 

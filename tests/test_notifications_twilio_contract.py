@@ -182,3 +182,20 @@ def test_r8_sms_is_sent_from_the_number_or_the_messaging_service_with_a_status_c
     assert sender == expected_sender
     assert fields["To"] == "+8613800138000"
     assert fields["StatusCallback"] == ("https://portal.example.com/notifications/twilio/status/")
+
+
+def test_r8_asking_twilio_what_was_sent_is_a_valid_request_that_matches_by_body(twilio):
+    import datetime as dt
+
+    backend = TwilioSmsBackend()
+    long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+    # Prism answers the list request (validated against Twilio's description) with its example.
+    listed = backend.client.messages.list(to="+8613800138000", limit=50)
+    assert listed, "the mock's example page lists at least one message"
+    example = listed[0]
+
+    found = backend.find_sent(to="+8613800138000", body=example.body, since=long_ago)
+    assert found is not None
+    assert found.provider_id == example.sid
+    assert backend.find_sent(to="+8613800138000", body="a text never sent", since=long_ago) is None
