@@ -105,11 +105,13 @@ def invoice_application_create(
     registered_phone: str = "",
     bank_name: str = "",
     bank_account: str = "",
+    save_profile_as: str = "",
 ) -> InvoiceApplication:
     """Apply for an invoice and debit the invoiceable amount (R10, R13).
 
     The customer row is locked before the balance is read, so two parallel applications are
-    serialised and cannot overdraw.
+    serialised and cannot overdraw. With ``save_profile_as``, the details are also saved as a
+    named profile, in the same transaction: both happen or neither.
     """
     amount = money(amount)
     if invoice_type not in InvoiceType.values:
@@ -164,6 +166,19 @@ def invoice_application_create(
         amount=-amount,
         application=application,
     )
+    if save_profile_as:
+        invoice_profile_save(
+            customer_id=customer.pk,
+            name=save_profile_as,
+            invoice_type=invoice_type,
+            title=title,
+            taxpayer_id=taxpayer_id,
+            mailing_recipient=mailing_recipient,
+            mailing_phone=mailing_phone,
+            mailing_address=mailing_address,
+            mailing_postal_code=mailing_postal_code,
+            **fields,
+        )
     return application
 
 

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from invoices.models import Customer
+from invoices.models import Customer, InvoiceState, Issuer
 from notifications.models import SmsMessage, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
@@ -227,13 +228,9 @@ def return_timeline(
 def invoice_return_refusal(*, invoice) -> str | None:
     """Why this invoice cannot be returned now (R1), in words for the customer, or None.
 
-    The Refund page asks before showing the form; ``return_request_submit`` re-checks under
-    the invoice lock, so this is only for showing the right message early.
+    The one statement of the rule: the Refund page asks before showing the form, and
+    ``return_request_submit`` asks again about the invoice it has locked.
     """
-    from django.utils.translation import gettext as _
-
-    from invoices.models import InvoiceState, Issuer
-
     if invoice.issuer != Issuer.PROVIDER:
         return _("Issued by %(issuer)s: contact the service provider.") % {
             "issuer": invoice.issuer_name

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from invoices.exceptions import DomainError
-from invoices.models import Invoice, InvoiceState, Issuer
+from invoices.models import Invoice, Issuer
 from invoices.services import business_tz, invoice_void_or_reverse
 from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
@@ -47,6 +47,7 @@ from returns.models import (
     ReturnState,
 )
 from returns.selectors import (
+    invoice_return_refusal,
     mail_receipt_matchable,
     red_letter_form_current,
     return_blocking_for_invoice,
@@ -189,16 +190,9 @@ def return_request_submit(
     if invoice is None:
         # Another customer's invoice looks exactly like one that does not exist (R12).
         raise InvoiceNotEligibleForReturn(_("No such invoice."))
-    if invoice.issuer != Issuer.PROVIDER:
-        raise InvoiceNotEligibleForReturn(
-            _("Issued by %(issuer)s: contact the service provider.")
-            % {"issuer": invoice.issuer_name}
-        )
-    if invoice.state != InvoiceState.ISSUED:
-        raise InvoiceNotEligibleForReturn(
-            _("This invoice is %(state)s and cannot be returned.")
-            % {"state": invoice.get_state_display().lower()}
-        )
+    refusal = invoice_return_refusal(invoice=invoice)  # R1, the same words the Refund page shows
+    if refusal is not None:
+        raise InvoiceNotEligibleForReturn(refusal)
     if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
         raise ReturnAlreadyOpen()
     if invoice.is_special:

@@ -23,7 +23,7 @@ from invoices.selectors import (
     invoiceable_amount,
     invoices_for_customer,
 )
-from invoices.services import PROFILE_FIELDS, invoice_application_create, invoice_profile_save
+from invoices.services import PROFILE_FIELDS, invoice_application_create
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
 from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
 from returns.models import FormReviewState, ReturnState
@@ -262,17 +262,17 @@ def invoice_apply(request):
         if form.is_valid():
             try:
                 application = invoice_application_create(
-                    customer_id=customer.pk, **form.application_kwargs()
+                    customer_id=customer.pk,
+                    save_profile_as=(
+                        form.cleaned_data["profile_name"]
+                        if form.cleaned_data["save_profile"]
+                        else ""
+                    ),
+                    **form.application_kwargs(),
                 )
             except DomainError as exc:
                 form.add_domain_error(exc)
             else:
-                if form.cleaned_data["save_profile"]:
-                    invoice_profile_save(
-                        customer_id=customer.pk,
-                        name=form.cleaned_data["profile_name"],
-                        **form.application_kwargs(),
-                    )
                 messages.success(
                     request,
                     _("Your application for an invoice of ¥%(amount)s has been submitted.")

@@ -408,3 +408,16 @@ def test_r13_an_individual_asking_for_a_special_invoice_is_told_it_needs_a_taxpa
     fund(individual, "100.00")
     with pytest.raises(InvalidInvoiceApplication, match="special invoice needs the taxpayer ID"):
         apply(individual, "10.00", InvoiceType.SPECIAL, taxpayer_id="")
+
+
+def test_r10_applying_and_saving_the_profile_happen_together_or_not_at_all(customer):
+    from invoices.models import InvoiceProfile
+
+    fund(customer, "100.00")
+    apply(customer, "10.00", save_profile_as="Head office")
+    assert (
+        InvoiceProfile.objects.get(customer=customer, name="Head office").taxpayer_id == VALID_USCC
+    )
+    with pytest.raises(InsufficientInvoiceableAmount):
+        apply(customer, "1000.00", save_profile_as="Branch")
+    assert not InvoiceProfile.objects.filter(name="Branch").exists()
