@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
+CENT = Decimal("0.01")  # one fen: the unit amounts are kept and rounded to
 
 
 class CustomerKind(models.TextChoices):

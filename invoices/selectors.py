@@ -4,13 +4,16 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
-from invoices.models import ZERO, Customer, Invoice, LedgerEntry
+from invoices.models import CENT, ZERO, Customer, Invoice, LedgerEntry
 
 
 def invoiceable_amount(*, customer_id: int) -> Decimal:
-    """The customer's invoiceable amount: the sum of its ledger, never a stored figure."""
+    """The customer's invoiceable amount: the sum of its ledger, never a stored figure.
+
+    Quantized to fen: SQLite (the ``make run`` default) sums decimals with trailing digits.
+    """
     total = LedgerEntry.objects.filter(customer_id=customer_id).aggregate(total=Sum("amount"))
-    return total["total"] or ZERO
+    return (total["total"] or ZERO).quantize(CENT)
 
 
 def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:

@@ -23,6 +23,7 @@ from invoices.exceptions import (
     StatementAlreadySettled,
 )
 from invoices.models import (
+    CENT,
     ApplicationState,
     Customer,
     CustomerKind,
@@ -40,8 +41,6 @@ from invoices.models import (
 )
 from invoices.selectors import invoiceable_amount
 from invoices.taxpayer import validate_taxpayer_id
-
-CENT = Decimal("0.01")
 
 
 class ReturnOutcome(enum.StrEnum):

@@ -168,7 +168,7 @@ class ReturnRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Return #{self.pk} of {self.invoice_id}"
+        return str(_("Return #%(id)s") % {"id": self.pk})
 
     @property
     def needs_red_letter_form(self) -> bool:

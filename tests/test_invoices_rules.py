@@ -421,3 +421,11 @@ def test_r10_applying_and_saving_the_profile_happen_together_or_not_at_all(custo
     with pytest.raises(InsufficientInvoiceableAmount):
         apply(customer, "1000.00", save_profile_as="Branch")
     assert not InvoiceProfile.objects.filter(name="Branch").exists()
+
+
+def test_r10_the_invoiceable_amount_is_always_in_fen(customer):
+    fund(customer, "100.10")
+    apply(customer, "0.05")
+    amount = invoiceable_amount(customer_id=customer.pk)
+    assert amount == Decimal("100.05")
+    assert amount.as_tuple().exponent == -2

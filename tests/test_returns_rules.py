@@ -843,3 +843,8 @@ def test_r3_closing_a_return_withdraws_its_unreviewed_form_from_the_queue(
             red_letter_form_id=form.pk, reviewer=reviewer(), approve=False, reason="Blurred"
         )
     assert not SmsMessage.objects.filter(purpose=SmsPurpose.FORM_REJECTED).exists()
+
+
+def test_a_return_is_named_by_its_own_number(invoice):
+    rr = submit(invoice)
+    assert str(rr) == f"Return #{rr.pk}"
