@@ -40,14 +40,15 @@ def submit(invoice, *, reason="Wrong title", **kwargs):
 
 
 def log_paper(invoice, actor, *, complete=True, **kwargs):
+    """Finance logs the paper of ``invoice``; ``complete=False`` leaves out the parts, and any
+    part can be set on its own (``deduction_form_present=False``, ``undamaged=False``...)."""
+    parts = {
+        "invoice_form_present": complete,
+        "deduction_form_present": complete,
+        "undamaged": True,
+    } | kwargs
     return mail_receipt_log(
-        invoice_code=invoice.code,
-        invoice_number=invoice.number,
-        actor=actor,
-        invoice_form_present=complete,
-        deduction_form_present=complete,
-        undamaged=True,
-        **kwargs,
+        invoice_code=invoice.code, invoice_number=invoice.number, actor=actor, **parts
     )
 
 

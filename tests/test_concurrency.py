@@ -9,10 +9,10 @@ from invoices.models import InvoiceApplication
 from invoices.selectors import invoiceable_amount
 from returns.exceptions import ReturnAlreadyOpen
 from returns.models import ReturnRequest, ReturnState
-from returns.services import mail_receipt_log, return_request_process
+from returns.services import return_request_process
 from tests.concurrency import run_concurrently
 from tests.factories import CustomerFactory, UserFactory, fund, issue_invoice
-from tests.returns_helpers import assert_returned_exactly_once, submit
+from tests.returns_helpers import assert_returned_exactly_once, log_paper, submit
 from tests.test_invoices_rules import apply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,14 +42,7 @@ def test_r4_paper_logged_while_the_customer_submits_is_matched_exactly_once():
     finance = UserFactory(username="finance-race", is_staff=True)
     run_concurrently(
         lambda: submit(invoice),
-        lambda: mail_receipt_log(
-            invoice_code=invoice.code,
-            invoice_number=invoice.number,
-            actor=finance,
-            invoice_form_present=True,
-            deduction_form_present=False,
-            undamaged=True,
-        ),
+        lambda: log_paper(invoice, finance),
     )
     rr = ReturnRequest.objects.get(invoice=invoice)
     # Whichever committed first, the return ends up with the paper and is completed
@@ -68,14 +61,7 @@ def test_r6_r7_r8_two_process_tasks_at_once_leave_one_void_one_credit_one_sms():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(return_process_task, "delay", lambda *a, **k: None)
-        mail_receipt_log(
-            invoice_code=invoice.code,
-            invoice_number=invoice.number,
-            actor=finance,
-            invoice_form_present=True,
-            deduction_form_present=False,
-            undamaged=True,
-        )
+        log_paper(invoice, finance)
     rr.refresh_from_db()
     assert rr.state == ReturnState.PROCESSING
 

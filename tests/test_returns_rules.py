@@ -434,16 +434,7 @@ def test_r5_incomplete_paper_rejects_the_return_with_a_reason_the_customer_sees(
     special_invoice, finance_user
 ):
     rr = submit(special_invoice, certified=False)
-    from returns.services import mail_receipt_log
-
-    mail_receipt_log(
-        invoice_code=special_invoice.code,
-        invoice_number=special_invoice.number,
-        actor=finance_user,
-        invoice_form_present=True,
-        deduction_form_present=False,
-        undamaged=True,
-    )
+    log_paper(special_invoice, finance_user, deduction_form_present=False)
     rr.refresh_from_db()
     assert rr.state == ReturnState.REJECTED
     assert "deduction form" in rr.rejection_reason
@@ -453,16 +444,11 @@ def test_r5_an_ordinary_invoice_needs_only_the_invoice_form(
     invoice, finance_user, django_capture_on_commit_callbacks
 ):
     rr = submit(invoice)
-    from returns.services import mail_receipt_log
-
     with django_capture_on_commit_callbacks(execute=True):
-        mail_receipt_log(
-            invoice_code=invoice.code,
-            invoice_number=invoice.number,
-            actor=finance_user,
-            invoice_form_present=True,
+        log_paper(
+            invoice,
+            finance_user,
             deduction_form_present=False,
-            undamaged=True,
             courier="SF Express",
             tracking_number="SF1234567890",
         )
@@ -473,16 +459,7 @@ def test_r5_an_ordinary_invoice_needs_only_the_invoice_form(
 
 def test_r5_damaged_paper_rejects_the_return(invoice, finance_user):
     rr = submit(invoice)
-    from returns.services import mail_receipt_log
-
-    mail_receipt_log(
-        invoice_code=invoice.code,
-        invoice_number=invoice.number,
-        actor=finance_user,
-        invoice_form_present=True,
-        deduction_form_present=False,
-        undamaged=False,
-    )
+    log_paper(invoice, finance_user, undamaged=False)
     rr.refresh_from_db()
     assert rr.state == ReturnState.REJECTED
     assert "undamaged" in rr.rejection_reason

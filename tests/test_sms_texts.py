@@ -78,16 +78,7 @@ def test_r8_a_rejection_with_a_long_reason_is_shortened_to_one_segment(customer)
 def test_r8_incomplete_paper_is_explained_in_the_customers_language(customer):
     invoice = special(customer)
     rr = submit(invoice, certified=False)
-    from returns.services import mail_receipt_log
-
-    mail_receipt_log(
-        invoice_code=invoice.code,
-        invoice_number=invoice.number,
-        actor=UserFactory(is_staff=True),
-        invoice_form_present=True,
-        deduction_form_present=False,
-        undamaged=True,
-    )
+    log_paper(invoice, UserFactory(is_staff=True), deduction_form_present=False)
     rr.refresh_from_db()
     expected = "抵扣联" if customer.language == "zh-hans" else "deduction form"
     assert expected in rr.rejection_reason
