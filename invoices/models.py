@@ -24,7 +24,10 @@ class CustomerKind(models.TextChoices):
 
 class Customer(models.Model):
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="customer"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="customer",
+        verbose_name=_("user"),
     )
     name = models.CharField(_("name"), max_length=200)
     kind = models.CharField(
@@ -37,7 +40,7 @@ class Customer(models.Model):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="zh-hans"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("customer")
@@ -60,11 +63,13 @@ class Customer(models.Model):
 class Statement(models.Model):
     """A monthly bill. Settling it credits its amount to the invoiceable amount."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="statements")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="statements", verbose_name=_("customer")
+    )
     period = models.DateField(_("period"), help_text=_("First day of the billed month"))
     amount = models.DecimalField(_("amount"), **MONEY)
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("statement")
@@ -93,7 +98,9 @@ class ApplicationState(models.TextChoices):
 class InvoiceApplication(models.Model):
     """The customer's request for an invoice ("Invoice request record")."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="applications")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="applications", verbose_name=_("customer")
+    )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
     taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
@@ -154,7 +161,9 @@ class InvoiceState(models.TextChoices):
 class Invoice(models.Model):
     """A paper VAT invoice. Code (10 or 12 digits) + number (8 digits) identify it."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("customer")
+    )
     application = models.OneToOneField(
         InvoiceApplication,
         on_delete=models.PROTECT,
@@ -162,6 +171,7 @@ class Invoice(models.Model):
         blank=True,
         related_name="invoice",
         help_text=_("Empty for Cloud Market invoices, which are applied for elsewhere."),
+        verbose_name=_("invoice application"),
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
@@ -176,7 +186,9 @@ class Invoice(models.Model):
     )
     courier = models.CharField(_("courier"), max_length=64, blank=True)
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
-    state_changed_at = models.DateTimeField(null=True, blank=True)
+    state_changed_at = models.DateTimeField(
+        null=True, blank=True, verbose_name=_("voided or reversed at")
+    )
 
     class Meta:
         verbose_name = _("invoice")
@@ -210,7 +222,10 @@ class RedLetterInvoice(models.Model):
     """The negative invoice that reverses (红冲) an original one. At most one per original."""
 
     original = models.OneToOneField(
-        Invoice, on_delete=models.PROTECT, related_name="red_letter_invoice"
+        Invoice,
+        on_delete=models.PROTECT,
+        related_name="red_letter_invoice",
+        verbose_name=_("original invoice"),
     )
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
@@ -240,8 +255,8 @@ class RedLetterInvoice(models.Model):
 class NumberSequence(models.Model):
     """A gap-free counter, incremented under a row lock (red-letter invoice numbers)."""
 
-    name = models.CharField(max_length=32, primary_key=True)
-    last_value = models.PositiveBigIntegerField(default=0)
+    name = models.CharField(max_length=32, primary_key=True, verbose_name=_("name"))
+    last_value = models.PositiveBigIntegerField(default=0, verbose_name=_("last value"))
 
     def __str__(self) -> str:
         return f"{self.name}={self.last_value}"
@@ -256,19 +271,39 @@ class LedgerKind(models.TextChoices):
 class LedgerEntry(models.Model):
     """One signed movement of a customer's invoiceable amount. Append-only."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="ledger_entries")
-    kind = models.CharField(max_length=24, choices=LedgerKind.choices)
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        related_name="ledger_entries",
+        verbose_name=_("customer"),
+    )
+    kind = models.CharField(max_length=24, choices=LedgerKind.choices, verbose_name=_("kind"))
     amount = models.DecimalField(_("amount"), **MONEY)
     statement = models.ForeignKey(
-        Statement, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Statement,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("statement"),
     )
     application = models.ForeignKey(
-        InvoiceApplication, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        InvoiceApplication,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("invoice application"),
     )
     invoice = models.ForeignKey(
-        Invoice, on_delete=models.PROTECT, null=True, blank=True, related_name="ledger_entries"
+        Invoice,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="ledger_entries",
+        verbose_name=_("invoice"),
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("ledger entry")
@@ -308,7 +343,9 @@ class LedgerEntry(models.Model):
 class InvoiceProfile(models.Model):
     """Invoice details a customer saved to reuse when applying again (not a financial row)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="profiles")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.CASCADE, related_name="profiles", verbose_name=_("customer")
+    )
     name = models.CharField(_("profile name"), max_length=100)
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
@@ -321,7 +358,7 @@ class InvoiceProfile(models.Model):
     mailing_phone = models.CharField(_("recipient phone"), max_length=40)
     mailing_address = models.CharField(_("mailing address"), max_length=300)
     mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("invoice profile")

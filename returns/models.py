@@ -56,10 +56,15 @@ class MailReceipt(models.Model):
     matched when the return is submitted.
     """
 
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="mail_receipts")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="mail_receipts", verbose_name=_("invoice")
+    )
     received_at = models.DateTimeField(_("received at"))
     received_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("received by"),
     )
     courier = models.CharField(_("courier"), max_length=64, blank=True)
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
@@ -67,7 +72,7 @@ class MailReceipt(models.Model):
     deduction_form_present = models.BooleanField(_("deduction form present"))
     undamaged = models.BooleanField(_("undamaged"))
     notes = models.TextField(_("notes"), blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
         verbose_name = _("mail receipt")
@@ -76,7 +81,10 @@ class MailReceipt(models.Model):
         permissions = [("log_mailreceipt", _("Can log a received paper invoice"))]
 
     def __str__(self) -> str:
-        return f"{self.invoice} received {self.received_at:%Y-%m-%d}"
+        return str(
+            _("%(invoice)s received %(date)s")
+            % {"invoice": self.invoice, "date": f"{self.received_at:%Y-%m-%d}"}
+        )
 
     def missing_parts(self) -> list[str]:
         """What makes this paper incomplete (R5); empty when complete."""
@@ -95,7 +103,9 @@ class MailReceipt(models.Model):
 
 
 class ReturnRequest(models.Model):
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="return_requests")
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="return_requests", verbose_name=_("invoice")
+    )
     state = models.CharField(
         _("state"), max_length=16, choices=ReturnState.choices, default=ReturnState.SUBMITTED
     )
@@ -116,6 +126,7 @@ class ReturnRequest(models.Model):
         null=True,
         blank=True,
         related_name="return_requests",
+        verbose_name=_("mail receipt"),
     )
     outcome = models.CharField(
         _("outcome"), max_length=16, choices=ReturnOutcomeChoice.choices, blank=True
@@ -123,10 +134,13 @@ class ReturnRequest(models.Model):
     rejection_reason = models.CharField(_("rejection reason"), max_length=500, blank=True)
     error = models.TextField(_("processing error"), blank=True)
     submitted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("submitted by"),
     )
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
     class Meta:
         verbose_name = _("return request")
@@ -179,7 +193,10 @@ class ReturnEvent(models.Model):
     """One state change of a return: who, when, from, to, why (R11). Never edited."""
 
     return_request = models.ForeignKey(
-        ReturnRequest, on_delete=models.PROTECT, related_name="events"
+        ReturnRequest,
+        on_delete=models.PROTECT,
+        related_name="events",
+        verbose_name=_("return request"),
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -188,11 +205,16 @@ class ReturnEvent(models.Model):
         blank=True,
         related_name="+",
         help_text=_("Empty when the system acted (the processing task)."),
+        verbose_name=_("by"),
     )
-    from_state = models.CharField(max_length=16, choices=ReturnState.choices, blank=True)
-    to_state = models.CharField(max_length=16, choices=ReturnState.choices)
+    from_state = models.CharField(
+        max_length=16, choices=ReturnState.choices, blank=True, verbose_name=_("from state")
+    )
+    to_state = models.CharField(
+        max_length=16, choices=ReturnState.choices, verbose_name=_("to state")
+    )
     note = models.CharField(_("why"), max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("at"))
 
     class Meta:
         verbose_name = _("return event")
@@ -227,25 +249,41 @@ class RedLetterForm(models.Model):
     """A scan of the tax bureau's red-letter information form (R3), reviewed by staff."""
 
     return_request = models.ForeignKey(
-        ReturnRequest, on_delete=models.PROTECT, related_name="red_letter_forms"
+        ReturnRequest,
+        on_delete=models.PROTECT,
+        related_name="red_letter_forms",
+        verbose_name=_("return request"),
     )
-    file = models.FileField(upload_to=red_letter_form_path, storage=private_storage)
-    content_type = models.CharField(max_length=64)
-    size = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
+    file = models.FileField(
+        upload_to=red_letter_form_path, storage=private_storage, verbose_name=_("scan")
+    )
+    content_type = models.CharField(max_length=64, verbose_name=_("file type"))
+    size = models.PositiveIntegerField(verbose_name=_("size (bytes)"))
+    sha256 = models.CharField(max_length=64, verbose_name=_("SHA-256"))
     form_number = models.CharField(_("form number"), max_length=32)
     uploaded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("uploaded by"),
     )
     review_state = models.CharField(
-        max_length=16, choices=FormReviewState.choices, default=FormReviewState.PENDING
+        max_length=16,
+        choices=FormReviewState.choices,
+        default=FormReviewState.PENDING,
+        verbose_name=_("review state"),
     )
     reviewer = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reviewer"),
     )
-    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True, verbose_name=_("reviewed at"))
     review_reason = models.CharField(_("review reason"), max_length=500, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("uploaded at"))
 
     class Meta:
         verbose_name = _("red-letter form")
@@ -266,7 +304,10 @@ class RedLetterForm(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Form {self.form_number} for return #{self.return_request_id}"
+        return str(
+            _("Form %(number)s of return #%(id)s")
+            % {"number": self.form_number, "id": self.return_request_id}
+        )
 
     @property
     def extension(self) -> str:
