@@ -192,6 +192,20 @@ TWILIO_TIMEOUT_SECONDS = env.float("TWILIO_TIMEOUT_SECONDS", default=10.0)
 # Public base URL of this site, used for Twilio's status callback; empty disables the callback.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="")
 
+# The tax system, where invoices are voided and reversed (invoices.taxsystem). "manual" is the
+# production default: finance works the back-office queue "To do in the tax system". "sandbox"
+# simulates the e-tax platform (development and tests): it answers after
+# TAX_SANDBOX_DELAY_SECONDS (0 when Celery runs eagerly) and fails on demand with
+# TAX_SANDBOX_FAIL ("transient:N" or "permanent").
+TAX_SYSTEM_BACKEND = env.str("TAX_SYSTEM_BACKEND", default="sandbox" if DEBUG else "manual")
+TAX_SANDBOX_DELAY_SECONDS = env.float(
+    "TAX_SANDBOX_DELAY_SECONDS", default=0.0 if CELERY_TASK_ALWAYS_EAGER else 5.0
+)
+TAX_SANDBOX_FAIL = env.str("TAX_SANDBOX_FAIL", default="")
+# A return waiting on an asynchronous backend (sandbox, a provider's API) is asked about again
+# when it has not moved for this long (the sweeper); the manual backend waits for finance.
+TAX_POLL_REQUEUE_AFTER_SECONDS = env.int("TAX_POLL_REQUEUE_AFTER_SECONDS", default=300)
+
 # Where customers mail returned paper invoices (shown in the Refund dialog).
 RETURN_MAILING_ADDRESS = {
     "address": env.str(

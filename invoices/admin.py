@@ -23,6 +23,7 @@ from invoices.models import (
     NumberSequence,
     RedLetterInvoice,
     Statement,
+    TaxSandboxOperation,
 )
 from invoices.services import business_tz, invoice_issue
 from invoices.workdays import promised_issue_date
@@ -141,7 +142,18 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
-    list_display = ["code", "number", "customer", "invoice_type", "amount", "issuer", "state"]
+    list_display = [
+        "code",
+        "number",
+        "customer",
+        "invoice_type",
+        "amount",
+        "tax_rate",
+        "tax",
+        "total",
+        "issuer",
+        "state",
+    ]
     list_filter = ["state", "invoice_type", "issuer"]
     search_fields = ["code", "number", "customer__name"]
     list_select_related = ["customer"]
@@ -149,8 +161,24 @@ class InvoiceAdmin(ReadOnlyAdmin):
 
 @admin.register(RedLetterInvoice)
 class RedLetterInvoiceAdmin(ReadOnlyAdmin):
-    list_display = ["code", "number", "original", "amount", "red_letter_form_number", "issued_at"]
+    list_display = [
+        "code",
+        "number",
+        "original",
+        "amount",
+        "tax",
+        "total",
+        "red_letter_form_number",
+        "issued_on",
+    ]
     list_select_related = ["original"]
+
+
+@admin.register(TaxSandboxOperation)
+class TaxSandboxOperationAdmin(ReadOnlyAdmin):
+    """What the sandbox tax platform has on its side (development and tests only)."""
+
+    list_display = ["serial", "attempts", "ready_at", "created_at"]
 
 
 @admin.register(LedgerEntry)
@@ -162,7 +190,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(NumberSequence)
 class NumberSequenceAdmin(ReadOnlyAdmin):
-    """Counters behind red-letter invoice numbers: visible for support, never edited by hand."""
+    """Counters behind the sandbox tax platform's numbers: visible for support, never edited."""
 
     list_display = ["name", "last_value"]
 

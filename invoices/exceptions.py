@@ -39,3 +39,11 @@ class StatementAlreadySettled(DomainError):
 
 class InvoiceNotReturnable(DomainError):
     default_message = _("This invoice cannot be voided or reversed.")
+
+
+class TaxOutcomeInvalid(DomainError):
+    default_message = _("This is not what the tax system can have printed: check the entry.")
+
+
+class TaxOutcomeConflict(DomainError):
+    default_message = _("The tax system's outcome of this request is already recorded.")

@@ -9,12 +9,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 MONEY = {"max_digits": 14, "decimal_places": 2}
+RATE = {"max_digits": 4, "decimal_places": 3}  # 0.060 is 6 %
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")  # one fen: the unit amounts are kept and rounded to
+DEFAULT_TAX_RATE = Decimal("0.060")  # cloud services (modern services) are taxed at 6 %
 
 
 class CustomerKind(models.TextChoices):
@@ -159,7 +161,12 @@ class InvoiceState(models.TextChoices):
 
 
 class Invoice(models.Model):
-    """A paper VAT invoice. Code (10 or 12 digits) + number (8 digits) identify it."""
+    """A paper VAT invoice. Code (10 or 12 digits) + number (8 digits) identify it.
+
+    It prints amount (金额, before tax), tax rate, tax (税额) and total (价税合计). The total is
+    the figure the customer applied for and the ledger moves: the invoiceable amount is a total,
+    tax included, as the provider's bills are.
+    """
 
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("customer")
@@ -175,7 +182,10 @@ class Invoice(models.Model):
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount before tax"), **MONEY)
+    tax_rate = models.DecimalField(_("tax rate"), **RATE)
+    tax = models.DecimalField(_("tax"), **MONEY)
+    total = models.DecimalField(_("total"), **MONEY)
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
     issued_at = models.DateTimeField(_("issued at"))
@@ -204,6 +214,13 @@ class Invoice(models.Model):
                 condition=Q(number__regex=r"^[0-9]{8}$"), name="invoice_number_format"
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
+            models.CheckConstraint(condition=Q(tax__gte=0), name="invoice_tax_not_negative"),
+            models.CheckConstraint(
+                condition=Q(total=F("amount") + F("tax")), name="invoice_total_is_amount_plus_tax"
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_rate__gte=0, tax_rate__lt=1), name="invoice_tax_rate_range"
+            ),
             models.CheckConstraint(
                 condition=Q(issuer=Issuer.MARKETPLACE) | Q(application__isnull=False),
                 name="invoice_provider_has_application",
@@ -219,7 +236,12 @@ class Invoice(models.Model):
 
 
 class RedLetterInvoice(models.Model):
-    """The negative invoice that reverses (红冲) an original one. At most one per original."""
+    """The negative invoice that reverses (红冲) an original one, as the tax system issued it.
+
+    Its code, number and date are the tax system's; its amount, tax and total are the
+    original's, negated. At most one per original. Written only when the tax system's outcome
+    is recorded (``invoices.taxsystem``), never invented here.
+    """
 
     original = models.OneToOneField(
         Invoice,
@@ -227,13 +249,26 @@ class RedLetterInvoice(models.Model):
         related_name="red_letter_invoice",
         verbose_name=_("original invoice"),
     )
+    tax_request = models.OneToOneField(
+        "TaxRequest",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="red_letter_invoice",
+        help_text=_("Empty only for reversals recorded before the tax-system boundary existed."),
+        verbose_name=_("tax-system request"),
+    )
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount before tax"), **MONEY)
+    tax_rate = models.DecimalField(_("tax rate"), **RATE)
+    tax = models.DecimalField(_("tax"), **MONEY)
+    total = models.DecimalField(_("total"), **MONEY)
     red_letter_form_number = models.CharField(
         _("red-letter information form number"), max_length=32, blank=True
     )
-    issued_at = models.DateTimeField(_("issued at"))
+    issued_on = models.DateField(_("issue date"))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("red-letter invoice")
@@ -243,13 +278,167 @@ class RedLetterInvoice(models.Model):
                 fields=["code", "number"], name="red_letter_code_number_unique"
             ),
             models.CheckConstraint(condition=Q(amount__lt=0), name="red_letter_amount_negative"),
+            models.CheckConstraint(condition=Q(tax__lte=0), name="red_letter_tax_not_positive"),
+            models.CheckConstraint(
+                condition=Q(total=F("amount") + F("tax")),
+                name="red_letter_total_is_amount_plus_tax",
+            ),
+            models.CheckConstraint(
+                condition=Q(code__regex=r"^([0-9]{10}|[0-9]{12})$"), name="red_letter_code_format"
+            ),
             models.CheckConstraint(
                 condition=Q(number__regex=r"^[0-9]{8}$"), name="red_letter_number_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(red_letter_form_number="")
+                | Q(red_letter_form_number__regex=r"^[0-9]{16}$"),
+                name="red_letter_form_number_format",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} {self.number} ({self.amount})"
+        return f"{self.code} {self.number} ({self.total})"
+
+
+class TaxOperation(models.TextChoices):
+    VOID = "void", _("Void")
+    RED_LETTER = "red_letter", _("Red-letter invoice")
+
+
+class ReversalReason(models.TextChoices):
+    """The reason codes of a reversal, as the tax platforms name them."""
+
+    ISSUING_ERROR = "issuing_error", _("Issuing error (开票有误)")
+    SALES_RETURN = "sales_return", _("Sales return (销货退回)")
+    SERVICE_STOPPED = "service_stopped", _("Service stopped (服务中止)")
+    SALES_DISCOUNT = "sales_discount", _("Sales discount (销售折让)")
+
+
+class TaxRequestState(models.TextChoices):
+    PENDING = "pending", _("To do in the tax system")
+    DONE = "done", _("Done in the tax system")
+    REFUSED = "refused", _("Refused by the tax system")
+
+
+class TaxRequest(models.Model):
+    """One request to the tax system to void or reverse an invoice (R6), under our own serial.
+
+    The serial is what an invoicing service provider's API takes to make a submission
+    idempotent and to query its result. With the manual backend the pending requests are
+    finance's queue "To do in the tax system". The outcome (the void's date, or the red-letter
+    invoice) is recorded once, by finance or by the backend; a refused request stays, with the
+    tax system's error, and a retry is a new request with a new serial.
+    """
+
+    serial = models.CharField(_("request serial number"), max_length=32, unique=True)
+    invoice = models.ForeignKey(
+        Invoice, on_delete=models.PROTECT, related_name="tax_requests", verbose_name=_("invoice")
+    )
+    operation = models.CharField(_("operation"), max_length=16, choices=TaxOperation.choices)
+    reason_code = models.CharField(_("reason code"), max_length=16, choices=ReversalReason.choices)
+    buyer_certified = models.BooleanField(
+        _("certified by the buyer"),
+        default=False,
+        help_text=_("The buyer has certified (deducted) this special invoice."),
+    )
+    red_letter_form_number = models.CharField(
+        _("red-letter information form number"),
+        max_length=16,
+        blank=True,
+        help_text=_("The buyer's form (certified special invoices); empty otherwise."),
+    )
+    seller_files_form = models.BooleanField(
+        _("seller files the red-letter form"),
+        default=False,
+        help_text=_(
+            "An uncertified paper special invoice of an earlier month: the provider files the "
+            "red-letter information form in the tax system before the red-letter invoice."
+        ),
+    )
+    backend = models.CharField(_("tax-system backend"), max_length=32)
+    state = models.CharField(
+        _("state"), max_length=16, choices=TaxRequestState.choices, default=TaxRequestState.PENDING
+    )
+    voided_on = models.DateField(_("voided on"), null=True, blank=True)
+    error = models.TextField(_("tax system's answer"), blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("Empty when the backend recorded the outcome."),
+        verbose_name=_("recorded by"),
+    )
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("tax-system request")
+        verbose_name_plural = _("tax-system requests")
+        ordering = ["created_at", "id"]
+        permissions = [("record_taxrequest", _("Can record the tax system's outcome"))]
+        indexes = [models.Index(fields=["state", "created_at"], name="tax_request_state_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(state__in=["pending", "done"]),
+                name="tax_request_one_live_per_invoice",
+                violation_error_message=_("This invoice already has a request in the tax system."),
+            ),
+            models.CheckConstraint(
+                condition=Q(serial__regex=r"^[A-Z0-9]{8,32}$"), name="tax_request_serial_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(red_letter_form_number="")
+                | Q(red_letter_form_number__regex=r"^[0-9]{16}$"),
+                name="tax_request_form_number_format",
+            ),
+            models.CheckConstraint(
+                condition=~Q(operation="void")
+                | (Q(buyer_certified=False, seller_files_form=False, red_letter_form_number="")),
+                name="tax_request_void_needs_no_form",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="done", operation="void") | Q(voided_on__isnull=False),
+                name="tax_request_void_done_has_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="pending", completed_at__isnull=True)
+                | (~Q(state="pending") & Q(completed_at__isnull=False)),
+                name="tax_request_completed_at_iff_finished",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="refused") | ~Q(error=""),
+                name="tax_request_refusal_has_error",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.serial} {self.get_operation_display()} {self.invoice}"
+
+
+class TaxSandboxOperation(models.Model):
+    """The sandbox tax platform's own record of a submission (``TAX_SYSTEM_BACKEND=sandbox``).
+
+    Not ours: it stands for the state an invoicing platform keeps on its side, so that the
+    sandbox answers a submission asynchronously and a second submission with the same serial
+    is recognised, as a provider's API does.
+    """
+
+    serial = models.CharField(max_length=32, unique=True, verbose_name=_("request serial number"))
+    payload = models.JSONField(verbose_name=_("submission"))
+    attempts = models.PositiveIntegerField(default=0, verbose_name=_("attempts"))
+    ready_at = models.DateTimeField(null=True, blank=True, verbose_name=_("ready at"))
+    result = models.JSONField(null=True, blank=True, verbose_name=_("result"))
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("submitted at"))
+
+    class Meta:
+        verbose_name = _("sandbox tax-platform operation")
+        verbose_name_plural = _("sandbox tax-platform operations")
+
+    def __str__(self) -> str:
+        return self.serial
 
 
 class NumberSequence(models.Model):

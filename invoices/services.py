@@ -19,7 +19,6 @@ from invoices.exceptions import (
     DuplicateInvoiceNumber,
     InsufficientInvoiceableAmount,
     InvalidInvoiceApplication,
-    InvoiceNotReturnable,
     StatementAlreadySettled,
 )
 from invoices.models import (
@@ -30,16 +29,14 @@ from invoices.models import (
     Invoice,
     InvoiceApplication,
     InvoiceProfile,
-    InvoiceState,
     InvoiceType,
     Issuer,
     LedgerEntry,
     LedgerKind,
-    NumberSequence,
-    RedLetterInvoice,
     Statement,
 )
 from invoices.selectors import invoiceable_amount
+from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
 
 
@@ -204,7 +201,11 @@ def invoice_issue(
     courier: str = "",
     tracking_number: str = "",
 ) -> Invoice:
-    """Issue the paper invoice for a pending application. This makes it returnable (R1)."""
+    """Record the paper invoice issued for a pending application; it becomes returnable (R1).
+
+    The application's amount is the invoice's total (价税合计); amount and tax are split from
+    it by the one rounding rule (``invoices/tax.py``) at the default 6 %.
+    """
     application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
     if application.state != ApplicationState.PENDING:
         raise ApplicationAlreadyIssued()
@@ -213,7 +214,7 @@ def invoice_issue(
         application=application,
         invoice_type=application.invoice_type,
         title=application.title,
-        amount=application.amount,
+        **breakdown_from_total(application.amount).as_fields(),
         code=code.strip(),
         number=number.strip(),
         issued_at=issued_at or timezone.now(),
@@ -244,7 +245,7 @@ def invoice_record_marketplace(
         customer_id=customer_id,
         invoice_type=invoice_type,
         title=title,
-        amount=money(amount),
+        **breakdown_from_total(money(amount)).as_fields(),
         code=code,
         number=number,
         issued_at=issued_at,
@@ -261,64 +262,6 @@ def void_or_reverse_decision(
     issued_local, now_local = issued_at.astimezone(tz), now.astimezone(tz)
     same_month = (issued_local.year, issued_local.month) == (now_local.year, now_local.month)
     return ReturnOutcome.VOIDED if same_month and not certified else ReturnOutcome.REVERSED
-
-
-def _next_red_letter_number(code: str) -> str:
-    """Numbers for red-letter invoices, per invoice code, from a locked counter row.
-
-    Red-letter numbers start at 90000001 so that they stay clear of the blue-invoice range.
-    """
-    NumberSequence.objects.get_or_create(name=f"red:{code}", defaults={"last_value": 90000000})
-    sequence = NumberSequence.objects.select_for_update().get(name=f"red:{code}")
-    sequence.last_value += 1
-    sequence.save(update_fields=["last_value"])
-    return f"{sequence.last_value:08d}"
-
-
-@transaction.atomic
-def invoice_void_or_reverse(
-    *,
-    invoice_id: int,
-    certified: bool,
-    red_letter_form_number: str = "",
-    now: dt.datetime | None = None,
-) -> ReturnOutcome:
-    """Void or reverse a returned invoice (R6) and credit its amount back (R7), atomically.
-
-    An invoice is voided or reversed at most once, ever: a second call raises
-    ``InvoiceNotReturnable`` and changes nothing. The ledger credit is also guarded by the
-    database (one "returned" credit per invoice).
-    """
-    now = now or timezone.now()
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    _customer_lock(invoice.customer_id)
-    if invoice.state != InvoiceState.ISSUED or invoice.issuer != Issuer.PROVIDER:
-        raise InvoiceNotReturnable(
-            _("Invoice %(invoice)s is %(state)s and cannot be voided or reversed again.")
-            % {"invoice": invoice, "state": invoice.get_state_display().lower()}
-        )
-    outcome = void_or_reverse_decision(issued_at=invoice.issued_at, certified=certified, now=now)
-    if outcome == ReturnOutcome.VOIDED:
-        invoice.state = InvoiceState.VOIDED
-    else:
-        invoice.state = InvoiceState.REVERSED
-        RedLetterInvoice.objects.create(
-            original=invoice,
-            code=invoice.code,
-            number=_next_red_letter_number(invoice.code),
-            amount=-invoice.amount,
-            red_letter_form_number=red_letter_form_number if certified else "",
-            issued_at=now,
-        )
-    invoice.state_changed_at = now
-    invoice.save(update_fields=["state", "state_changed_at"])
-    LedgerEntry.objects.create(
-        customer_id=invoice.customer_id,
-        kind=LedgerKind.INVOICE_RETURNED,
-        amount=invoice.amount,
-        invoice=invoice,
-    )
-    return outcome
 
 
 PROFILE_FIELDS = (

@@ -4,7 +4,7 @@ so it stays fast at hundreds of thousands of rows; each returns human-readable p
 from collections.abc import Callable
 
 from django.db import connection
-from django.db.models import Count, F, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from invoices.models import (
@@ -17,6 +17,9 @@ from invoices.models import (
     LedgerEntry,
     LedgerKind,
     Statement,
+    TaxOperation,
+    TaxRequest,
+    TaxRequestState,
 )
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnRequest, ReturnState
@@ -40,7 +43,7 @@ def check_balances_agree() -> list[str]:
     rows = (
         Customer.objects.annotate(
             ledger=_sum(ledger),
-            expected=_sum(settled) - _sum(applied) + _sum(returned),
+            expected=_sum(settled) - _sum(applied) + _sum(returned, "total"),
         )
         .exclude(ledger=F("expected"))
         .values_list("pk", "name", "ledger", "expected")
@@ -88,12 +91,34 @@ def check_returned_credits() -> list[str]:
         .values_list("code", "number")
     ]
     problems += [
-        f"ledger entry {pk}: credit of {amount} differs from invoice amount {invoice_amount}"
-        for pk, amount, invoice_amount in LedgerEntry.objects.filter(
+        f"ledger entry {pk}: credit of {amount} differs from invoice total {invoice_total}"
+        for pk, amount, invoice_total in LedgerEntry.objects.filter(
             kind=LedgerKind.INVOICE_RETURNED
         )
-        .exclude(amount=F("invoice__amount"))
-        .values_list("pk", "amount", "invoice__amount")
+        .exclude(amount=F("invoice__total"))
+        .values_list("pk", "amount", "invoice__total")
+    ]
+    return problems
+
+
+def check_credits_have_tax_outcomes() -> list[str]:
+    """R6/R7: no credit without the tax system's recorded outcome, and no recorded outcome
+    that disagrees with the invoice (a done void on a voided invoice, a done red-letter request
+    on a reversed one with its red-letter invoice)."""
+    recorded = TaxRequest.objects.filter(invoice=OuterRef("invoice"), state=TaxRequestState.DONE)
+    problems = [
+        f"ledger entry {pk}: invoice {code} {number} credited without a recorded tax outcome"
+        for pk, code, number in LedgerEntry.objects.filter(kind=LedgerKind.INVOICE_RETURNED)
+        .exclude(Exists(recorded))
+        .values_list("pk", "invoice__code", "invoice__number")
+    ]
+    done = TaxRequest.objects.filter(state=TaxRequestState.DONE)
+    problems += [
+        f"tax request {serial}: {operation} recorded but invoice {code} {number} is {state}"
+        for serial, operation, code, number, state in done.exclude(
+            Q(operation=TaxOperation.VOID, invoice__state=InvoiceState.VOIDED)
+            | Q(operation=TaxOperation.RED_LETTER, invoice__state=InvoiceState.REVERSED)
+        ).values_list("serial", "operation", "invoice__code", "invoice__number", "invoice__state")
     ]
     return problems
 
@@ -106,9 +131,14 @@ def check_red_letter_invoices() -> list[str]:
         ).values_list("code", "number")
     ]
     problems += [
-        f"invoice {code} {number}: red-letter amount is not the negative of the original"
+        f"invoice {code} {number}: red-letter amounts are not the original's negated"
         for code, number in Invoice.objects.filter(red_letter_invoice__isnull=False)
-        .exclude(red_letter_invoice__amount=-F("amount"))
+        .exclude(
+            red_letter_invoice__amount=-F("amount"),
+            red_letter_invoice__tax=-F("tax"),
+            red_letter_invoice__total=-F("total"),
+            red_letter_invoice__tax_rate=F("tax_rate"),
+        )
         .values_list("code", "number")
     ]
     problems += [
@@ -163,6 +193,7 @@ CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
     ("balances agree with statements, applications and returns", check_balances_agree),
     ("invoiceable amounts never negative", check_never_negative),
     ("one returned credit per voided/reversed invoice", check_returned_credits),
+    ("credits have recorded tax-system outcomes", check_credits_have_tax_outcomes),
     ("red-letter invoices", check_red_letter_invoices),
     ("issued applications have invoices", check_applications_issued_once),
     ("completed returns", check_completed_returns),

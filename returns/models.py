@@ -5,13 +5,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from invoices.models import Invoice
+from invoices.models import Invoice, ReversalReason, TaxRequest
 
 
 class ReturnState(models.TextChoices):
     SUBMITTED = "submitted", _("Submitted")
     RECEIVED = "received", _("Paper received")
     PROCESSING = "processing", _("Processing")
+    AWAITING_TAX = "awaiting_tax", _("Awaiting the tax system")
     COMPLETED = "completed", _("Completed")
     CANCELLED = "cancelled", _("Cancelled")
     REJECTED = "rejected", _("Rejected")
@@ -24,6 +25,7 @@ BLOCKING_STATES = (
     ReturnState.SUBMITTED,
     ReturnState.RECEIVED,
     ReturnState.PROCESSING,
+    ReturnState.AWAITING_TAX,
     ReturnState.COMPLETED,
     ReturnState.FAILED,
 )
@@ -31,6 +33,7 @@ OPEN_STATES = (
     ReturnState.SUBMITTED,
     ReturnState.RECEIVED,
     ReturnState.PROCESSING,
+    ReturnState.AWAITING_TAX,
     ReturnState.FAILED,
 )
 
@@ -113,6 +116,13 @@ class ReturnRequest(models.Model):
         _("what was wrong"), max_length=16, choices=ReturnProblem.choices, default="other"
     )
     reason = models.CharField(_("reason"), max_length=500)
+    reason_code = models.CharField(
+        _("reason code"),
+        max_length=16,
+        choices=ReversalReason.choices,
+        default=ReversalReason.ISSUING_ERROR,
+        help_text=_("The reason code the tax system records for the void or reversal."),
+    )
     certified = models.BooleanField(
         _("certified"),
         default=False,
@@ -127,6 +137,15 @@ class ReturnRequest(models.Model):
         blank=True,
         related_name="return_requests",
         verbose_name=_("mail receipt"),
+    )
+    tax_request = models.ForeignKey(
+        TaxRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="return_requests",
+        help_text=_("The request to the tax system that voids or reverses the invoice."),
+        verbose_name=_("tax-system request"),
     )
     outcome = models.CharField(
         _("outcome"), max_length=16, choices=ReturnOutcomeChoice.choices, blank=True
@@ -178,6 +197,10 @@ class ReturnRequest(models.Model):
                 | Q(mail_receipt__isnull=False)
                 | Q(state=ReturnState.REJECTED),
                 name="return_past_submitted_has_paper",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state=ReturnState.AWAITING_TAX) | Q(tax_request__isnull=False),
+                name="return_awaiting_tax_has_request",
             ),
         ]
 

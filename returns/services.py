@@ -13,16 +13,29 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from celery import Task
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from invoices.exceptions import DomainError
-from invoices.models import Invoice, Issuer
-from invoices.services import business_tz, invoice_void_or_reverse
+from invoices.models import Invoice, Issuer, ReversalReason
+from invoices.services import business_tz
+from invoices.taxsystem.interface import ResultStatus, TaxResult
+from invoices.taxsystem.services import (
+    is_form_number,
+    tax_outcome_record,
+    tax_poll_after_seconds,
+    tax_request_open,
+    tax_request_query,
+    tax_request_refuse,
+    tax_request_submit,
+)
 from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
 from notifications.segments import fit_one_segment
@@ -42,6 +55,7 @@ from returns.models import (
     MailReceipt,
     RedLetterForm,
     ReturnEvent,
+    ReturnOutcomeChoice,
     ReturnProblem,
     ReturnRequest,
     ReturnState,
@@ -51,6 +65,7 @@ from returns.selectors import (
     mail_receipt_matchable,
     red_letter_form_current,
     return_blocking_for_invoice,
+    returns_awaiting_tax_system,
     returns_stuck_processing,
 )
 from returns.uploads import sniff_red_letter_form
@@ -81,6 +96,7 @@ def return_event_record(
 
 
 Note = str | Promise | Callable[[], str]
+Actor = AbstractBaseUser | None  # None when the system acted
 
 
 def _transition(
@@ -127,12 +143,12 @@ def _lock_return(return_request_id: int) -> ReturnRequest:
 
 
 def _check_form_number(form_number: str) -> str:
-    form_number = (form_number or "").strip()
+    form_number = "".join((form_number or "").split())  # as typed: "4403 2626 0001 2345"
     if not form_number:
         raise InvalidUpload(_("Enter the red-letter information form number."))
-    if len(form_number) > 32 or not form_number.isalnum():
+    if not is_form_number(form_number):
         raise InvalidUpload(
-            _("The red-letter information form number has at most 32 letters and digits.")
+            _("The red-letter information form number is the 16 digits the tax system gave.")
         )
     return form_number
 
@@ -164,6 +180,7 @@ def return_request_submit(
     actor,
     reason: str,
     problem: str = ReturnProblem.OTHER,
+    reason_code: str = ReversalReason.ISSUING_ERROR,
     certified: bool | None = None,
     courier: str = "",
     tracking_number: str = "",
@@ -179,6 +196,8 @@ def return_request_submit(
     reason = _clean_reason(reason)
     if problem not in ReturnProblem.values:
         raise InvalidReturnReason(_("Choose what was wrong with the invoice."))
+    if reason_code not in ReversalReason.values:
+        raise InvalidReturnReason(_("Choose the reason code for the tax system."))
     invoice = (
         # Lock the invoice row only: the customer row is locked by ledger writes, always after
         # the invoice, and locking both here in one statement could deadlock with them.
@@ -211,6 +230,7 @@ def return_request_submit(
                 invoice=invoice,
                 reason=reason,
                 problem=problem,
+                reason_code=reason_code,
                 certified=bool(certified),
                 courier=courier.strip()[:64],
                 tracking_number=tracking_number.strip()[:64],
@@ -519,11 +539,12 @@ def red_letter_form_review(
 
 
 def return_request_process(*, return_request_id: int) -> ReturnRequest:
-    """Void or reverse the invoice, credit the ledger and queue the SMS (R6, R7, R8).
+    """Turn the void-or-reverse decision (R6) into a request to the tax system.
 
-    Safe to run twice or twice at once: the return row is locked, a completed return is
-    returned untouched, and the invoice and ledger refuse a second void/credit. A permanent
-    failure moves the return to *failed* with the error, for staff to retry.
+    The return then waits in *awaiting the tax system*; it completes only when the tax
+    system's outcome is recorded (``return_request_record_outcome``). Safe to run twice or
+    twice at once: the return row is locked and a pending request is reused, never doubled.
+    A permanent failure moves the return to *failed* with the error, for staff to retry.
     """
     try:
         return _process(return_request_id)
@@ -547,47 +568,152 @@ def _process(return_request_id: int) -> ReturnRequest:
         if form is None or form.review_state != FormReviewState.APPROVED:
             raise ReturnProcessingError(_("The red-letter information form is not approved."))
         form_number = form.form_number
-    outcome = invoice_void_or_reverse(
-        invoice_id=rr.invoice_id, certified=rr.certified, red_letter_form_number=form_number
+    tax_request = tax_request_open(
+        invoice_id=rr.invoice_id,
+        certified=rr.certified,
+        reason_code=rr.reason_code,
+        buyer_form_number=form_number,
     )
-    rr.outcome = outcome.value
+    rr.tax_request = tax_request
     rr.error = ""
     _transition(
         rr,
-        to_state=ReturnState.COMPLETED,
+        to_state=ReturnState.AWAITING_TAX,
         actor=None,
-        note=gettext_lazy("Invoice voided")
-        if outcome == "voided"
-        else gettext_lazy("Invoice reversed"),
-        fields=("outcome", "error"),
+        note=lambda: (
+            _("Sent to the tax system: %(operation)s (request %(serial)s)")
+            % {"operation": tax_request.get_operation_display(), "serial": tax_request.serial}
+        ),
+        fields=("tax_request", "error"),
     )
+    from returns.tasks import return_tax_submit_task
+
+    enqueue_on_commit(return_tax_submit_task, rr.pk)
+    return rr
+
+
+def return_tax_submit(*, return_request_id: int) -> float | None:
+    """Hand the return's request to the tax-system backend, outside any transaction.
+
+    Returns how many seconds to wait before asking for the result, or None when nothing is
+    left to ask (the outcome is recorded, the request refused, or finance records it by
+    hand). ``TaxSystemTransientError`` is left to the task's retry policy.
+    """
+    rr = ReturnRequest.objects.filter(pk=return_request_id).first()
+    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+        return None
+    result = tax_request_submit(tax_request_id=rr.tax_request_id)
+    return _apply_tax_result(rr.pk, result)
+
+
+def return_tax_poll(*, return_request_id: int) -> float | None:
+    """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
+    rr = ReturnRequest.objects.filter(pk=return_request_id).first()
+    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+        return None
+    result = tax_request_query(tax_request_id=rr.tax_request_id)
+    return _apply_tax_result(rr.pk, result)
+
+
+def _apply_tax_result(return_request_id: int, result: TaxResult) -> float | None:
+    if result.status == ResultStatus.DONE:
+        return_request_record_outcome(return_request_id=return_request_id, result=result)
+        return None
+    if result.status == ResultStatus.REFUSED:
+        return_request_tax_refused(return_request_id=return_request_id, error=result.error)
+        return None
+    return tax_poll_after_seconds()
+
+
+@transaction.atomic
+def return_request_record_outcome(
+    *, return_request_id: int, result: TaxResult, actor: Actor = None
+) -> ReturnRequest:
+    """Record the tax system's outcome: the invoice is voided or reversed, its total credited
+    (R6, R7), the return completed and the success SMS queued (R8), in one transaction.
+
+    Finance records it by hand (manual backend) or the backend's answer does (``actor`` None).
+    Recording the same outcome twice is a no-op; two people recording at once queue on the
+    invoice lock and the second sees the first's outcome.
+    """
+    rr = _lock_return(return_request_id)
+    if rr.tax_request_id is None:
+        raise ReturnStateConflict(_("This return has not been sent to the tax system."))
+    if rr.state not in (ReturnState.AWAITING_TAX, ReturnState.FAILED, ReturnState.COMPLETED):
+        raise ReturnStateConflict(
+            _("This return is %(state)s: there is no outcome to record.")
+            % {"state": rr.get_state_display().lower()}
+        )
+    tax_request = tax_outcome_record(tax_request_id=rr.tax_request_id, result=result, actor=actor)
+    if rr.state == ReturnState.COMPLETED:
+        return rr
+    red = getattr(tax_request, "red_letter_invoice", None)
+    rr.outcome = ReturnOutcomeChoice.REVERSED if red is not None else ReturnOutcomeChoice.VOIDED
+    rr.error = ""
+
+    def note() -> str:  # rendered in the customer's language
+        if red is not None:
+            return _("Red-letter invoice %(code)s %(number)s issued on %(date)s") % {
+                "code": red.code,
+                "number": red.number,
+                "date": red.issued_on.isoformat(),
+            }
+        return _("Voided in the tax system on %(date)s") % {
+            "date": f"{tax_request.voided_on:%Y-%m-%d}"
+        }
+
+    _transition(
+        rr, to_state=ReturnState.COMPLETED, actor=actor, note=note, fields=("outcome", "error")
+    )
+    total = rr.invoice.total
     _sms_queue(
         rr,
         purpose=SmsPurpose.RETURN_COMPLETED,
         render=lambda: (
             _(
-                "Invoice %(number)s has been returned and %(amount)s is invoiceable again. "
+                "Invoice %(number)s was reversed by red-letter invoice %(red)s; "
+                "¥%(total)s is invoiceable again. You may apply for a new invoice."
+            )
+            % {"number": rr.invoice.number, "red": red.number, "total": total}
+            if red is not None
+            else _(
+                "Invoice %(number)s was voided; ¥%(total)s is invoiceable again. "
                 "You may apply for a new invoice."
             )
-            % {"number": rr.invoice.number, "amount": rr.invoice.amount}
+            % {"number": rr.invoice.number, "total": total}
         ),
     )
     return rr
 
 
 @transaction.atomic
+def return_request_tax_refused(*, return_request_id: int, error: str) -> ReturnRequest:
+    """The tax system refused the request for good: the return fails, visibly, for staff."""
+    rr = _lock_return(return_request_id)
+    if rr.tax_request_id is None or rr.state != ReturnState.AWAITING_TAX:
+        return rr
+    tax_request_refuse(tax_request_id=rr.tax_request_id, error=error)
+    return _fail(rr, error=_("The tax system refused the request: %(error)s") % {"error": error})
+
+
+@transaction.atomic
 def return_request_mark_failed(*, return_request_id: int, error: str) -> ReturnRequest:
     rr = _lock_return(return_request_id)
-    if rr.state != ReturnState.PROCESSING:
+    if rr.state not in (ReturnState.PROCESSING, ReturnState.AWAITING_TAX):
         return rr
+    return _fail(rr, error=error)
+
+
+def _fail(rr: ReturnRequest, *, error: str) -> ReturnRequest:
     rr.error = error
     _transition(rr, to_state=ReturnState.FAILED, actor=None, note=error, fields=("error",))
     return rr
 
 
 @transaction.atomic
-def return_request_retry(*, return_request_id: int, actor) -> ReturnRequest:
-    """Staff retry a failed return once the cause is fixed."""
+def return_request_retry(*, return_request_id: int, actor: Actor) -> ReturnRequest:
+    """Staff retry a failed return once the cause is fixed. A request the tax system still
+    holds is submitted again under its own serial; a refused one is replaced by a new one."""
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.PROCESSING:
         return rr
@@ -631,9 +757,30 @@ def returns_requeue_stuck(*, older_than: dt.timedelta) -> list[int]:
     ``updated_at`` is touched so a backlog is not re-enqueued again on every sweep. Returns the
     ids enqueued.
     """
+    from returns.tasks import return_process_task
+
+    return _requeue(returns_stuck_processing(), older_than=older_than, task=return_process_task)
+
+
+@transaction.atomic
+def returns_repoll_tax(*, older_than: dt.timedelta) -> list[int]:
+    """The sweeper for returns *awaiting the tax system* on an asynchronous backend: submit
+    again (the same serial acts once) and so ask for the result. Nothing to do when finance
+    records outcomes by hand."""
+    if tax_poll_after_seconds() is None:
+        return []
+    from returns.tasks import return_tax_submit_task
+
+    return _requeue(
+        returns_awaiting_tax_system(), older_than=older_than, task=return_tax_submit_task
+    )
+
+
+def _requeue(
+    returns: QuerySet[ReturnRequest], *, older_than: dt.timedelta, task: Task
+) -> list[int]:
     ids = list(
-        returns_stuck_processing()
-        .filter(updated_at__lt=timezone.now() - older_than)
+        returns.filter(updated_at__lt=timezone.now() - older_than)
         .select_for_update(skip_locked=True)
         .values_list("pk", flat=True)[:REQUEUE_BATCH]
     )
@@ -641,9 +788,7 @@ def returns_requeue_stuck(*, older_than: dt.timedelta) -> list[int]:
         return ids
     # Only the timestamp moves; no state changes, so no audit event.
     ReturnRequest.objects.filter(pk__in=ids).update(updated_at=timezone.now())
-    from returns.tasks import return_process_task
-
     for return_request_id in ids:
-        enqueue_on_commit(return_process_task, return_request_id)
-    logger.warning("re-enqueued %d stuck returns: %s", len(ids), ids)
+        enqueue_on_commit(task, return_request_id)
+    logger.warning("re-enqueued %s for %d returns: %s", task.name, len(ids), ids)
     return ids

@@ -2,20 +2,28 @@
 
 import datetime as dt
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from invoices.taxsystem.interface import TaxSystemTransientError
 from returns.services import (
     return_request_mark_failed,
     return_request_process,
+    return_tax_poll,
+    return_tax_submit,
+    returns_repoll_tax,
     returns_requeue_stuck,
 )
 
+# How often a pending tax-system result is asked for before the return is marked failed (for
+# staff to retry); with the sandbox's 5 s and a provider's 30 s that is minutes to hours.
+TAX_POLL_MAX_RETRIES = 40
+
 
 class ReturnProcessTask(DjangoTask):
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # type: ignore[no-untyped-def]
         """An unexpected error (a bug) or exhausted retries: record it, never lose it."""
         return_request_id = kwargs.get("return_request_id", args[0] if args else None)
         if return_request_id is not None:
@@ -33,13 +41,50 @@ class ReturnProcessTask(DjangoTask):
     retry_jitter=True,
     max_retries=5,
 )
-def return_process_task(self, return_request_id: int) -> None:
+def return_process_task(self: Task, return_request_id: int) -> None:
     return_request_process(return_request_id=return_request_id)
+
+
+@shared_task(
+    bind=True,
+    base=ReturnProcessTask,
+    acks_late=True,
+    autoretry_for=(TaxSystemTransientError, OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
+def return_tax_submit_task(self: Task, return_request_id: int) -> None:
+    """Submit the return's request to the tax system (idempotent by its serial), then ask for
+    the result when the backend answers asynchronously."""
+    poll_after = return_tax_submit(return_request_id=return_request_id)
+    if poll_after is not None:
+        return_tax_poll_task.apply_async((return_request_id,), countdown=poll_after)
+
+
+@shared_task(
+    bind=True,
+    base=ReturnProcessTask,
+    acks_late=True,
+    autoretry_for=(TaxSystemTransientError, OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=TAX_POLL_MAX_RETRIES,
+)
+def return_tax_poll_task(self: Task, return_request_id: int) -> None:
+    """Ask for the result; still pending → ask again later (a retry, so it is bounded)."""
+    poll_after = return_tax_poll(return_request_id=return_request_id)
+    if poll_after is not None:
+        raise self.retry(countdown=max(poll_after, 1.0))
 
 
 @shared_task
 def returns_requeue_stuck_task() -> None:
-    """Celery beat, every ``SWEEP_INTERVAL_SECONDS``: re-enqueue returns stuck in processing."""
+    """Celery beat, every ``SWEEP_INTERVAL_SECONDS``: re-enqueue returns stuck in processing,
+    and ask again about returns waiting on an asynchronous tax system."""
     returns_requeue_stuck(
         older_than=dt.timedelta(seconds=settings.RETURN_PROCESSING_REQUEUE_AFTER_SECONDS)
     )
+    returns_repoll_tax(older_than=dt.timedelta(seconds=settings.TAX_POLL_REQUEUE_AFTER_SECONDS))

@@ -24,17 +24,17 @@ from invoices.models import (
     LedgerEntry,
     LedgerKind,
     RedLetterInvoice,
+    TaxRequest,
 )
 from invoices.selectors import invoiceable_amount
 from invoices.services import (
-    ReturnOutcome,
     invoice_application_create,
     invoice_issue,
-    invoice_void_or_reverse,
     void_or_reverse_decision,
 )
 from invoices.taxpayer import validate_taxpayer_id
 from tests.factories import VALID_USCC, CustomerFactory, fund, mailing_fields, special_fields
+from tests.tax_helpers import void_or_reverse
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 pytestmark = pytest.mark.django_db
@@ -94,15 +94,17 @@ def test_r6_same_month_number_in_another_year_is_reversed():
 
 def test_r6_reversal_issues_a_negative_red_letter_invoice_with_the_form_number(special_invoice):
     later = special_invoice.issued_at + dt.timedelta(days=40)
-    outcome = invoice_void_or_reverse(
-        invoice_id=special_invoice.pk,
-        certified=True,
-        red_letter_form_number="4403202612000001",
-        now=later,
+    tax_request = void_or_reverse(
+        special_invoice, certified=True, form_number="4403202612000001", now=later
     )
-    assert outcome == ReturnOutcome.REVERSED
+    assert tax_request.operation == "red_letter"
     red = RedLetterInvoice.objects.get(original=special_invoice)
-    assert red.amount == -special_invoice.amount
+    assert (red.amount, red.tax, red.total) == (
+        -special_invoice.amount,
+        -special_invoice.tax,
+        -special_invoice.total,
+    )
+    assert red.tax_rate == special_invoice.tax_rate
     assert red.red_letter_form_number == "4403202612000001"
     assert red.number != special_invoice.number
     assert len(red.number) == 8
@@ -111,45 +113,56 @@ def test_r6_reversal_issues_a_negative_red_letter_invoice_with_the_form_number(s
 
 
 def test_r6_an_invoice_is_voided_or_reversed_at_most_once(invoice):
-    invoice_void_or_reverse(invoice_id=invoice.pk, certified=False)
+    void_or_reverse(invoice)
     with pytest.raises(InvoiceNotReturnable):
-        invoice_void_or_reverse(invoice_id=invoice.pk, certified=False)
+        void_or_reverse(invoice)
     assert (
         LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED).count() == 1
     )
 
 
 def test_r6_void_issues_no_red_letter_invoice(invoice):
-    assert invoice_void_or_reverse(invoice_id=invoice.pk, certified=False) == "voided"
+    assert void_or_reverse(invoice).operation == "void"
     assert not RedLetterInvoice.objects.filter(original=invoice).exists()
 
 
+def red_letter_row(original: Invoice, **overrides) -> RedLetterInvoice:
+    fields = {
+        "original": original,
+        "code": "3300201130",
+        "number": "99999999",
+        "amount": -original.amount,
+        "tax_rate": original.tax_rate,
+        "tax": -original.tax,
+        "total": -original.total,
+        "issued_on": dt.date(2026, 11, 30),
+    } | overrides
+    return RedLetterInvoice.objects.create(**fields)
+
+
 def test_r6_one_red_letter_invoice_per_original_is_enforced_by_the_database(special_invoice):
-    invoice_void_or_reverse(
-        invoice_id=special_invoice.pk,
+    void_or_reverse(
+        special_invoice,
         certified=True,
-        red_letter_form_number="X1",
+        form_number="4403202612000001",
         now=special_invoice.issued_at + dt.timedelta(days=40),
     )
     with pytest.raises(IntegrityError), transaction.atomic():
-        RedLetterInvoice.objects.create(
-            original=special_invoice,
-            code="3300201130",
-            number="99999999",
-            amount=-special_invoice.amount,
-            issued_at=special_invoice.issued_at,
-        )
+        red_letter_row(special_invoice)
+
+
+def test_r6_a_red_letter_invoice_row_with_negated_figures_is_accepted(invoice):
+    assert red_letter_row(invoice).total == -invoice.total
 
 
 def test_r6_red_letter_invoice_amount_must_be_negative(invoice):
     with pytest.raises(IntegrityError), transaction.atomic():
-        RedLetterInvoice.objects.create(
-            original=invoice,
-            code="3300201130",
-            number="99999998",
-            amount=invoice.amount,
-            issued_at=invoice.issued_at,
-        )
+        red_letter_row(invoice, amount=invoice.total, total=invoice.amount - invoice.tax)
+
+
+def test_r6_red_letter_invoice_total_must_be_amount_plus_tax(invoice):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        red_letter_row(invoice, total=-invoice.total - Decimal("0.01"))
 
 
 # R7: the amount goes back exactly once --------------------------------------------------
@@ -159,8 +172,8 @@ def test_r7_void_credits_the_invoiced_amount_back_as_a_new_ledger_entry(invoice)
     customer_id = invoice.customer_id
     before = invoiceable_amount(customer_id=customer_id)
     entries_before = LedgerEntry.objects.count()
-    invoice_void_or_reverse(invoice_id=invoice.pk, certified=False)
-    assert invoiceable_amount(customer_id=customer_id) == before + invoice.amount
+    void_or_reverse(invoice)
+    assert invoiceable_amount(customer_id=customer_id) == before + invoice.total
     assert LedgerEntry.objects.count() == entries_before + 1
 
 
@@ -168,14 +181,14 @@ def test_r7_one_returned_credit_per_invoice_is_enforced_by_the_database(invoice)
     LedgerEntry.objects.create(
         customer_id=invoice.customer_id,
         kind=LedgerKind.INVOICE_RETURNED,
-        amount=invoice.amount,
+        amount=invoice.total,
         invoice=invoice,
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(
             customer_id=invoice.customer_id,
             kind=LedgerKind.INVOICE_RETURNED,
-            amount=invoice.amount,
+            amount=invoice.total,
             invoice=invoice,
         )
 
@@ -186,7 +199,7 @@ def test_r7_returned_credits_of_two_different_invoices_are_allowed(customer):
     first, second = issue_invoice(customer), issue_invoice(customer)
     for inv in (first, second):
         LedgerEntry.objects.create(
-            customer=customer, kind=LedgerKind.INVOICE_RETURNED, amount=inv.amount, invoice=inv
+            customer=customer, kind=LedgerKind.INVOICE_RETURNED, amount=inv.total, invoice=inv
         )
     assert LedgerEntry.objects.filter(kind=LedgerKind.INVOICE_RETURNED).count() == 2
 
@@ -208,16 +221,17 @@ def customer_with_funds(customer: Customer) -> Customer:
 
 def test_r7_void_and_credit_are_one_transaction(invoice, monkeypatch):
     """If the ledger credit fails, the void is rolled back with it."""
-    import invoices.services as services
+    import invoices.taxsystem.services as services
 
     def broken_create(**kwargs):
         raise IntegrityError("simulated")
 
     monkeypatch.setattr(services.LedgerEntry.objects, "create", broken_create)
     with pytest.raises(IntegrityError):
-        invoice_void_or_reverse(invoice_id=invoice.pk, certified=False)
+        void_or_reverse(invoice)
     invoice.refresh_from_db()
     assert invoice.state == InvoiceState.ISSUED
+    assert not TaxRequest.objects.filter(invoice=invoice, state="done").exists()
 
 
 # R10: never negative, applications serialised under a customer lock ---------------------
@@ -269,7 +283,8 @@ def test_issuing_makes_the_application_issued_once(customer):
     application = apply(customer, "10.00")
     invoice = invoice_issue(application_id=application.pk, code="3300201130", number="00000001")
     assert invoice.state == InvoiceState.ISSUED
-    assert invoice.amount == Decimal("10.00")
+    assert invoice.total == Decimal("10.00")
+    assert (invoice.amount, invoice.tax) == (Decimal("9.43"), Decimal("0.57"))
     with pytest.raises(ApplicationAlreadyIssued):
         invoice_issue(application_id=application.pk, code="3300201130", number="00000002")
 

@@ -25,6 +25,7 @@ from invoices.models import (
     LedgerKind,
     Statement,
 )
+from invoices.tax import breakdown_from_total
 
 BATCH = 2000
 INVOICE_AMOUNT = Decimal("100.00")
@@ -137,7 +138,7 @@ class Command(BaseCommand):
                     application=a,
                     invoice_type=a.invoice_type,
                     title=a.title,
-                    amount=a.amount,
+                    **breakdown_from_total(a.amount).as_fields(),
                     code=code,
                     number=f"{j + 1:08d}",
                     issued_at=now,

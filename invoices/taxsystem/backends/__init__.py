@@ -1,0 +1,1 @@
+"""Tax-system backends. Only ``invoices.taxsystem.interface.get_tax_system`` imports these."""

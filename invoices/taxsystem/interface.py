@@ -1,0 +1,142 @@
+"""What crosses the tax-system boundary: a submission, a result, the errors, the backend class.
+
+Shaped after the invoicing service providers' APIs (the invoicing clouds of the big
+tax-software vendors): submit under the caller's serial number, idempotently; then query the
+result by that serial (or be called back).
+"""
+
+import datetime as dt
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+
+class TaxSystemError(Exception):
+    """The tax system could not be asked or did not answer."""
+
+
+class TaxSystemTransientError(TaxSystemError):
+    """Worth asking again later: a timeout, a 5xx, a rate limit, the platform under maintenance."""
+
+
+@dataclass(frozen=True)
+class OriginalInvoice:
+    """What the tax system needs to find the invoice and check the request."""
+
+    code: str
+    number: str
+    invoice_type: str  # InvoiceType: special or ordinary
+    issued_on: dt.date  # in Asia/Shanghai
+    buyer_name: str
+    buyer_taxpayer_id: str
+    amount: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class TaxSubmission:
+    serial: str
+    operation: str  # TaxOperation: void or red_letter
+    original: OriginalInvoice
+    reason_code: str  # ReversalReason
+    buyer_certified: bool
+    red_letter_form_number: str  # the buyer's form, 16 digits; empty when none
+    seller_files_form: bool  # the provider files the red-letter information form itself
+
+
+class ResultStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class RedLetterIssued:
+    """The red-letter invoice as the tax system printed it."""
+
+    code: str
+    number: str
+    issued_on: dt.date
+    amount: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+    red_letter_form_number: str = ""
+
+
+@dataclass(frozen=True)
+class TaxResult:
+    serial: str
+    status: ResultStatus
+    voided_on: dt.date | None = None
+    red_letter: RedLetterIssued | None = None
+    error: str = ""
+
+    @classmethod
+    def pending(cls, serial: str) -> "TaxResult":
+        return cls(serial=serial, status=ResultStatus.PENDING)
+
+    @classmethod
+    def refused(cls, serial: str, error: str) -> "TaxResult":
+        return cls(serial=serial, status=ResultStatus.REFUSED, error=error)
+
+    @classmethod
+    def voided(cls, serial: str, on: dt.date) -> "TaxResult":
+        return cls(serial=serial, status=ResultStatus.DONE, voided_on=on)
+
+    @classmethod
+    def reversed(cls, serial: str, red_letter: RedLetterIssued) -> "TaxResult":
+        return cls(serial=serial, status=ResultStatus.DONE, red_letter=red_letter)
+
+
+class TaxSystemBackend(ABC):
+    name: ClassVar[str]
+    # True when people act in the tax system and record the outcome here (nothing to poll).
+    records_by_hand: ClassVar[bool] = False
+
+    @property
+    def poll_after_seconds(self) -> float:
+        """How long after a submission (or a pending answer) a result is worth asking for."""
+        return 30.0
+
+    @abstractmethod
+    def submit(self, submission: TaxSubmission) -> TaxResult:
+        """Hand the request over; the same serial twice acts once. PENDING or a final result."""
+
+    @abstractmethod
+    def query(self, serial: str) -> TaxResult:
+        """The result of the submission with this serial."""
+
+
+BACKENDS = {
+    "manual": "invoices.taxsystem.backends.manual.ManualTaxSystem",
+    "sandbox": "invoices.taxsystem.backends.sandbox.SandboxTaxSystem",
+}
+
+
+def get_tax_system() -> TaxSystemBackend:
+    """The backend named by ``settings.TAX_SYSTEM_BACKEND``: manual, sandbox or a dotted path."""
+    name = settings.TAX_SYSTEM_BACKEND
+    path = BACKENDS.get(name, name)
+    if "." not in path:
+        raise ImproperlyConfigured(
+            f"TAX_SYSTEM_BACKEND={name!r} is unknown: use one of {', '.join(BACKENDS)} "
+            "or the dotted path of a TaxSystemBackend subclass."
+        )
+    try:
+        backend_class = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"TAX_SYSTEM_BACKEND={name!r} cannot be imported: {exc}"
+        ) from exc
+    if not (isinstance(backend_class, type) and issubclass(backend_class, TaxSystemBackend)):
+        raise ImproperlyConfigured(f"TAX_SYSTEM_BACKEND={name!r} is not a TaxSystemBackend.")
+    return backend_class()
