@@ -195,7 +195,8 @@ class ReturnRequest(models.Model):
             models.CheckConstraint(
                 condition=Q(state__in=[ReturnState.SUBMITTED, ReturnState.CANCELLED])
                 | Q(mail_receipt__isnull=False)
-                | Q(state=ReturnState.REJECTED),
+                | Q(state=ReturnState.REJECTED)
+                | Q(certified=True),
                 name="return_past_submitted_has_paper",
             ),
             models.CheckConstraint(

@@ -356,17 +356,22 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
         )
 
 
-def _advance_if_ready(rr: ReturnRequest, *, actor) -> None:
-    """R4: paper in and complete, and any required red-letter form approved → processing."""
-    if rr.state != ReturnState.RECEIVED:
-        return
+def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
+    """R4: the paper in and complete → processing. A certified special invoice waits for the
+    buyer's approved red-letter information form instead of its paper: the buyer keeps the
+    invoice it booked and certified, so nothing is mailed (paper that comes anyway is kept)."""
     if rr.needs_red_letter_form:
+        if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+            return
         form = red_letter_form_current(return_request_id=rr.pk)
         if form is None or form.review_state != FormReviewState.APPROVED:
             return
-    _transition(
-        rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Ready to process")
-    )
+        note = gettext_lazy("Red-letter information form approved: ready to process")
+    elif rr.state == ReturnState.RECEIVED:
+        note = gettext_lazy("Ready to process")
+    else:
+        return
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=note)
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)
@@ -421,6 +426,10 @@ def mail_receipt_log(
     rr = return_blocking_for_invoice(invoice_id=invoice.pk)
     if rr is not None and rr.mail_receipt_id is not None:
         return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)
+    if rr is not None and rr.state != ReturnState.SUBMITTED:
+        # A certified special invoice's return went ahead on the buyer's approved form; its
+        # paper came anyway. Log it (finance holds it), attached to nothing.
+        rr = None
     if rr is None:
         waiting = mail_receipt_matchable(invoice_id=invoice.pk)
         corrected = (
@@ -560,7 +569,7 @@ def _process(return_request_id: int) -> ReturnRequest:
         logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
         return rr
     receipt = rr.mail_receipt
-    if receipt is None or not receipt.is_complete:
+    if not rr.needs_red_letter_form and (receipt is None or not receipt.is_complete):
         raise ReturnProcessingError(_("The paper invoice has not been received complete."))
     form_number = ""
     if rr.needs_red_letter_form:

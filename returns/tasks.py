@@ -74,9 +74,12 @@ def return_tax_submit_task(self: Task, return_request_id: int) -> None:
     max_retries=TAX_POLL_MAX_RETRIES,
 )
 def return_tax_poll_task(self: Task, return_request_id: int) -> None:
-    """Ask for the result; still pending → ask again later (a retry, so it is bounded)."""
+    """Ask for the result; still pending → ask again later (a retry, so it is bounded).
+
+    Run eagerly (no worker, so no timer), a pending answer is left to the sweeper.
+    """
     poll_after = return_tax_poll(return_request_id=return_request_id)
-    if poll_after is not None:
+    if poll_after is not None and not self.request.is_eager:
         raise self.retry(countdown=max(poll_after, 1.0))
 
 

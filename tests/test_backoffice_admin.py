@@ -77,7 +77,10 @@ def certified_return(special_invoice, form_upload=None):
 
     upload = form_upload or SimpleUploadedFile("scan.png", png_bytes(), content_type="image/png")
     return submit(
-        special_invoice, certified=True, red_letter_form=upload, red_letter_form_number="44030001"
+        special_invoice,
+        certified=True,
+        red_letter_form=upload,
+        red_letter_form_number="4403000100000001",
     )
 
 
@@ -272,7 +275,7 @@ def test_r4_approving_the_form_when_the_paper_is_in_completes_the_return(
     log_paper(special_invoice, finance_user)
     form = RedLetterForm.objects.get()
     page = reviewer_client.get(review_url(form)).content.decode()
-    assert "44030001" in page
+    assert "4403000100000001" in page
     assert "Wrong title" in page
     assert f'<img src="/admin/returns/redletterform/{form.pk}/scan/"' in page
     with django_capture_on_commit_callbacks(execute=True):

@@ -49,13 +49,22 @@ def test_a_statement_is_positive_and_for_a_whole_month(customer, field, bad, goo
     assert getattr(statement, field) == good
 
 
-@pytest.mark.parametrize("model", [InvoiceApplication, Invoice])
-def test_applications_and_invoices_have_positive_amounts(invoice, model):
-    row = invoice.application if model is InvoiceApplication else invoice
-    refused(lambda: model.objects.filter(pk=row.pk).update(amount=Decimal("0.00")))
-    model.objects.filter(pk=row.pk).update(amount=Decimal("0.01"))
+def test_applications_have_positive_amounts(invoice):
+    row = invoice.application
+    refused(lambda: InvoiceApplication.objects.filter(pk=row.pk).update(amount=Decimal("0.00")))
+    InvoiceApplication.objects.filter(pk=row.pk).update(amount=Decimal("0.01"))
     row.refresh_from_db()
     assert row.amount == Decimal("0.01")
+
+
+def test_invoices_have_a_positive_amount_and_a_total_of_amount_plus_tax(invoice):
+    rows = Invoice.objects.filter(pk=invoice.pk)
+    refused(lambda: rows.update(amount=Decimal("0.00"), total=invoice.tax))
+    refused(lambda: rows.update(total=invoice.total + Decimal("0.01")))  # amount + tax ≠ total
+    refused(lambda: rows.update(tax=Decimal("-0.01"), total=invoice.amount - Decimal("0.01")))
+    rows.update(amount=Decimal("0.01"), total=Decimal("0.01") + invoice.tax)
+    invoice.refresh_from_db()
+    assert (invoice.amount, invoice.total) == (Decimal("0.01"), Decimal("0.01") + invoice.tax)
 
 
 def test_a_provider_invoice_needs_its_application_a_marketplace_one_does_not(customer):
@@ -66,23 +75,26 @@ def test_a_provider_invoice_needs_its_application_a_marketplace_one_does_not(cus
 
 def test_red_letter_invoices_have_unique_well_formed_numbers(customer):
     first, second = issue_invoice(customer), issue_invoice(customer)
-    RedLetterInvoice.objects.create(
-        original=first,
-        code=first.code,
-        number="90000001",
-        amount=-first.amount,
-        issued_at=first.issued_at,
-    )
-    make = lambda number: RedLetterInvoice.objects.create(  # noqa: E731
-        original=second,
-        code=second.code,
-        number=number,
-        amount=-second.amount,
-        issued_at=second.issued_at,
-    )
-    refused(lambda: make("90000001"))  # the same code and number again
-    refused(lambda: make("9000001"))  # seven digits
-    assert make("90000002").pk
+
+    def make(original, number, code="3300201130", form_number=""):
+        return RedLetterInvoice.objects.create(
+            original=original,
+            code=code,
+            number=number,
+            amount=-original.amount,
+            tax_rate=original.tax_rate,
+            tax=-original.tax,
+            total=-original.total,
+            red_letter_form_number=form_number,
+            issued_on=dt.date(2026, 11, 30),
+        )
+
+    make(first, "90000001")
+    refused(lambda: make(second, "90000001"))  # the same code and number again
+    refused(lambda: make(second, "9000001"))  # seven digits
+    refused(lambda: make(second, "90000002", code="33002011"))  # an eight-digit code
+    refused(lambda: make(second, "90000002", form_number="44031"))  # a short form number
+    assert make(second, "90000002", form_number="4403202612000001").pk
 
 
 def test_one_ledger_credit_per_settled_statement(customer):
@@ -100,11 +112,14 @@ def test_one_ledger_credit_per_settled_statement(customer):
 
 def test_a_red_letter_form_has_a_form_number(special_invoice):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     form = rr.red_letter_forms.get()
     refused(lambda: RedLetterForm.objects.filter(pk=form.pk).update(form_number=""))
-    assert RedLetterForm.objects.get(pk=form.pk).form_number == "A1"
+    assert RedLetterForm.objects.get(pk=form.pk).form_number == "4403202612000011"
 
 
 def test_a_customers_profile_names_are_unique_but_other_customers_may_reuse_them(customer):

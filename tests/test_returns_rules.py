@@ -26,6 +26,7 @@ from returns.services import (
     return_request_cancel,
     return_request_process,
     return_request_retry,
+    return_tax_submit,
 )
 from tests.factories import CustomerFactory, UserFactory, issue_invoice, marketplace_invoice
 from tests.returns_helpers import jpeg_bytes, log_paper, pdf_upload, png_bytes, submit
@@ -223,7 +224,10 @@ def test_r3_certified_return_is_not_processed_without_an_approved_form(
 
 def test_r3_one_current_form_per_return_is_enforced_by_the_database(special_invoice):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         RedLetterForm.objects.create(
@@ -231,28 +235,37 @@ def test_r3_one_current_form_per_return_is_enforced_by_the_database(special_invo
             content_type="application/pdf",
             size=1,
             sha256="0" * 64,
-            form_number="A2",
+            form_number="4403202612000012",
             uploaded_by=rr.submitted_by,
         )
 
 
 def test_r3_a_replaced_form_leaves_the_old_one_marked_replaced(special_invoice):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     red_letter_form_upload(
         return_request_id=rr.pk,
         actor=rr.submitted_by,
         upload=SimpleUploadedFile("f.png", png_bytes()),
-        form_number="A2",
+        form_number="4403202612000012",
     )
     states = dict(RedLetterForm.objects.values_list("form_number", "review_state"))
-    assert states == {"A1": FormReviewState.REPLACED, "A2": FormReviewState.PENDING}
+    assert states == {
+        "4403202612000011": FormReviewState.REPLACED,
+        "4403202612000012": FormReviewState.PENDING,
+    }
 
 
 def test_r3_a_rejected_form_must_have_a_reason(special_invoice):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     form = rr.red_letter_forms.get()
     with pytest.raises(InvalidReturnReason):
@@ -265,7 +278,10 @@ def test_r3_rejecting_the_form_before_the_paper_arrives_lets_the_customer_upload
     special_invoice,
 ):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
@@ -276,7 +292,10 @@ def test_r3_rejecting_the_form_before_the_paper_arrives_lets_the_customer_upload
     rr.refresh_from_db()
     assert rr.state == ReturnState.SUBMITTED
     assert red_letter_form_upload(
-        return_request_id=rr.pk, actor=rr.submitted_by, upload=pdf_upload(), form_number="A1"
+        return_request_id=rr.pk,
+        actor=rr.submitted_by,
+        upload=pdf_upload(),
+        form_number="4403202612000011",
     )
 
 
@@ -284,7 +303,10 @@ def test_r3_rejecting_the_form_once_the_paper_is_in_rejects_the_return(
     special_invoice, finance_user
 ):
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     log_paper(special_invoice, finance_user)
     red_letter_form_review(
@@ -302,7 +324,10 @@ def test_r3_after_a_form_rejection_a_new_return_reuses_the_complete_paper(
     special_invoice, finance_user, django_capture_on_commit_callbacks
 ):
     first = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     log_paper(special_invoice, finance_user)
     red_letter_form_review(
@@ -312,7 +337,10 @@ def test_r3_after_a_form_rejection_a_new_return_reuses_the_complete_paper(
         reason="Wrong form number",
     )
     second = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A2"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000012",
     )
     first.refresh_from_db()
     assert second.state == ReturnState.RECEIVED
@@ -595,19 +623,25 @@ def test_r8_an_sms_failure_never_undoes_the_void_or_the_credit(
     assert done.error_code == "21211"
 
 
-def test_r8_no_sms_is_queued_when_processing_rolls_back(invoice, finance_user, monkeypatch):
-    import invoices.services as invoice_services
+def test_r8_no_sms_is_queued_when_recording_the_outcome_rolls_back(
+    invoice, finance_user, monkeypatch
+):
+    import invoices.taxsystem.services as tax_services
 
     submit(invoice)
     rr = log_paper(invoice, finance_user).return_request
+    return_request_process(return_request_id=rr.pk)
 
     def broken(**kwargs):
         raise IntegrityError("simulated")
 
-    monkeypatch.setattr(invoice_services.LedgerEntry.objects, "create", broken)
+    monkeypatch.setattr(tax_services.LedgerEntry.objects, "create", broken)
     with pytest.raises(IntegrityError):
-        return_request_process(return_request_id=rr.pk)
+        return_tax_submit(return_request_id=rr.pk)
     assert not SmsMessage.objects.filter(purpose=SmsPurpose.RETURN_COMPLETED).exists()
+    rr.refresh_from_db()
+    invoice.refresh_from_db()
+    assert (rr.state, invoice.state) == (ReturnState.AWAITING_TAX, InvoiceState.ISSUED)
 
 
 def test_r8_a_return_that_completes_at_once_sends_only_the_completed_sms(
@@ -669,13 +703,17 @@ def test_r11_every_state_change_is_recorded_with_who_when_from_to_and_why(
         ("", "submitted"),
         ("submitted", "received"),
         ("received", "processing"),
-        ("processing", "completed"),
+        ("processing", "awaiting_tax"),
+        ("awaiting_tax", "completed"),
     ]
     assert events[0].actor == rr.submitted_by
     assert events[0].note == "Wrong title"
     assert events[1].actor == finance_user
     assert events[3].actor is None
-    assert "voided" in events[3].note
+    rr.refresh_from_db()
+    assert rr.tax_request.serial in events[3].note
+    assert events[4].actor is None  # the sandbox answered: the system recorded it
+    assert events[4].note == f"Voided in the tax system on {rr.tax_request.voided_on:%Y-%m-%d}"
     assert all(e.created_at is not None for e in events)
 
 
@@ -709,7 +747,7 @@ def test_r12_uploaded_forms_are_not_stored_under_a_public_media_url(special_invo
         special_invoice,
         certified=True,
         red_letter_form=pdf_upload("../../etc.pdf"),
-        red_letter_form_number="A1",
+        red_letter_form_number="4403202612000011",
     )
     form = rr.red_letter_forms.get()
     assert "etc" not in form.file.name
@@ -736,7 +774,12 @@ def test_r11_notes_the_system_writes_are_in_the_customers_language(
     notes = list(rr.events.order_by("id").values_list("note", flat=True))
     assert notes[0] == "Wrong title"  # typed by the customer: kept as typed
     assert notes[1].startswith("纸票于")
-    assert notes[2:] == ["待处理", "发票已作废"]
+    tax_request = ReturnRequest.objects.get(pk=rr.pk).tax_request
+    assert notes[2:] == [
+        "待处理",
+        f"已提交税务系统：作废（请求号 {tax_request.serial}）",
+        f"已于 {tax_request.voided_on:%Y-%m-%d} 在税务系统作废",
+    ]
 
 
 def test_r11_the_paper_date_in_the_timeline_is_the_shanghai_date(invoice, finance_user):
@@ -807,7 +850,10 @@ def test_r3_closing_a_return_withdraws_its_unreviewed_form_from_the_queue(
     from returns.services import return_request_reject
 
     rr = submit(
-        special_invoice, certified=True, red_letter_form=pdf_upload(), red_letter_form_number="A1"
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
     )
     if close == "cancel":
         return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)

@@ -92,7 +92,7 @@ def test_r8_a_form_rejection_with_a_long_reason_is_shortened_to_one_segment(cust
         invoice,
         certified=True,
         red_letter_form=SimpleUploadedFile("f.pdf", MINIMAL_PDF),
-        red_letter_form_number="A1",
+        red_letter_form_number="4403202612000011",
     )
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,

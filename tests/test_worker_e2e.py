@@ -3,6 +3,7 @@
 import pytest
 from django.conf import settings
 
+from invoices.models import TaxSandboxOperation
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnState
 from tests.factories import CustomerFactory, UserFactory, issue_invoice
@@ -29,6 +30,33 @@ def worker(celery_on_redis, start_worker):
     return start_worker(broker_url=celery_on_redis, name="e2e")
 
 
+def test_r6_a_transient_tax_system_failure_is_retried_by_the_worker_and_the_answer_polled(
+    celery_on_redis, start_worker
+):
+    """The sandbox refuses the first two submissions as busy and answers one second after
+    accepting: the submit task retries with backoff, the poll task asks until it is done."""
+    worker = start_worker(
+        broker_url=celery_on_redis,
+        name="tax-retry",
+        env={"TAX_SANDBOX_FAIL": "transient:2", "TAX_SANDBOX_DELAY_SECONDS": "1"},
+    )
+    invoice = issue_invoice(CustomerFactory())
+    rr = submit(invoice)
+    log_paper(invoice, UserFactory(username="finance-tax-retry", is_staff=True))
+
+    wait_for(lambda: completed_and_texted(rr), timeout=90, what="the return", processes=(worker,))
+    assert_returned_exactly_once(invoice)
+    assert TaxSandboxOperation.objects.get(serial=rr.tax_request.serial).attempts == 3
+
+
+def completed_and_texted(rr) -> bool:
+    rr.refresh_from_db()
+    sms = SmsMessage.objects.filter(
+        related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
+    ).first()
+    return rr.state == ReturnState.COMPLETED and sms is not None and sms.status == "sent"
+
+
 def test_r4_r6_r7_r8_a_real_worker_on_redis_completes_the_return(worker):
     assert settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     customer = CustomerFactory()
@@ -37,12 +65,5 @@ def test_r4_r6_r7_r8_a_real_worker_on_redis_completes_the_return(worker):
     rr = submit(invoice)
     log_paper(invoice, finance)  # commits → the task goes to Redis → the worker runs it
 
-    def done() -> bool:
-        rr.refresh_from_db()
-        sms = SmsMessage.objects.filter(
-            related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
-        ).first()
-        return rr.state == ReturnState.COMPLETED and sms is not None and sms.status == "sent"
-
-    wait_for(done, timeout=90, what="the return to complete", processes=(worker,))
+    wait_for(lambda: completed_and_texted(rr), timeout=90, what="the return", processes=(worker,))
     assert_returned_exactly_once(invoice)
