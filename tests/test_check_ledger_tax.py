@@ -1,0 +1,98 @@
+"""check_ledger and the tax-system boundary: no credit without the tax system's recorded outcome,
+red-letter figures equal to the original's negated (R6, R7)."""
+
+import datetime as dt
+from decimal import Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from invoices.models import (
+    Invoice,
+    InvoiceState,
+    LedgerEntry,
+    LedgerKind,
+    RedLetterInvoice,
+    TaxRequest,
+)
+from tests.tax_helpers import void_or_reverse
+from tests.test_taxsystem import last_month
+
+pytestmark = pytest.mark.django_db
+
+
+def check_ledger_report() -> str:
+    err = StringIO()
+    with pytest.raises(CommandError) as excinfo:
+        call_command("check_ledger", stdout=StringIO(), stderr=err)
+    assert excinfo.value.returncode == 1
+    return err.getvalue()
+
+
+def test_check_ledger_passes_after_an_outcome_recorded_through_the_tax_system(customer):
+    from tests.factories import issue_invoice
+
+    void_or_reverse(issue_invoice(customer, issued_at=last_month()))
+    out = StringIO()
+    call_command("check_ledger", stdout=out)
+    assert "OK" in out.getvalue()
+
+
+def test_r7_check_ledger_finds_a_credit_without_a_recorded_tax_outcome(invoice):
+    Invoice.objects.filter(pk=invoice.pk).update(state=InvoiceState.VOIDED)
+    LedgerEntry.objects.create(
+        customer=invoice.customer,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
+    report = check_ledger_report()
+    assert f"invoice {invoice.code} {invoice.number} credited without a recorded tax outcome" in (
+        report
+    )
+
+
+def test_r6_check_ledger_finds_red_letter_figures_that_are_not_the_originals_negated(invoice):
+    tax_request = void_or_reverse(invoice)  # a void: the invoice then gets a wrong red letter
+    Invoice.objects.filter(pk=invoice.pk).update(state=InvoiceState.REVERSED)
+    RedLetterInvoice.objects.create(
+        original=invoice,
+        code="3300262130",
+        number="61000009",
+        amount=-invoice.amount - Decimal("0.01"),
+        tax_rate=invoice.tax_rate,
+        tax=-invoice.tax + Decimal("0.01"),  # the total still adds up, the split does not
+        total=-invoice.total,
+        issued_on=dt.date(2026, 11, 30),
+    )
+    report = check_ledger_report()
+    assert f"invoice {invoice.code} {invoice.number}: red-letter amounts are not" in report
+    assert f"tax request {tax_request.serial}: void recorded but invoice" in report
+
+
+def test_the_legacy_migration_gives_old_outcomes_a_request_and_check_ledger_passes(invoice):
+    """A void recorded before the boundary (state + credit, no request) gets a request marked
+    ``before-boundary`` from migration 0007, so every credit has a recorded outcome."""
+    import importlib
+
+    from django.apps import apps
+    from django.db import connection
+
+    Invoice.objects.filter(pk=invoice.pk).update(state=InvoiceState.VOIDED)
+    LedgerEntry.objects.create(
+        customer=invoice.customer,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
+    assert "without a recorded tax outcome" in check_ledger_report()
+    migration = importlib.import_module("invoices.migrations.0007_legacy_tax_outcomes")
+    with connection.schema_editor() as schema_editor:
+        migration.backfill(apps, schema_editor)
+    legacy = TaxRequest.objects.get(invoice=invoice)
+    assert (legacy.backend, legacy.state, legacy.operation) == ("before-boundary", "done", "void")
+    out = StringIO()
+    call_command("check_ledger", stdout=out)
+    assert "OK" in out.getvalue()
