@@ -23,6 +23,7 @@ from invoices.models import (
     NumberSequence,
     RedLetterInvoice,
     Statement,
+    TaxOutcomeCorrection,
     TaxSandboxOperation,
 )
 from invoices.services import business_tz, invoice_issue
@@ -172,6 +173,15 @@ class RedLetterInvoiceAdmin(ReadOnlyAdmin):
         "issued_on",
     ]
     list_select_related = ["original"]
+
+
+@admin.register(TaxOutcomeCorrection)
+class TaxOutcomeCorrectionAdmin(ReadOnlyAdmin):
+    """The audit trail of corrected tax-system outcomes: who, when, why, before and after."""
+
+    list_display = ["created_at", "tax_request", "before", "after", "reason", "corrected_by"]
+    list_select_related = ["tax_request__invoice", "corrected_by"]
+    search_fields = ["tax_request__serial", "reason"]
 
 
 @admin.register(TaxSandboxOperation)

@@ -234,27 +234,34 @@ class Invoice(models.Model):
     def is_special(self) -> bool:
         return self.invoice_type == InvoiceType.SPECIAL
 
+    @property
+    def red_letter_invoice(self) -> "RedLetterInvoice | None":
+        """The current red-letter invoice reversing this one, if any (corrections supersede)."""
+        return self.red_letter_invoices.filter(superseded_at__isnull=True).first()
+
 
 class RedLetterInvoice(models.Model):
     """The negative invoice that reverses (红冲) an original one, as the tax system issued it.
 
     Its code, number and date are the tax system's; its amount, tax and total are the
-    original's, negated. At most one per original. Written only when the tax system's outcome
-    is recorded (``invoices.taxsystem``), never invented here.
+    original's, negated. One current row per original. Written only when the tax system's
+    outcome is recorded (``invoices.taxsystem``), never invented here, never edited: a wrong
+    entry is corrected by a new row that supersedes it (``TaxOutcomeCorrection`` says who and
+    why); the old row keeps everything it said and only gets ``superseded_at``.
     """
 
-    original = models.OneToOneField(
+    original = models.ForeignKey(
         Invoice,
         on_delete=models.PROTECT,
-        related_name="red_letter_invoice",
+        related_name="red_letter_invoices",
         verbose_name=_("original invoice"),
     )
-    tax_request = models.OneToOneField(
+    tax_request = models.ForeignKey(
         "TaxRequest",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
-        related_name="red_letter_invoice",
+        related_name="red_letter_invoices",
         help_text=_("Empty only for reversals recorded before the tax-system boundary existed."),
         verbose_name=_("tax-system request"),
     )
@@ -269,13 +276,21 @@ class RedLetterInvoice(models.Model):
     )
     issued_on = models.DateField(_("issue date"))
     recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("red-letter invoice")
         verbose_name_plural = _("red-letter invoices")
         constraints = [
             models.UniqueConstraint(
-                fields=["code", "number"], name="red_letter_code_number_unique"
+                fields=["original"],
+                condition=Q(superseded_at__isnull=True),
+                name="red_letter_one_current_per_original",
+            ),
+            models.UniqueConstraint(
+                fields=["code", "number"],
+                condition=Q(superseded_at__isnull=True),
+                name="red_letter_code_number_unique",
             ),
             models.CheckConstraint(condition=Q(amount__lt=0), name="red_letter_amount_negative"),
             models.CheckConstraint(condition=Q(tax__lte=0), name="red_letter_tax_not_positive"),
@@ -377,7 +392,10 @@ class TaxRequest(models.Model):
         verbose_name = _("tax-system request")
         verbose_name_plural = _("tax-system requests")
         ordering = ["created_at", "id"]
-        permissions = [("record_taxrequest", _("Can record the tax system's outcome"))]
+        permissions = [
+            ("record_taxrequest", _("Can record the tax system's outcome")),
+            ("correct_taxrequest", _("Can correct a recorded tax-system outcome")),
+        ]
         indexes = [models.Index(fields=["state", "created_at"], name="tax_request_state_idx")]
         constraints = [
             models.UniqueConstraint(
@@ -416,6 +434,44 @@ class TaxRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.serial} {self.get_operation_display()} {self.invoice}"
+
+    @property
+    def red_letter_invoice(self) -> "RedLetterInvoice | None":
+        """The current red-letter invoice recorded for this request, if any."""
+        return self.red_letter_invoices.filter(superseded_at__isnull=True).first()
+
+
+class TaxOutcomeCorrection(models.Model):
+    """An audited correction of a recorded tax-system outcome (a mistyped red-letter number or
+    date, a wrong void date): who, when, why, what it said before and after. Append-only."""
+
+    tax_request = models.ForeignKey(
+        TaxRequest,
+        on_delete=models.PROTECT,
+        related_name="corrections",
+        verbose_name=_("tax-system request"),
+    )
+    before = models.JSONField(_("before"))
+    after = models.JSONField(_("after"))
+    reason = models.CharField(_("reason"), max_length=500)
+    corrected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("corrected by"),
+    )
+    created_at = models.DateTimeField(_("corrected at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("tax outcome correction")
+        verbose_name_plural = _("tax outcome corrections")
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="tax_correction_has_reason")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tax_request.serial} {self.before} → {self.after}"
 
 
 class TaxSandboxOperation(models.Model):

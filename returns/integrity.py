@@ -16,6 +16,7 @@ from invoices.models import (
     InvoiceState,
     LedgerEntry,
     LedgerKind,
+    RedLetterInvoice,
     Statement,
     TaxOperation,
     TaxRequest,
@@ -124,28 +125,29 @@ def check_credits_have_tax_outcomes() -> list[str]:
 
 
 def check_red_letter_invoices() -> list[str]:
+    """Every reversed invoice has one current red-letter invoice printing its figures negated,
+    and only reversed invoices have one (superseded rows are history)."""
+    current = RedLetterInvoice.objects.filter(superseded_at__isnull=True)
     problems = [
         f"invoice {code} {number} is reversed without a red-letter invoice"
-        for code, number in Invoice.objects.filter(
-            state=InvoiceState.REVERSED, red_letter_invoice__isnull=True
-        ).values_list("code", "number")
-    ]
-    problems += [
-        f"invoice {code} {number}: red-letter amounts are not the original's negated"
-        for code, number in Invoice.objects.filter(red_letter_invoice__isnull=False)
-        .exclude(
-            red_letter_invoice__amount=-F("amount"),
-            red_letter_invoice__tax=-F("tax"),
-            red_letter_invoice__total=-F("total"),
-            red_letter_invoice__tax_rate=F("tax_rate"),
-        )
+        for code, number in Invoice.objects.filter(state=InvoiceState.REVERSED)
+        .exclude(Exists(current.filter(original=OuterRef("pk"))))
         .values_list("code", "number")
     ]
     problems += [
+        f"invoice {code} {number}: red-letter amounts are not the original's negated"
+        for code, number in current.exclude(
+            amount=-F("original__amount"),
+            tax=-F("original__tax"),
+            total=-F("original__total"),
+            tax_rate=F("original__tax_rate"),
+        ).values_list("original__code", "original__number")
+    ]
+    problems += [
         f"invoice {code} {number} has a red-letter invoice but is {state}"
-        for code, number, state in Invoice.objects.filter(red_letter_invoice__isnull=False)
-        .exclude(state=InvoiceState.REVERSED)
-        .values_list("code", "number", "state")
+        for code, number, state in current.exclude(
+            original__state=InvoiceState.REVERSED
+        ).values_list("original__code", "original__number", "original__state")
     ]
     return problems
 

@@ -29,6 +29,7 @@ from invoices.services import business_tz
 from invoices.taxsystem.interface import ResultStatus, TaxResult
 from invoices.taxsystem.services import (
     is_form_number,
+    tax_outcome_correct,
     tax_outcome_record,
     tax_poll_after_seconds,
     tax_request_open,
@@ -691,6 +692,51 @@ def return_request_record_outcome(
             )
             % {"number": rr.invoice.number, "total": total}
         ),
+    )
+    return rr
+
+
+@transaction.atomic
+def return_request_correct_outcome(
+    *,
+    return_request_id: int,
+    actor: AbstractBaseUser,
+    reason: str,
+    code: str = "",
+    number: str = "",
+    issued_on: dt.date | None = None,
+    voided_on: dt.date | None = None,
+) -> ReturnRequest:
+    """An admin reviewer corrects a mistyped outcome (``tax_outcome_correct``); the return's
+    timeline says so, in the customer's language, with the reviewer's reason (R11)."""
+    rr = _lock_return(return_request_id)
+    if rr.state != ReturnState.COMPLETED or rr.tax_request_id is None:
+        raise ReturnStateConflict(_("Only a completed return's outcome can be corrected."))
+    correction = tax_outcome_correct(
+        tax_request_id=rr.tax_request_id,
+        actor=actor,
+        reason=reason,
+        code=code,
+        number=number,
+        issued_on=issued_on,
+        voided_on=voided_on,
+    )
+
+    def note() -> str:
+        after = ", ".join(correction.after.values())
+        return _("Outcome corrected to %(after)s: %(reason)s") % {
+            "after": after,
+            "reason": correction.reason,
+        }
+
+    with translation.override(rr.invoice.customer.language):
+        text = str(note())
+    return_event_record(
+        return_request=rr,
+        actor=actor,
+        from_state=rr.state,
+        to_state=rr.state,
+        note=text,
     )
     return rr
 

@@ -19,6 +19,7 @@ from invoices.models import (
     RedLetterInvoice,
     ReversalReason,
     TaxOperation,
+    TaxOutcomeCorrection,
     TaxRequest,
     TaxRequestState,
     TaxSandboxOperation,
@@ -44,6 +45,7 @@ from invoices.taxsystem.services import (
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnRequest, ReturnState
 from returns.services import (
+    return_request_correct_outcome,
     return_request_process,
     return_request_record_outcome,
     return_request_retry,
@@ -589,3 +591,121 @@ def test_recording_the_outcome_directly_refuses_a_pending_result(invoice):
     tax_request = open_request(invoice)
     with pytest.raises(TaxOutcomeInvalid, match="completed outcome"):
         tax_outcome_record(tax_request_id=tax_request.pk, result=TaxResult.pending("x"), actor=None)
+
+
+# Corrections: audited, never an edit in place ------------------------------------------------
+
+
+def completed_reversal(customer, finance_user, capture):
+    invoice = issue_invoice(customer, issued_at=last_month())
+    rr = awaiting(invoice, finance_user, capture)
+    return_request_record_outcome(
+        return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+    )
+    return invoice, ReturnRequest.objects.get(pk=rr.pk)
+
+
+def test_r11_a_mistyped_red_letter_number_is_corrected_by_a_new_row_with_an_audit_record(
+    manual, customer, finance_user, django_capture_on_commit_callbacks
+):
+    invoice, rr = completed_reversal(customer, finance_user, django_capture_on_commit_callbacks)
+    reviewer = UserFactory(username="reviewer", is_staff=True)
+    return_request_correct_outcome(
+        return_request_id=rr.pk,
+        actor=reviewer,
+        reason="Typed 61000001 for 61000010",
+        number="61000010",
+    )
+    rows = list(RedLetterInvoice.objects.filter(original=invoice).order_by("id"))
+    assert [(r.number, r.superseded_at is not None) for r in rows] == [
+        ("61000001", True),
+        ("61000010", False),
+    ]
+    assert invoice.red_letter_invoice.number == "61000010"
+    correction = TaxOutcomeCorrection.objects.get()
+    assert (correction.before["number"], correction.after["number"]) == ("61000001", "61000010")
+    assert (correction.corrected_by, correction.reason) == (reviewer, "Typed 61000001 for 61000010")
+    event = rr.events.order_by("id").last()
+    assert (event.actor, event.from_state, event.to_state) == (reviewer, "completed", "completed")
+    assert "61000010" in event.note
+    credits = LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED)
+    assert credits.count() == 1  # the ledger is untouched
+
+
+def test_r11_a_correction_needs_a_reason_and_a_change(
+    manual, customer, finance_user, django_capture_on_commit_callbacks
+):
+    _invoice, rr = completed_reversal(customer, finance_user, django_capture_on_commit_callbacks)
+    reviewer = UserFactory(username="reviewer", is_staff=True)
+    with pytest.raises(TaxOutcomeInvalid, match="Say why"):
+        return_request_correct_outcome(
+            return_request_id=rr.pk, actor=reviewer, reason=" ", number="61000010"
+        )
+    with pytest.raises(TaxOutcomeInvalid, match="changes nothing"):
+        return_request_correct_outcome(
+            return_request_id=rr.pk, actor=reviewer, reason="same", number="61000001"
+        )
+    with pytest.raises(TaxOutcomeInvalid, match="8 digits"):
+        return_request_correct_outcome(
+            return_request_id=rr.pk, actor=reviewer, reason="typo", number="6100"
+        )
+    assert not TaxOutcomeCorrection.objects.exists()
+    assert RedLetterInvoice.objects.get().superseded_at is None
+
+
+def test_r11_a_void_date_is_corrected_with_an_audit_record(
+    manual, customer, finance_user, django_capture_on_commit_callbacks, monkeypatch
+):
+    now = dt.datetime(2026, 11, 20, 12, tzinfo=SHANGHAI)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    invoice = issue_invoice(customer, issued_at=dt.datetime(2026, 11, 10, 9, tzinfo=SHANGHAI))
+    rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
+    return_request_record_outcome(
+        return_request_id=rr.pk,
+        result=TaxResult.voided("x", dt.date(2026, 11, 20)),
+        actor=finance_user,
+    )
+    reviewer = UserFactory(username="reviewer", is_staff=True)
+    with pytest.raises(TaxOutcomeInvalid, match="month of issue"):
+        return_request_correct_outcome(
+            return_request_id=rr.pk, actor=reviewer, reason="typo", voided_on=dt.date(2026, 12, 1)
+        )
+    return_request_correct_outcome(
+        return_request_id=rr.pk, actor=reviewer, reason="typo", voided_on=dt.date(2026, 11, 18)
+    )
+    correction = TaxOutcomeCorrection.objects.get()
+    assert (correction.before, correction.after) == (
+        {"voided_on": "2026-11-20"},
+        {"voided_on": "2026-11-18"},
+    )
+    assert TaxRequest.objects.get(pk=rr.tax_request_id).voided_on == dt.date(2026, 11, 18)
+
+
+def test_r7_red_letter_rows_cannot_be_edited_or_deleted_only_superseded(
+    manual, customer, finance_user, django_capture_on_commit_callbacks
+):
+    invoice, _rr = completed_reversal(customer, finance_user, django_capture_on_commit_callbacks)
+    rows = RedLetterInvoice.objects.filter(original=invoice)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.update(number="61000099")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.delete()
+    rows.update(superseded_at=timezone.now())  # the one change a correction makes
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.update(superseded_at=None)  # and it is final
+
+
+def test_r7_corrections_are_append_only(
+    manual, customer, finance_user, django_capture_on_commit_callbacks
+):
+    _invoice, rr = completed_reversal(customer, finance_user, django_capture_on_commit_callbacks)
+    return_request_correct_outcome(
+        return_request_id=rr.pk,
+        actor=UserFactory(username="reviewer", is_staff=True),
+        reason="typo",
+        number="61000010",
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TaxOutcomeCorrection.objects.update(reason="rewritten")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        TaxOutcomeCorrection.objects.all().delete()

@@ -29,6 +29,7 @@ from invoices.models import (
     RedLetterInvoice,
     ReversalReason,
     TaxOperation,
+    TaxOutcomeCorrection,
     TaxRequest,
     TaxRequestState,
 )
@@ -361,3 +362,101 @@ def _check_red_letter(
         total=red.total,
         red_letter_form_number=form_number,
     )
+
+
+@transaction.atomic
+def tax_outcome_correct(
+    *,
+    tax_request_id: int,
+    actor: AbstractBaseUser,
+    reason: str,
+    code: str = "",
+    number: str = "",
+    issued_on: dt.date | None = None,
+    voided_on: dt.date | None = None,
+) -> TaxOutcomeCorrection:
+    """Correct a recorded outcome that was mistyped: never an edit in place.
+
+    A red-letter invoice is superseded by a new row with the corrected code, number or date
+    (its figures cannot change: they are the original's negated); a void gets its corrected
+    date. Each correction is a row saying who, when, why, before and after. Validated like the
+    recording itself; the ledger is untouched (the credited total does not change).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise TaxOutcomeInvalid(_("Say why the outcome is corrected: it stays in the audit trail."))
+    tax_request, invoice = _lock(tax_request_id)
+    if tax_request.state != TaxRequestState.DONE:
+        raise TaxOutcomeConflict(_("Only a recorded outcome can be corrected."))
+    today = _local_date(timezone.now())
+    if tax_request.operation == TaxOperation.VOID:
+        if voided_on is None:
+            raise TaxOutcomeInvalid(_("This request is a void: enter the date it was voided."))
+        _check_void(
+            TaxResult.voided(tax_request.serial, voided_on),
+            issued_on=_local_date(invoice.issued_at),
+            today=today,
+            certified=tax_request.buyer_certified,
+        )
+        before = {"voided_on": f"{tax_request.voided_on:%Y-%m-%d}"}
+        after = {"voided_on": voided_on.isoformat()}
+        if before == after:
+            raise TaxOutcomeInvalid(_("The correction changes nothing."))
+        tax_request.voided_on = voided_on
+        tax_request.save(update_fields=["voided_on"])
+    else:
+        old = tax_request.red_letter_invoice
+        assert old is not None  # noqa: S101 (a done red-letter request has its invoice)
+        new_code, new_number = (code or old.code).strip(), (number or old.number).strip()
+        corrected = RedLetterIssued(
+            code=new_code,
+            number=new_number,
+            issued_on=issued_on or old.issued_on,
+            amount=old.amount,
+            tax_rate=old.tax_rate,
+            tax=old.tax,
+            total=old.total,
+            red_letter_form_number=old.red_letter_form_number,
+        )
+        before = _red_letter_fields(old.code, old.number, old.issued_on)
+        after = _red_letter_fields(corrected.code, corrected.number, corrected.issued_on)
+        if before == after:
+            raise TaxOutcomeInvalid(_("The correction changes nothing."))
+        checked = _check_red_letter(
+            TaxResult.reversed(tax_request.serial, corrected),
+            tax_request=tax_request,
+            invoice=invoice,
+            today=today,
+        )
+        old.superseded_at = timezone.now()
+        old.save(update_fields=["superseded_at"])
+        try:
+            with transaction.atomic():
+                RedLetterInvoice.objects.create(
+                    original=invoice,
+                    tax_request=tax_request,
+                    code=checked.code,
+                    number=checked.number,
+                    amount=checked.amount,
+                    tax_rate=checked.tax_rate,
+                    tax=checked.tax,
+                    total=checked.total,
+                    red_letter_form_number=checked.red_letter_form_number,
+                    issued_on=checked.issued_on,
+                )
+        except IntegrityError as exc:
+            raise TaxOutcomeInvalid(
+                _("Invoice %(code)s %(number)s is already recorded: check the number.")
+                % {"code": checked.code, "number": checked.number}
+            ) from exc
+    return TaxOutcomeCorrection.objects.create(
+        tax_request=tax_request,
+        before=before,
+        after=after,
+        reason=reason[:500],
+        corrected_by=actor,
+    )
+
+
+def _red_letter_fields(code: str, number: str, issued_on: dt.date) -> dict[str, str]:
+    return {"code": code, "number": number, "issued_on": issued_on.isoformat()}
