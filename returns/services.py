@@ -657,7 +657,7 @@ def return_request_record_outcome(
     tax_request = tax_outcome_record(tax_request_id=rr.tax_request_id, result=result, actor=actor)
     if rr.state == ReturnState.COMPLETED:
         return rr
-    red = getattr(tax_request, "red_letter_invoice", None)
+    red = tax_request.red_letter_invoice
     rr.outcome = ReturnOutcomeChoice.REVERSED if red is not None else ReturnOutcomeChoice.VOIDED
     rr.error = ""
 
