@@ -29,6 +29,7 @@ from invoices.services import business_tz
 from invoices.taxsystem.interface import ResultStatus, TaxResult
 from invoices.taxsystem.services import (
     is_form_number,
+    tax_backends_answering_by_themselves,
     tax_outcome_correct,
     tax_outcome_record,
     tax_poll_after_seconds,
@@ -323,7 +324,9 @@ def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
 def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
     """Attach logged paper to a submitted return: complete → received (and on), else rejected."""
     rr.mail_receipt = receipt
-    missing = receipt.missing_parts()
+    # A certified special invoice's return does not need its paper (R4): whatever came is kept
+    # and never makes the return incomplete.
+    missing = [] if rr.needs_red_letter_form else receipt.missing_parts()
     if missing:
         rr.save(update_fields=["mail_receipt", "updated_at"])
         # The customer reads this reason (portal, SMS): word it in their language.
@@ -609,30 +612,31 @@ def return_tax_submit(*, return_request_id: int) -> float | None:
     left to ask (the outcome is recorded, the request refused, or finance records it by
     hand). ``TaxSystemTransientError`` is left to the task's retry policy.
     """
-    rr = ReturnRequest.objects.filter(pk=return_request_id).first()
+    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
     if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
         return None
     result = tax_request_submit(tax_request_id=rr.tax_request_id)
-    return _apply_tax_result(rr.pk, result)
+    return _apply_tax_result(rr, result)
 
 
 def return_tax_poll(*, return_request_id: int) -> float | None:
     """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
-    rr = ReturnRequest.objects.filter(pk=return_request_id).first()
+    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
     if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
         return None
     result = tax_request_query(tax_request_id=rr.tax_request_id)
-    return _apply_tax_result(rr.pk, result)
+    return _apply_tax_result(rr, result)
 
 
-def _apply_tax_result(return_request_id: int, result: TaxResult) -> float | None:
+def _apply_tax_result(rr: ReturnRequest, result: TaxResult) -> float | None:
     if result.status == ResultStatus.DONE:
-        return_request_record_outcome(return_request_id=return_request_id, result=result)
+        return_request_record_outcome(return_request_id=rr.pk, result=result)
         return None
     if result.status == ResultStatus.REFUSED:
-        return_request_tax_refused(return_request_id=return_request_id, error=result.error)
+        return_request_tax_refused(return_request_id=rr.pk, error=result.error)
         return None
-    return tax_poll_after_seconds()
+    assert rr.tax_request is not None  # noqa: S101 (checked by the callers)
+    return tax_poll_after_seconds(backend_name=rr.tax_request.backend)
 
 
 @transaction.atomic
@@ -748,7 +752,11 @@ def return_request_tax_refused(*, return_request_id: int, error: str) -> ReturnR
     if rr.tax_request_id is None or rr.state != ReturnState.AWAITING_TAX:
         return rr
     tax_request_refuse(tax_request_id=rr.tax_request_id, error=error)
-    return _fail(rr, error=_("The tax system refused the request: %(error)s") % {"error": error})
+    return _fail(
+        rr,
+        error=f"The tax system refused the request: {error}",  # for staff, who read both
+        note=lambda: _("The tax system refused the request: %(error)s") % {"error": error},
+    )
 
 
 @transaction.atomic
@@ -759,9 +767,10 @@ def return_request_mark_failed(*, return_request_id: int, error: str) -> ReturnR
     return _fail(rr, error=error)
 
 
-def _fail(rr: ReturnRequest, *, error: str) -> ReturnRequest:
+def _fail(rr: ReturnRequest, *, error: str, note: Note | None = None) -> ReturnRequest:
+    """*failed*, with the error for staff and a timeline note (the customer's language)."""
     rr.error = error
-    _transition(rr, to_state=ReturnState.FAILED, actor=None, note=error, fields=("error",))
+    _transition(rr, to_state=ReturnState.FAILED, actor=None, note=note or error, fields=("error",))
     return rr
 
 
@@ -821,13 +830,16 @@ def returns_requeue_stuck(*, older_than: dt.timedelta) -> list[int]:
 def returns_repoll_tax(*, older_than: dt.timedelta) -> list[int]:
     """The sweeper for returns *awaiting the tax system* on an asynchronous backend: submit
     again (the same serial acts once) and so ask for the result. Nothing to do when finance
-    records outcomes by hand."""
-    if tax_poll_after_seconds() is None:
-        return []
+    records outcomes by hand (the manual backend's requests are left alone)."""
     from returns.tasks import return_tax_submit_task
 
+    waiting = returns_awaiting_tax_system()
+    names = waiting.values_list("tax_request__backend", flat=True).distinct()
+    answering = tax_backends_answering_by_themselves(names)
     return _requeue(
-        returns_awaiting_tax_system(), older_than=older_than, task=return_tax_submit_task
+        waiting.filter(tax_request__backend__in=answering),
+        older_than=older_than,
+        task=return_tax_submit_task,
     )
 
 

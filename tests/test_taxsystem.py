@@ -49,6 +49,7 @@ from returns.services import (
     return_request_process,
     return_request_record_outcome,
     return_request_retry,
+    return_tax_submit,
     returns_repoll_tax,
 )
 from tests.factories import UserFactory, issue_invoice
@@ -709,3 +710,42 @@ def test_r7_corrections_are_append_only(
         TaxOutcomeCorrection.objects.update(reason="rewritten")
     with pytest.raises(IntegrityError), transaction.atomic():
         TaxOutcomeCorrection.objects.all().delete()
+
+
+def test_r6_a_request_stays_with_the_backend_it_was_opened_under(
+    manual, settings, invoice, finance_user, django_capture_on_commit_callbacks
+):
+    """A worker or sweeper configured for the sandbox must not act on finance's manual task."""
+    rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
+    settings.TAX_SYSTEM_BACKEND = "sandbox"
+    assert return_tax_submit(return_request_id=rr.pk) is None  # manual: nothing to ask
+    ReturnRequest.objects.filter(pk=rr.pk).update(updated_at=timezone.now() - dt.timedelta(1))
+    assert returns_repoll_tax(older_than=dt.timedelta(minutes=5)) == []
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.AWAITING_TAX
+    assert not TaxSandboxOperation.objects.exists()
+
+
+def test_r4_paper_of_a_certified_return_never_makes_it_incomplete(
+    special_invoice, finance_user, django_capture_on_commit_callbacks
+):
+    """The buyer keeps a certified invoice: an envelope with the invoice form alone is kept,
+    and the return still goes ahead on the approved form (R5 does not apply)."""
+    from returns.services import red_letter_form_review
+
+    rr = submit(
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number=BUYER_FORM,
+    )
+    log_paper(special_invoice, finance_user, deduction_form_present=False)
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.RECEIVED
+    with django_capture_on_commit_callbacks(execute=True):
+        red_letter_form_review(
+            red_letter_form_id=rr.red_letter_forms.get().pk,
+            reviewer=UserFactory(username="reviewer", is_staff=True),
+            approve=True,
+        )
+    assert_returned_exactly_once(special_invoice, outcome="reversed")

@@ -122,9 +122,10 @@ BACKENDS = {
 }
 
 
-def get_tax_system() -> TaxSystemBackend:
-    """The backend named by ``settings.TAX_SYSTEM_BACKEND``: manual, sandbox or a dotted path."""
-    name = settings.TAX_SYSTEM_BACKEND
+def get_tax_system(name: str | None = None) -> TaxSystemBackend:
+    """The backend called ``name`` (a request's own backend), by default the one named by
+    ``settings.TAX_SYSTEM_BACKEND``: manual, sandbox or a dotted path."""
+    name = name or settings.TAX_SYSTEM_BACKEND
     path = BACKENDS.get(name, name)
     if "." not in path:
         raise ImproperlyConfigured(

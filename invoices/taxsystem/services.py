@@ -9,6 +9,7 @@ transaction.
 
 import datetime as dt
 import uuid
+from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -111,7 +112,9 @@ def tax_request_open(
 def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
     """Everything the tax system (or finance, in it) needs to act on the request."""
     invoice = tax_request.invoice
-    customer = invoice.customer
+    # The taxpayer ID printed on the invoice: the application's, not today's customer record.
+    application = invoice.application
+    taxpayer_id = application.taxpayer_id if application else invoice.customer.taxpayer_id
     figures = breakdown_of(invoice)
     return TaxSubmission(
         serial=tax_request.serial,
@@ -122,7 +125,7 @@ def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
             invoice_type=invoice.invoice_type,
             issued_on=_local_date(invoice.issued_at),
             buyer_name=invoice.title,
-            buyer_taxpayer_id=customer.taxpayer_id,
+            buyer_taxpayer_id=taxpayer_id,
             amount=figures.amount,
             tax_rate=figures.tax_rate,
             tax=figures.tax,
@@ -135,10 +138,15 @@ def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
     )
 
 
-def tax_poll_after_seconds() -> float | None:
+def tax_poll_after_seconds(*, backend_name: str | None = None) -> float | None:
     """When to ask the backend for a pending result; None when people record it by hand."""
-    backend = get_tax_system()
+    backend = get_tax_system(backend_name)
     return None if backend.records_by_hand else backend.poll_after_seconds
+
+
+def tax_backends_answering_by_themselves(names: Iterable[str]) -> list[str]:
+    """Of these backend names, those that answer on their own (nothing recorded by hand)."""
+    return [name for name in set(names) if tax_poll_after_seconds(backend_name=name) is not None]
 
 
 def tax_request_submit(*, tax_request_id: int) -> TaxResult:
@@ -147,17 +155,20 @@ def tax_request_submit(*, tax_request_id: int) -> TaxResult:
     Raises ``TaxSystemTransientError`` for the caller's retry policy. A request that is no
     longer pending is not submitted again: its recorded state is answered.
     """
-    tax_request = TaxRequest.objects.select_related("invoice__customer").get(pk=tax_request_id)
+    tax_request = TaxRequest.objects.select_related(
+        "invoice__customer", "invoice__application"
+    ).get(pk=tax_request_id)
     if tax_request.state != TaxRequestState.PENDING:
         return _recorded_result(tax_request)
-    return get_tax_system().submit(tax_submission(tax_request))
+    # The request stays with the backend it was opened under, whatever the setting says now.
+    return get_tax_system(tax_request.backend).submit(tax_submission(tax_request))
 
 
 def tax_request_query(*, tax_request_id: int) -> TaxResult:
     tax_request = TaxRequest.objects.get(pk=tax_request_id)
     if tax_request.state != TaxRequestState.PENDING:
         return _recorded_result(tax_request)
-    return get_tax_system().query(tax_request.serial)
+    return get_tax_system(tax_request.backend).query(tax_request.serial)
 
 
 def _recorded_result(tax_request: TaxRequest) -> TaxResult:

@@ -39,9 +39,9 @@ from invoices.taxsystem.interface import (
     TaxSystemTransientError,
 )
 
-RED_LETTER_CODES = {InvoiceType.SPECIAL: "4403262130", InvoiceType.ORDINARY: "044032600111"}
+RED_LETTER_CODES = {InvoiceType.SPECIAL: "3300263130", InvoiceType.ORDINARY: "033002600311"}
 FIRST_NUMBER = 50000000  # the sandbox's own range: numbers from 50000001
-SELLER_FORM_PREFIX = "44032"  # the sandbox's tax office in the seller-filed form numbers
+SELLER_FORM_PREFIX = "33010"  # the sandbox's tax office in the seller-filed form numbers
 
 VOID_REFUSED = (
     "作废失败：纸质发票仅可在开具当月且购买方未认证时作废。"
