@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from invoices.models import (
     InvoiceType,
     Issuer,
 )
+from invoices.tax import breakdown_from_total
 from returns.models import ReturnRequest, ReturnState
 from tests.factories import (
     VALID_USCC,
@@ -101,13 +103,14 @@ def _bulk_invoices(customer, count: int) -> None:
         for _ in range(count)
     )
     now = timezone.now()
+    figures = breakdown_from_total(Decimal("10.00"))  # the total each application asked for
     Invoice.objects.bulk_create(
         Invoice(
             customer=customer,
             application=application,
             invoice_type=InvoiceType.ORDINARY,
             title=customer.name,
-            amount="10.00",
+            **figures.as_fields(),
             code="4400201130",
             number=f"{next(_bulk_numbers):08d}",
             issued_at=now - dt.timedelta(minutes=i),
@@ -436,7 +439,7 @@ def test_r7_after_a_completed_return_the_invoiceable_amount_is_restored(
     rr.refresh_from_db()
     assert rr.state == ReturnState.COMPLETED
     after = client_in.get("/billing/invoices/").context["invoiceable_amount"]
-    assert after == before + invoice.amount
+    assert after == before + invoice.total
 
 
 # --- Apply for an invoice -------------------------------------------------------------------
@@ -536,9 +539,9 @@ def test_r7_after_a_completed_return_applying_again_works_at_once(
     submit(invoice)
     with django_capture_on_commit_callbacks(execute=True):
         log_paper(invoice, finance_user)
-    response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.amount)))
+    response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.total)))
     assert response.status_code == 302
-    assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.amount).count() == 2
+    assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.total).count() == 2
 
 
 def test_r11_a_completed_return_shows_every_step_with_its_time(
