@@ -38,6 +38,10 @@ def client_in(client, customer):
     return client
 
 
+# A complete, valid Refund form: what a refusal must be about is the invoice, not the form.
+VALID_REFUND = {"problem": "title", "reason_code": "issuing_error", "reason": "x"}
+
+
 def refund_url(invoice) -> str:
     return reverse("billing:refund", args=[invoice.pk])
 
@@ -160,12 +164,22 @@ def test_r3_a_special_invoice_asks_whether_it_was_certified(client_in, special_i
 def test_refund_submits_a_return_and_redirects_to_its_timeline(client_in, invoice):
     response = client_in.post(
         refund_url(invoice),
-        {"problem": "title", "reason": "Wrong title", "tracking_number": "SF123"},
+        {
+            "problem": "title",
+            "reason_code": "sales_return",
+            "reason": "Wrong title",
+            "tracking_number": "SF123",
+        },
     )
     rr = ReturnRequest.objects.get(invoice=invoice)
     assert response.status_code == 302
     assert response.url == reverse("billing:return_detail", args=[rr.pk])
-    assert (rr.problem, rr.reason, rr.tracking_number) == ("title", "Wrong title", "SF123")
+    assert (rr.problem, rr.reason_code, rr.reason, rr.tracking_number) == (
+        "title",
+        "sales_return",
+        "Wrong title",
+        "SF123",
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,7 +194,13 @@ def test_refund_submits_a_return_and_redirects_to_its_timeline(client_in, invoic
 def test_r3_a_bad_reason_is_refused_and_keeps_what_was_entered(client_in, invoice, reason, message):
     response = client_in.post(
         refund_url(invoice),
-        {"problem": "amount", "reason": reason, "courier": "SF Express", "tracking_number": "SF9"},
+        {
+            "problem": "amount",
+            "reason_code": "issuing_error",
+            "reason": reason,
+            "courier": "SF Express",
+            "tracking_number": "SF9",
+        },
     )
     assert response.status_code == 400
     page = response.content.decode()
@@ -194,6 +214,7 @@ def test_r3_a_bad_reason_is_refused_and_keeps_what_was_entered(client_in, invoic
 def _certified_post(upload, **extra) -> dict:
     return {
         "problem": "type",
+        "reason_code": "issuing_error",
         "reason": "Should be ordinary",
         "certified": "yes",
         "red_letter_form": upload,
@@ -251,7 +272,7 @@ def test_r1_refund_on_a_voided_or_reversed_invoice_is_refused(client_in, invoice
     Invoice.objects.filter(pk=invoice.pk).update(state=state)
     for response in (
         client_in.get(refund_url(invoice), follow=True),
-        client_in.post(refund_url(invoice), {"problem": "title", "reason": "x"}, follow=True),
+        client_in.post(refund_url(invoice), VALID_REFUND, follow=True),
     ):
         assert response.redirect_chain[-1][0] == reverse("billing:invoices")
         assert "cannot be returned" in response.content.decode()
@@ -260,7 +281,7 @@ def test_r1_refund_on_a_voided_or_reversed_invoice_is_refused(client_in, invoice
 
 def test_r1_refund_on_a_marketplace_invoice_is_refused(client_in, customer):
     market = marketplace_invoice(customer)
-    response = client_in.post(refund_url(market), {"problem": "title", "reason": "x"}, follow=True)
+    response = client_in.post(refund_url(market), VALID_REFUND, follow=True)
     assert "contact the service provider" in response.content.decode()
     assert not ReturnRequest.objects.exists()
 
@@ -273,7 +294,7 @@ def test_r2_refund_on_an_already_returning_invoice_shows_the_open_return(client_
 
 
 def test_r2_two_submits_of_the_same_form_make_one_return(client_in, invoice):
-    data = {"problem": "title", "reason": "Wrong title"}
+    data = {"problem": "title", "reason_code": "issuing_error", "reason": "Wrong title"}
     first = client_in.post(refund_url(invoice), data)
     second = client_in.post(refund_url(invoice), data, follow=True)
     assert ReturnRequest.objects.count() == 1
@@ -286,7 +307,7 @@ def test_a_refund_post_without_a_csrf_token_is_refused(customer, invoice):
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(customer.user)
-    response = strict.post(refund_url(invoice), {"problem": "title", "reason": "x"})
+    response = strict.post(refund_url(invoice), VALID_REFUND)
     assert response.status_code == 403
     assert not ReturnRequest.objects.exists()
 
@@ -308,7 +329,7 @@ def test_r12_another_customers_invoice_and_return_are_404_everywhere(client, inv
         assert invoice.number not in response.content.decode()
     for name in ("billing:return_cancel", "billing:return_tracking", "billing:return_form_upload"):
         assert client.post(reverse(name, args=[rr.pk]), {"tracking_number": "x"}).status_code == 404
-    assert client.post(refund_url(invoice), {"problem": "title", "reason": "x"}).status_code == 404
+    assert client.post(refund_url(invoice), VALID_REFUND).status_code == 404
     rr.refresh_from_db()
     assert rr.state == ReturnState.SUBMITTED
 
@@ -559,7 +580,7 @@ def test_r11_a_completed_return_shows_every_step_with_its_time(
         "sms",
     ]
     assert steps["form"].skipped
-    assert steps["outcome"].label == "Voided"
+    assert steps["outcome"].label == "Voided in the tax system"
     assert all(steps[key].at is not None for key in ("submitted", "received", "outcome", "sms"))
     assert "Cancel return" not in page.content.decode()
 
@@ -575,6 +596,9 @@ def test_r2_a_double_submit_whose_winner_was_closed_meanwhile_lands_on_the_list(
 
     monkeypatch.setattr(views, "return_request_submit", already_open)
     monkeypatch.setattr(views, "return_blocking_for_invoice", lambda **kwargs: None)
-    response = client_in.post(refund_url(invoice), {"problem": "title", "reason": "Wrong title"})
+    response = client_in.post(
+        refund_url(invoice),
+        {"problem": "title", "reason_code": "issuing_error", "reason": "Wrong title"},
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("billing:invoices")
