@@ -8,13 +8,41 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from invoices.exceptions import DomainError
-from invoices.models import InvoiceType
+from invoices.models import InvoiceType, ReversalReason
 from invoices.services import money
 from invoices.taxpayer import validate_taxpayer_id
+from invoices.taxsystem.services import is_form_number
 from returns.models import ReturnProblem
 
 REASON_MAX = 500
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
+# The same words as the service's refusal (returns.services._check_form_number).
+FORM_NUMBER_SHAPE = _(
+    "The red-letter information form number is the 16 digits the tax system gave."
+)
+FORM_NUMBER_HELP = _("The 16 digits the tax system printed on the form; spaces are ignored.")
+
+
+def form_number_field(*, required: bool) -> forms.CharField:
+    """The red-letter information form number, typed as printed ("4403 2626 0001 2345")."""
+    return forms.CharField(
+        label=_("Red-letter information form number"),
+        max_length=32,
+        required=required,
+        help_text=FORM_NUMBER_HELP,
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
+
+
+def clean_form_number(value: str) -> str:
+    """Check the shape where the customer typed it, so the message sits next to the number
+    (the service checks again and is the authority): spaces go, 16 digits must remain."""
+    digits = "".join((value or "").split())
+    if digits and not is_form_number(digits):
+        raise forms.ValidationError(FORM_NUMBER_SHAPE)
+    return digits
 
 
 class PortalForm(forms.Form):
@@ -37,6 +65,15 @@ class RefundForm(PortalForm):
         initial=ReturnProblem.OTHER,
         widget=forms.RadioSelect,
     )
+    reason_code = forms.ChoiceField(
+        label=_("Reason code for the tax system"),
+        choices=ReversalReason.choices,
+        initial=ReversalReason.ISSUING_ERROR,
+        error_messages={
+            "required": _("Choose the reason code for the tax system."),
+            "invalid_choice": _("Choose the reason code for the tax system."),
+        },
+    )
     reason = forms.CharField(
         label=_("Reason"),
         max_length=REASON_MAX,
@@ -53,15 +90,17 @@ class RefundForm(PortalForm):
         choices=YES_NO,
         widget=forms.RadioSelect,
         required=False,
+        help_text=_(
+            "Certified: the buyer has selected this invoice for VAT deduction in the tax "
+            "system. Your answer decides what you send us."
+        ),
     )
     red_letter_form = forms.FileField(
         label=_("Red-letter information form (PDF, JPEG or PNG, at most 10 MB)"),
         required=False,
         allow_empty_file=True,  # the service says "The file is empty." in the customer's words
     )
-    red_letter_form_number = forms.CharField(
-        label=_("Red-letter information form number"), max_length=32, required=False
-    )
+    red_letter_form_number = form_number_field(required=False)
     courier = forms.CharField(label=_("Courier"), max_length=64, required=False)
     tracking_number = forms.CharField(label=_("Tracking number"), max_length=64, required=False)
 
@@ -90,17 +129,25 @@ class RefundForm(PortalForm):
                     "red_letter_form",
                     _("A certified special invoice needs the red-letter information form scan."),
                 )
-            if not (data.get("red_letter_form_number") or "").strip():
-                self.add_error(
-                    "red_letter_form_number",
-                    _("Enter the red-letter information form number."),
-                )
+            # Only when certified: a number typed and then hidden by answering "no" is ignored.
+            number = data.get("red_letter_form_number", "")
+            try:
+                data["red_letter_form_number"] = clean_form_number(number)
+            except forms.ValidationError as exc:
+                self.add_error("red_letter_form_number", exc)
+            else:
+                if not data["red_letter_form_number"]:
+                    self.add_error(
+                        "red_letter_form_number",
+                        _("Enter the red-letter information form number."),
+                    )
         return data
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
         kwargs = {
             "reason": data["reason"],
+            "reason_code": data["reason_code"],
             "problem": data["problem"],
             "courier": data.get("courier", ""),
             "tracking_number": data.get("tracking_number", ""),
@@ -124,9 +171,12 @@ class RedLetterFormUploadForm(PortalForm):
         label=_("Red-letter information form (PDF, JPEG or PNG, at most 10 MB)"),
         allow_empty_file=True,
     )
-    form_number = forms.CharField(label=_("Red-letter information form number"), max_length=32)
+    form_number = form_number_field(required=True)
 
     error_fields = {"InvalidUpload": "upload"}
+
+    def clean_form_number(self) -> str:
+        return clean_form_number(self.cleaned_data["form_number"])
 
 
 class ApplyForm(PortalForm):
@@ -136,7 +186,11 @@ class ApplyForm(PortalForm):
         initial=InvoiceType.ORDINARY,
         widget=forms.RadioSelect,
     )
-    amount = forms.CharField(label=_("Amount (yuan)"), max_length=20)
+    amount = forms.CharField(
+        label=_("Amount (yuan)"),
+        max_length=20,
+        help_text=_("The invoice's total, tax included: it prints as amount before tax plus tax."),
+    )
     title = forms.CharField(label=_("Invoice title"), max_length=200)
     taxpayer_id = forms.CharField(label=_("Taxpayer ID"), max_length=24, required=False)
     registered_address = forms.CharField(

@@ -1,14 +1,15 @@
 """Reads of the return workflow shared by pages, the back office and the services."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from invoices.models import Customer, InvoiceState, Issuer
-from notifications.models import SmsMessage, SmsStatus
+from invoices.models import Customer, InvoiceState, Issuer, RedLetterInvoice, TaxOperation
+from invoices.services import business_tz
+from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
     OPEN_STATES,
@@ -144,10 +145,14 @@ def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet
 
 
 def return_for_customer(*, customer: Customer, return_request_id: int) -> ReturnRequest | None:
-    """One of the customer's returns, or None: another customer's return does not exist (R12)."""
+    """One of the customer's returns, or None: another customer's return does not exist (R12).
+
+    With what its page shows in the same query: the request to the tax system and the
+    red-letter invoice, if any (``return_tax_outcome``).
+    """
     return (
         returns_for_customer(customer=customer)
-        .select_related("invoice__customer")
+        .select_related("invoice__customer", "invoice__red_letter_invoice", "tax_request")
         .filter(pk=return_request_id)
         .first()
     )
@@ -167,37 +172,54 @@ def red_letter_forms_for_return(*, return_request_id: int) -> QuerySet[RedLetter
 
 @dataclass(frozen=True)
 class TimelineStep:
+    """One step of a return's progress bar.
+
+    ``done`` (with its time ``at``), ``skipped`` (not needed for this return), ``current``
+    (what the return waits for now) or ``stopped`` (where a rejected, cancelled or failed
+    return ended, or an SMS that could not be sent); ``note`` says which in words.
+    """
+
     key: str
     label: str
     done: bool
     at: dt.datetime | None = None
     skipped: bool = False
+    current: bool = False
+    stopped: bool = False
+    note: str = ""
 
 
 def return_timeline(
     *, return_request: ReturnRequest, events: list[ReturnEvent]
 ) -> list[TimelineStep]:
-    """The progress bar of a return: submitted → paper received → form reviewed →
-    voided/reversed → SMS sent, each with the time it happened (R11)."""
-    from django.utils.translation import gettext as _
+    """The progress bar of a return (R11): submitted → paper received → form reviewed →
+    voided or reversed in the tax system → SMS sent, each with the time it happened.
 
-    from notifications.models import SmsMessage, SmsPurpose, SmsStatus
-
-    reached = {}
+    It tells the truth for every state: a certified special invoice sends no paper (its
+    buyer's approved form stands in for it, R4); the tax-system step is done only once the
+    outcome is recorded (R6-R8); a rejected, cancelled or failed return shows where it
+    stopped and why. Two queries at most (the approved form, the success SMS).
+    """
+    reached: dict[str, dt.datetime] = {}
     for event in events:
         reached.setdefault(event.to_state, event.created_at)
     rr = return_request
     steps = [
         TimelineStep(
             "submitted", _("Submitted"), True, reached.get(ReturnState.SUBMITTED, rr.created_at)
-        ),
-        TimelineStep(
-            "received",
-            _("Paper received"),
-            ReturnState.RECEIVED in reached,
-            reached.get(ReturnState.RECEIVED),
-        ),
+        )
     ]
+    paper_received = ReturnState.RECEIVED in reached
+    if rr.needs_red_letter_form and not paper_received:
+        steps.append(
+            TimelineStep("received", _("Paper received"), False, skipped=True, note=_("Not needed"))
+        )
+    else:
+        steps.append(
+            TimelineStep(
+                "received", _("Paper received"), paper_received, reached.get(ReturnState.RECEIVED)
+            )
+        )
     if rr.needs_red_letter_form:
         approved = RedLetterForm.objects.filter(
             return_request=rr, review_state=FormReviewState.APPROVED
@@ -211,23 +233,87 @@ def return_timeline(
             )
         )
     else:
-        steps.append(TimelineStep("form", _("Form reviewed"), False, None, skipped=True))
-    if rr.outcome == "reversed":
-        label = _("Reversed")
-    elif rr.outcome == "voided":
-        label = _("Voided")
+        steps.append(
+            TimelineStep("form", _("Form reviewed"), False, skipped=True, note=_("Not needed"))
+        )
+    completed = rr.state == ReturnState.COMPLETED
+    if completed and rr.outcome == "reversed":
+        label = _("Reversed in the tax system")
+    elif completed and rr.outcome == "voided":
+        label = _("Voided in the tax system")
     else:
-        label = _("Voided or reversed")
-    steps.append(
-        TimelineStep("outcome", label, rr.state == ReturnState.COMPLETED, reached.get("completed"))
-    )
-    sms = SmsMessage.objects.filter(
-        related_return_id=rr.pk,
-        purpose=SmsPurpose.RETURN_COMPLETED,
-        status__in=[SmsStatus.SENT, SmsStatus.DELIVERED],
-    ).first()
-    steps.append(TimelineStep("sms", _("SMS sent"), sms is not None, sms.sent_at if sms else None))
+        label = _("Voided or reversed in the tax system")
+    steps.append(TimelineStep("outcome", label, completed, reached.get(ReturnState.COMPLETED)))
+    steps.append(_sms_step(rr, completed=completed))
+
+    # Where the return stands now: the first step neither done nor skipped.
+    ending = {
+        ReturnState.REJECTED: _("Rejected"),
+        ReturnState.CANCELLED: _("Cancelled"),
+        ReturnState.FAILED: _("Delayed: finance is looking into it"),
+    }
+    for index, step in enumerate(steps):
+        if step.done or step.skipped or step.stopped or step.key == "sms":
+            continue
+        if rr.state in ending:
+            steps[index] = replace(step, stopped=True, note=str(ending[rr.state]))
+        elif rr.state == ReturnState.AWAITING_TAX:
+            steps[index] = replace(step, current=True, note=_("Waiting for the tax system"))
+        else:
+            steps[index] = replace(step, current=True)
+        break
     return steps
+
+
+def _sms_step(rr: ReturnRequest, *, completed: bool) -> TimelineStep:
+    """The success SMS (R8): sent after the outcome is recorded, if the customer has a mobile."""
+    label = _("SMS sent")
+    if completed and not rr.invoice.customer.mobile:
+        return TimelineStep("sms", label, False, skipped=True, note=_("No mobile number"))
+    sms = (
+        SmsMessage.objects.filter(related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED)
+        .order_by("-id")
+        .first()
+    )
+    if sms is None:
+        return TimelineStep("sms", label, False)
+    if sms.status in (SmsStatus.SENT, SmsStatus.DELIVERED):
+        return TimelineStep("sms", label, True, sms.sent_at)
+    if sms.status == SmsStatus.FAILED:
+        return TimelineStep("sms", label, False, stopped=True, note=_("Could not be sent"))
+    return TimelineStep("sms", label, False)
+
+
+@dataclass(frozen=True)
+class TaxOutcome:
+    """What the tax system is asked to do for a return, or did (R6): for the return page."""
+
+    operation: str  # TaxOperation: void or red_letter
+    recorded: bool
+    voided_on: dt.date | None = None
+    red_letter: RedLetterInvoice | None = None
+
+
+def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
+    """The tax system's side of a return, or None before it is asked.
+
+    Reads only what ``return_for_customer`` selected with the return (no query). A return
+    completed before the tax-system boundary has no request: its void date is the day the
+    invoice changed state, in Asia/Shanghai, as the migration that backfilled it recorded.
+    """
+    rr = return_request
+    tax_request = rr.tax_request
+    if rr.state == ReturnState.COMPLETED:
+        if rr.outcome == "reversed":
+            red = getattr(rr.invoice, "red_letter_invoice", None)
+            return TaxOutcome(TaxOperation.RED_LETTER, recorded=True, red_letter=red)
+        voided_on = tax_request.voided_on if tax_request is not None else None
+        if voided_on is None and rr.invoice.state_changed_at is not None:
+            voided_on = timezone.localtime(rr.invoice.state_changed_at, business_tz()).date()
+        return TaxOutcome(TaxOperation.VOID, recorded=True, voided_on=voided_on)
+    if tax_request is not None and rr.state == ReturnState.AWAITING_TAX:
+        return TaxOutcome(tax_request.operation, recorded=False)
+    return None
 
 
 def invoice_return_refusal(*, invoice) -> str | None:

@@ -36,6 +36,7 @@ from returns.selectors import (
     return_blocking_for_invoice,
     return_events,
     return_for_customer,
+    return_tax_outcome,
     return_timeline,
 )
 from returns.services import (
@@ -175,7 +176,9 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
         "current_form": current_form,
         "can_cancel": rr.state == ReturnState.SUBMITTED,
-        "can_track": rr.state == ReturnState.SUBMITTED,
+        # A certified special invoice is not mailed back: its buyer's form stands in (R4).
+        "can_track": rr.state == ReturnState.SUBMITTED and not rr.needs_red_letter_form,
+        "outcome": return_tax_outcome(return_request=rr),
         "can_change_form": can_change_form,
         "tracking_form": tracking_form
         or TrackingForm(initial={"courier": rr.courier, "tracking_number": rr.tracking_number}),

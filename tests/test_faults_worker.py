@@ -125,7 +125,11 @@ def test_r8_fault_redis_down_while_submitting_and_logging_paper_then_the_sweeper
     # The customer clicks Refund: matched to the paper, processing, publishing fails.
     refunded = customer.post(
         f"/billing/invoices/{paper_first.pk}/refund/",
-        {"problem": "title", "reason": "The title misses our branch name"},
+        {
+            "problem": "title",
+            "reason_code": "issuing_error",
+            "reason": "The title misses our branch name",
+        },
         follow=True,
     )
     assert time.monotonic() - started < 20  # each failed publish gives up within seconds

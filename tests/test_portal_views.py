@@ -2,6 +2,7 @@
 
 import datetime as dt
 import itertools
+from decimal import Decimal
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,6 +17,7 @@ from invoices.models import (
     InvoiceType,
     Issuer,
 )
+from invoices.tax import breakdown_from_total
 from returns.models import ReturnRequest, ReturnState
 from tests.factories import (
     VALID_USCC,
@@ -34,6 +36,10 @@ pytestmark = pytest.mark.django_db
 def client_in(client, customer):
     client.force_login(customer.user)
     return client
+
+
+# A complete, valid Refund form: what a refusal must be about is the invoice, not the form.
+VALID_REFUND = {"problem": "title", "reason_code": "issuing_error", "reason": "x"}
 
 
 def refund_url(invoice) -> str:
@@ -101,13 +107,14 @@ def _bulk_invoices(customer, count: int) -> None:
         for _ in range(count)
     )
     now = timezone.now()
+    figures = breakdown_from_total(Decimal("10.00"))  # the total each application asked for
     Invoice.objects.bulk_create(
         Invoice(
             customer=customer,
             application=application,
             invoice_type=InvoiceType.ORDINARY,
             title=customer.name,
-            amount="10.00",
+            **figures.as_fields(),
             code="4400201130",
             number=f"{next(_bulk_numbers):08d}",
             issued_at=now - dt.timedelta(minutes=i),
@@ -157,12 +164,22 @@ def test_r3_a_special_invoice_asks_whether_it_was_certified(client_in, special_i
 def test_refund_submits_a_return_and_redirects_to_its_timeline(client_in, invoice):
     response = client_in.post(
         refund_url(invoice),
-        {"problem": "title", "reason": "Wrong title", "tracking_number": "SF123"},
+        {
+            "problem": "title",
+            "reason_code": "sales_return",
+            "reason": "Wrong title",
+            "tracking_number": "SF123",
+        },
     )
     rr = ReturnRequest.objects.get(invoice=invoice)
     assert response.status_code == 302
     assert response.url == reverse("billing:return_detail", args=[rr.pk])
-    assert (rr.problem, rr.reason, rr.tracking_number) == ("title", "Wrong title", "SF123")
+    assert (rr.problem, rr.reason_code, rr.reason, rr.tracking_number) == (
+        "title",
+        "sales_return",
+        "Wrong title",
+        "SF123",
+    )
 
 
 @pytest.mark.parametrize(
@@ -177,7 +194,13 @@ def test_refund_submits_a_return_and_redirects_to_its_timeline(client_in, invoic
 def test_r3_a_bad_reason_is_refused_and_keeps_what_was_entered(client_in, invoice, reason, message):
     response = client_in.post(
         refund_url(invoice),
-        {"problem": "amount", "reason": reason, "courier": "SF Express", "tracking_number": "SF9"},
+        {
+            "problem": "amount",
+            "reason_code": "issuing_error",
+            "reason": reason,
+            "courier": "SF Express",
+            "tracking_number": "SF9",
+        },
     )
     assert response.status_code == 400
     page = response.content.decode()
@@ -191,6 +214,7 @@ def test_r3_a_bad_reason_is_refused_and_keeps_what_was_entered(client_in, invoic
 def _certified_post(upload, **extra) -> dict:
     return {
         "problem": "type",
+        "reason_code": "issuing_error",
         "reason": "Should be ordinary",
         "certified": "yes",
         "red_letter_form": upload,
@@ -248,7 +272,7 @@ def test_r1_refund_on_a_voided_or_reversed_invoice_is_refused(client_in, invoice
     Invoice.objects.filter(pk=invoice.pk).update(state=state)
     for response in (
         client_in.get(refund_url(invoice), follow=True),
-        client_in.post(refund_url(invoice), {"problem": "title", "reason": "x"}, follow=True),
+        client_in.post(refund_url(invoice), VALID_REFUND, follow=True),
     ):
         assert response.redirect_chain[-1][0] == reverse("billing:invoices")
         assert "cannot be returned" in response.content.decode()
@@ -257,7 +281,7 @@ def test_r1_refund_on_a_voided_or_reversed_invoice_is_refused(client_in, invoice
 
 def test_r1_refund_on_a_marketplace_invoice_is_refused(client_in, customer):
     market = marketplace_invoice(customer)
-    response = client_in.post(refund_url(market), {"problem": "title", "reason": "x"}, follow=True)
+    response = client_in.post(refund_url(market), VALID_REFUND, follow=True)
     assert "contact the service provider" in response.content.decode()
     assert not ReturnRequest.objects.exists()
 
@@ -270,7 +294,7 @@ def test_r2_refund_on_an_already_returning_invoice_shows_the_open_return(client_
 
 
 def test_r2_two_submits_of_the_same_form_make_one_return(client_in, invoice):
-    data = {"problem": "title", "reason": "Wrong title"}
+    data = {"problem": "title", "reason_code": "issuing_error", "reason": "Wrong title"}
     first = client_in.post(refund_url(invoice), data)
     second = client_in.post(refund_url(invoice), data, follow=True)
     assert ReturnRequest.objects.count() == 1
@@ -283,7 +307,7 @@ def test_a_refund_post_without_a_csrf_token_is_refused(customer, invoice):
 
     strict = Client(enforce_csrf_checks=True)
     strict.force_login(customer.user)
-    response = strict.post(refund_url(invoice), {"problem": "title", "reason": "x"})
+    response = strict.post(refund_url(invoice), VALID_REFUND)
     assert response.status_code == 403
     assert not ReturnRequest.objects.exists()
 
@@ -305,7 +329,7 @@ def test_r12_another_customers_invoice_and_return_are_404_everywhere(client, inv
         assert invoice.number not in response.content.decode()
     for name in ("billing:return_cancel", "billing:return_tracking", "billing:return_form_upload"):
         assert client.post(reverse(name, args=[rr.pk]), {"tracking_number": "x"}).status_code == 404
-    assert client.post(refund_url(invoice), {"problem": "title", "reason": "x"}).status_code == 404
+    assert client.post(refund_url(invoice), VALID_REFUND).status_code == 404
     rr.refresh_from_db()
     assert rr.state == ReturnState.SUBMITTED
 
@@ -436,7 +460,7 @@ def test_r7_after_a_completed_return_the_invoiceable_amount_is_restored(
     rr.refresh_from_db()
     assert rr.state == ReturnState.COMPLETED
     after = client_in.get("/billing/invoices/").context["invoiceable_amount"]
-    assert after == before + invoice.amount
+    assert after == before + invoice.total
 
 
 # --- Apply for an invoice -------------------------------------------------------------------
@@ -536,9 +560,9 @@ def test_r7_after_a_completed_return_applying_again_works_at_once(
     submit(invoice)
     with django_capture_on_commit_callbacks(execute=True):
         log_paper(invoice, finance_user)
-    response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.amount)))
+    response = client_in.post(reverse("billing:apply"), _apply_data(amount=str(invoice.total)))
     assert response.status_code == 302
-    assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.amount).count() == 2
+    assert InvoiceApplication.objects.filter(customer=customer, amount=invoice.total).count() == 2
 
 
 def test_r11_a_completed_return_shows_every_step_with_its_time(
@@ -556,7 +580,7 @@ def test_r11_a_completed_return_shows_every_step_with_its_time(
         "sms",
     ]
     assert steps["form"].skipped
-    assert steps["outcome"].label == "Voided"
+    assert steps["outcome"].label == "Voided in the tax system"
     assert all(steps[key].at is not None for key in ("submitted", "received", "outcome", "sms"))
     assert "Cancel return" not in page.content.decode()
 
@@ -572,6 +596,9 @@ def test_r2_a_double_submit_whose_winner_was_closed_meanwhile_lands_on_the_list(
 
     monkeypatch.setattr(views, "return_request_submit", already_open)
     monkeypatch.setattr(views, "return_blocking_for_invoice", lambda **kwargs: None)
-    response = client_in.post(refund_url(invoice), {"problem": "title", "reason": "Wrong title"})
+    response = client_in.post(
+        refund_url(invoice),
+        {"problem": "title", "reason_code": "issuing_error", "reason": "Wrong title"},
+    )
     assert response.status_code == 302
     assert response["Location"] == reverse("billing:invoices")

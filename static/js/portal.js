@@ -24,12 +24,13 @@
     });
   });
 
-  // "Has this invoice been certified?": show the red-letter form fields only when yes.
+  // "Has this invoice been certified?": the answer picks what to send back. Yes: the buyer's
+  // red-letter form, nothing mailed; no: the mailing address and the parts to mail (R4).
+  // Nothing shows until it is answered. Without JavaScript both blocks show, each titled.
   function syncCertified(root) {
-    root.querySelectorAll("[data-certified-only]").forEach(function (block) {
-      var form = block.closest("form");
-      var yes = form.querySelector("input[name=certified][value=yes]");
-      block.hidden = !(yes && yes.checked);
+    root.querySelectorAll("[data-when-certified]").forEach(function (block) {
+      var answer = block.closest("form").querySelector("input[name=certified]:checked");
+      block.hidden = !(answer && answer.value === block.dataset.whenCertified);
     });
   }
   document.addEventListener("change", function (event) {
