@@ -1,4 +1,6 @@
-"""The finance back office for returns: the returns queue, mail receipts and red-letter forms.
+"""The finance back office for returns: the returns queue, mail receipts, red-letter forms and
+the queue "To do in the tax system" (``TaxRequest`` is registered here, not in ``invoices``,
+because recording its outcome completes the return and ``invoices`` never imports ``returns``).
 
 Nothing here decides anything: actions and pages call the services and show their domain
 errors as admin messages. Nobody deletes a return, a receipt or a form.
@@ -7,16 +9,17 @@ errors as admin messages. Nobody deletes a return, a receipt or a form.
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from invoices.admin import ReadOnlyAdmin
 from invoices.exceptions import DomainError
+from invoices.models import TaxRequest, TaxRequestState
 from returns import admin_views
 from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
 from returns.services import return_request_reject, return_request_retry
@@ -243,3 +246,143 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     search_fields = ["return_request__invoice__number", "note", "actor__username"]
     list_select_related = ["return_request", "actor"]
     date_hierarchy = "created_at"
+
+
+@admin.register(TaxRequest)
+class TaxRequestAdmin(ReadOnlyAdmin):
+    """The queue "To do in the tax system" (manual backend): oldest first, each row holding
+    everything finance needs to act in the tax system; pending rows link "Record outcome".
+    Facts share a cell where they belong together, so that a row fits a laptop's screen."""
+
+    list_display = [
+        "requested",
+        "to_do",
+        "original_invoice",
+        "buyer",
+        "figures",
+        "red_letter_form",
+        "state",
+    ]
+    list_display_links = None
+    list_filter = ["state", "operation"]
+    search_fields = [
+        "serial",
+        "invoice__number",
+        "invoice__title",
+        "invoice__customer__name",
+        "invoice__customer__taxpayer_id",
+    ]
+    list_select_related = ["invoice__customer"]
+    ordering = ["created_at", "id"]
+    list_per_page = 50
+
+    def get_queryset(self, request):
+        returns = ReturnRequest.objects.filter(tax_request=OuterRef("pk")).order_by("-id")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("invoice__customer", "recorded_by")
+            .annotate(return_id=Subquery(returns.values("pk")[:1]))
+        )
+
+    def get_list_display(self, request):
+        columns = list(self.list_display)
+        if "state__exact" in request.GET:
+            columns.remove("state")  # one state: the title says it
+        if request.user.has_perm("invoices.record_taxrequest"):
+            columns.append("record_link")
+        return columns
+
+    def changelist_view(self, request, extra_context=None):
+        context = {"is_nav_sidebar_enabled": False}  # the queue needs the width
+        if request.GET.get("state__exact") == TaxRequestState.PENDING:
+            context["title"] = gettext("To do in the tax system")
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    @admin.display(description=_("request"), ordering="created_at")
+    def requested(self, obj: TaxRequest) -> str:
+        facts = admin_views.tax_request_facts(obj)
+        if obj.return_id is None:
+            return_link = ""
+        else:
+            return_link = format_html(
+                '<br><a href="{}">{}</a>',
+                reverse("admin:returns_returnrequest_change", args=[obj.return_id]),
+                gettext("Return #%(id)s") % {"id": obj.return_id},
+            )
+        return format_html(
+            '<a class="nowrap" href="{}">{}</a><br><span class="nowrap">{}</span>'
+            '<br><span class="quiet">{}</span>{}',
+            reverse("admin:invoices_taxrequest_change", args=[obj.pk]),
+            obj.serial,
+            facts.requested_at,
+            facts.age,
+            return_link,
+        )
+
+    @admin.display(description=_("to do"), ordering="operation")
+    def to_do(self, obj: TaxRequest) -> str:
+        return format_html(
+            "<strong>{}</strong><br>{}", obj.get_operation_display(), obj.get_reason_code_display()
+        )
+
+    @admin.display(description=_("original invoice"), ordering="invoice__issued_at")
+    def original_invoice(self, obj: TaxRequest) -> str:
+        original = admin_views.tax_request_facts(obj).submission.original
+        return format_html(
+            '<span class="nowrap">{} {}</span><br>{}<br><span class="nowrap">{}</span>',
+            original.code,
+            original.number,
+            obj.invoice.get_invoice_type_display(),
+            gettext("issued on %(date)s") % {"date": original.issued_on.isoformat()},
+        )
+
+    @admin.display(description=_("buyer and taxpayer ID"), ordering="invoice__title")
+    def buyer(self, obj: TaxRequest) -> str:
+        original = admin_views.tax_request_facts(obj).submission.original
+        return format_html(
+            '{}<br><span class="nowrap">{}</span>',
+            original.buyer_name,
+            original.buyer_taxpayer_id or "—",
+        )
+
+    @admin.display(description=_("amounts"))
+    def figures(self, obj: TaxRequest) -> str:
+        original = admin_views.tax_request_facts(obj).submission.original
+        return format_html(
+            '<dl class="figures"><dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd>'
+            "<dt>{}</dt><dd>{}</dd><dt>{}</dt><dd>{}</dd></dl>",
+            gettext("Amount"),
+            original.amount,
+            gettext("Tax rate"),
+            admin_views.percent(original.tax_rate),
+            gettext("Tax"),
+            original.tax,
+            gettext("Total"),
+            original.total,
+        )
+
+    @admin.display(description=_("red-letter information form"))
+    def red_letter_form(self, obj: TaxRequest) -> str:
+        return admin_views.tax_request_facts(obj).form_note
+
+    @admin.display(description=_("record"))
+    def record_link(self, obj: TaxRequest) -> str:
+        if obj.state != TaxRequestState.PENDING:
+            return ""
+        url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
+        return format_html('<a class="button" href="{}">{}</a>', url, gettext("Record outcome"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:tax_request_id>/record/",
+                self.admin_site.admin_view(
+                    lambda r, tax_request_id: admin_views.tax_request_record_view(
+                        self, r, tax_request_id
+                    )
+                ),
+                name="invoices_taxrequest_record",
+            ),
+            *super().get_urls(),
+        ]

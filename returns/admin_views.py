@@ -1,6 +1,10 @@
 """Back-office pages beyond the model lists: logging received paper, reviewing a red-letter form
-and streaming its scan. Thin: they check permissions, parse a form, call a service and say what
-happened. Reached through the model admins' ``get_urls`` (so ``admin_view`` guards them)."""
+and streaming its scan, recording the tax system's outcome of a request. Thin: they check
+permissions, parse a form, call a service and say what happened. Reached through the model
+admins' ``get_urls`` (so ``admin_view`` guards them)."""
+
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
@@ -10,16 +14,24 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 
-from invoices.exceptions import DomainError
-from returns.forms_admin import FormReviewForm, MailReceiptLogForm
-from returns.models import RedLetterForm, ReturnState
+from invoices.exceptions import DomainError, TaxOutcomeInvalid
+from invoices.models import TaxOperation, TaxRequest, TaxRequestState
+from invoices.services import business_tz
+from invoices.taxsystem.interface import TaxSubmission
+from invoices.taxsystem.services import tax_submission
+from returns.forms_admin import FormReviewForm, MailReceiptLogForm, TaxOutcomeForm
+from returns.models import RedLetterForm, ReturnRequest, ReturnState
 from returns.services import (
     MailReceiptOutcome,
     MailReceiptResult,
     mail_receipt_log,
     red_letter_form_review,
+    return_request_record_outcome,
 )
 
 
@@ -165,3 +177,144 @@ def red_letter_form_scan_view(
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- The tax-system queue (manual backend) ---------------------------------------------------
+
+QUEUE_URL_QUERY = f"?state__exact={TaxRequestState.PENDING}"
+
+
+@dataclass(frozen=True)
+class TaxRequestFacts:
+    """What finance reads, in the queue and on the record page, to act in the tax system."""
+
+    submission: TaxSubmission  # what the tax system is asked (the backends get the same)
+    requested_at: str  # Asia/Shanghai
+    age: str
+    form_note: SafeString  # whose red-letter information form, and its number
+
+
+def tax_request_facts(tax_request: TaxRequest) -> TaxRequestFacts:
+    """Computed once per row (the queue shows them in several columns); no query when the
+    invoice and its customer are selected with the request."""
+    cached = getattr(tax_request, "_facts", None)
+    if cached is None:
+        submission = tax_submission(tax_request)
+        requested_at = timezone.localtime(tax_request.created_at, business_tz())
+        cached = TaxRequestFacts(
+            submission=submission,
+            requested_at=f"{requested_at:%Y-%m-%d %H:%M}",
+            age=_("waiting %(age)s") % {"age": timesince(tax_request.created_at, depth=1)},
+            form_note=_form_note(submission),
+        )
+        tax_request._facts = cached
+    return cached
+
+
+def _form_note(submission: TaxSubmission) -> SafeString:
+    if submission.operation == TaxOperation.VOID:
+        return format_html("{}", _("Not needed for a void"))
+    if submission.red_letter_form_number:
+        return format_html(
+            '<span class="nowrap">{}</span><br><span class="quiet">{}</span>',
+            submission.red_letter_form_number,
+            _("filed by the buyer"),
+        )
+    if submission.seller_files_form:
+        return format_html(
+            "<strong>{}</strong><br>{}",
+            _("The seller files it first."),
+            _(
+                "File the red-letter information form in the tax system, then enter its "
+                "16-digit number with the outcome."
+            ),
+        )
+    return format_html("{}", _("Not needed for an ordinary invoice"))
+
+
+def percent(rate: Decimal) -> str:
+    """0.060 → "6%", 0.015 → "1.5%"."""
+    return f"{(rate * 100).normalize():f}%"
+
+
+def tax_outcome_message(return_request: ReturnRequest, tax_request: TaxRequest) -> str:
+    red = getattr(tax_request, "red_letter_invoice", None)
+    if red is not None:
+        return _(
+            "Return #%(id)s completed: invoice %(invoice)s reversed by red-letter invoice "
+            "%(code)s %(number)s."
+        ) % {
+            "id": return_request.pk,
+            "invoice": tax_request.invoice,
+            "code": red.code,
+            "number": red.number,
+        }
+    return _("Return #%(id)s completed: invoice %(invoice)s voided on %(date)s.") % {
+        "id": return_request.pk,
+        "invoice": tax_request.invoice,
+        "date": f"{tax_request.voided_on:%Y-%m-%d}",
+    }
+
+
+def tax_request_record_view(
+    model_admin: ModelAdmin, request: HttpRequest, tax_request_id: int
+) -> HttpResponse:
+    """The page "Record outcome": the request's facts again, and what the tax system did.
+
+    Guarded by ``admin_view`` (staff only) and ``invoices.record_taxrequest``. Recording goes
+    through ``return_request_record_outcome``, which locks, validates and is idempotent: a
+    double submit or a second clerk gets a message, never a second outcome."""
+    if not request.user.has_perm("invoices.record_taxrequest"):
+        raise PermissionDenied
+    tax_request = get_object_or_404(
+        TaxRequest.objects.select_related("invoice__customer", "recorded_by"), pk=tax_request_id
+    )
+    return_request = ReturnRequest.objects.filter(tax_request=tax_request).order_by("-id").first()
+    queue_url = reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY
+    pending = tax_request.state == TaxRequestState.PENDING
+    if request.method == "POST" and not pending:
+        # A double submit, or another clerk was quicker: say so, never record twice.
+        model_admin.message_user(
+            request,
+            _("The outcome of request %(serial)s is already recorded: nothing was changed.")
+            % {"serial": tax_request.serial},
+            messages.WARNING,
+        )
+        return redirect(queue_url)
+    facts = tax_request_facts(tax_request)
+    form = None
+    if pending and return_request is not None:
+        form = TaxOutcomeForm(request.POST or None, submission=facts.submission)
+    if request.method == "POST" and form is not None and form.is_valid():
+        try:
+            return_request = return_request_record_outcome(
+                return_request_id=return_request.pk, result=form.result(), actor=request.user
+            )
+        except DomainError as exc:
+            # Nothing saved; what was typed stays in the fields. A void's refusal is about its
+            # date; a red-letter invoice's may be about any field, so it goes on top.
+            voiding = tax_request.operation == TaxOperation.VOID
+            field = "voided_on" if voiding and isinstance(exc, TaxOutcomeInvalid) else None
+            form.add_error(field, str(exc))
+        else:
+            tax_request.refresh_from_db()
+            model_admin.log_change(request, tax_request, _("Outcome recorded"))
+            model_admin.message_user(
+                request, tax_outcome_message(return_request, tax_request), messages.SUCCESS
+            )
+            return redirect(queue_url)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "is_nav_sidebar_enabled": False,  # as on the queue: the facts and the form side by side
+        "title": _("Record outcome of request %(serial)s") % {"serial": tax_request.serial},
+        "tax_request": tax_request,
+        "facts": facts,
+        "original_invoice": facts.submission.original,
+        "tax_rate": percent(facts.submission.original.tax_rate),
+        "invoice": tax_request.invoice,
+        "return_request": return_request,
+        "form": form,
+        "queue_url": queue_url,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/invoices/taxrequest/record.html", context)

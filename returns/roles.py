@@ -1,7 +1,8 @@
 """The two back-office roles (DESIGN.md) and exactly the permissions each has.
 
-Finance staff: issue invoices, log mail receipts, reject and retry returns, resend failed SMS,
-view everything returns-related. Admin reviewers: review red-letter forms, view returns.
+Finance staff: issue invoices, log mail receipts, reject and retry returns, record the tax
+system's outcomes (the queue "To do in the tax system"), resend failed SMS, view everything
+returns-related. Admin reviewers: review red-letter forms, view returns and the tax-system queue.
 Superusers have every permission. No role has a delete permission: nobody deletes a return, a
 receipt, an invoice or a ledger entry (the admin refuses deletes for superusers too).
 """
@@ -16,6 +17,7 @@ _VIEW_RETURNS = [
     ("returns", "view_redletterform"),
     ("invoices", "view_invoice"),
     ("invoices", "view_customer"),
+    ("invoices", "view_taxrequest"),
 ]
 ROLES: dict[str, list[tuple[str, str]]] = {
     FINANCE_STAFF: [
@@ -25,6 +27,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("invoices", "view_redletterinvoice"),
         ("invoices", "view_ledgerentry"),
         ("invoices", "add_invoice"),
+        ("invoices", "record_taxrequest"),
         ("returns", "log_mailreceipt"),
         ("returns", "reject_returnrequest"),
         ("returns", "retry_returnrequest"),
@@ -38,10 +41,13 @@ ROLES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def role_groups_sync(*, group_model, permission_model) -> None:
-    """Create the role groups (or reset their permissions); the models may be historical ones
-    (the data migration) or the real ones (demo data, tests). The permissions must exist."""
-    for name, codenames in ROLES.items():
+def role_groups_sync(
+    *, group_model, permission_model, roles: dict[str, list[tuple[str, str]]] = ROLES
+) -> None:
+    """Create the role groups (or reset their permissions to exactly ``roles``); the models may
+    be historical ones (the data migrations) or the real ones (demo data, tests). The
+    permissions must exist."""
+    for name, codenames in roles.items():
         group, _created = group_model.objects.get_or_create(name=name)
         group.permissions.set(
             [
