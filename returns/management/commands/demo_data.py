@@ -1,22 +1,48 @@
-"""Demo data for `make run`: log-ins for the three audiences and invoices to return.
+"""Demo data for `make run`: log-ins for the three audiences, and months of believable history
+for two Chinese companies, with a return in every state.
 
-Idempotent: running it again changes nothing and prints the same log-ins.
+The story (``_demo_story.STORY``) is played through the real services, each step with the
+business clock set to when it happened: the application before the invoice, the invoice before
+its return, the paper after the return, the tax system's answer after the paper. Whatever the
+services write (ledger entries, audit events, the void-or-reverse decision, the sandbox's
+red-letter invoice and its date, SMS) is therefore what it would have been on that day.
+
+Idempotent: each step is recognised by what it made (a statement's month, an invoice's code
+and number, an invoice's return) and skipped when already there, so a second run — on the same
+day or months later — changes nothing and prints the same log-ins. Each step is one
+transaction, with its tax-system settings around it, so tasks that run on commit (Celery eager,
+as `make run` has it) see the same settings.
 """
 
 import datetime as dt
-import io
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
+from typing import Any
+from unittest import mock
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import AbstractUser, Group, Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.db.models import Max
+from django.test import override_settings
 from django.utils import timezone
-from PIL import Image, ImageDraw
 
-from invoices.models import Customer, CustomerKind, InvoiceType, Statement
+from invoices.models import (
+    ApplicationState,
+    Customer,
+    CustomerKind,
+    Invoice,
+    InvoiceApplication,
+    InvoiceState,
+    Issuer,
+    Statement,
+)
 from invoices.services import (
     business_tz,
     invoice_application_create,
@@ -24,58 +50,101 @@ from invoices.services import (
     invoice_record_marketplace,
     statement_settle,
 )
-from returns.models import ReturnRequest
+from returns.management.commands._demo_story import (
+    COMPANIES,
+    HANGZHOU,
+    MARKETPLACE_ISSUER,
+    MARKETPLACE_NUMBER,
+    SF,
+    SHANGHAI,
+    STORY,
+    Calendar,
+    Company,
+    Paper,
+    PlannedInvoice,
+    PlannedStatement,
+    Return,
+    When,
+    buyer_form_number,
+    form_scan,
+    invoice_code,
+    marketplace_code,
+    month_start,
+)
+from returns.models import (
+    BLOCKING_STATES,
+    FormReviewState,
+    MailReceipt,
+    RedLetterForm,
+    ReturnRequest,
+    ReturnState,
+)
 from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF, role_groups_sync
-from returns.services import mail_receipt_log, return_request_submit
+from returns.selectors import returns_awaiting_paper, returns_awaiting_tax_system
+from returns.services import (
+    mail_receipt_log,
+    return_request_cancel,
+    return_request_process,
+    return_request_submit,
+    return_tax_submit,
+)
 
 DEFAULT_PASSWORD = "demo-pass-2026"
-DEMO_USCC = "91330106MA2H0K1W7W"
-SPECIAL = {
-    "taxpayer_id": DEMO_USCC,
-    "registered_address": "88 Wensan Road, Xihu District, Hangzhou",
-    "registered_phone": "0571-88886666",
-    "bank_name": "Bank of Hangzhou, Xihu Sub-branch",
-    "bank_account": "3301040160012345678",
-}
-MAILING = {
-    "mailing_recipient": "Wang Fang",
-    "mailing_phone": "13800138000",
-    "mailing_address": "88 Wensan Road, Xihu District, Hangzhou",
-    "mailing_postal_code": "310012",
-}
+SITE = "http://127.0.0.1:8000"
 
 
-def _month_start(day: dt.date, months_back: int) -> dt.date:
-    year, month = day.year, day.month - months_back
-    while month < 1:
-        month += 12
-        year -= 1
-    return dt.date(year, month, 1)
+class BusinessClock:
+    """``timezone.now()`` as it was when a step of the story happened, moving on in real time
+    from there (so the rows a step writes keep their order)."""
+
+    def __init__(self) -> None:
+        self._real_now = timezone.now
+        self._offset = dt.timedelta(0)
+
+    def now(self) -> dt.datetime:
+        return self._real_now() + self._offset
+
+    def set(self, moment: dt.datetime) -> dt.datetime:
+        self._offset = moment - self._real_now()
+        return moment
+
+    @contextmanager
+    def running(self) -> Iterator["BusinessClock"]:
+        with mock.patch("django.utils.timezone.now", self.now):
+            yield self
+
+
+@dataclass(frozen=True)
+class Step:
+    at: dt.datetime
+    done: Callable[[], bool]
+    run: Callable[[], None]
+    settings: dict[str, Any]
 
 
 class Command(BaseCommand):
-    help = "Create demo log-ins and invoices (idempotent)."
+    help = "Create demo log-ins and months of demo invoices and returns (idempotent)."
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args: Any, **options: Any) -> None:
         password = os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD
-        with transaction.atomic():
-            customer = self._users(password)
-            if not customer.invoices.exists():
-                self._invoices(customer)
-            if not ReturnRequest.objects.filter(invoice__customer=customer).exists():
-                self._back_office(customer)
-        origin = "DEMO_PASSWORD" if os.environ.get("DEMO_PASSWORD") else "default"
-        self.stdout.write(
-            "\nLog in at http://127.0.0.1:8000/accounts/login/ "
-            f"(password, {origin}: {password})\n"
-            "  demo-customer  the customer: http://127.0.0.1:8000/billing/invoices/\n"
-            "  demo-finance   finance staff: http://127.0.0.1:8000/admin/\n"
-            "  demo-reviewer  admin reviewer: http://127.0.0.1:8000/admin/\n"
+        self._staff(password)
+        users = {company.username: self._user(company.username, password) for company in COMPANIES}
+        legacy = Customer.objects.filter(user__username=HANGZHOU.username).exclude(
+            name=HANGZHOU.name
         )
+        if legacy.exists():
+            self.stdout.write(
+                "demo_data: this database holds demo data from an earlier version; it is left "
+                "as it is (delete db.sqlite3 for the current demo)."
+            )
+        else:
+            self._play(users)
+        self._banner(password, from_env=bool(os.environ.get("DEMO_PASSWORD")))
 
-    def _user(self, username: str, password: str, *, staff: bool):
-        user_model = get_user_model()
-        user, created = user_model.objects.get_or_create(
+    # --- Log-ins ---------------------------------------------------------------------------
+
+    def _user(self, username: str, password: str, *, staff: bool = False) -> AbstractUser:
+        user, created = get_user_model().objects.get_or_create(
             username=username, defaults={"is_staff": staff}
         )
         if created or not user.check_password(password):
@@ -83,7 +152,7 @@ class Command(BaseCommand):
             user.save(update_fields=["password"])
         return user
 
-    def _users(self, password: str) -> Customer:
+    def _staff(self, password: str) -> None:
         # The groups come from a data migration; a flushed test database lacks them.
         role_groups_sync(group_model=Group, permission_model=Permission)
         self._user("demo-finance", password, staff=True).groups.add(
@@ -92,127 +161,321 @@ class Command(BaseCommand):
         self._user("demo-reviewer", password, staff=True).groups.add(
             Group.objects.get(name=ADMIN_REVIEWERS)
         )
-        user = self._user("demo-customer", password, staff=False)
-        customer, _ = Customer.objects.get_or_create(
-            user=user,
-            defaults={
-                "name": "Hangzhou Demo Technology Co., Ltd.",
-                "kind": CustomerKind.ENTERPRISE,
-                "taxpayer_id": DEMO_USCC,
-                "mobile": "+8613800138000",
-                "language": "zh-hans",
-            },
-        )
-        return customer
 
-    def _invoices(self, customer: Customer) -> None:
-        now = timezone.now()
-        today = now.astimezone(business_tz()).date()
-        for months_back in (3, 2, 1):
-            statement = Statement.objects.create(
-                customer=customer,
-                period=_month_start(today, months_back),
-                amount=Decimal("60000.00"),
+    # --- The story -------------------------------------------------------------------------
+
+    def _play(self, users: dict[str, AbstractUser]) -> None:
+        calendar = self._calendar()
+        self.calendar = calendar
+        self.users = users
+        self.finance = get_user_model().objects.get(username="demo-finance")
+        steps = self._steps(calendar)
+        self.clock = BusinessClock()
+        with self.clock.running():
+            for step in sorted(steps, key=lambda s: s.at):
+                if step.done():
+                    continue
+                self.clock.set(step.at)
+                with override_settings(**step.settings), transaction.atomic():
+                    step.run()
+
+    def _calendar(self) -> Calendar:
+        """Anchored in the month of the first run, found again from the statements it made."""
+        tz = business_tz()
+        now = timezone.now().astimezone(tz)
+        latest = Statement.objects.filter(customer__user__username=HANGZHOU.username).aggregate(
+            period=Max("period")
+        )["period"]
+        if latest is None:
+            return Calendar(month=now.date(), now=now, tz=tz)
+        anchor = month_start(latest + dt.timedelta(days=45), 0)  # the month after the last bill
+        end_of_anchor = dt.datetime.combine(
+            month_start(anchor + dt.timedelta(days=45), 0), dt.time(), tzinfo=tz
+        ) - dt.timedelta(seconds=1)
+        return Calendar(month=anchor, now=min(now, end_of_anchor), tz=tz)
+
+    def _steps(self, calendar: Calendar) -> list[Step]:
+        """Every step of the story, with what shows it is done already."""
+        at = calendar.at
+        sandbox = {"TAX_SANDBOX_DELAY_SECONDS": 0}  # answered at once, whatever the broker
+        steps = [
+            Step(
+                at(company.registered),
+                partial(self._registered, company),
+                partial(self._register, company),
+                {},
             )
-            statement_settle(statement_id=statement.pk)
-
-        this_month = now - dt.timedelta(minutes=5)
-        last_month = dt.datetime.combine(
-            _month_start(today, 1) + dt.timedelta(days=14), dt.time(10), tzinfo=business_tz()
-        )
-        earlier = dt.datetime.combine(
-            _month_start(today, 2) + dt.timedelta(days=9), dt.time(15), tzinfo=business_tz()
-        )
-        plan = [
-            (InvoiceType.SPECIAL, "12800.00", this_month, "00000001"),
-            (InvoiceType.ORDINARY, "3560.50", this_month, "00000002"),
-            (InvoiceType.SPECIAL, "21000.00", last_month, "00000003"),
-            (InvoiceType.ORDINARY, "999.99", earlier, "00000004"),
-            (InvoiceType.SPECIAL, "4500.00", earlier, "00000005"),
+            for company in COMPANIES
         ]
-        for invoice_type, amount, issued_at, number in plan:
-            extra = SPECIAL if invoice_type == InvoiceType.SPECIAL else {"taxpayer_id": DEMO_USCC}
-            application = invoice_application_create(
-                customer_id=customer.pk,
-                invoice_type=invoice_type,
-                title=customer.name,
-                amount=amount,
-                **MAILING,
-                **extra,
+        steps += [
+            Step(at(s.settled), partial(self._settled, s), partial(self._settle, s), {})
+            for s in STORY.statements
+        ]
+        for planned in STORY.invoices:
+            code = invoice_code(planned.invoice_type, calendar.month)
+            steps.append(
+                Step(
+                    at(planned.applied),
+                    partial(self._issued, code, planned.number),
+                    partial(self._invoice, planned, code),
+                    {},
+                )
             )
-            invoice_issue(
-                application_id=application.pk,
-                code="3300261130",
-                number=number,
-                issued_at=issued_at,
-                courier="SF Express",
-                tracking_number=f"SF10{number}",
+            if planned.returned is not None:
+                steps.append(
+                    Step(
+                        at(planned.returned.submitted),
+                        partial(self._returned, code, planned.number),
+                        partial(self._return, code, planned, planned.returned),
+                        sandbox
+                        | {
+                            "TAX_SYSTEM_BACKEND": planned.returned.tax_system,
+                            "TAX_SANDBOX_FAIL": planned.returned.tax_sandbox_fail,
+                        },
+                    )
+                )
+            if planned.paper_first is not None:
+                steps.append(
+                    Step(
+                        at(planned.paper_first.received),
+                        partial(self._paper_logged, code, planned.number),
+                        partial(self._paper, code, planned.number, planned.paper_first),
+                        sandbox,
+                    )
+                )
+        steps += [
+            Step(
+                at(applied),
+                partial(self._applied, company, total),
+                partial(self._apply, company, invoice_type, total),
+                {},
             )
-        # One application still waiting for finance to issue it.
-        invoice_application_create(
-            customer_id=customer.pk,
-            invoice_type=InvoiceType.ORDINARY,
-            title=customer.name,
-            amount="1200.00",
-            taxpayer_id=DEMO_USCC,
-            **MAILING,
+            for company, invoice_type, total, applied in STORY.pending
+        ]
+        code = marketplace_code(calendar.month)
+        steps += [
+            Step(
+                at(issued),
+                partial(self._issued, code, MARKETPLACE_NUMBER),
+                partial(self._marketplace, company, invoice_type, total, code),
+                {},
+            )
+            for company, invoice_type, total, issued in STORY.marketplace
+        ]
+        return steps
+
+    # What shows that a step is done.
+
+    def _registered(self, company: Company) -> bool:
+        return Customer.objects.filter(user__username=company.username).exists()
+
+    def _settled(self, statement: PlannedStatement) -> bool:
+        return Statement.objects.filter(
+            customer__user__username=statement.company.username,
+            period=self._period(statement.months_back),
+        ).exists()
+
+    def _issued(self, code: str, number: str) -> bool:
+        return Invoice.objects.filter(code=code, number=number).exists()
+
+    def _returned(self, code: str, number: str) -> bool:
+        return ReturnRequest.objects.filter(invoice__code=code, invoice__number=number).exists()
+
+    def _paper_logged(self, code: str, number: str) -> bool:
+        return MailReceipt.objects.filter(invoice__code=code, invoice__number=number).exists()
+
+    def _applied(self, company: Company, total: str) -> bool:
+        return InvoiceApplication.objects.filter(
+            customer__user__username=company.username, amount=Decimal(total)
+        ).exists()
+
+    # The steps.
+
+    def _period(self, months_back: int) -> dt.date:
+        return month_start(self.calendar.month, months_back)
+
+    def _customer(self, company: Company) -> Customer:
+        return Customer.objects.get(user__username=company.username)
+
+    def _register(self, company: Company) -> None:
+        user = self.users[company.username]
+        Customer.objects.create(
+            user=user,
+            name=company.name,
+            kind=CustomerKind.ENTERPRISE,
+            taxpayer_id=company.taxpayer_id,
+            mobile=company.mobile,
+            language="zh-hans",
         )
+        user.date_joined = timezone.now()
+        user.save(update_fields=["date_joined"])
+
+    def _settle(self, planned: PlannedStatement) -> None:
+        statement = Statement.objects.create(
+            customer=self._customer(planned.company),
+            period=self._period(planned.months_back),
+            amount=Decimal(planned.amount),
+        )
+        statement_settle(statement_id=statement.pk)
+
+    def _apply(self, company: Company, invoice_type: str, total: str) -> InvoiceApplication:
+        return invoice_application_create(
+            customer_id=self._customer(company).pk,
+            invoice_type=invoice_type,
+            amount=total,
+            **company.application_fields(invoice_type),
+        )
+
+    def _invoice(self, planned: PlannedInvoice, code: str) -> None:
+        application = self._apply(planned.company, planned.invoice_type, planned.total)
+        issued_at = self._clock_to(planned.issued)
+        invoice_issue(
+            application_id=application.pk,
+            code=code,
+            number=planned.number,
+            issued_at=issued_at,
+            courier=SF,
+            tracking_number=f"SF14022{planned.number}",
+        )
+
+    def _marketplace(self, company: Company, invoice_type: str, total: str, code: str) -> None:
         invoice_record_marketplace(
-            customer_id=customer.pk,
-            issuer_name="Shanghai Example SaaS Co., Ltd. (Cloud Market)",
-            invoice_type=InvoiceType.ORDINARY,
-            title=customer.name,
-            amount="688.00",
-            code="3100261130",
-            number="70000001",
-            issued_at=last_month,
+            customer_id=self._customer(company).pk,
+            issuer_name=MARKETPLACE_ISSUER,
+            invoice_type=invoice_type,
+            title=company.name,
+            amount=total,
+            code=code,
+            number=MARKETPLACE_NUMBER,
+            issued_at=timezone.now(),
         )
 
-    def _back_office(self, customer: Customer) -> None:
-        """Work waiting in the back office: a return awaiting paper, a certified special
-        invoice whose paper is in and whose red-letter form awaits review (the pending
-        application above waits to be issued)."""
-        finance = get_user_model().objects.get(username="demo-finance")
-        awaiting_paper = customer.invoices.get(number="00000002")
-        return_request_submit(
-            invoice_id=awaiting_paper.pk,
+    def _return(self, code: str, planned: PlannedInvoice, story: Return) -> None:
+        customer = self._customer(planned.company)
+        invoice = Invoice.objects.get(code=code, number=planned.number)
+        form: dict[str, Any] = {}
+        if story.buyer_form_serial:
+            filed = timezone.localtime(timezone.now(), business_tz()).date()
+            number = buyer_form_number(planned.company, filed, story.buyer_form_serial)
+            form = {
+                "red_letter_form": SimpleUploadedFile("信息表.png", form_scan(number), "image/png"),
+                "red_letter_form_number": number,
+            }
+        rr = return_request_submit(
+            invoice_id=invoice.pk,
             customer_id=customer.pk,
             actor=customer.user,
-            reason="The invoice title is missing 'Co., Ltd.'",
-            problem="title",
-            courier="SF Express",
-            tracking_number="SF2026000002",
+            reason=story.reason,
+            problem=story.problem,
+            reason_code=story.reason_code,
+            certified=story.certified,
+            courier=story.courier,
+            tracking_number=story.tracking_number,
+            **form,
         )
-        certified = customer.invoices.get(number="00000003")
-        return_request_submit(
-            invoice_id=certified.pk,
-            customer_id=customer.pk,
-            actor=customer.user,
-            reason="Wrong bank account on the invoice",
-            problem="address",
-            certified=True,
-            red_letter_form=SimpleUploadedFile("form.png", _form_scan(), "image/png"),
-            red_letter_form_number="4403262600012345",
-        )
+        if story.cancelled is not None:
+            self._clock_to(story.cancelled)
+            return_request_cancel(return_request_id=rr.pk, actor=customer.user)
+        if story.paper is not None:
+            self._paper(code, planned.number, story.paper)
+            self._drive(rr.pk)
+
+    def _paper(self, code: str, number: str, paper: Paper) -> None:
         mail_receipt_log(
-            invoice_code=certified.code,
-            invoice_number=certified.number,
-            actor=finance,
-            invoice_form_present=True,
-            deduction_form_present=True,
-            undamaged=True,
-            courier="EMS",
-            tracking_number="EMS2026000003",
+            invoice_code=code,
+            invoice_number=number,
+            actor=self.finance,
+            invoice_form_present=paper.invoice_form,
+            deduction_form_present=paper.deduction_form,
+            undamaged=paper.undamaged,
+            received_at=self._clock_to(paper.received),
+            courier=paper.courier,
+            tracking_number=paper.tracking_number,
+            notes=paper.notes,
         )
 
+    def _drive(self, return_request_id: int) -> None:
+        """What the return's tasks do, done here so the story does not depend on when (or
+        whether) on-commit tasks run; those tasks then find nothing left to do."""
+        if ReturnRequest.objects.get(pk=return_request_id).state == ReturnState.PROCESSING:
+            return_request_process(return_request_id=return_request_id)
+        if ReturnRequest.objects.get(pk=return_request_id).state == ReturnState.AWAITING_TAX:
+            return_tax_submit(return_request_id=return_request_id)
 
-def _form_scan() -> bytes:
-    """A stand-in scan of a red-letter information form (PNG)."""
-    image = Image.new("RGB", (640, 400), "white")
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((10, 10, 630, 390), outline="red", width=3)
-    draw.text((30, 30), "Red-letter information form (demo)", fill="red")
-    draw.text((30, 60), "No. 4403262600012345", fill="black")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
+    def _clock_to(self, when: When) -> dt.datetime:
+        """Move the business clock on to a later moment of the same step."""
+        return self.clock.set(self.calendar.at(when))
+
+    # --- What to try -----------------------------------------------------------------------
+
+    def _banner(self, password: str, *, from_env: bool) -> None:
+        """The log-ins, each with what it will find: counted now, so still true after the
+        demo users have worked through some of it."""
+        origin = "from DEMO_PASSWORD" if from_env else "the default; set DEMO_PASSWORD to change"
+        lines = ["", f"Log in at {SITE}/accounts/login/ with password {password} ({origin}).", ""]
+        customer = Customer.objects.filter(user__username=HANGZHOU.username).first()
+        if customer is not None:
+            lines += self._customer_lines(customer)
+        to_do = returns_awaiting_tax_system().count()
+        forms = RedLetterForm.objects.filter(review_state=FormReviewState.PENDING).count()
+        waiting = returns_awaiting_paper().count()
+        unmatched = MailReceipt.objects.filter(return_requests__isnull=True).count()
+        failed = ReturnRequest.objects.filter(state=ReturnState.FAILED).count()
+        to_issue = InvoiceApplication.objects.filter(state=ApplicationState.PENDING).count()
+        lines += [
+            f"  demo-finance     finance staff: {SITE}/admin/",
+            f'{INDENT}"To do in the tax system": {_n(to_do, "task")} (act in the tax system, '
+            "then record the red-letter invoice it issued)",
+            f"{INDENT}{_n(waiting, 'return')} waiting for paper, {_n(unmatched, 'envelope')} "
+            f"logged before its online return, {_n(failed, 'failed return')} to retry, "
+            f"{_n(to_issue, 'application')} to issue",
+            f"  demo-reviewer    admin reviewer: {SITE}/admin/",
+            f'{INDENT}"Red-letter forms to review": {_n(forms, "form")} (approving one sends its '
+            "return on to the tax system)",
+        ]
+        second = Customer.objects.filter(user__username=SHANGHAI.username).first()
+        if second is not None:
+            lines.append(
+                f"  {SHANGHAI.username}  {second.name}, a second company: finance already "
+                "holds the paper of one of its invoices, so its Refund there completes at once"
+            )
+        self.stdout.write("\n".join(lines) + "\n")
+
+    def _customer_lines(self, customer: Customer) -> list[str]:
+        invoices = Invoice.objects.filter(customer=customer)
+        returnable = (
+            invoices.filter(issuer=Issuer.PROVIDER, state=InvoiceState.ISSUED)
+            .exclude(return_requests__state__in=BLOCKING_STATES)
+            .count()
+        )
+        marketplace = invoices.filter(issuer=Issuer.MARKETPLACE).count()
+        lines = [
+            f"  demo-customer    {customer.name}, the customer portal: {SITE}/billing/invoices/",
+            f"{INDENT}{_n(invoices.count(), 'invoice')}: {returnable} to return (special and "
+            f"ordinary, this month and earlier), {marketplace} from a Cloud Market provider; "
+            "its returns (try the timeline of each):",
+        ]
+        returns = ReturnRequest.objects.filter(invoice__customer=customer).order_by("created_at")
+        for rr in returns:
+            state = rr.get_state_display()
+            if rr.outcome:
+                state = f"{state}: {rr.get_outcome_display()}"
+            hint = STATE_HINTS.get(rr.state, "")
+            lines.append(f"{INDENT}  {SITE}/billing/returns/{rr.pk}/  {state}{hint}")
+        return lines
+
+
+STATE_HINTS = {
+    ReturnState.SUBMITTED: " (the paper is on its way)",
+    ReturnState.RECEIVED: " (its red-letter form waits for review)",
+    ReturnState.AWAITING_TAX: " (finance's task in the tax system)",
+    ReturnState.REJECTED: " (the reason says why)",
+    ReturnState.FAILED: " (refused by the tax system; finance may retry it)",
+}
+
+
+INDENT = " " * 19
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
