@@ -44,3 +44,8 @@ def breakdown_from_total(total: Decimal, rate: Decimal = DEFAULT_TAX_RATE) -> Ta
 def breakdown_of(row: Invoice | RedLetterInvoice) -> TaxBreakdown:
     """The figures printed on an invoice or a red-letter invoice."""
     return TaxBreakdown(amount=row.amount, tax_rate=row.tax_rate, tax=row.tax, total=row.total)
+
+
+def rate_as_printed(rate: Decimal) -> str:
+    """A tax rate as invoices print it: 0.060 → "6%", 0.015 → "1.5%"."""
+    return f"{(rate * 100).normalize():f}%"

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from invoices.admin import ReadOnlyAdmin
 from invoices.exceptions import DomainError
 from invoices.models import TaxRequest, TaxRequestState
+from invoices.tax import rate_as_printed
 from returns import admin_views
 from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
 from returns.services import return_request_reject, return_request_retry
@@ -355,7 +356,7 @@ class TaxRequestAdmin(ReadOnlyAdmin):
             gettext("Amount"),
             original.amount,
             gettext("Tax rate"),
-            admin_views.percent(original.tax_rate),
+            rate_as_printed(original.tax_rate),
             gettext("Tax"),
             original.tax,
             gettext("Total"),

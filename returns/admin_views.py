@@ -4,7 +4,6 @@ permissions, parse a form, call a service and say what happened. Reached through
 admins' ``get_urls`` (so ``admin_view`` guards them)."""
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
@@ -22,6 +21,7 @@ from django.utils.translation import gettext as _
 from invoices.exceptions import DomainError, TaxOutcomeInvalid
 from invoices.models import TaxOperation, TaxRequest, TaxRequestState
 from invoices.services import business_tz
+from invoices.tax import rate_as_printed
 from invoices.taxsystem.interface import TaxSubmission
 from invoices.taxsystem.services import tax_submission
 from returns.forms_admin import FormReviewForm, MailReceiptLogForm, TaxOutcomeForm
@@ -232,11 +232,6 @@ def _form_note(submission: TaxSubmission) -> SafeString:
     return format_html("{}", _("Not needed for an ordinary invoice"))
 
 
-def percent(rate: Decimal) -> str:
-    """0.060 → "6%", 0.015 → "1.5%"."""
-    return f"{(rate * 100).normalize():f}%"
-
-
 def tax_outcome_message(return_request: ReturnRequest, tax_request: TaxRequest) -> str:
     red = getattr(tax_request, "red_letter_invoice", None)
     if red is not None:
@@ -310,7 +305,7 @@ def tax_request_record_view(
         "tax_request": tax_request,
         "facts": facts,
         "original_invoice": facts.submission.original,
-        "tax_rate": percent(facts.submission.original.tax_rate),
+        "tax_rate": rate_as_printed(facts.submission.original.tax_rate),
         "invoice": tax_request.invoice,
         "return_request": return_request,
         "form": form,

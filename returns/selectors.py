@@ -3,7 +3,7 @@
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -150,9 +150,13 @@ def return_for_customer(*, customer: Customer, return_request_id: int) -> Return
     With what its page shows in the same query: the request to the tax system and the
     red-letter invoice, if any (``return_tax_outcome``).
     """
+    current = RedLetterInvoice.objects.filter(superseded_at__isnull=True)
     return (
         returns_for_customer(customer=customer)
-        .select_related("invoice__customer", "invoice__red_letter_invoice", "tax_request")
+        .select_related("invoice__customer", "tax_request")
+        .prefetch_related(
+            Prefetch("invoice__red_letter_invoices", queryset=current, to_attr="current_red")
+        )
         .filter(pk=return_request_id)
         .first()
     )
@@ -297,7 +301,7 @@ class TaxOutcome:
 def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
     """The tax system's side of a return, or None before it is asked.
 
-    Reads only what ``return_for_customer`` selected with the return (no query). A return
+    Reads only what ``return_for_customer`` fetched with the return (no query). A return
     completed before the tax-system boundary has no request: its void date is the day the
     invoice changed state, in Asia/Shanghai, as the migration that backfilled it recorded.
     """
@@ -305,7 +309,11 @@ def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
     tax_request = rr.tax_request
     if rr.state == ReturnState.COMPLETED:
         if rr.outcome == "reversed":
-            red = getattr(rr.invoice, "red_letter_invoice", None)
+            prefetched = getattr(rr.invoice, "current_red", None)
+            if prefetched is None:
+                red = rr.invoice.red_letter_invoice
+            else:
+                red = prefetched[0] if prefetched else None
             return TaxOutcome(TaxOperation.RED_LETTER, recorded=True, red_letter=red)
         voided_on = tax_request.voided_on if tax_request is not None else None
         if voided_on is None and rr.invoice.state_changed_at is not None:

@@ -4,6 +4,8 @@ from decimal import Decimal
 
 from django import template
 
+from invoices.tax import rate_as_printed
+
 register = template.Library()
 
 
@@ -12,5 +14,4 @@ def percent(rate: Decimal | None) -> str:
     """A tax rate as invoices print it: 0.060 → "6%", 0.015 → "1.5%"."""
     if rate is None or rate == "":
         return ""
-    value = (Decimal(rate) * 100).normalize()
-    return f"{value:f}%"
+    return rate_as_printed(Decimal(rate))
