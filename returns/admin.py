@@ -6,6 +6,8 @@ Nothing here decides anything: actions and pages call the services and show thei
 errors as admin messages. Nobody deletes a return, a receipt or a form.
 """
 
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -282,7 +284,7 @@ class TaxRequestAdmin(ReadOnlyAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("invoice__customer", "recorded_by")
+            .select_related("invoice__customer", "invoice__application", "recorded_by")
             .annotate(return_id=Subquery(returns.values("pk")[:1]))
         )
 
@@ -290,8 +292,10 @@ class TaxRequestAdmin(ReadOnlyAdmin):
         columns = list(self.list_display)
         if "state__exact" in request.GET:
             columns.remove("state")  # one state: the title says it
-        if request.user.has_perm("invoices.record_taxrequest"):
-            columns.append("record_link")
+        can_record = request.user.has_perm("invoices.record_taxrequest")
+        can_correct = request.user.has_perm("invoices.correct_taxrequest")
+        if can_record or can_correct:
+            columns.append(self._action_column(can_record=can_record, can_correct=can_correct))
         return columns
 
     def changelist_view(self, request, extra_context=None):
@@ -367,12 +371,23 @@ class TaxRequestAdmin(ReadOnlyAdmin):
     def red_letter_form(self, obj: TaxRequest) -> str:
         return admin_views.tax_request_facts(obj).form_note
 
-    @admin.display(description=_("record"))
-    def record_link(self, obj: TaxRequest) -> str:
-        if obj.state != TaxRequestState.PENDING:
+    @staticmethod
+    def _action_column(*, can_record: bool, can_correct: bool) -> Callable[[TaxRequest], str]:
+        """This user's action on a row: "Record outcome" on a pending request (finance),
+        "Correct the outcome" on a recorded one (reviewers)."""
+
+        @admin.display(description=_("record"))
+        def record_link(obj: TaxRequest) -> str:
+            if obj.state == TaxRequestState.PENDING and can_record:
+                url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
+                label = gettext("Record outcome")
+                return format_html('<a class="button" href="{}">{}</a>', url, label)
+            if obj.state == TaxRequestState.DONE and obj.return_id and can_correct:
+                url = reverse("admin:invoices_taxrequest_correct", args=[obj.pk])
+                return format_html('<a href="{}">{}</a>', url, gettext("Correct the outcome"))
             return ""
-        url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
-        return format_html('<a class="button" href="{}">{}</a>', url, gettext("Record outcome"))
+
+        return record_link
 
     def get_urls(self):
         return [
@@ -384,6 +399,15 @@ class TaxRequestAdmin(ReadOnlyAdmin):
                     )
                 ),
                 name="invoices_taxrequest_record",
+            ),
+            path(
+                "<int:tax_request_id>/correct/",
+                self.admin_site.admin_view(
+                    lambda r, tax_request_id: admin_views.tax_request_correct_view(
+                        self, r, tax_request_id
+                    )
+                ),
+                name="invoices_taxrequest_correct",
             ),
             *super().get_urls(),
         ]

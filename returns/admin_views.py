@@ -24,13 +24,19 @@ from invoices.services import business_tz
 from invoices.tax import rate_as_printed
 from invoices.taxsystem.interface import TaxSubmission
 from invoices.taxsystem.services import tax_submission
-from returns.forms_admin import FormReviewForm, MailReceiptLogForm, TaxOutcomeForm
+from returns.forms_admin import (
+    FormReviewForm,
+    MailReceiptLogForm,
+    TaxOutcomeCorrectionForm,
+    TaxOutcomeForm,
+)
 from returns.models import RedLetterForm, ReturnRequest, ReturnState
 from returns.services import (
     MailReceiptOutcome,
     MailReceiptResult,
     mail_receipt_log,
     red_letter_form_review,
+    return_request_correct_outcome,
     return_request_record_outcome,
 )
 
@@ -262,7 +268,10 @@ def tax_request_record_view(
     if not request.user.has_perm("invoices.record_taxrequest"):
         raise PermissionDenied
     tax_request = get_object_or_404(
-        TaxRequest.objects.select_related("invoice__customer", "recorded_by"), pk=tax_request_id
+        TaxRequest.objects.select_related(
+            "invoice__customer", "invoice__application", "recorded_by"
+        ),
+        pk=tax_request_id,
     )
     return_request = ReturnRequest.objects.filter(tax_request=tax_request).order_by("-id").first()
     queue_url = reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY
@@ -313,3 +322,60 @@ def tax_request_record_view(
         "opts": model_admin.model._meta,
     }
     return TemplateResponse(request, "admin/invoices/taxrequest/record.html", context)
+
+
+def tax_request_correct_view(
+    model_admin: ModelAdmin, request: HttpRequest, tax_request_id: int
+) -> HttpResponse:
+    """An admin reviewer corrects a mistyped outcome (``invoices.correct_taxrequest``): a new
+    red-letter row supersedes the old one, or the void date changes, with an audited reason.
+    Never an edit in place; the ledger is untouched."""
+    if not request.user.has_perm("invoices.correct_taxrequest"):
+        raise PermissionDenied
+    tax_request = get_object_or_404(
+        TaxRequest.objects.select_related("invoice__customer"),
+        pk=tax_request_id,
+        state=TaxRequestState.DONE,
+    )
+    return_request = get_object_or_404(ReturnRequest, tax_request=tax_request)
+    form = TaxOutcomeCorrectionForm(request.POST or None, tax_request=tax_request)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            return_request_correct_outcome(
+                return_request_id=return_request.pk,
+                actor=request.user,
+                reason=data["reason"],
+                code=data.get("code", ""),
+                number=data.get("number", ""),
+                issued_on=data.get("issued_on"),
+                voided_on=data.get("voided_on"),
+            )
+        except DomainError as exc:
+            form.add_error(None, str(exc))  # nothing saved; the entry stays for correction
+        else:
+            model_admin.log_change(request, tax_request, _("Outcome corrected"))
+            model_admin.message_user(
+                request,
+                _("The outcome of request %(serial)s is corrected; the correction is audited.")
+                % {"serial": tax_request.serial},
+                messages.SUCCESS,
+            )
+            return redirect(reverse("admin:invoices_taxrequest_changelist"))
+    facts = tax_request_facts(tax_request)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "is_nav_sidebar_enabled": False,
+        "title": _("Correct the outcome of request %(serial)s") % {"serial": tax_request.serial},
+        "tax_request": tax_request,
+        "facts": facts,
+        "original_invoice": facts.submission.original,
+        "tax_rate": rate_as_printed(facts.submission.original.tax_rate),
+        "invoice": tax_request.invoice,
+        "return_request": return_request,
+        "corrections": tax_request.corrections.select_related("corrected_by"),
+        "form": form,
+        "queue_url": reverse("admin:invoices_taxrequest_changelist"),
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/invoices/taxrequest/correct.html", context)

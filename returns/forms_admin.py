@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from invoices.forms_admin import CodeAndNumberField
-from invoices.models import TaxOperation
+from invoices.models import TaxOperation, TaxRequest
 from invoices.tax import TaxBreakdown
 from invoices.taxsystem.interface import RedLetterIssued, TaxResult, TaxSubmission
 
@@ -122,3 +122,35 @@ class TaxOutcomeForm(forms.Form):
                 red_letter_form_number=data.get("red_letter_form_number", ""),
             ),
         )
+
+
+class TaxOutcomeCorrectionForm(forms.Form):
+    """An admin reviewer's correction of a mistyped outcome: the corrected code, number or
+    date (pre-filled with what is recorded) and why. Parsing only: the service validates."""
+
+    reason = forms.CharField(
+        label=_("Why is it corrected?"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text=_("Kept in the audit trail and shown in the customer's timeline."),
+    )
+
+    def __init__(self, *args, tax_request: TaxRequest, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        date_widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+        red = tax_request.red_letter_invoice
+        if red is None:
+            self.fields["voided_on"] = forms.DateField(
+                label=_("Voided on"), widget=date_widget, initial=tax_request.voided_on
+            )
+        else:
+            self.fields["code"] = forms.CharField(
+                label=_("Red-letter invoice code"), max_length=12, initial=red.code
+            )
+            self.fields["number"] = forms.CharField(
+                label=_("Red-letter invoice number"), max_length=8, initial=red.number
+            )
+            self.fields["issued_on"] = forms.DateField(
+                label=_("Issue date"), widget=date_widget, initial=red.issued_on
+            )
+        self.order_fields([name for name in self.fields if name != "reason"] + ["reason"])

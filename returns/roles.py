@@ -28,6 +28,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("invoices", "view_ledgerentry"),
         ("invoices", "add_invoice"),
         ("invoices", "record_taxrequest"),
+        ("invoices", "view_taxoutcomecorrection"),
         ("returns", "log_mailreceipt"),
         ("returns", "reject_returnrequest"),
         ("returns", "retry_returnrequest"),
@@ -36,6 +37,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
     ],
     ADMIN_REVIEWERS: [
         *_VIEW_RETURNS,
+        ("invoices", "view_redletterinvoice"),
+        ("invoices", "view_taxoutcomecorrection"),
+        ("invoices", "correct_taxrequest"),
         ("returns", "review_redletterform"),
     ],
 }

@@ -692,3 +692,84 @@ def test_r6_r7_two_clerks_recording_at_once_record_one_outcome_and_both_see_a_me
     assert RedLetterInvoice.objects.filter(original=invoice).count() == 1
     assert credits_of(invoice).count() == 1
     assert success_sms(return_request).count() == 1
+
+
+# An audited correction by an admin reviewer --------------------------------------------------
+
+
+def correct_url(tax_request: TaxRequest) -> str:
+    return f"/admin/invoices/taxrequest/{tax_request.pk}/correct/"
+
+
+def recorded_reversal(customer, finance, capture) -> ReturnRequest:
+    invoice = issue_invoice(customer, issued_at=earlier_month())
+    rr = awaiting_tax(invoice, finance, capture)
+    client = Client()
+    client.force_login(finance)
+    response = client.post(
+        record_url(rr.tax_request),
+        {
+            "code": "3300262130",
+            "number": "61000001",
+            "issued_on": today().isoformat(),
+            "amount": -invoice.amount,
+            "tax": -invoice.tax,
+            "total": -invoice.total,
+        },
+    )
+    assert response.status_code == 302, page_text(response)
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.COMPLETED
+    return rr
+
+
+def test_r11_a_reviewer_corrects_a_mistyped_red_letter_number_and_it_is_audited(
+    customer, finance, reviewer_client, reviewer, django_capture_on_commit_callbacks
+):
+    rr = recorded_reversal(customer, finance, django_capture_on_commit_callbacks)
+    queue = reviewer_client.get("/admin/invoices/taxrequest/")
+    assert "Correct the outcome" in row_of(queue, rr.tax_request.serial)
+    page = reviewer_client.get(correct_url(rr.tax_request))
+    assert page.status_code == 200
+    assert 'value="61000001"' in page_text(page)  # pre-filled with what is recorded
+
+    refused = reviewer_client.post(
+        correct_url(rr.tax_request),
+        {"code": "3300262130", "number": "61000010", "issued_on": today(), "reason": ""},
+    )
+    assert refused.status_code == 200
+    assert not RedLetterInvoice.objects.filter(number="61000010").exists()
+
+    response = reviewer_client.post(
+        correct_url(rr.tax_request),
+        {
+            "code": "3300262130",
+            "number": "61000010",
+            "issued_on": today().isoformat(),
+            "reason": "Typed 01 for 10",
+        },
+    )
+    assert response.status_code == 302, page_text(response)
+    assert rr.invoice.red_letter_invoice.number == "61000010"
+    superseded = RedLetterInvoice.objects.get(number="61000001")
+    assert superseded.superseded_at is not None
+    correction = rr.tax_request.corrections.get()
+    assert (correction.corrected_by, correction.reason) == (reviewer, "Typed 01 for 10")
+    assert rr.events.order_by("id").last().actor == reviewer
+    assert LogEntry.objects.filter(object_id=str(rr.tax_request.pk)).count() == 2
+    assert LedgerEntry.objects.filter(kind=LedgerKind.INVOICE_RETURNED).count() == 1
+
+
+def test_finance_staff_cannot_correct_a_recorded_outcome(
+    customer, finance, finance_client, django_capture_on_commit_callbacks
+):
+    rr = recorded_reversal(customer, finance, django_capture_on_commit_callbacks)
+    assert finance_client.get(correct_url(rr.tax_request)).status_code == 403
+    response = finance_client.post(
+        correct_url(rr.tax_request),
+        {"code": "3300262130", "number": "61000010", "issued_on": today(), "reason": "x"},
+    )
+    assert response.status_code == 403
+    assert not RedLetterInvoice.objects.filter(number="61000010").exists()
+    queue = finance_client.get("/admin/invoices/taxrequest/")
+    assert "Correct the outcome" not in row_of(queue, rr.tax_request.serial)
