@@ -12,7 +12,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")  # one fen: the unit amounts are kept and rounded to
 
@@ -67,7 +66,7 @@ class Statement(models.Model):
         Customer, on_delete=models.PROTECT, related_name="statements", verbose_name=_("customer")
     )
     period = models.DateField(_("period"), help_text=_("First day of the billed month"))
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
@@ -112,7 +111,7 @@ class InvoiceApplication(models.Model):
     mailing_phone = models.CharField(_("recipient phone"), max_length=40)
     mailing_address = models.CharField(_("mailing address"), max_length=300)
     mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     state = models.CharField(
         _("state"),
         max_length=16,
@@ -175,7 +174,7 @@ class Invoice(models.Model):
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
     issued_at = models.DateTimeField(_("issued at"))
@@ -229,7 +228,7 @@ class RedLetterInvoice(models.Model):
     )
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     red_letter_form_number = models.CharField(
         _("red-letter information form number"), max_length=32, blank=True
     )
@@ -278,7 +277,7 @@ class LedgerEntry(models.Model):
         verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=24, choices=LedgerKind.choices, verbose_name=_("kind"))
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     statement = models.ForeignKey(
         Statement,
         on_delete=models.PROTECT,
