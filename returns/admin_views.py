@@ -4,6 +4,7 @@ happened. Reached through the model admins' ``get_urls`` (so ``admin_view`` guar
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -23,6 +24,13 @@ from returns.services import (
 )
 
 
+class StaffRequest(HttpRequest):
+    """A back-office request, for the type checker only: ``admin_site.admin_view`` lets only
+    logged-in staff through, so ``user`` is a real user, never ``AnonymousUser``."""
+
+    user: User
+
+
 def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     """What happened to a logged envelope, in words finance acts on."""
     rr = result.return_request
@@ -33,7 +41,7 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
             "invoice": result.receipt.invoice,
             "date": f"{timezone.localtime(result.receipt.received_at):%Y-%m-%d}",
         }
-    if result.outcome == MailReceiptOutcome.UNMATCHED:
+    if result.outcome == MailReceiptOutcome.UNMATCHED or rr is None:  # only unmatched has none
         return messages.INFO, _(
             "Invoice %(invoice)s logged unmatched: the customer has not submitted a return "
             "online yet. It is matched automatically when they do."
@@ -53,7 +61,7 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     ) % {"id": rr.pk}
 
 
-def mail_receipt_log_view(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+def mail_receipt_log_view(model_admin: ModelAdmin, request: StaffRequest) -> HttpResponse:
     if not request.user.has_perm("returns.log_mailreceipt"):
         raise PermissionDenied
     form = MailReceiptLogForm(request.POST or None)
@@ -92,7 +100,7 @@ def mail_receipt_log_view(model_admin: ModelAdmin, request: HttpRequest) -> Http
 
 
 def red_letter_form_review_view(
-    model_admin: ModelAdmin, request: HttpRequest, form_id: int
+    model_admin: ModelAdmin, request: StaffRequest, form_id: int
 ) -> HttpResponse:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied

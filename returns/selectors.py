@@ -5,9 +5,10 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
-from invoices.models import Customer, InvoiceState, Issuer
+from invoices.models import Customer, Invoice, InvoiceState, Issuer
 from notifications.models import SmsMessage, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
@@ -74,7 +75,7 @@ AGEING_BUCKETS = (("0-3", 0, 3), ("4-7", 4, 7), ("8-14", 8, 14), ("15+", 15, Non
 
 @dataclass(frozen=True)
 class BackOfficeOverview:
-    counts_by_state: list[tuple[str, str, int]]  # (state, label, count), every state
+    counts_by_state: list[tuple[str, str | Promise, int]]  # (state, label, count), every state
     ageing: list[tuple[str, int]]  # returns waiting for paper, by days waiting
     sms_failed_last_7_days: int
     failed_awaiting_retry: int
@@ -178,7 +179,7 @@ def return_timeline(
 
     from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 
-    reached = {}
+    reached: dict[str, dt.datetime] = {}
     for event in events:
         reached.setdefault(event.to_state, event.created_at)
     rr = return_request
@@ -225,7 +226,7 @@ def return_timeline(
     return steps
 
 
-def invoice_return_refusal(*, invoice) -> str | None:
+def invoice_return_refusal(*, invoice: Invoice) -> str | None:
     """Why this invoice cannot be returned now (R1), in words for the customer, or None.
 
     The one statement of the rule: the Refund page asks before showing the form, and

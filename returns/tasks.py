@@ -1,7 +1,9 @@
 """Thin tasks: ids in, a service does the work, the task owns the retry policy."""
 
 import datetime as dt
+from typing import Any
 
+from billiard.einfo import ExceptionInfo
 from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
@@ -15,7 +17,14 @@ from returns.services import (
 
 
 class ReturnProcessTask(DjangoTask):
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
         """An unexpected error (a bug) or exhausted retries: record it, never lose it."""
         return_request_id = kwargs.get("return_request_id", args[0] if args else None)
         if return_request_id is not None:
@@ -33,7 +42,7 @@ class ReturnProcessTask(DjangoTask):
     retry_jitter=True,
     max_retries=5,
 )
-def return_process_task(self, return_request_id: int) -> None:
+def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None:
     return_request_process(return_request_id=return_request_id)
 
 
