@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from invoices.exceptions import DomainError
 from returns.forms_admin import FormReviewForm, MailReceiptLogForm
@@ -156,6 +157,8 @@ def red_letter_form_review_view(
     return TemplateResponse(request, "admin/returns/redletterform/review.html", context)
 
 
+# Embedded on the review page (same origin only); everything else is X-Frame-Options: DENY.
+@xframe_options_sameorigin
 def red_letter_form_scan_view(
     model_admin: ModelAdmin, request: HttpRequest, form_id: int
 ) -> FileResponse:
@@ -168,8 +171,6 @@ def red_letter_form_scan_view(
         content_type=red_letter_form.content_type,
         filename=f"red-letter-form-{red_letter_form.form_number}{red_letter_form.extension}",
     )
-    # Embedded on the review page (same origin only); the middleware's DENY would block it.
-    response["X-Frame-Options"] = "SAMEORIGIN"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response
