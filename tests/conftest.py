@@ -15,15 +15,29 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path):
-    """Uploaded files go to a per-test folder, never into the work tree."""
+def _private_media(settings, tmp_path, monkeypatch):
+    """Uploaded files go to a per-test folder, never into the work tree.
+
+    The scan field calls its storage callable once, when the model class is built, and keeps
+    the instance: overriding STORAGES alone would not reach it, so the field's storage is
+    swapped too.
+    """
+    from returns.models import RedLetterForm
+    from returns.storage import PrivateFileSystemStorage
+
+    location = tmp_path / "private"
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {
             "BACKEND": "returns.storage.PrivateFileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "private")},
+            "OPTIONS": {"location": str(location)},
         },
     }
+    monkeypatch.setattr(
+        RedLetterForm._meta.get_field("file"),
+        "storage",
+        PrivateFileSystemStorage(location=str(location)),
+    )
 
 
 @pytest.fixture
