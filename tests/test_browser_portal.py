@@ -4,6 +4,7 @@ timeline, cancel, the certified path, double clicks, two tabs, no JavaScript, Ch
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from invoices.models import InvoiceType
 from returns.models import ReturnRequest, ReturnState
@@ -35,23 +36,23 @@ def test_r1_refund_in_the_dialog_submits_a_return_and_the_row_changes(page):
     screenshot(page, "01-invoice-management")
 
     dialog = open_refund_dialog(page, invoice)
-    assert dialog.get_by_text("Invoice Returns Desk").is_visible()
-    assert dialog.get_by_role("button", name="OK").is_visible()
-    assert dialog.get_by_role("button", name="Cancel").is_visible()
+    expect(dialog.get_by_text("Invoice Returns Desk")).to_be_visible()
+    expect(dialog.get_by_role("button", name="OK")).to_be_visible()
+    expect(dialog.get_by_role("button", name="Cancel")).to_be_visible()
     dialog.get_by_role("radio", name="Invoice title").check()
     dialog.get_by_role("textbox", name="Reason").fill("The title misses our branch name")
     screenshot(page, "02-refund-dialog")
     dialog.get_by_role("button", name="OK").click()
 
     page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
-    assert page.get_by_text("has been submitted").is_visible()
+    expect(page.get_by_text("has been submitted")).to_be_visible()
     screenshot(page, "03-return-detail-submitted")
     rr = ReturnRequest.objects.get(invoice=invoice)
     assert (rr.state, rr.problem) == (ReturnState.SUBMITTED, "title")
 
     page.goto("/billing/invoices/")
-    assert row(page, invoice).get_by_role("link", name="Return in progress").is_visible()
-    assert row(page, invoice).get_by_role("button", name="Refund").count() == 0
+    expect(row(page, invoice).get_by_role("link", name="Return in progress")).to_be_visible()
+    expect(row(page, invoice).get_by_role("button", name="Refund")).to_have_count(0)
 
 
 def test_the_dialogs_cancel_button_closes_it_without_a_return(page):
@@ -60,7 +61,7 @@ def test_the_dialogs_cancel_button_closes_it_without_a_return(page):
     log_in(page, "li.lei", PASSWORD)
     dialog = open_refund_dialog(page, invoice)
     dialog.get_by_role("button", name="Cancel").click()
-    assert page.get_by_role("dialog").count() == 0
+    expect(page.get_by_role("dialog")).to_have_count(0)
     assert not ReturnRequest.objects.exists()
 
 
@@ -87,7 +88,7 @@ def test_r2_two_tabs_create_one_return_and_the_second_shows_the_first(page):
     page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
     second.get_by_role("button", name="OK").click()
     second.wait_for_url(page.url)
-    assert second.get_by_text("already has a return in progress").is_visible()
+    expect(second.get_by_text("already has a return in progress")).to_be_visible()
     screenshot(second, "04-second-tab-sees-the-open-return")
     assert ReturnRequest.objects.filter(invoice=invoice).count() == 1
 
@@ -97,7 +98,7 @@ def test_r3_certified_special_invoice_with_a_red_letter_form_upload(page):
     invoice = issue_invoice(customer, invoice_type=InvoiceType.SPECIAL)
     log_in(page, "li.lei", PASSWORD)
     dialog = open_refund_dialog(page, invoice)
-    assert dialog.get_by_label("Red-letter information form number").is_hidden()
+    expect(dialog.get_by_label("Red-letter information form number")).to_be_hidden()
     dialog.get_by_role("radio", name="Yes").check()
     dialog.get_by_label("Red-letter information form (PDF").set_input_files(
         files=[{"name": "form.png", "mimeType": "image/png", "buffer": png_bytes()}]
@@ -107,8 +108,8 @@ def test_r3_certified_special_invoice_with_a_red_letter_form_upload(page):
     screenshot(page, "05-refund-dialog-certified")
     dialog.get_by_role("button", name="OK").click()
     page.wait_for_url(re.compile(r"/billing/returns/\d+/$"))
-    assert page.get_by_role("cell", name="4403012345678901").is_visible()
-    assert page.get_by_role("button", name="Replace form").is_visible()
+    expect(page.get_by_role("cell", name="4403012345678901")).to_be_visible()
+    expect(page.get_by_role("button", name="Replace form")).to_be_visible()
     screenshot(page, "06-return-detail-certified")
     rr = ReturnRequest.objects.get(invoice=invoice)
     assert rr.certified
@@ -120,10 +121,10 @@ def test_r1_a_cloud_market_row_has_no_refund_button(page):
     market = marketplace_invoice(customer)
     log_in(page, "li.lei", PASSWORD)
     market_row = row(page, market)
-    assert market_row.get_by_text(
-        "Issued by Example Market Seller Ltd.: contact the service provider"
-    ).is_visible()
-    assert market_row.get_by_role("button", name="Refund").count() == 0
+    expect(
+        market_row.get_by_text("Issued by Example Market Seller Ltd.: contact the service provider")
+    ).to_be_visible()
+    expect(market_row.get_by_role("button", name="Refund")).to_have_count(0)
     screenshot(page, "07-cloud-market-row")
 
 
@@ -141,7 +142,7 @@ def test_r9_the_customer_cancels_a_return_from_its_timeline(page):
     screenshot(page, "08-return-cancelled")
     assert ReturnRequest.objects.get(invoice=invoice).state == ReturnState.CANCELLED
     page.goto("/billing/invoices/")
-    assert row(page, invoice).get_by_role("button", name="Refund").is_visible()
+    expect(row(page, invoice).get_by_role("button", name="Refund")).to_be_visible()
 
 
 def test_refund_works_without_javascript(browser, live_server):
@@ -154,7 +155,7 @@ def test_refund_works_without_javascript(browser, live_server):
         row(page, invoice).get_by_role("button", name="Refund").click()
         page.wait_for_url(f"**/billing/invoices/{invoice.pk}/refund/")
         page.get_by_role("button", name="OK").click()  # empty reason: refused, page kept
-        assert page.get_by_text("Please say why you are returning this invoice.").is_visible()
+        expect(page.get_by_text("Please say why you are returning this invoice.")).to_be_visible()
         page.get_by_role("textbox", name="Reason").fill("Wrong title")
         screenshot(page, "09-refund-page-without-javascript")
         page.get_by_role("button", name="OK").click()
@@ -176,19 +177,19 @@ def test_the_portal_speaks_chinese_to_a_chinese_browser_and_switches_language(pa
     page.locator("#id_password").fill(PASSWORD)
     page.locator("button[type=submit]", has_text="登录").click()
     page.wait_for_url("**/billing/invoices/")
-    assert page.get_by_role("heading", name="发票管理").is_visible()
-    assert row(page, invoice).get_by_role("button", name="退票").is_visible()
+    expect(page.get_by_role("heading", name="发票管理")).to_be_visible()
+    expect(row(page, invoice).get_by_role("button", name="退票")).to_be_visible()
     screenshot(page, "10-invoice-management-zh")
     dialog = open_refund_dialog_zh(page, invoice)
-    assert dialog.get_by_role("button", name="确定").is_visible()
+    expect(dialog.get_by_role("button", name="确定")).to_be_visible()
     screenshot(page, "11-refund-dialog-zh")
     dialog.get_by_role("button", name="取消").click()
     page.goto(f"/billing/returns/{completed.pk}/")
-    assert page.get_by_text("短信已发送").is_visible()
+    expect(page.get_by_text("短信已发送")).to_be_visible()
     screenshot(page, "13-return-detail-completed-zh")
     page.get_by_role("button", name="English").click()
     page.get_by_role("heading", name=f"Return of invoice {returned.number}").wait_for()
-    assert page.get_by_text("SMS sent").is_visible()
+    expect(page.get_by_text("SMS sent")).to_be_visible()
 
 
 def open_refund_dialog_zh(page, invoice):
@@ -209,7 +210,7 @@ def test_r10_applying_for_an_invoice_and_saving_a_profile(page):
     page.get_by_label("Amount (yuan)").fill("250.00")
     page.get_by_label("Invoice title").fill("Hangzhou Example Trading Co.")
     page.get_by_label("Taxpayer ID").fill(VALID_USCC)
-    assert page.get_by_label("Bank account").is_hidden()
+    expect(page.get_by_label("Bank account")).to_be_hidden()
     page.get_by_label("Recipient", exact=True).fill("Li Lei")
     page.get_by_label("Recipient phone").fill("13800138000")
     page.get_by_label("Mailing address").fill("2 Example Street, Hangzhou")
@@ -218,10 +219,10 @@ def test_r10_applying_for_an_invoice_and_saving_a_profile(page):
     screenshot(page, "12-apply-for-an-invoice")
     page.get_by_role("button", name="Submit application").click()
     page.wait_for_url("**/billing/invoices/")
-    assert page.get_by_text("¥550.00").is_visible()
+    expect(page.get_by_text("¥550.00")).to_be_visible()
     assert InvoiceApplication.objects.get(customer=customer).amount == 250
 
     page.goto("/billing/invoices/apply/")
     page.get_by_label("Saved profile").select_option(label="Head office")
     page.wait_for_url("**/billing/invoices/apply/?profile=*")
-    assert page.get_by_label("Mailing address").input_value() == "2 Example Street, Hangzhou"
+    expect(page.get_by_label("Mailing address")).to_have_value("2 Example Street, Hangzhou")
