@@ -17,6 +17,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/invoice_returns
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
+# pytest-xdist workers; each gets its own test database. Two suit a 2-core machine, and the
+# fault tests' waves of connections share PostgreSQL's 100 (raise it with more cores).
+TEST_WORKERS ?= 2
 
 .PHONY: help install run test bench lint format messages compilemessages worker clean
 
@@ -57,7 +60,7 @@ run: install
 test: install tests/twilio_mock/node_modules/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  CELERY_BROKER_URL= SMS_BACKEND=memory DJANGO_DEBUG=true \
-	  $(VENV)/bin/pytest $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Benchmarks print figures (see bench/run.py); they need PostgreSQL, never run in make test.
 BENCH_ARGS ?=

@@ -7,11 +7,22 @@ import pytest
 
 from tests.services_check import require_postgres
 
-pytest_plugins = ["tests.twilio_mock.fixtures", "tests.browser_fixtures", "tests.processes"]
+pytest_plugins = ["tests.processes", "tests.twilio_mock.fixtures", "tests.browser_fixtures"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     require_postgres()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the machine's shared Redis database (``redis_url``) run on one xdist worker,
+    one after another: one of them flushes that database, which would pull the rug from under
+    another worker's test on it. (Worker and fault tests that start their own redis-server on
+    a port of their worker's own need no such care.)"""
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("shared_redis"))
 
 
 @pytest.fixture(autouse=True)
@@ -42,6 +53,7 @@ def _private_media(settings, tmp_path, monkeypatch):
 
 @pytest.fixture
 def redis_url() -> str:
+    """The machine's Redis database for tests (TEST_REDIS_URL); see the xdist group above."""
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from notifications.backends import outbox
+from tests.processes import free_port
 
 MOCK_DIR = Path(__file__).resolve().parent
-REPO_DIR = MOCK_DIR.parent.parent
 PRISM = MOCK_DIR / "node_modules" / ".bin" / "prism"
 DEFAULT_SPEC = MOCK_DIR / "twilio_api_v2010.json"
 # twilio/twilio-oai, spec/json/twilio_api_v2010.json at d50069b44ea8cd23141385bdb6db48f16ff75bb5
@@ -81,12 +81,6 @@ def _spec_with_twilio_errors(spec: Path, into: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -115,7 +109,7 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     workdir = tmp_path_factory.mktemp("twilio_mock")
     served_spec = _spec_with_twilio_errors(spec, workdir)
-    port = _free_port()
+    port = free_port()
     log_path = workdir / "prism.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
