@@ -226,16 +226,23 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# No page may be framed (clickjacking); the one exception, the scan the admin's review page
+# embeds, opts in to same-origin framing on its own view.
+X_FRAME_OPTIONS = "DENY"
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_CONTENT_TYPE_NOSNIFF = True
-    X_FRAME_OPTIONS = "SAMEORIGIN"
     # Off by default: TLS is usually terminated by a proxy (see DJANGO_BEHIND_TLS_PROXY); turn
     # both on where this process sees HTTPS. /healthz stays reachable over plain HTTP for probes.
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
     SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+    # They only shape the HSTS header, which is sent once DJANGO_HSTS_SECONDS is set: then it
+    # covers subdomains and allows preloading unless the domain cannot commit to that.
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=True)
 
 # The provider's own name as issuer of invoices (Cloud Market invoices name their own issuer).
 PROVIDER_NAME = env.str("PROVIDER_NAME", default="Example Cloud Computing Co., Ltd.")

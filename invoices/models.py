@@ -12,8 +12,6 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-MONEY = {"max_digits": 14, "decimal_places": 2}
-RATE = {"max_digits": 4, "decimal_places": 3}  # 0.060 is 6 %
 ZERO = Decimal("0.00")
 CENT = Decimal("0.01")  # one fen: the unit amounts are kept and rounded to
 DEFAULT_TAX_RATE = Decimal("0.060")  # cloud services (modern services) are taxed at 6 %
@@ -69,7 +67,7 @@ class Statement(models.Model):
         Customer, on_delete=models.PROTECT, related_name="statements", verbose_name=_("customer")
     )
     period = models.DateField(_("period"), help_text=_("First day of the billed month"))
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
@@ -114,7 +112,7 @@ class InvoiceApplication(models.Model):
     mailing_phone = models.CharField(_("recipient phone"), max_length=40)
     mailing_address = models.CharField(_("mailing address"), max_length=300)
     mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     state = models.CharField(
         _("state"),
         max_length=16,
@@ -182,10 +180,10 @@ class Invoice(models.Model):
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
     title = models.CharField(_("invoice title"), max_length=200)
-    amount = models.DecimalField(_("amount before tax"), **MONEY)
-    tax_rate = models.DecimalField(_("tax rate"), **RATE)
-    tax = models.DecimalField(_("tax"), **MONEY)
-    total = models.DecimalField(_("total"), **MONEY)
+    amount = models.DecimalField(_("amount before tax"), max_digits=14, decimal_places=2)
+    tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=3)
+    tax = models.DecimalField(_("tax"), max_digits=14, decimal_places=2)
+    total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
     issued_at = models.DateTimeField(_("issued at"))
@@ -267,10 +265,10 @@ class RedLetterInvoice(models.Model):
     )
     code = models.CharField(_("invoice code"), max_length=12)
     number = models.CharField(_("invoice number"), max_length=8)
-    amount = models.DecimalField(_("amount before tax"), **MONEY)
-    tax_rate = models.DecimalField(_("tax rate"), **RATE)
-    tax = models.DecimalField(_("tax"), **MONEY)
-    total = models.DecimalField(_("total"), **MONEY)
+    amount = models.DecimalField(_("amount before tax"), max_digits=14, decimal_places=2)
+    tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=3)
+    tax = models.DecimalField(_("tax"), max_digits=14, decimal_places=2)
+    total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
     red_letter_form_number = models.CharField(
         _("red-letter information form number"), max_length=32, blank=True
     )
@@ -523,7 +521,7 @@ class LedgerEntry(models.Model):
         verbose_name=_("customer"),
     )
     kind = models.CharField(max_length=24, choices=LedgerKind.choices, verbose_name=_("kind"))
-    amount = models.DecimalField(_("amount"), **MONEY)
+    amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     statement = models.ForeignKey(
         Statement,
         on_delete=models.PROTECT,

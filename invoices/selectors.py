@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import QuerySet, Sum
 
 from invoices.models import CENT, ZERO, Customer, Invoice, LedgerEntry
@@ -20,7 +21,7 @@ def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:
     return Invoice.objects.filter(customer=customer).select_related("application")
 
 
-def customer_for_user(*, user) -> Customer | None:
+def customer_for_user(*, user: User | AnonymousUser) -> Customer | None:
     """The customer profile of a logged-in user, or None for staff without one."""
     if not user.is_authenticated:
         return None

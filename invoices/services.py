@@ -7,6 +7,7 @@ customer row first (R10) so that parallel requests are serialised per customer.
 import datetime as dt
 import enum
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -178,7 +179,7 @@ def invoice_application_create(
     return application
 
 
-def _invoice_insert(**fields) -> Invoice:
+def _invoice_insert(**fields: Any) -> Invoice:
     try:
         with transaction.atomic():
             return Invoice.objects.create(**fields)

@@ -30,8 +30,8 @@ from returns.services import return_request_reject, return_request_retry
 
 class ReturnEventInline(admin.TabularInline):
     model = ReturnEvent
-    fields = ["created_at", "actor", "from_state", "to_state", "note"]
-    readonly_fields = fields
+    readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
+    fields = readonly_fields
     extra = 0
     can_delete = False
     verbose_name_plural = _("Timeline")
@@ -73,7 +73,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "invoice__customer__mobile",
     ]
     list_select_related = ["invoice", "invoice__customer"]
-    readonly_fields = [
+    readonly_fields = (
         "invoice",
         "state",
         "problem",
@@ -87,7 +87,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "error",
         "submitted_by",
         "created_at",
-    ]
+    )
     fields = readonly_fields
     inlines = [ReturnEventInline]
     action_form = ReturnActionForm
@@ -120,7 +120,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         return request.user.has_perm("returns.retry_returnrequest")
 
     @admin.action(description=_("Reject with the reason given"), permissions=["reject"])
-    def reject(self, request: HttpRequest, queryset: QuerySet[ReturnRequest]) -> None:
+    def reject(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
         reason = request.POST.get("reason", "")
         done = 0
         for pk in queryset.values_list("pk", flat=True):
@@ -143,7 +143,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
             )
 
     @admin.action(description=_("Retry failed returns"), permissions=["retry"])
-    def retry(self, request: HttpRequest, queryset: QuerySet[ReturnRequest]) -> None:
+    def retry(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
         for pk in queryset.values_list("pk", flat=True):
             try:
                 return_request_retry(return_request_id=pk, actor=request.user)

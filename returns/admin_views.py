@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
@@ -17,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from invoices.exceptions import DomainError, TaxOutcomeInvalid
 from invoices.models import TaxOperation, TaxRequest, TaxRequestState
@@ -41,6 +43,13 @@ from returns.services import (
 )
 
 
+class StaffRequest(HttpRequest):
+    """A back-office request, for the type checker only: ``admin_site.admin_view`` lets only
+    logged-in staff through, so ``user`` is a real user, never ``AnonymousUser``."""
+
+    user: User
+
+
 def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     """What happened to a logged envelope, in words finance acts on."""
     rr = result.return_request
@@ -51,7 +60,7 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
             "invoice": result.receipt.invoice,
             "date": f"{timezone.localtime(result.receipt.received_at):%Y-%m-%d}",
         }
-    if result.outcome == MailReceiptOutcome.UNMATCHED:
+    if result.outcome == MailReceiptOutcome.UNMATCHED or rr is None:  # only unmatched has none
         return messages.INFO, _(
             "Invoice %(invoice)s logged unmatched: the customer has not submitted a return "
             "online yet. It is matched automatically when they do."
@@ -71,7 +80,7 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     ) % {"id": rr.pk}
 
 
-def mail_receipt_log_view(model_admin: ModelAdmin, request: HttpRequest) -> HttpResponse:
+def mail_receipt_log_view(model_admin: ModelAdmin, request: StaffRequest) -> HttpResponse:
     if not request.user.has_perm("returns.log_mailreceipt"):
         raise PermissionDenied
     form = MailReceiptLogForm(request.POST or None)
@@ -110,7 +119,7 @@ def mail_receipt_log_view(model_admin: ModelAdmin, request: HttpRequest) -> Http
 
 
 def red_letter_form_review_view(
-    model_admin: ModelAdmin, request: HttpRequest, form_id: int
+    model_admin: ModelAdmin, request: StaffRequest, form_id: int
 ) -> HttpResponse:
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
@@ -166,6 +175,8 @@ def red_letter_form_review_view(
     return TemplateResponse(request, "admin/returns/redletterform/review.html", context)
 
 
+# Embedded on the review page (same origin only); everything else is X-Frame-Options: DENY.
+@xframe_options_sameorigin
 def red_letter_form_scan_view(
     model_admin: ModelAdmin, request: HttpRequest, form_id: int
 ) -> FileResponse:
@@ -178,8 +189,6 @@ def red_letter_form_scan_view(
         content_type=red_letter_form.content_type,
         filename=f"red-letter-form-{red_letter_form.form_number}{red_letter_form.extension}",
     )
-    # Embedded on the review page (same origin only); the middleware's DENY would block it.
-    response["X-Frame-Options"] = "SAMEORIGIN"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, no-store"
     return response

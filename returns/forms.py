@@ -122,7 +122,8 @@ class RefundForm(PortalForm):
             )
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if self.invoice.is_special and data.get("certified") == "yes":
             if not data.get("red_letter_form"):
                 self.add_error(
@@ -227,7 +228,8 @@ class ApplyForm(PortalForm):
             raise forms.ValidationError(str(exc)) from exc
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("save_profile") and not (data.get("profile_name") or "").strip():
             self.add_error("profile_name", _("Give the profile a name."))
         return data

@@ -5,9 +5,17 @@ from dataclasses import dataclass, replace
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
-from invoices.models import Customer, InvoiceState, Issuer, RedLetterInvoice, TaxOperation
+from invoices.models import (
+    Customer,
+    Invoice,
+    InvoiceState,
+    Issuer,
+    RedLetterInvoice,
+    TaxOperation,
+)
 from invoices.services import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from returns.models import (
@@ -80,7 +88,7 @@ AGEING_BUCKETS = (("0-3", 0, 3), ("4-7", 4, 7), ("8-14", 8, 14), ("15+", 15, Non
 
 @dataclass(frozen=True)
 class BackOfficeOverview:
-    counts_by_state: list[tuple[str, str, int]]  # (state, label, count), every state
+    counts_by_state: list[tuple[str, str | Promise, int]]  # (state, label, count), every state
     ageing: list[tuple[str, int]]  # returns waiting for paper, by days waiting
     sms_failed_last_7_days: int
     failed_awaiting_retry: int
@@ -324,7 +332,7 @@ def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
     return None
 
 
-def invoice_return_refusal(*, invoice) -> str | None:
+def invoice_return_refusal(*, invoice: Invoice) -> str | None:
     """Why this invoice cannot be returned now (R1), in words for the customer, or None.
 
     The one statement of the rule: the Refund page asks before showing the form, and

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from celery import Task
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -77,12 +77,15 @@ logger = logging.getLogger(__name__)
 REASON_MAX = 500
 # At most this many returns are re-enqueued per sweep; the next sweep takes the rest.
 REQUEUE_BATCH = 500
+# Who acts: the logged-in customer or staff member, or None when the system itself does it.
+# ``User`` is settings.AUTH_USER_MODEL (Django's own; the project sets no custom user model).
+Actor = User | None
 
 
 def return_event_record(
     *,
     return_request: ReturnRequest,
-    actor,
+    actor: Actor,
     from_state: str,
     to_state: str,
     note: str = "",
@@ -98,11 +101,10 @@ def return_event_record(
 
 
 Note = str | Promise | Callable[[], str]
-Actor = AbstractBaseUser | None  # None when the system acted
 
 
 def _transition(
-    rr: ReturnRequest, *, to_state: str, actor, note: Note = "", fields: tuple[str, ...] = ()
+    rr: ReturnRequest, *, to_state: str, actor: Actor, note: Note = "", fields: tuple[str, ...] = ()
 ) -> None:
     """Change state and record it. The customer reads the timeline, so a note the system words
     (a lazy string, or a callable for one with values) is rendered in the customer's language;
@@ -156,7 +158,7 @@ def _check_form_number(form_number: str) -> str:
 
 
 def _form_create(
-    rr: ReturnRequest, *, upload: UploadedFile, form_number: str, actor
+    rr: ReturnRequest, *, upload: UploadedFile, form_number: str, actor: Actor
 ) -> RedLetterForm:
     sniffed = sniff_red_letter_form(upload)
     form = RedLetterForm(
@@ -179,7 +181,7 @@ def return_request_submit(
     *,
     invoice_id: int,
     customer_id: int,
-    actor,
+    actor: User,
     reason: str,
     problem: str = ReturnProblem.OTHER,
     reason_code: str = ReversalReason.ISSUING_ERROR,
@@ -254,7 +256,7 @@ def return_request_submit(
 
 
 @transaction.atomic
-def return_request_cancel(*, return_request_id: int, actor) -> ReturnRequest:
+def return_request_cancel(*, return_request_id: int, actor: Actor) -> ReturnRequest:
     """Withdraw a return before its paper is logged (R9). Cancelling twice is a no-op."""
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.CANCELLED:
@@ -277,7 +279,7 @@ def _withdraw_pending_forms(rr: ReturnRequest) -> None:
 
 @transaction.atomic
 def return_request_update_tracking(
-    *, return_request_id: int, actor, courier: str, tracking_number: str
+    *, return_request_id: int, actor: Actor, courier: str, tracking_number: str
 ) -> ReturnRequest:
     """The customer adds or corrects how the paper was sent, while it is on its way."""
     rr = _lock_return(return_request_id)
@@ -290,7 +292,7 @@ def return_request_update_tracking(
 
 
 @transaction.atomic
-def return_request_reject(*, return_request_id: int, actor, reason: str) -> ReturnRequest:
+def return_request_reject(*, return_request_id: int, actor: Actor, reason: str) -> ReturnRequest:
     """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5)."""
     reason = _clean_reason(reason)
     rr = _lock_return(return_request_id)
@@ -302,7 +304,7 @@ def return_request_reject(*, return_request_id: int, actor, reason: str) -> Retu
     return rr
 
 
-def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
+def _reject(rr: ReturnRequest, *, reason: str, actor: Actor) -> None:
     rr.rejection_reason = reason[:REASON_MAX]
     _transition(
         rr, to_state=ReturnState.REJECTED, actor=actor, note=reason, fields=("rejection_reason",)
@@ -321,7 +323,7 @@ def _reject(rr: ReturnRequest, *, reason: str, actor) -> None:
     )
 
 
-def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor) -> None:
+def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> None:
     """Attach logged paper to a submitted return: complete → received (and on), else rejected."""
     rr.mail_receipt = receipt
     # A certified special invoice's return does not need its paper (R4): whatever came is kept
@@ -399,7 +401,7 @@ def mail_receipt_log(
     *,
     invoice_code: str,
     invoice_number: str,
-    actor,
+    actor: User,
     invoice_form_present: bool,
     deduction_form_present: bool,
     undamaged: bool,
@@ -428,7 +430,7 @@ def mail_receipt_log(
             _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
         )
     rr = return_blocking_for_invoice(invoice_id=invoice.pk)
-    if rr is not None and rr.mail_receipt_id is not None:
+    if rr is not None and rr.mail_receipt is not None:
         return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)
     if rr is not None and rr.state != ReturnState.SUBMITTED:
         # A certified special invoice's return went ahead on the buyer's approved form; its
@@ -474,7 +476,7 @@ def mail_receipt_log(
 
 @transaction.atomic
 def red_letter_form_upload(
-    *, return_request_id: int, actor, upload: UploadedFile, form_number: str
+    *, return_request_id: int, actor: Actor, upload: UploadedFile, form_number: str
 ) -> RedLetterForm:
     """Upload or replace the red-letter form of a certified special invoice's return (R3)."""
     form_number = _check_form_number(form_number)
@@ -494,7 +496,7 @@ def red_letter_form_upload(
 
 @transaction.atomic
 def red_letter_form_review(
-    *, red_letter_form_id: int, reviewer, approve: bool, reason: str = ""
+    *, red_letter_form_id: int, reviewer: User, approve: bool, reason: str = ""
 ) -> RedLetterForm:
     """An admin reviewer approves or rejects a form scan. Approving completes R4 when the
     paper is in; rejecting a form whose paper is in rejects the return (DESIGN.md states).
@@ -704,7 +706,7 @@ def return_request_record_outcome(
 def return_request_correct_outcome(
     *,
     return_request_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     reason: str,
     code: str = "",
     number: str = "",
@@ -792,7 +794,9 @@ def return_request_retry(*, return_request_id: int, actor: Actor) -> ReturnReque
     return rr
 
 
-def _sms_queue(rr: ReturnRequest, *, purpose: str, render, key_suffix: str = "") -> None:
+def _sms_queue(
+    rr: ReturnRequest, *, purpose: str, render: Callable[[], object], key_suffix: str = ""
+) -> None:
     """Queue one SMS per return and purpose, in the customer's language, after commit (R8)."""
     customer = rr.invoice.customer
     if not customer.mobile:

@@ -1,8 +1,10 @@
 """Thin tasks: ids in, a service does the work, the task owns the retry policy."""
 
 import datetime as dt
+from typing import Any
 
-from celery import Task, shared_task
+from billiard.einfo import ExceptionInfo
+from celery import shared_task
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -23,7 +25,14 @@ TAX_POLL_MAX_RETRIES = 40
 
 
 class ReturnProcessTask(DjangoTask):
-    def on_failure(self, exc, task_id, args, kwargs, einfo) -> None:  # type: ignore[no-untyped-def]
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo,
+    ) -> None:
         """An unexpected error (a bug) or exhausted retries: record it, never lose it."""
         return_request_id = kwargs.get("return_request_id", args[0] if args else None)
         if return_request_id is not None:
@@ -41,7 +50,7 @@ class ReturnProcessTask(DjangoTask):
     retry_jitter=True,
     max_retries=5,
 )
-def return_process_task(self: Task, return_request_id: int) -> None:
+def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None:
     return_request_process(return_request_id=return_request_id)
 
 
@@ -55,7 +64,7 @@ def return_process_task(self: Task, return_request_id: int) -> None:
     retry_jitter=True,
     max_retries=8,
 )
-def return_tax_submit_task(self: Task, return_request_id: int) -> None:
+def return_tax_submit_task(self: ReturnProcessTask, return_request_id: int) -> None:
     """Submit the return's request to the tax system (idempotent by its serial), then ask for
     the result when the backend answers asynchronously."""
     poll_after = return_tax_submit(return_request_id=return_request_id)
@@ -73,7 +82,7 @@ def return_tax_submit_task(self: Task, return_request_id: int) -> None:
     retry_jitter=True,
     max_retries=TAX_POLL_MAX_RETRIES,
 )
-def return_tax_poll_task(self: Task, return_request_id: int) -> None:
+def return_tax_poll_task(self: ReturnProcessTask, return_request_id: int) -> None:
     """Ask for the result; still pending → ask again later (a retry, so it is bounded).
 
     Run eagerly (no worker, so no timer), a pending answer is left to the sweeper.

@@ -7,27 +7,53 @@ import pytest
 
 from tests.services_check import require_postgres
 
-pytest_plugins = ["tests.twilio_mock.fixtures", "tests.browser_fixtures", "tests.processes"]
+pytest_plugins = ["tests.processes", "tests.twilio_mock.fixtures", "tests.browser_fixtures"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     require_postgres()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the machine's shared Redis database (``redis_url``) run on one xdist worker,
+    one after another: one of them flushes that database, which would pull the rug from under
+    another worker's test on it. (Worker and fault tests that start their own redis-server on
+    a port of their worker's own need no such care.)"""
+    for item in items:
+        if "redis_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("shared_redis"))
+
+
 @pytest.fixture(autouse=True)
-def _private_media(settings, tmp_path):
-    """Uploaded files go to a per-test folder, never into the work tree."""
+def _private_media(settings, tmp_path, monkeypatch):
+    """Uploaded files go to a per-test folder, never into the work tree.
+
+    The scan field calls its storage callable once, when the model class is built, and keeps
+    the instance: overriding STORAGES alone would not reach it, so the field's storage is
+    swapped too.
+    """
+    from returns.models import RedLetterForm
+    from returns.storage import PrivateFileSystemStorage
+
+    location = tmp_path / "private"
     settings.STORAGES = {
         **settings.STORAGES,
         "private": {
             "BACKEND": "returns.storage.PrivateFileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "private")},
+            "OPTIONS": {"location": str(location)},
         },
     }
+    monkeypatch.setattr(
+        RedLetterForm._meta.get_field("file"),
+        "storage",
+        PrivateFileSystemStorage(location=str(location)),
+    )
 
 
 @pytest.fixture
 def redis_url() -> str:
+    """The machine's Redis database for tests (TEST_REDIS_URL); see the xdist group above."""
     return os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 

@@ -6,6 +6,7 @@ when the test fails. Registered as a pytest plugin in ``tests/conftest.py``.
 """
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,10 +26,38 @@ ROOT = Path(__file__).resolve().parent.parent
 QUEUES = "default,returns,sms"
 
 
+# Servers the tests start (redis-server, Prism) listen on ports from a band of their own per
+# pytest-xdist worker, below Linux's ephemeral range (32768+): no other worker of this run
+# picks from the band, and no outgoing connection or port-0 listener (live_server) is handed a
+# port in it, so a port stays ours between the check and the server's bind, and a server
+# stopped and started again (the Redis-down fault test) gets its port back. Each process starts
+# at a random point of its band, so a second suite on the machine rarely walks the same ports.
+PORT_BAND_START = 20000
+PORT_BAND_SIZE = 1000
+_next_port: int | None = None
+
+
+def _worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # unset without xdist: one band
+    return int(worker.removeprefix("gw") or 0)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, from this xdist worker's band."""
+    global _next_port
+    low = PORT_BAND_START + PORT_BAND_SIZE * (_worker_index() % 12)  # 12 bands below 32768
+    if _next_port is None:
+        _next_port = low + random.randrange(PORT_BAND_SIZE)
+    for _ in range(PORT_BAND_SIZE):
+        port = low + (_next_port - low) % PORT_BAND_SIZE
+        _next_port = port + 1
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail(f"no free port in {low}-{low + PORT_BAND_SIZE - 1}")
 
 
 def database_url() -> str:

@@ -323,7 +323,12 @@ def test_r12_the_scan_is_streamed_with_its_sniffed_type_to_staff_only(
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
     assert b"".join(response.streaming_content).startswith(b"%PDF")
-    page = reviewer_client.get(review_url(form)).content.decode()
+    # The review page embeds the scan: the scan may be framed by the same origin only, the
+    # page itself (like every other page) not at all.
+    assert response["X-Frame-Options"] == "SAMEORIGIN"
+    review = reviewer_client.get(review_url(form))
+    assert review["X-Frame-Options"] == "DENY"
+    page = review.content.decode()
     assert f'<embed src="{url}" type="application/pdf"' in page
     client.force_login(special_invoice.customer.user)
     assert client.get(url).status_code == 302  # to the admin login

@@ -1,6 +1,7 @@
 """The back office in a real browser: finance logs a scanned envelope from the keyboard alone."""
 
 import pytest
+from playwright.sync_api import expect
 
 from returns.models import ReturnState
 from returns.roles import FINANCE_STAFF
@@ -19,13 +20,11 @@ def test_r4_finance_logs_a_scanned_receipt_by_keyboard_and_the_return_completes(
     page.goto("/admin/")
     page.get_by_role("link", name="Log received paper invoice").click()
     field = page.get_by_label("Invoice code and number")
-    assert field.evaluate("element => element === document.activeElement")
+    expect(field).to_be_focused()
     # The scanner types the code and number in one run and ends with Enter.
     page.keyboard.type(f"{invoice.code}{invoice.number}")
     page.keyboard.press("Enter")
-    assert page.get_by_label("Invoice form present").evaluate(
-        "element => element === document.activeElement"
-    )
+    expect(page.get_by_label("Invoice form present")).to_be_focused()
     page.keyboard.press("Space")  # invoice form present
     page.keyboard.press("Tab")  # deduction form: not needed for an ordinary invoice
     page.keyboard.press("Tab")
@@ -36,18 +35,20 @@ def test_r4_finance_logs_a_scanned_receipt_by_keyboard_and_the_return_completes(
     with page.expect_navigation():
         page.keyboard.press("Enter")  # saves, and comes back to an empty form
     message = page.get_by_text(f"Matched to return #{return_request.pk}")
-    assert message.is_visible()
-    assert page.get_by_label("Invoice code and number").input_value() == ""
+    expect(message).to_be_visible()
+    expect(page.get_by_label("Invoice code and number")).to_have_value("")
     screenshot(page, "backoffice-log-receipt-saved")
 
     page.goto(f"/admin/returns/returnrequest/{return_request.pk}/change/")
-    assert page.get_by_text("Completed", exact=True).first.is_visible()
+    expect(page.get_by_text("Completed", exact=True).first).to_be_visible()
     return_request.refresh_from_db()
     assert return_request.state == ReturnState.COMPLETED
     assert return_request.mail_receipt.courier == "SF Express"
     screenshot(page, "backoffice-return-completed")
     page.goto("/admin/")
-    assert page.get_by_role("img", name="Returns waiting for paper, by days waiting").is_visible()
+    expect(
+        page.get_by_role("img", name="Returns waiting for paper, by days waiting")
+    ).to_be_visible()
     screenshot(page, "backoffice-index-overview")
 
 
@@ -75,6 +76,6 @@ def test_a_reviewer_sees_the_scan_beside_the_invoice_and_approves_it(page):
     assert scan.evaluate("image => image.complete && image.naturalWidth > 0")
     screenshot(page, "backoffice-review-form")
     page.get_by_role("button", name="Approve").click()
-    assert page.get_by_text("Form 44030001 approved.").is_visible()
+    expect(page.get_by_text("Form 44030001 approved.")).to_be_visible()
     return_request.refresh_from_db()
     assert return_request.red_letter_forms.get().review_state == "approved"

@@ -22,7 +22,11 @@ from tests.factories import CustomerFactory, fund, issue_invoice
 from tests.returns_helpers import submit
 from tests.test_invoices_rules import apply
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # Waves of 40 connections: under xdist, never two of these at once on PostgreSQL's 100.
+    pytest.mark.xdist_group("many_connections"),
+]
 
 
 def _in_waves(call, *, total: int, wave: int) -> list:

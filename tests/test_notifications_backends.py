@@ -15,6 +15,7 @@ from notifications.backends import (
     get_sms_backend,
 )
 from notifications.exceptions import SmsOutcomeUnknown, SmsTransientError
+from tests.processes import free_port
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 
@@ -108,10 +109,9 @@ def silent_server() -> Iterator[str]:
 
 @pytest.fixture
 def closed_port_url() -> str:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    """A port nothing listens on: from this xdist worker's band, so no other worker's server
+    (or live_server on an ephemeral port) can be listening there."""
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_r8_the_twilio_client_calls_the_configured_api_base_instead_of_twilio(closed_port_url):

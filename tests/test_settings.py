@@ -1,5 +1,6 @@
 """Configuration guarantees of config/settings.py, checked in fresh interpreters."""
 
+import json
 import os
 import subprocess
 import sys
@@ -61,3 +62,34 @@ def test_the_embedded_default_is_sqlite_eager_celery_and_console_sms():
         "True",
         "Asia/Shanghai",
     ], result.stderr
+
+
+def test_the_test_settings_change_only_the_password_hasher_and_the_upload_folder():
+    """config.settings_test (what pytest runs on) may only speed things up and keep uploads out
+    of the checkout: every other setting is the base module's."""
+    script = (
+        "import json; import config.settings as base; import config.settings_test as test; "
+        "names = sorted({n for n in dir(base) + dir(test) "
+        "if n.isupper() and not n.startswith('_')}); "
+        "changed = [n for n in names if getattr(base, n, None) != getattr(test, n, None)]; "
+        "storages = {k for k in base.STORAGES if base.STORAGES[k] != test.STORAGES[k]}; "
+        "print(json.dumps([changed, sorted(storages), test.PASSWORD_HASHERS, "
+        "test.STORAGES['private']['OPTIONS']['location'] == str(test.PRIVATE_MEDIA_ROOT), "
+        "str(test.PRIVATE_MEDIA_ROOT).startswith(str(base.BASE_DIR))]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        ["PASSWORD_HASHERS", "PRIVATE_MEDIA_ROOT", "STORAGES"],
+        ["private"],
+        ["django.contrib.auth.hashers.MD5PasswordHasher"],
+        True,
+        False,
+    ]

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -217,9 +217,7 @@ def tax_request_refuse(*, tax_request_id: int, error: str) -> TaxRequest:
 
 
 @transaction.atomic
-def tax_outcome_record(
-    *, tax_request_id: int, result: TaxResult, actor: AbstractBaseUser | None
-) -> TaxRequest:
+def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | None) -> TaxRequest:
     """Record what the tax system did (R6) and credit the invoiceable amount once (R7).
 
     Validated against the request and the original: a void on a date R6 allows; a red-letter
@@ -379,7 +377,7 @@ def _check_red_letter(
 def tax_outcome_correct(
     *,
     tax_request_id: int,
-    actor: AbstractBaseUser,
+    actor: User,
     reason: str,
     code: str = "",
     number: str = "",

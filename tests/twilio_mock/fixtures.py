@@ -1,8 +1,9 @@
 """Fixtures for SMS tests: a Prism mock of Twilio's API, and the in-memory outbox.
 
-Prism serves Twilio's own OpenAPI description (``../shared/twilio/twilio_api_v2010.json``, or
-``TWILIO_OPENAPI_SPEC``) and validates every request against it, so a request the real SDK
-builds wrongly fails here as it would at Twilio.
+Prism serves Twilio's own OpenAPI description (vendored next to this file, see README.md here;
+or ``TWILIO_OPENAPI_SPEC``) and validates every request against it, so a request the real SDK
+builds wrongly fails here as it would at Twilio. The contract tests never skip: when the
+description or Prism is missing, or Prism does not start, they fail and say why.
 
 Twilio's description declares only the 201 answer for creating a message, and Prism answers
 ``Prefer: code=400`` for an undeclared code with its own 404 ("not defined in the document").
@@ -14,6 +15,7 @@ validated against Twilio's description; an invalid one is now answered with the 
 instead of Prism's own 422, and Prism names the broken rule in the ``sl-violations`` header.
 """
 
+import hashlib
 import json
 import os
 import socket
@@ -25,11 +27,13 @@ from pathlib import Path
 import pytest
 
 from notifications.backends import outbox
+from tests.processes import free_port
 
 MOCK_DIR = Path(__file__).resolve().parent
-REPO_DIR = MOCK_DIR.parent.parent
 PRISM = MOCK_DIR / "node_modules" / ".bin" / "prism"
-DEFAULT_SPEC = REPO_DIR.parent / "shared" / "twilio" / "twilio_api_v2010.json"
+DEFAULT_SPEC = MOCK_DIR / "twilio_api_v2010.json"
+# twilio/twilio-oai, spec/json/twilio_api_v2010.json at d50069b44ea8cd23141385bdb6db48f16ff75bb5
+DEFAULT_SPEC_SHA256 = "99cae87a6bb1725f71363364cbd30282a13140374b2d5f9bdd5bdfa5d4c8a6d7"
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 STARTUP_TIMEOUT_SECONDS = 60
 
@@ -77,12 +81,6 @@ def _spec_with_twilio_errors(spec: Path, into: Path) -> Path:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _port_open(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)
@@ -94,15 +92,24 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start Prism on a free port for the session; yield its base URL."""
     spec = Path(os.environ.get("TWILIO_OPENAPI_SPEC", DEFAULT_SPEC))
     if not spec.is_file():
-        pytest.skip(f"Twilio's OpenAPI description is missing at {spec} (set TWILIO_OPENAPI_SPEC).")
+        pytest.fail(f"Twilio's OpenAPI description is missing at {spec}.", pytrace=False)
+    if spec == DEFAULT_SPEC:
+        digest = hashlib.sha256(spec.read_bytes()).hexdigest()
+        if digest != DEFAULT_SPEC_SHA256:
+            pytest.fail(
+                f"{spec} is not the vendored description (sha256 {digest}, expected "
+                f"{DEFAULT_SPEC_SHA256}): restore it from git.",
+                pytrace=False,
+            )
     if not PRISM.is_file():
-        pytest.skip(
+        pytest.fail(
             f"Prism is not installed at {PRISM}: run `npm ci --prefix tests/twilio_mock` "
-            "(make test does)."
+            "(make test does).",
+            pytrace=False,
         )
     workdir = tmp_path_factory.mktemp("twilio_mock")
     served_spec = _spec_with_twilio_errors(spec, workdir)
-    port = _free_port()
+    port = free_port()
     log_path = workdir / "prism.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
