@@ -1,7 +1,7 @@
 """Fixtures for SMS tests: a Prism mock of Twilio's API, and the in-memory outbox.
 
-Prism serves Twilio's own OpenAPI description (vendored next to this file, see README.md here;
-or ``TWILIO_OPENAPI_SPEC``) and validates every request against it, so a request the real SDK
+Prism serves Twilio's own OpenAPI description (``../shared/twilio/twilio_api_v2010.json`` beside
+the checkout, as CI lays it out, or ``TWILIO_OPENAPI_SPEC``) and validates every request against it, so a request the real SDK
 builds wrongly fails here as it would at Twilio. The contract tests never skip: when the
 description or Prism is missing, or Prism does not start, they fail and say why.
 
@@ -31,7 +31,7 @@ from tests.processes import free_port
 
 MOCK_DIR = Path(__file__).resolve().parent
 PRISM = MOCK_DIR / "node_modules" / ".bin" / "prism"
-DEFAULT_SPEC = MOCK_DIR / "twilio_api_v2010.json"
+DEFAULT_SPEC = REPO_DIR.parent / "shared" / "twilio" / "twilio_api_v2010.json"
 # twilio/twilio-oai, spec/json/twilio_api_v2010.json at d50069b44ea8cd23141385bdb6db48f16ff75bb5
 DEFAULT_SPEC_SHA256 = "99cae87a6bb1725f71363364cbd30282a13140374b2d5f9bdd5bdfa5d4c8a6d7"
 MESSAGES_PATH = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
@@ -97,8 +97,8 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         digest = hashlib.sha256(spec.read_bytes()).hexdigest()
         if digest != DEFAULT_SPEC_SHA256:
             pytest.fail(
-                f"{spec} is not the vendored description (sha256 {digest}, expected "
-                f"{DEFAULT_SPEC_SHA256}): restore it from git.",
+                f"{spec} is not the description the contract tests were written against "
+                f"(sha256 {digest}, expected {DEFAULT_SPEC_SHA256}).",
                 pytrace=False,
             )
     if not PRISM.is_file():
