@@ -251,6 +251,12 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+def _return_id(tax_request: TaxRequest) -> int | None:
+    """The return waiting on this request, annotated by ``TaxRequestAdmin.get_queryset``."""
+    return_id: int | None = getattr(tax_request, "return_id", None)
+    return return_id
+
+
 @admin.register(TaxRequest)
 class TaxRequestAdmin(ReadOnlyAdmin):
     """The queue "To do in the tax system" (manual backend): oldest first, each row holding
@@ -299,7 +305,7 @@ class TaxRequestAdmin(ReadOnlyAdmin):
         return columns
 
     def changelist_view(self, request, extra_context=None):
-        context = {"is_nav_sidebar_enabled": False}  # the queue needs the width
+        context: dict[str, object] = {"is_nav_sidebar_enabled": False}  # the queue needs width
         if request.GET.get("state__exact") == TaxRequestState.PENDING:
             context["title"] = gettext("To do in the tax system")
         return super().changelist_view(request, {**context, **(extra_context or {})})
@@ -307,13 +313,14 @@ class TaxRequestAdmin(ReadOnlyAdmin):
     @admin.display(description=_("request"), ordering="created_at")
     def requested(self, obj: TaxRequest) -> str:
         facts = admin_views.tax_request_facts(obj)
-        if obj.return_id is None:
+        return_id = _return_id(obj)
+        if return_id is None:
             return_link = ""
         else:
             return_link = format_html(
                 '<br><a href="{}">{}</a>',
-                reverse("admin:returns_returnrequest_change", args=[obj.return_id]),
-                gettext("Return #%(id)s") % {"id": obj.return_id},
+                reverse("admin:returns_returnrequest_change", args=[return_id]),
+                gettext("Return #%(id)s") % {"id": return_id},
             )
         return format_html(
             '<a class="nowrap" href="{}">{}</a><br><span class="nowrap">{}</span>'
@@ -382,7 +389,7 @@ class TaxRequestAdmin(ReadOnlyAdmin):
                 url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
                 label = gettext("Record outcome")
                 return format_html('<a class="button" href="{}">{}</a>', url, label)
-            if obj.state == TaxRequestState.DONE and obj.return_id and can_correct:
+            if obj.state == TaxRequestState.DONE and _return_id(obj) and can_correct:
                 url = reverse("admin:invoices_taxrequest_correct", args=[obj.pk])
                 return format_html('<a href="{}">{}</a>', url, gettext("Correct the outcome"))
             return ""

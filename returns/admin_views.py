@@ -222,7 +222,7 @@ def tax_request_facts(tax_request: TaxRequest) -> TaxRequestFacts:
             age=_("waiting %(age)s") % {"age": timesince(tax_request.created_at, depth=1)},
             form_note=_form_note(submission),
         )
-        tax_request._facts = cached
+        setattr(tax_request, "_facts", cached)  # noqa: B010 (a per-row cache, not a field)
     return cached
 
 
@@ -267,7 +267,7 @@ def tax_outcome_message(return_request: ReturnRequest, tax_request: TaxRequest) 
 
 
 def tax_request_record_view(
-    model_admin: ModelAdmin, request: HttpRequest, tax_request_id: int
+    model_admin: ModelAdmin, request: StaffRequest, tax_request_id: int
 ) -> HttpResponse:
     """The page "Record outcome": the request's facts again, and what the tax system did.
 
@@ -298,7 +298,12 @@ def tax_request_record_view(
     form = None
     if pending and return_request is not None:
         form = TaxOutcomeForm(request.POST or None, submission=facts.submission)
-    if request.method == "POST" and form is not None and form.is_valid():
+    if (
+        request.method == "POST"
+        and form is not None
+        and return_request is not None
+        and form.is_valid()
+    ):
         try:
             return_request = return_request_record_outcome(
                 return_request_id=return_request.pk, result=form.result(), actor=request.user
@@ -334,7 +339,7 @@ def tax_request_record_view(
 
 
 def tax_request_correct_view(
-    model_admin: ModelAdmin, request: HttpRequest, tax_request_id: int
+    model_admin: ModelAdmin, request: StaffRequest, tax_request_id: int
 ) -> HttpResponse:
     """An admin reviewer corrects a mistyped outcome (``invoices.correct_taxrequest``): a new
     red-letter row supersedes the old one, or the void date changes, with an audited reason.

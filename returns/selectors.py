@@ -259,7 +259,7 @@ def return_timeline(
     steps.append(_sms_step(rr, completed=completed))
 
     # Where the return stands now: the first step neither done nor skipped.
-    ending = {
+    ending: dict[str, str] = {
         ReturnState.REJECTED: _("Rejected"),
         ReturnState.CANCELLED: _("Cancelled"),
         ReturnState.FAILED: _("Delayed: finance is looking into it"),

@@ -177,7 +177,10 @@ def _recorded_result(tax_request: TaxRequest) -> TaxResult:
     if tax_request.operation == TaxOperation.VOID:
         assert tax_request.voided_on is not None  # noqa: S101 (a database constraint)
         return TaxResult.voided(tax_request.serial, tax_request.voided_on)
-    red = tax_request.red_letter_invoice
+    # A reversal recorded before the boundary has its red-letter invoice on the invoice only.
+    red = tax_request.red_letter_invoice or tax_request.invoice.red_letter_invoice
+    if red is None:
+        raise TaxOutcomeConflict(_("This reversal is recorded without its red-letter invoice."))
     return TaxResult.reversed(
         tax_request.serial,
         RedLetterIssued(

@@ -1,9 +1,10 @@
 """Fixtures for SMS tests: a Prism mock of Twilio's API, and the in-memory outbox.
 
-Prism serves Twilio's own OpenAPI description (``../shared/twilio/twilio_api_v2010.json`` beside
-the checkout, as CI lays it out, or ``TWILIO_OPENAPI_SPEC``) and validates every request against it, so a request the real SDK
-builds wrongly fails here as it would at Twilio. The contract tests never skip: when the
-description or Prism is missing, or Prism does not start, they fail and say why.
+Prism serves Twilio's own OpenAPI description (``../shared/twilio/twilio_api_v2010.json``
+beside the checkout, as CI lays it out, or ``TWILIO_OPENAPI_SPEC``) and validates every request
+against it, so a request the real SDK builds wrongly fails here as it would at Twilio. The
+contract tests never skip: when the description or Prism is missing, or Prism does not start,
+they fail and say why.
 
 Twilio's description declares only the 201 answer for creating a message, and Prism answers
 ``Prefer: code=400`` for an undeclared code with its own 404 ("not defined in the document").
@@ -30,6 +31,7 @@ from notifications.backends import outbox
 from tests.processes import free_port
 
 MOCK_DIR = Path(__file__).resolve().parent
+REPO_DIR = MOCK_DIR.parent.parent
 PRISM = MOCK_DIR / "node_modules" / ".bin" / "prism"
 DEFAULT_SPEC = REPO_DIR.parent / "shared" / "twilio" / "twilio_api_v2010.json"
 # twilio/twilio-oai, spec/json/twilio_api_v2010.json at d50069b44ea8cd23141385bdb6db48f16ff75bb5

@@ -25,7 +25,7 @@ from typing import Any
 from unittest import mock
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser, Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -118,7 +118,7 @@ class BusinessClock:
 class Step:
     at: dt.datetime
     done: Callable[[], bool]
-    run: Callable[[], None]
+    run: Callable[[], object]
     settings: dict[str, Any]
 
 
@@ -143,7 +143,7 @@ class Command(BaseCommand):
 
     # --- Log-ins ---------------------------------------------------------------------------
 
-    def _user(self, username: str, password: str, *, staff: bool = False) -> AbstractUser:
+    def _user(self, username: str, password: str, *, staff: bool = False) -> User:
         user, created = get_user_model().objects.get_or_create(
             username=username, defaults={"is_staff": staff}
         )
@@ -164,7 +164,7 @@ class Command(BaseCommand):
 
     # --- The story -------------------------------------------------------------------------
 
-    def _play(self, users: dict[str, AbstractUser]) -> None:
+    def _play(self, users: dict[str, User]) -> None:
         calendar = self._calendar()
         self.calendar = calendar
         self.users = users
@@ -465,7 +465,7 @@ class Command(BaseCommand):
         return lines
 
 
-STATE_HINTS = {
+STATE_HINTS: dict[str, str] = {
     ReturnState.SUBMITTED: " (the paper is on its way)",
     ReturnState.RECEIVED: " (its red-letter form waits for review)",
     ReturnState.AWAITING_TAX: " (finance's task in the tax system)",
