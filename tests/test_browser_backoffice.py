@@ -76,6 +76,6 @@ def test_a_reviewer_sees_the_scan_beside_the_invoice_and_approves_it(page):
     assert scan.evaluate("image => image.complete && image.naturalWidth > 0")
     screenshot(page, "backoffice-review-form")
     page.get_by_role("button", name="Approve").click()
-    expect(page.get_by_text("Form 44030001 approved.")).to_be_visible()
+    expect(page.get_by_text("Form 4403000100000001 approved.")).to_be_visible()
     return_request.refresh_from_db()
     assert return_request.red_letter_forms.get().review_state == "approved"
