@@ -11,7 +11,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from invoices.exceptions import DomainError
+from core.admin import ReadOnlyAdmin
+from core.exceptions import DomainError
 from invoices.forms_admin import InvoiceIssueForm
 from invoices.models import (
     ApplicationState,
@@ -28,17 +29,6 @@ from invoices.models import (
 )
 from invoices.services import business_tz, invoice_issue
 from invoices.workdays import promised_issue_date
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Customer)

@@ -14,8 +14,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.enqueue import enqueue_on_commit
 from notifications.backends import get_sms_backend
-from notifications.enqueue import enqueue_on_commit
 from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
 

@@ -19,8 +19,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from invoices.admin import ReadOnlyAdmin
-from invoices.exceptions import DomainError
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.exceptions import DomainError
 from invoices.models import TaxRequest, TaxRequestState
 from invoices.tax import rate_as_printed
 from returns import admin_views
@@ -28,19 +28,13 @@ from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnReques
 from returns.services import return_request_reject, return_request_retry
 
 
-class ReturnEventInline(admin.TabularInline):
+class ReturnEventInline(ReadOnlyInline):
     model = ReturnEvent
     readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
     fields = readonly_fields
     extra = 0
     can_delete = False
     verbose_name_plural = _("Timeline")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")

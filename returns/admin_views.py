@@ -20,7 +20,8 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from invoices.exceptions import DomainError, TaxOutcomeInvalid
+from core.exceptions import DomainError
+from invoices.exceptions import TaxOutcomeInvalid
 from invoices.models import TaxOperation, TaxRequest, TaxRequestState
 from invoices.services import business_tz
 from invoices.tax import rate_as_printed

@@ -7,7 +7,7 @@ re-renders with everything the customer entered and the message next to the righ
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from invoices.exceptions import DomainError
+from core.exceptions import DomainError
 from invoices.models import InvoiceType, ReversalReason
 from invoices.services import money
 from invoices.taxpayer import validate_taxpayer_id

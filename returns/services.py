@@ -23,7 +23,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from invoices.exceptions import DomainError
+from core.enqueue import enqueue_on_commit
+from core.exceptions import DomainError
 from invoices.models import Invoice, Issuer, ReversalReason
 from invoices.services import business_tz
 from invoices.taxsystem.interface import ResultStatus, TaxResult
@@ -38,7 +39,6 @@ from invoices.taxsystem.services import (
     tax_request_refuse,
     tax_request_submit,
 )
-from notifications.enqueue import enqueue_on_commit
 from notifications.models import SmsPurpose
 from notifications.segments import fit_one_segment
 from notifications.services import sms_message_queue

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from invoices.exceptions import DomainError
+from core.exceptions import DomainError
 from invoices.models import Issuer
 from invoices.selectors import (
     applications_pending_for_customer,

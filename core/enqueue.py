@@ -6,8 +6,7 @@ sees a 500. ``enqueue_on_commit`` publishes the same way but catches the broker'
 it and leaves the row as it is: the work is in the database (a return in ``processing``, an SMS
 in ``queued``) and the periodic sweeper publishes it again once the broker is back.
 
-It lives in ``notifications`` because both apps enqueue and ``returns`` may import from here,
-never the other way round. It knows nothing about either app's models.
+It lives in ``core`` because every app enqueues; it knows nothing about any app's models.
 """
 
 import logging
