@@ -22,6 +22,10 @@ from django.utils.translation import gettext_lazy as _
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.exceptions import DomainError
 from invoices.models import TaxRequest, TaxRequestState
+from invoices.rules import (
+    tax_request_outcome_can_be_corrected,
+    tax_request_outcome_can_be_recorded,
+)
 from invoices.tax import rate_as_printed
 from returns import admin_views
 from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
@@ -379,11 +383,11 @@ class TaxRequestAdmin(ReadOnlyAdmin):
 
         @admin.display(description=_("record"))
         def record_link(obj: TaxRequest) -> str:
-            if obj.state == TaxRequestState.PENDING and can_record:
+            if can_record and tax_request_outcome_can_be_recorded(obj):
                 url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
                 label = gettext("Record outcome")
                 return format_html('<a class="button" href="{}">{}</a>', url, label)
-            if obj.state == TaxRequestState.DONE and _return_id(obj) and can_correct:
+            if can_correct and tax_request_outcome_can_be_corrected(obj) and _return_id(obj):
                 url = reverse("admin:invoices_taxrequest_correct", args=[obj.pk])
                 return format_html('<a href="{}">{}</a>', url, gettext("Correct the outcome"))
             return ""

@@ -25,8 +25,8 @@ from django.utils.translation import gettext_lazy
 
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
-from invoices.models import Invoice, Issuer, ReversalReason
-from invoices.services import business_tz
+from invoices.models import Invoice, ReturnOutcome, ReversalReason
+from invoices.rules import invoice_issued_by_provider, invoice_return_refusal
 from invoices.taxsystem.interface import ResultStatus, TaxResult
 from invoices.taxsystem.services import (
     is_form_number,
@@ -39,6 +39,7 @@ from invoices.taxsystem.services import (
     tax_request_refuse,
     tax_request_submit,
 )
+from invoices.workdays import business_tz
 from notifications.models import SmsPurpose
 from notifications.segments import fit_one_segment
 from notifications.services import sms_message_queue
@@ -57,13 +58,26 @@ from returns.models import (
     MailReceipt,
     RedLetterForm,
     ReturnEvent,
-    ReturnOutcomeChoice,
     ReturnProblem,
     ReturnRequest,
     ReturnState,
 )
+from returns.rules import (
+    paper_is_complete,
+    paper_missing_parts,
+    red_letter_form_can_be_replaced,
+    red_letter_form_can_be_reviewed,
+    return_can_be_cancelled,
+    return_can_be_rejected,
+    return_can_be_retried,
+    return_is_before_processing,
+    return_is_ready_to_process,
+    return_needs_red_letter_form,
+    return_outcome_can_be_corrected,
+    return_outcome_can_be_recorded,
+    return_tracking_can_be_updated,
+)
 from returns.selectors import (
-    invoice_return_refusal,
     mail_receipt_matchable,
     red_letter_form_current,
     return_blocking_for_invoice,
@@ -213,7 +227,7 @@ def return_request_submit(
     if invoice is None:
         # Another customer's invoice looks exactly like one that does not exist (R12).
         raise InvoiceNotEligibleForReturn(_("No such invoice."))
-    refusal = invoice_return_refusal(invoice=invoice)  # R1, the same words the Refund page shows
+    refusal = invoice_return_refusal(invoice)  # R1, the same words the Refund page shows
     if refusal is not None:
         raise InvoiceNotEligibleForReturn(refusal)
     if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
@@ -261,7 +275,7 @@ def return_request_cancel(*, return_request_id: int, actor: Actor) -> ReturnRequ
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.CANCELLED:
         return rr
-    if rr.state != ReturnState.SUBMITTED:
+    if not return_can_be_cancelled(rr):
         raise ReturnNotCancellable()
     _transition(
         rr, to_state=ReturnState.CANCELLED, actor=actor, note=gettext_lazy("Cancelled by customer")
@@ -283,7 +297,7 @@ def return_request_update_tracking(
 ) -> ReturnRequest:
     """The customer adds or corrects how the paper was sent, while it is on its way."""
     rr = _lock_return(return_request_id)
-    if rr.state != ReturnState.SUBMITTED:
+    if not return_tracking_can_be_updated(rr):
         raise ReturnStateConflict(_("The paper has already been received."))
     rr.courier = courier.strip()[:64]
     rr.tracking_number = tracking_number.strip()[:64]
@@ -298,7 +312,7 @@ def return_request_reject(*, return_request_id: int, actor: Actor, reason: str) 
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.REJECTED:
         return rr
-    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+    if not return_can_be_rejected(rr):
         raise ReturnStateConflict(_("Only a return that is not yet processing can be rejected."))
     _reject(rr, reason=reason, actor=actor)
     return rr
@@ -328,13 +342,13 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
     rr.mail_receipt = receipt
     # A certified special invoice's return does not need its paper (R4): whatever came is kept
     # and never makes the return incomplete.
-    missing = [] if rr.needs_red_letter_form else receipt.missing_parts()
+    missing = [] if return_needs_red_letter_form(rr) else paper_missing_parts(receipt)
     if missing:
         rr.save(update_fields=["mail_receipt", "updated_at"])
         # The customer reads this reason (portal, SMS): word it in their language.
         with translation.override(rr.invoice.customer.language):
             rejection = _("The returned paper is incomplete: missing %(parts)s.") % {
-                "parts": ", ".join(receipt.missing_parts())
+                "parts": ", ".join(paper_missing_parts(receipt))
             }
         _reject(rr, reason=rejection, actor=actor)
         return
@@ -366,14 +380,14 @@ def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
     """R4: the paper in and complete → processing. A certified special invoice waits for the
     buyer's approved red-letter information form instead of its paper: the buyer keeps the
     invoice it booked and certified, so nothing is mailed (paper that comes anyway is kept)."""
-    if rr.needs_red_letter_form:
-        if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
+    if return_needs_red_letter_form(rr):
+        if not return_is_before_processing(rr):
             return
         form = red_letter_form_current(return_request_id=rr.pk)
-        if form is None or form.review_state != FormReviewState.APPROVED:
+        if not return_is_ready_to_process(rr, form):
             return
         note = gettext_lazy("Red-letter information form approved: ready to process")
-    elif rr.state == ReturnState.RECEIVED:
+    elif rr.state == ReturnState.RECEIVED and return_is_ready_to_process(rr, None):
         note = gettext_lazy("Ready to process")
     else:
         return
@@ -425,7 +439,7 @@ def mail_receipt_log(
             _("No invoice has code %(code)s and number %(number)s: check the entry.")
             % {"code": invoice_code, "number": invoice_number}
         )
-    if invoice.issuer != Issuer.PROVIDER:
+    if not invoice_issued_by_provider(invoice):
         raise InvoiceNotEligibleForReturn(
             _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
         )
@@ -436,23 +450,7 @@ def mail_receipt_log(
         # A certified special invoice's return went ahead on the buyer's approved form; its
         # paper came anyway. Log it (finance holds it), attached to nothing.
         rr = None
-    if rr is None:
-        waiting = mail_receipt_matchable(invoice_id=invoice.pk)
-        corrected = (
-            invoice_form_present
-            and undamaged
-            and (deduction_form_present or not invoice.is_special)
-        )
-        if (
-            waiting is not None
-            and not waiting.return_requests.exists()
-            and (waiting.is_complete or not corrected)
-        ):
-            # The same envelope again. Complete paper after incomplete paper is not a
-            # duplicate but a correction: it is saved, and the newest complete paper is matched.
-            return MailReceiptResult(MailReceiptOutcome.DUPLICATE, waiting, None)
-
-    receipt = MailReceipt.objects.create(
+    receipt = MailReceipt(
         invoice=invoice,
         received_at=received_at or timezone.now(),
         received_by=actor,
@@ -463,6 +461,18 @@ def mail_receipt_log(
         undamaged=undamaged,
         notes=notes.strip(),
     )
+    if rr is None:
+        waiting = mail_receipt_matchable(invoice_id=invoice.pk)
+        if (
+            waiting is not None
+            and not waiting.return_requests.exists()
+            and (paper_is_complete(waiting) or not paper_is_complete(receipt))
+        ):
+            # The same envelope again. Complete paper after incomplete paper is not a
+            # duplicate but a correction: it is saved, and the newest complete paper is matched.
+            return MailReceiptResult(MailReceiptOutcome.DUPLICATE, waiting, None)
+
+    receipt.save()
     if rr is None:
         return MailReceiptResult(MailReceiptOutcome.UNMATCHED, receipt, None)
     rr = (
@@ -481,12 +491,12 @@ def red_letter_form_upload(
     """Upload or replace the red-letter form of a certified special invoice's return (R3)."""
     form_number = _check_form_number(form_number)
     rr = _lock_return(return_request_id)
-    if not rr.needs_red_letter_form:
-        raise InvalidUpload(_("This return does not need a red-letter information form."))
-    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
-        raise ReturnStateConflict(_("The red-letter form can no longer be changed."))
     current = red_letter_form_current(return_request_id=rr.pk)
-    if current is not None and current.review_state == FormReviewState.APPROVED:
+    if not red_letter_form_can_be_replaced(rr, current):  # R3; say which part failed
+        if not return_needs_red_letter_form(rr):
+            raise InvalidUpload(_("This return does not need a red-letter information form."))
+        if not return_is_before_processing(rr):
+            raise ReturnStateConflict(_("The red-letter form can no longer be changed."))
         raise ReturnStateConflict(_("The red-letter form is already approved."))
     if current is not None:
         current.review_state = FormReviewState.REPLACED
@@ -511,12 +521,12 @@ def red_letter_form_review(
     wanted = FormReviewState.APPROVED if approve else FormReviewState.REJECTED
     if form.review_state == wanted:
         return form
-    if rr.state not in (ReturnState.SUBMITTED, ReturnState.RECEIVED):
-        raise ReturnStateConflict(
-            _("This return is %(state)s: its form can no longer be reviewed.")
-            % {"state": rr.get_state_display().lower()}
-        )
-    if form.review_state != FormReviewState.PENDING:
+    if not red_letter_form_can_be_reviewed(rr, form):
+        if not return_is_before_processing(rr):
+            raise ReturnStateConflict(
+                _("This return is %(state)s: its form can no longer be reviewed.")
+                % {"state": rr.get_state_display().lower()}
+            )
         raise ReturnStateConflict(_("This form has already been reviewed or replaced."))
     reason = (reason or "").strip()
     if not approve and not reason:
@@ -574,15 +584,13 @@ def _process(return_request_id: int) -> ReturnRequest:
     if rr.state != ReturnState.PROCESSING:
         logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
         return rr
-    receipt = rr.mail_receipt
-    if not rr.needs_red_letter_form and (receipt is None or not receipt.is_complete):
-        raise ReturnProcessingError(_("The paper invoice has not been received complete."))
-    form_number = ""
-    if rr.needs_red_letter_form:
-        form = red_letter_form_current(return_request_id=rr.pk)
-        if form is None or form.review_state != FormReviewState.APPROVED:
+    needs_form = return_needs_red_letter_form(rr)
+    form = red_letter_form_current(return_request_id=rr.pk) if needs_form else None
+    if not return_is_ready_to_process(rr, form):  # R4, asked again under the lock
+        if needs_form:
             raise ReturnProcessingError(_("The red-letter information form is not approved."))
-        form_number = form.form_number
+        raise ReturnProcessingError(_("The paper invoice has not been received complete."))
+    form_number = form.form_number if form is not None else ""
     tax_request = tax_request_open(
         invoice_id=rr.invoice_id,
         certified=rr.certified,
@@ -655,7 +663,7 @@ def return_request_record_outcome(
     rr = _lock_return(return_request_id)
     if rr.tax_request_id is None:
         raise ReturnStateConflict(_("This return has not been sent to the tax system."))
-    if rr.state not in (ReturnState.AWAITING_TAX, ReturnState.FAILED, ReturnState.COMPLETED):
+    if not return_outcome_can_be_recorded(rr):
         raise ReturnStateConflict(
             _("This return is %(state)s: there is no outcome to record.")
             % {"state": rr.get_state_display().lower()}
@@ -664,7 +672,7 @@ def return_request_record_outcome(
     if rr.state == ReturnState.COMPLETED:
         return rr
     red = tax_request.red_letter_invoice
-    rr.outcome = ReturnOutcomeChoice.REVERSED if red is not None else ReturnOutcomeChoice.VOIDED
+    rr.outcome = ReturnOutcome.REVERSED if red is not None else ReturnOutcome.VOIDED
     rr.error = ""
 
     def note() -> str:  # rendered in the customer's language
@@ -716,8 +724,9 @@ def return_request_correct_outcome(
     """An admin reviewer corrects a mistyped outcome (``tax_outcome_correct``); the return's
     timeline says so, in the customer's language, with the reviewer's reason (R11)."""
     rr = _lock_return(return_request_id)
-    if rr.state != ReturnState.COMPLETED or rr.tax_request_id is None:
+    if not return_outcome_can_be_corrected(rr):
         raise ReturnStateConflict(_("Only a completed return's outcome can be corrected."))
+    assert rr.tax_request_id is not None  # noqa: S101 (the rule says so)
     correction = tax_outcome_correct(
         tax_request_id=rr.tax_request_id,
         actor=actor,
@@ -783,7 +792,7 @@ def return_request_retry(*, return_request_id: int, actor: Actor) -> ReturnReque
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.PROCESSING:
         return rr
-    if rr.state != ReturnState.FAILED:
+    if not return_can_be_retried(rr):
         raise ReturnStateConflict(_("Only a failed return can be retried."))
     _transition(
         rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Retried by staff")
