@@ -8,6 +8,7 @@ red-letter form) takes it as an argument: the caller fetches it.
 
 from django.utils.translation import gettext as _
 
+from invoices.models import Invoice
 from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
 
 # Before processing: the paper and the buyer's form may still change, finance may still reject.
@@ -32,10 +33,16 @@ def paper_is_complete(receipt: MailReceipt) -> bool:
     return not paper_missing_parts(receipt)
 
 
+def invoice_can_be_certified(invoice: Invoice) -> bool:
+    """R3: only a special invoice can have been certified (its buyer deducts the input tax), so
+    only its return asks "has this invoice been certified?"."""
+    return invoice.is_special
+
+
 def return_needs_red_letter_form(rr: ReturnRequest) -> bool:
     """R4: a certified special invoice is not mailed back; the buyer's approved red-letter
     information form stands in for its paper."""
-    return rr.certified and rr.invoice.is_special
+    return rr.certified and invoice_can_be_certified(rr.invoice)
 
 
 def return_paper_is_awaited(rr: ReturnRequest) -> bool:

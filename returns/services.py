@@ -63,6 +63,7 @@ from returns.models import (
     ReturnState,
 )
 from returns.rules import (
+    invoice_can_be_certified,
     paper_is_complete,
     paper_missing_parts,
     red_letter_form_can_be_replaced,
@@ -232,7 +233,7 @@ def return_request_submit(
         raise InvoiceNotEligibleForReturn(refusal)
     if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
         raise ReturnAlreadyOpen()
-    if invoice.is_special:
+    if invoice_can_be_certified(invoice):
         if certified is None:
             raise InvalidReturnReason(_("Please answer: has this invoice been certified?"))
     else:

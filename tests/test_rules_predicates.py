@@ -31,6 +31,7 @@ from invoices.rules import (
 )
 from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
 from returns.rules import (
+    invoice_can_be_certified,
     paper_is_complete,
     paper_missing_parts,
     red_letter_form_can_be_replaced,
@@ -265,3 +266,8 @@ def test_an_outcome_is_recorded_on_a_pending_request_and_corrected_on_a_done_one
     tax_request = TaxRequest(state=state)
     assert tax_request_outcome_can_be_recorded(tax_request) is (state == TaxRequestState.PENDING)
     assert tax_request_outcome_can_be_corrected(tax_request) is (state == TaxRequestState.DONE)
+
+
+@pytest.mark.parametrize(("special", "asked"), [(True, True), (False, False)])
+def test_r3_only_a_special_invoices_return_asks_whether_it_was_certified(special, asked):
+    assert invoice_can_be_certified(invoice(special=special)) is asked

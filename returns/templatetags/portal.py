@@ -7,6 +7,7 @@ from django import template
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
 from invoices.tax import rate_as_printed
+from returns.rules import invoice_can_be_certified
 
 register = template.Library()
 
@@ -17,6 +18,12 @@ def percent(rate: Decimal | None) -> str:
     if rate is None or rate == "":
         return ""
     return rate_as_printed(Decimal(rate))
+
+
+@register.filter
+def can_be_certified(invoice: Invoice) -> bool:
+    """R3 (``returns.rules``): whether the return asks "has this invoice been certified?"."""
+    return invoice_can_be_certified(invoice)
 
 
 @register.filter
