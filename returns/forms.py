@@ -17,7 +17,7 @@ from returns.rules import invoice_can_be_certified
 
 REASON_MAX = 500
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
-# The same words as the service's refusal (returns.services._check_form_number).
+# The same words as the service's refusal (returns.services.red_letter_forms._check_form_number).
 FORM_NUMBER_SHAPE = _(
     "The red-letter information form number is the 16 digits the tax system gave."
 )
