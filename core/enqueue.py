@@ -16,6 +16,8 @@ from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
+from core.correlation import correlation_id, correlation_id_reset, correlation_id_set
+
 logger = logging.getLogger(__name__)
 
 
@@ -39,5 +41,17 @@ def enqueue(task: Task, *args: Any) -> bool:
 
 
 def enqueue_on_commit(task: Task, *args: Any) -> None:
-    """Publish ``task`` after the current transaction commits; a broker outage is logged only."""
-    transaction.on_commit(lambda: enqueue(task, *args))
+    """Publish ``task`` after the current transaction commits; a broker outage is logged only.
+
+    The task carries the correlation id current now, whenever the commit runs the callback."""
+    current = correlation_id()
+
+    def publish() -> None:
+        token = correlation_id_set(current) if current else None
+        try:
+            enqueue(task, *args)
+        finally:
+            if token is not None:
+                correlation_id_reset(token)
+
+    transaction.on_commit(publish)

@@ -15,8 +15,9 @@ from notifications.services import sms_resend
 class SmsMessageAdmin(ReadOnlyAdmin):
     list_display = ["to", "purpose", "status", "attempts", "error_code", "created_at"]
     list_filter = ["status", "purpose"]
-    # The idempotency key names the return (e.g. "return:42:return_completed").
-    search_fields = ["to", "provider_id", "idempotency_key"]
+    # The idempotency key names the return (e.g. "return:42:return_completed"); the correlation
+    # id the request or task that queued it (its log lines carry the same id).
+    search_fields = ["to", "provider_id", "idempotency_key", "correlation_id"]
     date_hierarchy = "created_at"
     actions = ["resend"]
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.correlation import correlation_id
 from core.enqueue import enqueue_on_commit
 from notifications.backends import get_sms_backend
 from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
@@ -91,6 +92,7 @@ def sms_message_queue(
                 idempotency_key=idempotency_key,
                 language=language,
                 related_return_id=related_return_id,
+                correlation_id=correlation_id(),
             )
     except IntegrityError:
         existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()

@@ -96,6 +96,12 @@ def _process(return_request_id: int) -> ReturnRequest:
     from returns.tasks import return_tax_submit_task
 
     enqueue_on_commit(return_tax_submit_task, rr.pk)
+    logger.info(
+        "return %s: %s requested from the tax system (request %s)",
+        rr.pk,
+        tax_request.operation,
+        tax_request.serial,
+    )
     return rr
 
 
