@@ -217,14 +217,29 @@ RETURN_MAILING_ADDRESS = {
     "phone": env.str("RETURN_MAILING_PHONE", default="+86 571 0000 0000"),
 }
 
+# Every line carries the correlation id of its request or task (core/correlation.py): one JSON
+# object per line in production (LOG_FORMAT=json, the default without DEBUG), one readable line
+# in development (LOG_FORMAT=plain). Celery's worker logs through this too (config/celery.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"correlation": {"()": "core.logging.CorrelationIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
+        "json": {"()": "core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json"),
+            "filters": ["correlation"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+# First, so that every later middleware and the view log under the request's id.
+MIDDLEWARE.insert(0, "core.correlation.CorrelationIdMiddleware")
 
 # No page may be framed (clickjacking); the one exception, the scan the admin's review page
 # embeds, opts in to same-origin framing on its own view.

@@ -11,10 +11,10 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from invoices.exceptions import DomainError
+from core.admin import ReadOnlyAdmin
+from core.exceptions import DomainError
 from invoices.forms_admin import InvoiceIssueForm
 from invoices.models import (
-    ApplicationState,
     Customer,
     Invoice,
     InvoiceApplication,
@@ -26,19 +26,9 @@ from invoices.models import (
     TaxOutcomeCorrection,
     TaxSandboxOperation,
 )
-from invoices.services import business_tz, invoice_issue
-from invoices.workdays import promised_issue_date
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+from invoices.rules import invoice_application_can_be_issued
+from invoices.services import invoice_issue
+from invoices.workdays import business_tz, promised_issue_date
 
 
 @admin.register(Customer)
@@ -83,7 +73,7 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("issue"))
     def issue_link(self, obj: InvoiceApplication) -> str:
-        if obj.state != ApplicationState.PENDING:
+        if not invoice_application_can_be_issued(obj):
             return ""
         url = reverse("admin:invoices_invoiceapplication_issue", args=[obj.pk])
         return format_html('<a href="{}">{}</a>', url, gettext("Issue invoice"))

@@ -4,7 +4,7 @@ import re
 
 from django.utils.translation import gettext as _
 
-from invoices.exceptions import DomainError
+from core.exceptions import DomainError
 
 # Code: 10 or 12 digits; number: 8 digits. Typed with a space (or a dash), or concatenated by
 # a scanner: 18 or 20 digits, which split unambiguously.

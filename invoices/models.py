@@ -313,6 +313,15 @@ class RedLetterInvoice(models.Model):
         return f"{self.code} {self.number} ({self.total})"
 
 
+class ReturnOutcome(models.TextChoices):
+    """What a return did to its invoice (R6): the one enum for it (``void_or_reverse_decision``,
+    ``ReturnRequest.outcome``). ``TaxOperation`` names the request sent to the tax system and
+    ``InvoiceState`` the invoice's own state; their values differ and so do their meanings."""
+
+    VOIDED = "voided", _("Voided")
+    REVERSED = "reversed", _("Reversed (red-letter invoice)")
+
+
 class TaxOperation(models.TextChoices):
     VOID = "void", _("Void")
     RED_LETTER = "red_letter", _("Red-letter invoice")

@@ -5,10 +5,8 @@ customer row first (R10) so that parallel requests are serialised per customer.
 """
 
 import datetime as dt
-import enum
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -36,18 +34,10 @@ from invoices.models import (
     LedgerKind,
     Statement,
 )
+from invoices.rules import invoice_application_can_be_issued
 from invoices.selectors import invoiceable_amount
 from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
-
-
-class ReturnOutcome(enum.StrEnum):
-    VOIDED = "voided"
-    REVERSED = "reversed"
-
-
-def business_tz() -> ZoneInfo:
-    return ZoneInfo(settings.BUSINESS_TIME_ZONE)
 
 
 def money(value: Decimal | str | int) -> Decimal:
@@ -208,7 +198,7 @@ def invoice_issue(
     it by the one rounding rule (``invoices/tax.py``) at the default 6 %.
     """
     application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
-    if application.state != ApplicationState.PENDING:
+    if not invoice_application_can_be_issued(application):
         raise ApplicationAlreadyIssued()
     invoice = _invoice_insert(
         customer_id=application.customer_id,
@@ -253,16 +243,6 @@ def invoice_record_marketplace(
         issuer=Issuer.MARKETPLACE,
         issuer_name=issuer_name,
     )
-
-
-def void_or_reverse_decision(
-    *, issued_at: dt.datetime, certified: bool, now: dt.datetime
-) -> ReturnOutcome:
-    """R6: void when issued in the current calendar month (Asia/Shanghai) and not certified."""
-    tz = business_tz()
-    issued_local, now_local = issued_at.astimezone(tz), now.astimezone(tz)
-    same_month = (issued_local.year, issued_local.month) == (now_local.year, now_local.month)
-    return ReturnOutcome.VOIDED if same_month and not certified else ReturnOutcome.REVERSED
 
 
 PROFILE_FIELDS = (

@@ -1,10 +1,17 @@
 """Working days on the Chinese public-holiday calendar (the promised invoice issue date)."""
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import chinese_calendar
+from django.conf import settings
 
 PROMISED_ISSUE_WORKING_DAYS = 3
+
+
+def business_tz() -> ZoneInfo:
+    """The time zone of the business calendar (Asia/Shanghai): months, dates on paper."""
+    return ZoneInfo(settings.BUSINESS_TIME_ZONE)
 
 
 def is_working_day(day: dt.date) -> bool:

@@ -6,27 +6,20 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from core.admin import ReadOnlyAdmin
 from notifications.models import SmsMessage, SmsStatus
 from notifications.services import sms_resend
 
 
 @admin.register(SmsMessage)
-class SmsMessageAdmin(admin.ModelAdmin):
+class SmsMessageAdmin(ReadOnlyAdmin):
     list_display = ["to", "purpose", "status", "attempts", "error_code", "created_at"]
     list_filter = ["status", "purpose"]
-    # The idempotency key names the return (e.g. "return:42:return_completed").
-    search_fields = ["to", "provider_id", "idempotency_key"]
+    # The idempotency key names the return (e.g. "return:42:return_completed"); the correlation
+    # id the request or task that queued it (its log lines carry the same id).
+    search_fields = ["to", "provider_id", "idempotency_key", "correlation_id"]
     date_hierarchy = "created_at"
     actions = ["resend"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: SmsMessage | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: SmsMessage | None = None) -> bool:
-        return False
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("notifications.resend_smsmessage")

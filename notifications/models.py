@@ -53,6 +53,12 @@ class SmsMessage(models.Model):
         _("status"), max_length=16, choices=SmsStatus.choices, default=SmsStatus.QUEUED
     )
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
+    correlation_id = models.CharField(
+        _("correlation id"),
+        max_length=64,
+        blank=True,
+        help_text=_("The request or task that queued it: search the logs for this id."),
+    )
     provider_id = models.CharField(
         _("provider id"), max_length=64, blank=True, help_text=_("Twilio message SID")
     )

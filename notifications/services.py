@@ -14,8 +14,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.correlation import correlation_id
+from core.enqueue import enqueue_on_commit
 from notifications.backends import get_sms_backend
-from notifications.enqueue import enqueue_on_commit
 from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
 
@@ -91,6 +92,7 @@ def sms_message_queue(
                 idempotency_key=idempotency_key,
                 language=language,
                 related_return_id=related_return_id,
+                correlation_id=correlation_id(),
             )
     except IntegrityError:
         existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()

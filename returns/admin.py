@@ -19,28 +19,26 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from invoices.admin import ReadOnlyAdmin
-from invoices.exceptions import DomainError
+from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.exceptions import DomainError
 from invoices.models import TaxRequest, TaxRequestState
+from invoices.rules import (
+    tax_request_outcome_can_be_corrected,
+    tax_request_outcome_can_be_recorded,
+)
 from invoices.tax import rate_as_printed
 from returns import admin_views
 from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
 from returns.services import return_request_reject, return_request_retry
 
 
-class ReturnEventInline(admin.TabularInline):
+class ReturnEventInline(ReadOnlyInline):
     model = ReturnEvent
     readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
     fields = readonly_fields
     extra = 0
     can_delete = False
     verbose_name_plural = _("Timeline")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
@@ -385,11 +383,11 @@ class TaxRequestAdmin(ReadOnlyAdmin):
 
         @admin.display(description=_("record"))
         def record_link(obj: TaxRequest) -> str:
-            if obj.state == TaxRequestState.PENDING and can_record:
+            if can_record and tax_request_outcome_can_be_recorded(obj):
                 url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
                 label = gettext("Record outcome")
                 return format_html('<a class="button" href="{}">{}</a>', url, label)
-            if obj.state == TaxRequestState.DONE and _return_id(obj) and can_correct:
+            if can_correct and tax_request_outcome_can_be_corrected(obj) and _return_id(obj):
                 url = reverse("admin:invoices_taxrequest_correct", args=[obj.pk])
                 return format_html('<a href="{}">{}</a>', url, gettext("Correct the outcome"))
             return ""

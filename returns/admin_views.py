@@ -20,12 +20,14 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from invoices.exceptions import DomainError, TaxOutcomeInvalid
+from core.exceptions import DomainError
+from invoices.exceptions import TaxOutcomeInvalid
 from invoices.models import TaxOperation, TaxRequest, TaxRequestState
-from invoices.services import business_tz
+from invoices.rules import tax_request_outcome_can_be_recorded
 from invoices.tax import rate_as_printed
 from invoices.taxsystem.interface import TaxSubmission
 from invoices.taxsystem.services import tax_submission
+from invoices.workdays import business_tz
 from returns.forms_admin import (
     FormReviewForm,
     MailReceiptLogForm,
@@ -33,6 +35,7 @@ from returns.forms_admin import (
     TaxOutcomeForm,
 )
 from returns.models import RedLetterForm, ReturnRequest, ReturnState
+from returns.rules import red_letter_form_can_be_reviewed
 from returns.services import (
     MailReceiptOutcome,
     MailReceiptResult,
@@ -167,7 +170,7 @@ def red_letter_form_review_view(
         "return_request": rr,
         "invoice": rr.invoice,
         "form": form,
-        "can_review": can_review and red_letter_form.review_state == "pending",
+        "can_review": can_review and red_letter_form_can_be_reviewed(rr, red_letter_form),
         "scan_url": reverse("admin:returns_redletterform_scan", args=[red_letter_form.pk]),
         "opts": model_admin.model._meta,
         "original": red_letter_form,
@@ -284,7 +287,7 @@ def tax_request_record_view(
     )
     return_request = ReturnRequest.objects.filter(tax_request=tax_request).order_by("-id").first()
     queue_url = reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY
-    pending = tax_request.state == TaxRequestState.PENDING
+    pending = tax_request_outcome_can_be_recorded(tax_request)
     if request.method == "POST" and not pending:
         # A double submit, or another clerk was quicker: say so, never record twice.
         model_admin.message_user(

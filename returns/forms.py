@@ -7,16 +7,17 @@ re-renders with everything the customer entered and the message next to the righ
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from invoices.exceptions import DomainError
+from core.exceptions import DomainError
 from invoices.models import InvoiceType, ReversalReason
 from invoices.services import money
 from invoices.taxpayer import validate_taxpayer_id
 from invoices.taxsystem.services import is_form_number
 from returns.models import ReturnProblem
+from returns.rules import invoice_can_be_certified
 
 REASON_MAX = 500
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
-# The same words as the service's refusal (returns.services._check_form_number).
+# The same words as the service's refusal (returns.services.red_letter_forms._check_form_number).
 FORM_NUMBER_SHAPE = _(
     "The red-letter information form number is the 16 digits the tax system gave."
 )
@@ -112,7 +113,7 @@ class RefundForm(PortalForm):
     def __init__(self, *args, invoice, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.invoice = invoice
-        if not invoice.is_special:
+        if not invoice_can_be_certified(invoice):
             for name in ("certified", "red_letter_form", "red_letter_form_number"):
                 del self.fields[name]
         else:
@@ -124,7 +125,7 @@ class RefundForm(PortalForm):
     def clean(self):
         super().clean()
         data = self.cleaned_data
-        if self.invoice.is_special and data.get("certified") == "yes":
+        if invoice_can_be_certified(self.invoice) and data.get("certified") == "yes":
             if not data.get("red_letter_form"):
                 self.add_error(
                     "red_letter_form",
@@ -153,7 +154,7 @@ class RefundForm(PortalForm):
             "courier": data.get("courier", ""),
             "tracking_number": data.get("tracking_number", ""),
         }
-        if self.invoice.is_special:
+        if invoice_can_be_certified(self.invoice):
             certified = data.get("certified") == "yes"
             kwargs["certified"] = certified
             if certified:

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from invoices.models import Invoice, ReversalReason, TaxRequest
+from invoices.models import Invoice, ReturnOutcome, ReversalReason, TaxRequest
 
 
 class ReturnState(models.TextChoices):
@@ -36,11 +36,6 @@ OPEN_STATES = (
     ReturnState.AWAITING_TAX,
     ReturnState.FAILED,
 )
-
-
-class ReturnOutcomeChoice(models.TextChoices):
-    VOIDED = "voided", _("Voided")
-    REVERSED = "reversed", _("Reversed (red-letter invoice)")
 
 
 class ReturnProblem(models.TextChoices):
@@ -89,21 +84,6 @@ class MailReceipt(models.Model):
             % {"invoice": self.invoice, "date": f"{self.received_at:%Y-%m-%d}"}
         )
 
-    def missing_parts(self) -> list[str]:
-        """What makes this paper incomplete (R5); empty when complete."""
-        missing = []
-        if not self.invoice_form_present:
-            missing.append(str(_("the invoice form")))
-        if self.invoice.is_special and not self.deduction_form_present:
-            missing.append(str(_("the deduction form")))
-        if not self.undamaged:
-            missing.append(str(_("undamaged paper")))
-        return missing
-
-    @property
-    def is_complete(self) -> bool:
-        return not self.missing_parts()
-
 
 class ReturnRequest(models.Model):
     invoice = models.ForeignKey(
@@ -148,7 +128,7 @@ class ReturnRequest(models.Model):
         verbose_name=_("tax-system request"),
     )
     outcome = models.CharField(
-        _("outcome"), max_length=16, choices=ReturnOutcomeChoice.choices, blank=True
+        _("outcome"), max_length=16, choices=ReturnOutcome.choices, blank=True
     )
     rejection_reason = models.CharField(_("rejection reason"), max_length=500, blank=True)
     error = models.TextField(_("processing error"), blank=True)
@@ -207,10 +187,6 @@ class ReturnRequest(models.Model):
 
     def __str__(self) -> str:
         return str(_("Return #%(id)s") % {"id": self.pk})
-
-    @property
-    def needs_red_letter_form(self) -> bool:
-        return self.certified and self.invoice.is_special
 
 
 class ReturnEvent(models.Model):

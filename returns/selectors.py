@@ -10,13 +10,10 @@ from django.utils.translation import gettext as _
 
 from invoices.models import (
     Customer,
-    Invoice,
-    InvoiceState,
-    Issuer,
     RedLetterInvoice,
     TaxOperation,
 )
-from invoices.services import business_tz
+from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from returns.models import (
     BLOCKING_STATES,
@@ -28,6 +25,7 @@ from returns.models import (
     ReturnRequest,
     ReturnState,
 )
+from returns.rules import paper_is_complete, return_needs_red_letter_form
 
 
 def return_blocking_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
@@ -53,8 +51,9 @@ def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
         .select_related("invoice")
         .order_by("-received_at", "-id")
     )
-    usable = [r for r in candidates if not r.ever_matched or r.is_complete]
-    complete_first = sorted(usable, key=lambda receipt: not receipt.is_complete)  # stable sort
+    usable = [r for r in candidates if not r.ever_matched or paper_is_complete(r)]
+    # A stable sort: complete paper first, then the newest.
+    complete_first = sorted(usable, key=lambda receipt: not paper_is_complete(receipt))
     return complete_first[0] if complete_first else None
 
 
@@ -222,7 +221,7 @@ def return_timeline(
         )
     ]
     paper_received = ReturnState.RECEIVED in reached
-    if rr.needs_red_letter_form and not paper_received:
+    if return_needs_red_letter_form(rr) and not paper_received:
         steps.append(
             TimelineStep("received", _("Paper received"), False, skipped=True, note=_("Not needed"))
         )
@@ -232,7 +231,7 @@ def return_timeline(
                 "received", _("Paper received"), paper_received, reached.get(ReturnState.RECEIVED)
             )
         )
-    if rr.needs_red_letter_form:
+    if return_needs_red_letter_form(rr):
         approved = RedLetterForm.objects.filter(
             return_request=rr, review_state=FormReviewState.APPROVED
         ).first()
@@ -329,21 +328,4 @@ def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
         return TaxOutcome(TaxOperation.VOID, recorded=True, voided_on=voided_on)
     if tax_request is not None and rr.state == ReturnState.AWAITING_TAX:
         return TaxOutcome(tax_request.operation, recorded=False)
-    return None
-
-
-def invoice_return_refusal(*, invoice: Invoice) -> str | None:
-    """Why this invoice cannot be returned now (R1), in words for the customer, or None.
-
-    The one statement of the rule: the Refund page asks before showing the form, and
-    ``return_request_submit`` asks again about the invoice it has locked.
-    """
-    if invoice.issuer != Issuer.PROVIDER:
-        return _("Issued by %(issuer)s: contact the service provider.") % {
-            "issuer": invoice.issuer_name
-        }
-    if invoice.state != InvoiceState.ISSUED:
-        return _("This invoice is %(state)s and cannot be returned.") % {
-            "state": invoice.get_state_display().lower()
-        }
     return None

@@ -10,14 +10,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from invoices.taxsystem.interface import TaxSystemTransientError
-from returns.services import (
+from returns.services.processing import (
     return_request_mark_failed,
     return_request_process,
     return_tax_poll,
     return_tax_submit,
-    returns_repoll_tax,
-    returns_requeue_stuck,
 )
+from returns.services.sweeper import returns_repoll_tax, returns_requeue_stuck
 
 # How often a pending tax-system result is asked for before the return is marked failed (for
 # staff to retry); with the sandbox's 5 s and a provider's 30 s that is minutes to hours.

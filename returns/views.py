@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from invoices.exceptions import DomainError
-from invoices.models import Issuer
+from core.exceptions import DomainError
+from invoices.rules import invoice_return_refusal
 from invoices.selectors import (
     applications_pending_for_customer,
     customer_for_user,
@@ -26,10 +26,14 @@ from invoices.selectors import (
 from invoices.services import PROFILE_FIELDS, invoice_application_create
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
 from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
-from returns.models import FormReviewState, ReturnState
+from returns.rules import (
+    red_letter_form_can_be_replaced,
+    return_can_be_cancelled,
+    return_needs_red_letter_form,
+    return_paper_is_awaited,
+)
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
-    invoice_return_refusal,
     invoices_for_management,
     red_letter_form_current,
     red_letter_forms_for_return,
@@ -91,7 +95,6 @@ def invoice_management(request):
             ("voided", _("Voided")),
             ("reversed", _("Reversed")),
         ],
-        "provider": Issuer.PROVIDER,
         "apply_url": reverse("billing:apply"),
         "pending_applications": applications_pending_for_customer(customer=customer),
     }
@@ -145,7 +148,7 @@ def invoice_refund(request, invoice_id: int):
                 )
                 return redirect("billing:return_detail", pk=rr.pk)
     else:
-        refusal = invoice_return_refusal(invoice=invoice)
+        refusal = invoice_return_refusal(invoice)
         if refusal is not None:
             messages.error(request, refusal)
             return redirect("billing:invoices")
@@ -163,11 +166,6 @@ def return_detail(request, pk: int):
 def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status: int = 200):
     events = list(return_events(return_request_id=rr.pk))
     current_form = red_letter_form_current(return_request_id=rr.pk)
-    can_change_form = (
-        rr.needs_red_letter_form
-        and rr.state in (ReturnState.SUBMITTED, ReturnState.RECEIVED)
-        and (current_form is None or current_form.review_state != FormReviewState.APPROVED)
-    )
     context = {
         "rr": rr,
         "invoice": rr.invoice,
@@ -175,11 +173,11 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "timeline": return_timeline(return_request=rr, events=events),
         "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
         "current_form": current_form,
-        "can_cancel": rr.state == ReturnState.SUBMITTED,
-        # A certified special invoice is not mailed back: its buyer's form stands in (R4).
-        "can_track": rr.state == ReturnState.SUBMITTED and not rr.needs_red_letter_form,
+        "needs_form": return_needs_red_letter_form(rr),
+        "can_cancel": return_can_be_cancelled(rr),
+        "can_track": return_paper_is_awaited(rr),
         "outcome": return_tax_outcome(return_request=rr),
-        "can_change_form": can_change_form,
+        "can_change_form": red_letter_form_can_be_replaced(rr, current_form),
         "tracking_form": tracking_form
         or TrackingForm(initial={"courier": rr.courier, "tracking_number": rr.tracking_number}),
         "upload_form": upload_form or RedLetterFormUploadForm(),

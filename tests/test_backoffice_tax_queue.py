@@ -31,7 +31,7 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
-from invoices.services import business_tz
+from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnRequest, ReturnState
 from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF

@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from invoices.models import InvoiceType, LedgerEntry, LedgerKind, RedLetterInvoice
-from invoices.services import business_tz
+from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnState
 from returns.roles import FINANCE_STAFF

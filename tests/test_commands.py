@@ -45,6 +45,7 @@ from returns.models import (
     ReturnRequest,
 )
 from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF
+from returns.rules import paper_is_complete
 from returns.selectors import returns_awaiting_paper, returns_awaiting_tax_system
 from returns.services import (
     red_letter_form_review,
@@ -222,7 +223,7 @@ def test_demo_data_gives_demo_customer_a_return_in_every_state():
 
     rejected = returns["rejected"]
     assert rejected.mail_receipt is not None
-    assert not rejected.mail_receipt.is_complete
+    assert not paper_is_complete(rejected.mail_receipt)
     assert rejected.rejection_reason
 
     failed = returns["failed"]

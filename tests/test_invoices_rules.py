@@ -26,11 +26,11 @@ from invoices.models import (
     RedLetterInvoice,
     TaxRequest,
 )
+from invoices.rules import void_or_reverse_decision
 from invoices.selectors import invoiceable_amount
 from invoices.services import (
     invoice_application_create,
     invoice_issue,
-    void_or_reverse_decision,
 )
 from invoices.taxpayer import validate_taxpayer_id
 from tests.factories import VALID_USCC, CustomerFactory, fund, mailing_fields, special_fields

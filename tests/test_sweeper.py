@@ -10,8 +10,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from config.celery import app as celery_app
+from core.enqueue import enqueue, enqueue_on_commit
 from invoices.models import InvoiceState
-from notifications.enqueue import enqueue, enqueue_on_commit
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import sms_message_queue, sms_requeue_stuck
 from notifications.tasks import sms_send_task
@@ -61,7 +61,7 @@ def test_r8_a_broker_outage_at_commit_leaves_the_logged_paper_committed_and_logs
     submit(invoice)
     monkeypatch.setattr(return_process_task, "delay", _broker_down)
     monkeypatch.setattr(sms_send_task, "delay", _broker_down)
-    caplog.set_level(logging.ERROR, logger="notifications.enqueue")
+    caplog.set_level(logging.ERROR, logger="core.enqueue")
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         log_paper(invoice, finance_user)  # would raise into the request without the helper
     assert len(callbacks) == 1  # the processing task (no "received" SMS: it completes at once)

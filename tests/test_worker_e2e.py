@@ -3,6 +3,7 @@
 import pytest
 from django.conf import settings
 
+from core.correlation import correlation_id_reset, correlation_id_set
 from invoices.models import TaxSandboxOperation
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnState
@@ -63,7 +64,18 @@ def test_r4_r6_r7_r8_a_real_worker_on_redis_completes_the_return(worker):
     invoice = issue_invoice(customer)
     finance = UserFactory(username="finance-e2e", is_staff=True)
     rr = submit(invoice)
-    log_paper(invoice, finance)  # commits → the task goes to Redis → the worker runs it
+    token = correlation_id_set("e2e-paper-logged")  # as the finance clerk's request would
+    try:
+        log_paper(invoice, finance)  # commits → the task goes to Redis → the worker runs it
+    finally:
+        correlation_id_reset(token)
 
     wait_for(lambda: completed_and_texted(rr), timeout=90, what="the return", processes=(worker,))
     assert_returned_exactly_once(invoice)
+    # The id went web → worker (return_process_task) → worker (the tax tasks it enqueued) → SMS.
+    sms = SmsMessage.objects.get(related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED)
+    assert sms.correlation_id == "e2e-paper-logged"
+    worker_log = worker.log_path.read_text(errors="replace")
+    assert f"return {rr.pk}: " in worker_log
+    requested = next(line for line in worker_log.splitlines() if f"return {rr.pk}: " in line)
+    assert "e2e-paper-logged" in requested

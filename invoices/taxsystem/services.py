@@ -24,17 +24,22 @@ from invoices.models import (
     Invoice,
     InvoiceState,
     InvoiceType,
-    Issuer,
     LedgerEntry,
     LedgerKind,
     RedLetterInvoice,
+    ReturnOutcome,
     ReversalReason,
     TaxOperation,
     TaxOutcomeCorrection,
     TaxRequest,
     TaxRequestState,
 )
-from invoices.services import ReturnOutcome, void_or_reverse_decision
+from invoices.rules import (
+    invoice_is_returnable,
+    tax_request_outcome_can_be_corrected,
+    tax_request_outcome_can_be_recorded,
+    void_or_reverse_decision,
+)
 from invoices.tax import breakdown_of
 from invoices.taxsystem.interface import (
     OriginalInvoice,
@@ -79,7 +84,7 @@ def tax_request_open(
     """
     now = now or timezone.now()
     invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
-    if invoice.state != InvoiceState.ISSUED or invoice.issuer != Issuer.PROVIDER:
+    if not invoice_is_returnable(invoice):
         raise InvoiceNotReturnable(
             _("Invoice %(invoice)s is %(state)s and cannot be voided or reversed again.")
             % {"invoice": invoice, "state": invoice.get_state_display().lower()}
@@ -236,7 +241,7 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         if _recorded_result(tax_request) == _with_serial(result, tax_request.serial):
             return tax_request
         raise TaxOutcomeConflict()
-    if tax_request.state != TaxRequestState.PENDING:
+    if not tax_request_outcome_can_be_recorded(tax_request):
         raise TaxOutcomeConflict(_("The tax system refused this request; retry the return."))
     now = timezone.now()
     today = _local_date(now)
@@ -398,7 +403,7 @@ def tax_outcome_correct(
     if not reason:
         raise TaxOutcomeInvalid(_("Say why the outcome is corrected: it stays in the audit trail."))
     tax_request, invoice = _lock(tax_request_id)
-    if tax_request.state != TaxRequestState.DONE:
+    if not tax_request_outcome_can_be_corrected(tax_request):
         raise TaxOutcomeConflict(_("Only a recorded outcome can be corrected."))
     today = _local_date(timezone.now())
     if tax_request.operation == TaxOperation.VOID:

@@ -1,10 +1,13 @@
-"""Formatting for the customer portal's pages."""
+"""Formatting for the customer portal's pages, and the rules its templates ask."""
 
 from decimal import Decimal
 
 from django import template
 
+from invoices.models import Invoice
+from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
 from invoices.tax import rate_as_printed
+from returns.rules import invoice_can_be_certified
 
 register = template.Library()
 
@@ -15,3 +18,21 @@ def percent(rate: Decimal | None) -> str:
     if rate is None or rate == "":
         return ""
     return rate_as_printed(Decimal(rate))
+
+
+@register.filter
+def can_be_certified(invoice: Invoice) -> bool:
+    """R3 (``returns.rules``): whether the return asks "has this invoice been certified?"."""
+    return invoice_can_be_certified(invoice)
+
+
+@register.filter
+def issued_by_provider(invoice: Invoice) -> bool:
+    """R1 (``invoices.rules``): only the provider's own invoices are returned here."""
+    return invoice_issued_by_provider(invoice)
+
+
+@register.filter
+def returnable(invoice: Invoice) -> bool:
+    """R1 (``invoices.rules``): whether the Refund button is offered."""
+    return invoice_is_returnable(invoice)

@@ -44,12 +44,12 @@ from invoices.models import (
     Statement,
 )
 from invoices.services import (
-    business_tz,
     invoice_application_create,
     invoice_issue,
     invoice_record_marketplace,
     statement_settle,
 )
+from invoices.workdays import business_tz
 from returns.management.commands._demo_story import (
     COMPANIES,
     HANGZHOU,

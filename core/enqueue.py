@@ -6,8 +6,7 @@ sees a 500. ``enqueue_on_commit`` publishes the same way but catches the broker'
 it and leaves the row as it is: the work is in the database (a return in ``processing``, an SMS
 in ``queued``) and the periodic sweeper publishes it again once the broker is back.
 
-It lives in ``notifications`` because both apps enqueue and ``returns`` may import from here,
-never the other way round. It knows nothing about either app's models.
+It lives in ``core`` because every app enqueues; it knows nothing about any app's models.
 """
 
 import logging
@@ -16,6 +15,8 @@ from typing import Any
 from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
+
+from core.correlation import correlation_id, correlation_id_reset, correlation_id_set
 
 logger = logging.getLogger(__name__)
 
@@ -40,5 +41,17 @@ def enqueue(task: Task, *args: Any) -> bool:
 
 
 def enqueue_on_commit(task: Task, *args: Any) -> None:
-    """Publish ``task`` after the current transaction commits; a broker outage is logged only."""
-    transaction.on_commit(lambda: enqueue(task, *args))
+    """Publish ``task`` after the current transaction commits; a broker outage is logged only.
+
+    The task carries the correlation id current now, whenever the commit runs the callback."""
+    current = correlation_id()
+
+    def publish() -> None:
+        token = correlation_id_set(current) if current else None
+        try:
+            enqueue(task, *args)
+        finally:
+            if token is not None:
+                correlation_id_reset(token)
+
+    transaction.on_commit(publish)

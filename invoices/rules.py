@@ -1,0 +1,71 @@
+"""The invoice rules, each stated once: pure functions over model instances, no queries.
+
+Services enforce them (raising a domain error), views and admin ask them before offering an
+action, templates reach them through the ``returnable`` filters (``returns.templatetags``).
+"""
+
+import datetime as dt
+
+from django.utils.translation import gettext as _
+
+from invoices.models import (
+    ApplicationState,
+    Invoice,
+    InvoiceApplication,
+    InvoiceState,
+    Issuer,
+    ReturnOutcome,
+    TaxRequest,
+    TaxRequestState,
+)
+from invoices.workdays import business_tz
+
+
+def invoice_issued_by_provider(invoice: Invoice) -> bool:
+    """R1, first half: only the provider's own invoices are returned here; an invoice another
+    issuer wrote is returned to that issuer."""
+    return invoice.issuer == Issuer.PROVIDER
+
+
+def invoice_is_returnable(invoice: Invoice) -> bool:
+    """R1: the provider's invoice, still issued (not voided, reversed or otherwise closed)."""
+    return invoice_issued_by_provider(invoice) and invoice.state == InvoiceState.ISSUED
+
+
+def invoice_return_refusal(invoice: Invoice) -> str | None:
+    """Why this invoice cannot be returned now (R1), in words for the customer, or None."""
+    if not invoice_issued_by_provider(invoice):
+        return _("Issued by %(issuer)s: contact the service provider.") % {
+            "issuer": invoice.issuer_name
+        }
+    if not invoice_is_returnable(invoice):
+        return _("This invoice is %(state)s and cannot be returned.") % {
+            "state": invoice.get_state_display().lower()
+        }
+    return None
+
+
+def void_or_reverse_decision(
+    *, issued_at: dt.datetime, certified: bool, now: dt.datetime
+) -> ReturnOutcome:
+    """R6: void when issued in the current calendar month (Asia/Shanghai) and not certified;
+    otherwise reverse with a red-letter invoice."""
+    tz = business_tz()
+    issued_local, now_local = issued_at.astimezone(tz), now.astimezone(tz)
+    same_month = (issued_local.year, issued_local.month) == (now_local.year, now_local.month)
+    return ReturnOutcome.VOIDED if same_month and not certified else ReturnOutcome.REVERSED
+
+
+def invoice_application_can_be_issued(application: InvoiceApplication) -> bool:
+    """An application gets one paper invoice: only a pending one can be issued."""
+    return application.state == ApplicationState.PENDING
+
+
+def tax_request_outcome_can_be_recorded(tax_request: TaxRequest) -> bool:
+    """Only a request the tax system has not answered yet takes an outcome."""
+    return tax_request.state == TaxRequestState.PENDING
+
+
+def tax_request_outcome_can_be_corrected(tax_request: TaxRequest) -> bool:
+    """Only a recorded outcome can be corrected (with an audited reason)."""
+    return tax_request.state == TaxRequestState.DONE

@@ -1,0 +1,117 @@
+"""The return rules, each stated once: pure functions over model instances, no queries.
+
+Services enforce them (raising a domain error that says why), views and admin ask them before
+offering an action (``can_*`` context values), templates reach them through those values or the
+filters in ``returns.templatetags.portal``. A rule that needs another row (the current
+red-letter form) takes it as an argument: the caller fetches it.
+"""
+
+from django.utils.translation import gettext as _
+
+from invoices.models import Invoice
+from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
+
+# Before processing: the paper and the buyer's form may still change, finance may still reject.
+BEFORE_PROCESSING = (ReturnState.SUBMITTED, ReturnState.RECEIVED)
+
+
+def paper_missing_parts(receipt: MailReceipt) -> list[str]:
+    """R5: what makes this paper incomplete, in words (empty when complete). A special invoice
+    comes back with its deduction form too; every part undamaged."""
+    missing = []
+    if not receipt.invoice_form_present:
+        missing.append(str(_("the invoice form")))
+    if receipt.invoice.is_special and not receipt.deduction_form_present:
+        missing.append(str(_("the deduction form")))
+    if not receipt.undamaged:
+        missing.append(str(_("undamaged paper")))
+    return missing
+
+
+def paper_is_complete(receipt: MailReceipt) -> bool:
+    """R5: the paper has every part, undamaged."""
+    return not paper_missing_parts(receipt)
+
+
+def invoice_can_be_certified(invoice: Invoice) -> bool:
+    """R3: only a special invoice can have been certified (its buyer deducts the input tax), so
+    only its return asks "has this invoice been certified?"."""
+    return invoice.is_special
+
+
+def return_needs_red_letter_form(rr: ReturnRequest) -> bool:
+    """R4: a certified special invoice is not mailed back; the buyer's approved red-letter
+    information form stands in for its paper."""
+    return rr.certified and invoice_can_be_certified(rr.invoice)
+
+
+def return_paper_is_awaited(rr: ReturnRequest) -> bool:
+    """R4: the customer mails paper (and may say how it was sent) until it is logged."""
+    return rr.state == ReturnState.SUBMITTED and not return_needs_red_letter_form(rr)
+
+
+def return_is_before_processing(rr: ReturnRequest) -> bool:
+    """Submitted or paper received: the paper and the buyer's form may still change."""
+    return rr.state in BEFORE_PROCESSING
+
+
+def return_can_be_cancelled(rr: ReturnRequest) -> bool:
+    """R9: a return can be withdrawn until its paper is logged."""
+    return rr.state == ReturnState.SUBMITTED
+
+
+def return_tracking_can_be_updated(rr: ReturnRequest) -> bool:
+    """How the paper was sent can change while it is on its way."""
+    return rr.state == ReturnState.SUBMITTED
+
+
+def return_can_be_rejected(rr: ReturnRequest) -> bool:
+    """R5: finance rejects a return only before it is processing."""
+    return return_is_before_processing(rr)
+
+
+def red_letter_form_approved(form: RedLetterForm | None) -> bool:
+    return form is not None and form.review_state == FormReviewState.APPROVED
+
+
+def red_letter_form_can_be_replaced(rr: ReturnRequest, current: RedLetterForm | None) -> bool:
+    """R3: the customer uploads or replaces the buyer's form before processing, until one is
+    approved. ``current`` is the return's current form (``red_letter_form_current``)."""
+    return (
+        return_needs_red_letter_form(rr)
+        and return_is_before_processing(rr)
+        and not red_letter_form_approved(current)
+    )
+
+
+def red_letter_form_can_be_reviewed(rr: ReturnRequest, form: RedLetterForm) -> bool:
+    """A pending form of a return not yet processing can be approved or rejected."""
+    return return_is_before_processing(rr) and form.review_state == FormReviewState.PENDING
+
+
+def return_is_ready_to_process(rr: ReturnRequest, current: RedLetterForm | None) -> bool:
+    """R4: complete paper is in, or (a certified special invoice) the buyer's form is approved.
+    ``current`` is the return's current form (``red_letter_form_current``)."""
+    if return_needs_red_letter_form(rr):
+        return red_letter_form_approved(current)
+    return rr.mail_receipt is not None and paper_is_complete(rr.mail_receipt)
+
+
+def return_can_be_retried(rr: ReturnRequest) -> bool:
+    """Staff retry a failed return once the cause is fixed."""
+    return rr.state == ReturnState.FAILED
+
+
+def return_outcome_can_be_recorded(rr: ReturnRequest) -> bool:
+    """R6, R7: the tax system's outcome is recorded for a return sent to it (a failed one too:
+    the tax system may have acted although the task failed)."""
+    return rr.tax_request_id is not None and rr.state in (
+        ReturnState.AWAITING_TAX,
+        ReturnState.FAILED,
+        ReturnState.COMPLETED,
+    )
+
+
+def return_outcome_can_be_corrected(rr: ReturnRequest) -> bool:
+    """Only a completed return's recorded outcome can be corrected."""
+    return rr.state == ReturnState.COMPLETED and rr.tax_request_id is not None

@@ -1,0 +1,163 @@
+"""What every return service shares: the audit trail, the state transition, the lock
+order, rejecting, advancing to processing when ready (R4) and queueing SMS (R8).
+"""
+
+from collections.abc import Callable
+
+from django.contrib.auth.models import User
+from django.utils import translation
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from core.enqueue import enqueue_on_commit
+from invoices.models import Invoice
+from notifications.models import SmsPurpose
+from notifications.segments import fit_one_segment
+from notifications.services import sms_message_queue
+from returns.exceptions import InvalidReturnReason
+from returns.models import FormReviewState, RedLetterForm, ReturnEvent, ReturnRequest, ReturnState
+from returns.rules import (
+    return_is_before_processing,
+    return_is_ready_to_process,
+    return_needs_red_letter_form,
+)
+from returns.selectors import red_letter_form_current
+
+REASON_MAX = 500
+
+
+# Who acts: the logged-in customer or staff member, or None when the system itself does it.
+# ``User`` is settings.AUTH_USER_MODEL (Django's own; the project sets no custom user model).
+Actor = User | None
+
+
+def return_event_record(
+    *,
+    return_request: ReturnRequest,
+    actor: Actor,
+    from_state: str,
+    to_state: str,
+    note: str = "",
+) -> ReturnEvent:
+    """The audit trail (R11): who (None for the system), when, from, to and why."""
+    return ReturnEvent.objects.create(
+        return_request=return_request,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        note=note[:REASON_MAX],
+    )
+
+
+Note = str | Promise | Callable[[], str]
+
+
+def _transition(
+    rr: ReturnRequest, *, to_state: str, actor: Actor, note: Note = "", fields: tuple[str, ...] = ()
+) -> None:
+    """Change state and record it. The customer reads the timeline, so a note the system words
+    (a lazy string, or a callable for one with values) is rendered in the customer's language;
+    text a person typed is kept as typed."""
+    from_state = rr.state
+    rr.state = to_state
+    rr.save(update_fields=["state", "updated_at", *fields])
+    with translation.override(rr.invoice.customer.language):
+        text = note() if callable(note) else str(note)
+    return_event_record(
+        return_request=rr, actor=actor, from_state=from_state, to_state=to_state, note=text
+    )
+
+
+def _clean_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidReturnReason(_("Please say why you are returning this invoice."))
+    if len(reason) > REASON_MAX:
+        raise InvalidReturnReason(
+            _("The reason is %(count)d characters long; at most 500 are allowed.")
+            % {"count": len(reason)}
+        )
+    return reason
+
+
+def _lock_return(return_request_id: int) -> ReturnRequest:
+    """Lock the invoice first, then the return (the one lock order of this module)."""
+    invoice_id = (
+        ReturnRequest.objects.filter(pk=return_request_id)
+        .values_list("invoice_id", flat=True)
+        .get()
+    )
+    Invoice.objects.select_for_update().filter(pk=invoice_id).get()
+    return (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("invoice", "invoice__customer", "mail_receipt")
+        .get(pk=return_request_id)
+    )
+
+
+def _withdraw_pending_forms(rr: ReturnRequest) -> None:
+    """A closed return's unreviewed form leaves the reviewers' queue."""
+    RedLetterForm.objects.filter(return_request=rr, review_state=FormReviewState.PENDING).update(
+        review_state=FormReviewState.WITHDRAWN
+    )
+
+
+def _reject(rr: ReturnRequest, *, reason: str, actor: Actor) -> None:
+    rr.rejection_reason = reason[:REASON_MAX]
+    _transition(
+        rr, to_state=ReturnState.REJECTED, actor=actor, note=reason, fields=("rejection_reason",)
+    )
+    _withdraw_pending_forms(rr)
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.RETURN_REJECTED,
+        render=lambda: fit_one_segment(
+            lambda reason: (
+                _("Your return of invoice %(number)s was rejected: %(reason)s")
+                % {"number": rr.invoice.number, "reason": reason}
+            ),
+            rr.rejection_reason,
+        ),
+    )
+
+
+def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
+    """R4: the paper in and complete → processing. A certified special invoice waits for the
+    buyer's approved red-letter information form instead of its paper: the buyer keeps the
+    invoice it booked and certified, so nothing is mailed (paper that comes anyway is kept)."""
+    if return_needs_red_letter_form(rr):
+        if not return_is_before_processing(rr):
+            return
+        form = red_letter_form_current(return_request_id=rr.pk)
+        if not return_is_ready_to_process(rr, form):
+            return
+        note = gettext_lazy("Red-letter information form approved: ready to process")
+    elif rr.state == ReturnState.RECEIVED and return_is_ready_to_process(rr, None):
+        note = gettext_lazy("Ready to process")
+    else:
+        return
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=note)
+    from returns.tasks import return_process_task
+
+    enqueue_on_commit(return_process_task, rr.pk)
+
+
+def _sms_queue(
+    rr: ReturnRequest, *, purpose: str, render: Callable[[], object], key_suffix: str = ""
+) -> None:
+    """Queue one SMS per return and purpose, in the customer's language, after commit (R8)."""
+    customer = rr.invoice.customer
+    if not customer.mobile:
+        return
+    with translation.override(customer.language):
+        body = str(render())
+    key = f"return:{rr.pk}:{purpose}" + (f":{key_suffix}" if key_suffix else "")
+    sms_message_queue(
+        to=customer.mobile,
+        body=body,
+        purpose=purpose,
+        idempotency_key=key,
+        language=customer.language,
+        related_return_id=rr.pk,
+    )

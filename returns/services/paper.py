@@ -1,0 +1,148 @@
+"""Paper that comes back (R4, R5): finance logs a mail receipt, in either order with the
+online return, and it is matched to the return exactly once.
+"""
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from invoices.models import Invoice
+from invoices.rules import invoice_issued_by_provider
+from invoices.workdays import business_tz
+from notifications.models import SmsPurpose
+from returns.exceptions import InvoiceNotEligibleForReturn, UnknownInvoice
+from returns.models import MailReceipt, ReturnRequest, ReturnState
+from returns.rules import paper_is_complete, paper_missing_parts, return_needs_red_letter_form
+from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
+from returns.services._common import Actor, _advance_if_ready, _reject, _sms_queue, _transition
+
+
+def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> None:
+    """Attach logged paper to a submitted return: complete → received (and on), else rejected."""
+    rr.mail_receipt = receipt
+    # A certified special invoice's return does not need its paper (R4): whatever came is kept
+    # and never makes the return incomplete.
+    missing = [] if return_needs_red_letter_form(rr) else paper_missing_parts(receipt)
+    if missing:
+        rr.save(update_fields=["mail_receipt", "updated_at"])
+        # The customer reads this reason (portal, SMS): word it in their language.
+        with translation.override(rr.invoice.customer.language):
+            rejection = _("The returned paper is incomplete: missing %(parts)s.") % {
+                "parts": ", ".join(paper_missing_parts(receipt))
+            }
+        _reject(rr, reason=rejection, actor=actor)
+        return
+    _transition(
+        rr,
+        to_state=ReturnState.RECEIVED,
+        actor=actor,
+        note=lambda: (
+            _("Paper received on %(date)s")
+            % {"date": f"{timezone.localtime(receipt.received_at, business_tz()):%Y-%m-%d}"}
+        ),
+        fields=("mail_receipt",),
+    )
+    _advance_if_ready(rr, actor=actor)
+    if rr.state == ReturnState.RECEIVED:
+        # Only when the return has to wait (for the red-letter form): otherwise the
+        # "completed" text follows within seconds and this one would be noise.
+        _sms_queue(
+            rr,
+            purpose=SmsPurpose.RETURN_RECEIVED,
+            render=lambda: (
+                _("We have received the paper invoice %(number)s you returned.")
+                % {"number": rr.invoice.number}
+            ),
+        )
+
+
+class MailReceiptOutcome(enum.StrEnum):
+    MATCHED = "matched"  # matched to a submitted return; see the return's state
+    UNMATCHED = "unmatched"  # logged; waits for the customer's online return
+    DUPLICATE = "duplicate"  # this paper was already logged: nothing saved
+
+
+@dataclass(frozen=True)
+class MailReceiptResult:
+    outcome: MailReceiptOutcome
+    receipt: MailReceipt
+    return_request: ReturnRequest | None
+
+
+@transaction.atomic
+def mail_receipt_log(
+    *,
+    invoice_code: str,
+    invoice_number: str,
+    actor: User,
+    invoice_form_present: bool,
+    deduction_form_present: bool,
+    undamaged: bool,
+    received_at: dt.datetime | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+    notes: str = "",
+) -> MailReceiptResult:
+    """Finance logs a received paper invoice (R4, R5), in either order with the return.
+
+    The invoice row is locked, so paper logged at the same moment as the customer submits is
+    matched exactly once, whichever commits first.
+    """
+    invoice = (
+        Invoice.objects.select_for_update()
+        .filter(code=invoice_code.strip(), number=invoice_number.strip())
+        .first()
+    )
+    if invoice is None:
+        raise UnknownInvoice(
+            _("No invoice has code %(code)s and number %(number)s: check the entry.")
+            % {"code": invoice_code, "number": invoice_number}
+        )
+    if not invoice_issued_by_provider(invoice):
+        raise InvoiceNotEligibleForReturn(
+            _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
+        )
+    rr = return_blocking_for_invoice(invoice_id=invoice.pk)
+    if rr is not None and rr.mail_receipt is not None:
+        return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)
+    if rr is not None and rr.state != ReturnState.SUBMITTED:
+        # A certified special invoice's return went ahead on the buyer's approved form; its
+        # paper came anyway. Log it (finance holds it), attached to nothing.
+        rr = None
+    receipt = MailReceipt(
+        invoice=invoice,
+        received_at=received_at or timezone.now(),
+        received_by=actor,
+        courier=courier.strip()[:64],
+        tracking_number=tracking_number.strip()[:64],
+        invoice_form_present=invoice_form_present,
+        deduction_form_present=deduction_form_present and invoice.is_special,
+        undamaged=undamaged,
+        notes=notes.strip(),
+    )
+    if rr is None:
+        waiting = mail_receipt_matchable(invoice_id=invoice.pk)
+        if (
+            waiting is not None
+            and not waiting.return_requests.exists()
+            and (paper_is_complete(waiting) or not paper_is_complete(receipt))
+        ):
+            # The same envelope again. Complete paper after incomplete paper is not a
+            # duplicate but a correction: it is saved, and the newest complete paper is matched.
+            return MailReceiptResult(MailReceiptOutcome.DUPLICATE, waiting, None)
+
+    receipt.save()
+    if rr is None:
+        return MailReceiptResult(MailReceiptOutcome.UNMATCHED, receipt, None)
+    rr = (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("invoice", "invoice__customer")
+        .get(pk=rr.pk)
+    )
+    _match_receipt(rr, receipt=receipt, actor=actor)
+    return MailReceiptResult(MailReceiptOutcome.MATCHED, receipt, rr)

@@ -1,0 +1,293 @@
+"""From *processing* to an outcome (R6-R8): the request to the tax system, its answer
+recorded or corrected, failures and staff retries.
+"""
+
+import datetime as dt
+import logging
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from core.enqueue import enqueue_on_commit
+from core.exceptions import DomainError
+from invoices.models import ReturnOutcome
+from invoices.taxsystem.interface import ResultStatus, TaxResult
+from invoices.taxsystem.services import (
+    tax_outcome_correct,
+    tax_outcome_record,
+    tax_poll_after_seconds,
+    tax_request_open,
+    tax_request_query,
+    tax_request_refuse,
+    tax_request_submit,
+)
+from notifications.models import SmsPurpose
+from returns.exceptions import ReturnProcessingError, ReturnStateConflict
+from returns.models import ReturnRequest, ReturnState
+from returns.rules import (
+    return_can_be_retried,
+    return_is_ready_to_process,
+    return_needs_red_letter_form,
+    return_outcome_can_be_corrected,
+    return_outcome_can_be_recorded,
+)
+from returns.selectors import red_letter_form_current
+from returns.services._common import (
+    Actor,
+    Note,
+    _lock_return,
+    _sms_queue,
+    _transition,
+    return_event_record,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def return_request_process(*, return_request_id: int) -> ReturnRequest:
+    """Turn the void-or-reverse decision (R6) into a request to the tax system.
+
+    The return then waits in *awaiting the tax system*; it completes only when the tax
+    system's outcome is recorded (``return_request_record_outcome``). Safe to run twice or
+    twice at once: the return row is locked and a pending request is reused, never doubled.
+    A permanent failure moves the return to *failed* with the error, for staff to retry.
+    """
+    try:
+        return _process(return_request_id)
+    except DomainError as exc:
+        logger.warning("return %s failed: %s", return_request_id, exc)
+        return return_request_mark_failed(return_request_id=return_request_id, error=str(exc))
+
+
+@transaction.atomic
+def _process(return_request_id: int) -> ReturnRequest:
+    rr = _lock_return(return_request_id)
+    if rr.state != ReturnState.PROCESSING:
+        logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
+        return rr
+    needs_form = return_needs_red_letter_form(rr)
+    form = red_letter_form_current(return_request_id=rr.pk) if needs_form else None
+    if not return_is_ready_to_process(rr, form):  # R4, asked again under the lock
+        if needs_form:
+            raise ReturnProcessingError(_("The red-letter information form is not approved."))
+        raise ReturnProcessingError(_("The paper invoice has not been received complete."))
+    form_number = form.form_number if form is not None else ""
+    tax_request = tax_request_open(
+        invoice_id=rr.invoice_id,
+        certified=rr.certified,
+        reason_code=rr.reason_code,
+        buyer_form_number=form_number,
+    )
+    rr.tax_request = tax_request
+    rr.error = ""
+    _transition(
+        rr,
+        to_state=ReturnState.AWAITING_TAX,
+        actor=None,
+        note=lambda: (
+            _("Sent to the tax system: %(operation)s (request %(serial)s)")
+            % {"operation": tax_request.get_operation_display(), "serial": tax_request.serial}
+        ),
+        fields=("tax_request", "error"),
+    )
+    from returns.tasks import return_tax_submit_task
+
+    enqueue_on_commit(return_tax_submit_task, rr.pk)
+    logger.info(
+        "return %s: %s requested from the tax system (request %s)",
+        rr.pk,
+        tax_request.operation,
+        tax_request.serial,
+    )
+    return rr
+
+
+def return_tax_submit(*, return_request_id: int) -> float | None:
+    """Hand the return's request to the tax-system backend, outside any transaction.
+
+    Returns how many seconds to wait before asking for the result, or None when nothing is
+    left to ask (the outcome is recorded, the request refused, or finance records it by
+    hand). ``TaxSystemTransientError`` is left to the task's retry policy.
+    """
+    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
+    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+        return None
+    result = tax_request_submit(tax_request_id=rr.tax_request_id)
+    return _apply_tax_result(rr, result)
+
+
+def return_tax_poll(*, return_request_id: int) -> float | None:
+    """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
+    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
+    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+        return None
+    result = tax_request_query(tax_request_id=rr.tax_request_id)
+    return _apply_tax_result(rr, result)
+
+
+def _apply_tax_result(rr: ReturnRequest, result: TaxResult) -> float | None:
+    if result.status == ResultStatus.DONE:
+        return_request_record_outcome(return_request_id=rr.pk, result=result)
+        return None
+    if result.status == ResultStatus.REFUSED:
+        return_request_tax_refused(return_request_id=rr.pk, error=result.error)
+        return None
+    assert rr.tax_request is not None  # noqa: S101 (checked by the callers)
+    return tax_poll_after_seconds(backend_name=rr.tax_request.backend)
+
+
+@transaction.atomic
+def return_request_record_outcome(
+    *, return_request_id: int, result: TaxResult, actor: Actor = None
+) -> ReturnRequest:
+    """Record the tax system's outcome: the invoice is voided or reversed, its total credited
+    (R6, R7), the return completed and the success SMS queued (R8), in one transaction.
+
+    Finance records it by hand (manual backend) or the backend's answer does (``actor`` None).
+    Recording the same outcome twice is a no-op; two people recording at once queue on the
+    invoice lock and the second sees the first's outcome.
+    """
+    rr = _lock_return(return_request_id)
+    if rr.tax_request_id is None:
+        raise ReturnStateConflict(_("This return has not been sent to the tax system."))
+    if not return_outcome_can_be_recorded(rr):
+        raise ReturnStateConflict(
+            _("This return is %(state)s: there is no outcome to record.")
+            % {"state": rr.get_state_display().lower()}
+        )
+    tax_request = tax_outcome_record(tax_request_id=rr.tax_request_id, result=result, actor=actor)
+    if rr.state == ReturnState.COMPLETED:
+        return rr
+    red = tax_request.red_letter_invoice
+    rr.outcome = ReturnOutcome.REVERSED if red is not None else ReturnOutcome.VOIDED
+    rr.error = ""
+
+    def note() -> str:  # rendered in the customer's language
+        if red is not None:
+            return _("Red-letter invoice %(code)s %(number)s issued on %(date)s") % {
+                "code": red.code,
+                "number": red.number,
+                "date": red.issued_on.isoformat(),
+            }
+        return _("Voided in the tax system on %(date)s") % {
+            "date": f"{tax_request.voided_on:%Y-%m-%d}"
+        }
+
+    _transition(
+        rr, to_state=ReturnState.COMPLETED, actor=actor, note=note, fields=("outcome", "error")
+    )
+    total = rr.invoice.total
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        render=lambda: (
+            _(
+                "Invoice %(number)s was reversed by red-letter invoice %(red)s; "
+                "¥%(total)s is invoiceable again. You may apply for a new invoice."
+            )
+            % {"number": rr.invoice.number, "red": red.number, "total": total}
+            if red is not None
+            else _(
+                "Invoice %(number)s was voided; ¥%(total)s is invoiceable again. "
+                "You may apply for a new invoice."
+            )
+            % {"number": rr.invoice.number, "total": total}
+        ),
+    )
+    return rr
+
+
+@transaction.atomic
+def return_request_correct_outcome(
+    *,
+    return_request_id: int,
+    actor: User,
+    reason: str,
+    code: str = "",
+    number: str = "",
+    issued_on: dt.date | None = None,
+    voided_on: dt.date | None = None,
+) -> ReturnRequest:
+    """An admin reviewer corrects a mistyped outcome (``tax_outcome_correct``); the return's
+    timeline says so, in the customer's language, with the reviewer's reason (R11)."""
+    rr = _lock_return(return_request_id)
+    if not return_outcome_can_be_corrected(rr):
+        raise ReturnStateConflict(_("Only a completed return's outcome can be corrected."))
+    assert rr.tax_request_id is not None  # noqa: S101 (the rule says so)
+    correction = tax_outcome_correct(
+        tax_request_id=rr.tax_request_id,
+        actor=actor,
+        reason=reason,
+        code=code,
+        number=number,
+        issued_on=issued_on,
+        voided_on=voided_on,
+    )
+
+    def note() -> str:
+        after = ", ".join(correction.after.values())
+        return _("Outcome corrected to %(after)s: %(reason)s") % {
+            "after": after,
+            "reason": correction.reason,
+        }
+
+    with translation.override(rr.invoice.customer.language):
+        text = str(note())
+    return_event_record(
+        return_request=rr,
+        actor=actor,
+        from_state=rr.state,
+        to_state=rr.state,
+        note=text,
+    )
+    return rr
+
+
+@transaction.atomic
+def return_request_tax_refused(*, return_request_id: int, error: str) -> ReturnRequest:
+    """The tax system refused the request for good: the return fails, visibly, for staff."""
+    rr = _lock_return(return_request_id)
+    if rr.tax_request_id is None or rr.state != ReturnState.AWAITING_TAX:
+        return rr
+    tax_request_refuse(tax_request_id=rr.tax_request_id, error=error)
+    return _fail(
+        rr,
+        error=f"The tax system refused the request: {error}",  # for staff, who read both
+        note=lambda: _("The tax system refused the request: %(error)s") % {"error": error},
+    )
+
+
+@transaction.atomic
+def return_request_mark_failed(*, return_request_id: int, error: str) -> ReturnRequest:
+    rr = _lock_return(return_request_id)
+    if rr.state not in (ReturnState.PROCESSING, ReturnState.AWAITING_TAX):
+        return rr
+    return _fail(rr, error=error)
+
+
+def _fail(rr: ReturnRequest, *, error: str, note: Note | None = None) -> ReturnRequest:
+    """*failed*, with the error for staff and a timeline note (the customer's language)."""
+    rr.error = error
+    _transition(rr, to_state=ReturnState.FAILED, actor=None, note=note or error, fields=("error",))
+    return rr
+
+
+@transaction.atomic
+def return_request_retry(*, return_request_id: int, actor: Actor) -> ReturnRequest:
+    """Staff retry a failed return once the cause is fixed. A request the tax system still
+    holds is submitted again under its own serial; a refused one is replaced by a new one."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.PROCESSING:
+        return rr
+    if not return_can_be_retried(rr):
+        raise ReturnStateConflict(_("Only a failed return can be retried."))
+    _transition(
+        rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Retried by staff")
+    )
+    from returns.tasks import return_process_task
+
+    enqueue_on_commit(return_process_task, rr.pk)
+    return rr

@@ -1,0 +1,160 @@
+"""The customer's side of a return (R1-R3, R9) and finance's rejection (R5): submit,
+cancel, say how the paper was sent, reject.
+"""
+
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from invoices.models import Invoice, ReversalReason
+from invoices.rules import invoice_return_refusal
+from returns.exceptions import (
+    InvalidReturnReason,
+    InvalidUpload,
+    InvoiceNotEligibleForReturn,
+    ReturnAlreadyOpen,
+    ReturnNotCancellable,
+    ReturnStateConflict,
+)
+from returns.models import ReturnProblem, ReturnRequest, ReturnState
+from returns.rules import (
+    invoice_can_be_certified,
+    return_can_be_cancelled,
+    return_can_be_rejected,
+    return_tracking_can_be_updated,
+)
+from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
+from returns.services._common import (
+    Actor,
+    _clean_reason,
+    _lock_return,
+    _reject,
+    _transition,
+    _withdraw_pending_forms,
+    return_event_record,
+)
+from returns.services.paper import _match_receipt
+from returns.services.red_letter_forms import _check_form_number, _form_create
+
+
+@transaction.atomic
+def return_request_submit(
+    *,
+    invoice_id: int,
+    customer_id: int,
+    actor: User,
+    reason: str,
+    problem: str = ReturnProblem.OTHER,
+    reason_code: str = ReversalReason.ISSUING_ERROR,
+    certified: bool | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+    red_letter_form: UploadedFile | None = None,
+    red_letter_form_number: str = "",
+) -> ReturnRequest:
+    """The customer clicks Refund and confirms (R1, R2, R3, R4).
+
+    The invoice row is locked first: a double click, a double submit or two tabs queue on that
+    lock and the second sees the first's return (``ReturnAlreadyOpen``). The partial unique
+    constraint is the last line of defence.
+    """
+    reason = _clean_reason(reason)
+    if problem not in ReturnProblem.values:
+        raise InvalidReturnReason(_("Choose what was wrong with the invoice."))
+    if reason_code not in ReversalReason.values:
+        raise InvalidReturnReason(_("Choose the reason code for the tax system."))
+    invoice = (
+        # Lock the invoice row only: the customer row is locked by ledger writes, always after
+        # the invoice, and locking both here in one statement could deadlock with them.
+        Invoice.objects.select_for_update(of=("self",))
+        .filter(pk=invoice_id, customer_id=customer_id)
+        .select_related("customer")
+        .first()
+    )
+    if invoice is None:
+        # Another customer's invoice looks exactly like one that does not exist (R12).
+        raise InvoiceNotEligibleForReturn(_("No such invoice."))
+    refusal = invoice_return_refusal(invoice)  # R1, the same words the Refund page shows
+    if refusal is not None:
+        raise InvoiceNotEligibleForReturn(refusal)
+    if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
+        raise ReturnAlreadyOpen()
+    if invoice_can_be_certified(invoice):
+        if certified is None:
+            raise InvalidReturnReason(_("Please answer: has this invoice been certified?"))
+    else:
+        certified = False
+    if red_letter_form is not None and not certified:
+        raise InvalidUpload(_("A red-letter information form is only needed when certified."))
+    if red_letter_form is not None:
+        red_letter_form_number = _check_form_number(red_letter_form_number)
+
+    try:
+        with transaction.atomic():
+            rr = ReturnRequest.objects.create(
+                invoice=invoice,
+                reason=reason,
+                problem=problem,
+                reason_code=reason_code,
+                certified=bool(certified),
+                courier=courier.strip()[:64],
+                tracking_number=tracking_number.strip()[:64],
+                submitted_by=actor,
+            )
+    except IntegrityError as exc:
+        raise ReturnAlreadyOpen() from exc
+    return_event_record(
+        return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason
+    )
+    if red_letter_form is not None:
+        _form_create(rr, upload=red_letter_form, form_number=red_letter_form_number, actor=actor)
+
+    receipt = mail_receipt_matchable(invoice_id=invoice.pk)
+    if receipt is not None:
+        # The paper was logged by finance before this submit: they received it, not the customer.
+        _match_receipt(rr, receipt=receipt, actor=receipt.received_by)
+    return rr
+
+
+@transaction.atomic
+def return_request_cancel(*, return_request_id: int, actor: Actor) -> ReturnRequest:
+    """Withdraw a return before its paper is logged (R9). Cancelling twice is a no-op."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.CANCELLED:
+        return rr
+    if not return_can_be_cancelled(rr):
+        raise ReturnNotCancellable()
+    _transition(
+        rr, to_state=ReturnState.CANCELLED, actor=actor, note=gettext_lazy("Cancelled by customer")
+    )
+    _withdraw_pending_forms(rr)
+    return rr
+
+
+@transaction.atomic
+def return_request_update_tracking(
+    *, return_request_id: int, actor: Actor, courier: str, tracking_number: str
+) -> ReturnRequest:
+    """The customer adds or corrects how the paper was sent, while it is on its way."""
+    rr = _lock_return(return_request_id)
+    if not return_tracking_can_be_updated(rr):
+        raise ReturnStateConflict(_("The paper has already been received."))
+    rr.courier = courier.strip()[:64]
+    rr.tracking_number = tracking_number.strip()[:64]
+    rr.save(update_fields=["courier", "tracking_number", "updated_at"])
+    return rr
+
+
+@transaction.atomic
+def return_request_reject(*, return_request_id: int, actor: Actor, reason: str) -> ReturnRequest:
+    """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5)."""
+    reason = _clean_reason(reason)
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.REJECTED:
+        return rr
+    if not return_can_be_rejected(rr):
+        raise ReturnStateConflict(_("Only a return that is not yet processing can be rejected."))
+    _reject(rr, reason=reason, actor=actor)
+    return rr
