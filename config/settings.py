@@ -5,6 +5,7 @@ console SMS. Production is selected by ``DJANGO_DEBUG=false`` and then refuses t
 ``DJANGO_SECRET_KEY``.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -38,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "invoices",
     "returns",
     "notifications",
@@ -51,7 +53,10 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.SessionPolicyMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out log-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -91,6 +96,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Log-in throttling (django-axes) on both log-in pages (/accounts/login/ and /admin/login/):
+# after AXES_FAILURE_LIMIT failed attempts for one username, or from one address, that username
+# or address is refused (even with the right password) for AXES_COOLOFF_TIME; staff unlock it
+# earlier in the back office (Axes > Access attempts: delete the row). A success resets the
+# count. The address is REMOTE_ADDR (behind a proxy, set AXES_IPWARE_META_PRECEDENCE_ORDER).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.views.locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+# Sessions: customers stay logged in for SESSION_COOKIE_AGE (two weeks, Django's default);
+# staff sessions end after STAFF_SESSION_SECONDS (config.signals sets the expiry at log-in).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+STAFF_SESSION_SECONDS = env.int("STAFF_SESSION_SECONDS", default=8 * 3600)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # the home view sends staff to /admin/, customers to their invoices
 LOGOUT_REDIRECT_URL = "/accounts/login/"
