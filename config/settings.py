@@ -1,8 +1,9 @@
 """Settings, read from the environment through django-environ.
 
-The embedded default (no environment at all) is a development set-up: SQLite, Celery eager,
-console SMS. Production is selected by ``DJANGO_DEBUG=false`` and then refuses to start without
-``DJANGO_SECRET_KEY``.
+Production is the default: without ``DJANGO_DEBUG=true`` the process refuses to start unless
+``DJANGO_SECRET_KEY`` (not the development key) and ``DJANGO_ALLOWED_HOSTS`` are set.
+``DJANGO_DEBUG=true`` (``make run``, ``make test``) is a development set-up: SQLite, Celery eager,
+console SMS.
 """
 
 from datetime import timedelta
@@ -16,7 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 (dev default, refused below when DEBUG is off)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
@@ -25,7 +26,13 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
         "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false (production)."
     )
 
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is false (production)."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Behind a TLS-terminating proxy, trust its header so absolute URLs (Twilio's signed callback
 # URL among them) are built with https.
@@ -118,6 +125,15 @@ STAFF_SESSION_SECONDS = env.int("STAFF_SESSION_SECONDS", default=8 * 3600)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # the home view sends staff to /admin/, customers to their invoices
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Password reset sends a link by email: its pages are routed only when an email server is
+# configured (EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587); otherwise a
+# forgotten password is reset by staff in the back office.
+_EMAIL_URL = env.str("EMAIL_URL", default="")
+if _EMAIL_URL:
+    globals().update(env.email_url_config(_EMAIL_URL))
+PASSWORD_RESET_ENABLED = bool(_EMAIL_URL)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Internationalisation: English and Simplified Chinese; the business runs on Beijing time.
 LANGUAGE_CODE = "en"
