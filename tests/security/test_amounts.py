@@ -32,7 +32,7 @@ def test_plain_amounts_are_accepted(text, expected):
     [
         ("1e30", DIGITS_ONLY),
         ("1E2", DIGITS_ONLY),
-        ("１００", DIGITS_ONLY),  # full-width digits
+        ("\uff11\uff10\uff10", DIGITS_ONLY),  # full-width digits
         ("١٢٣", DIGITS_ONLY),  # Arabic-Indic digits
         ("1,000", DIGITS_ONLY),
         ("+5", DIGITS_ONLY),
@@ -74,7 +74,7 @@ def client_in(client, customer):
     ("amount", "message"),
     [
         ("1e30", DIGITS_ONLY),
-        ("１００", DIGITS_ONLY),
+        ("\uff11\uff10\uff10", DIGITS_ONLY),
         ("99999999999999999999", DIGITS_ONLY),
         ("1000000000000", "The amount is too large"),
     ],
