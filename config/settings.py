@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "axes",
+    "config.apps.SiteConfig",
     "invoices",
     "returns",
     "notifications",
@@ -60,7 +61,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "config.middleware.SessionPolicyMiddleware",
+    "config.middleware.PrivatePagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns a locked-out log-in into the lock-out page.
     "axes.middleware.AxesMiddleware",
@@ -163,6 +164,12 @@ STORAGES = {
     },
 }
 RED_LETTER_FORM_MAX_BYTES = 10 * 1024 * 1024
+# Uploads (returns/uploads.py): images above this many pixels are refused before decoding; a
+# return takes at most RED_LETTER_FORMS_PER_RETURN uploads (replacements included) and a
+# customer at most RED_LETTER_FORM_DAILY_BYTES of uploads in 24 hours.
+RED_LETTER_FORM_MAX_PIXELS = env.int("RED_LETTER_FORM_MAX_PIXELS", default=50_000_000)
+RED_LETTER_FORMS_PER_RETURN = env.int("RED_LETTER_FORMS_PER_RETURN", default=10)
+RED_LETTER_FORM_DAILY_BYTES = env.int("RED_LETTER_FORM_DAILY_BYTES", default=100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
