@@ -270,9 +270,21 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Phone numbers are masked (+86 139****9001) in everything the handler writes.
+    "filters": {"mask_phones": {"()": "config.logfilters.PhoneMaskFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_phones"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # At INFO the Twilio SDK logs every request: the Account SID and the recipient's number.
+        "twilio": {"level": "WARNING"},
+    },
 }
 
 # No page may be framed (clickjacking); the one exception, the scan the admin's review page
