@@ -30,6 +30,7 @@ help:
 	@echo "make check  - the CI gates: ruff, mypy, migrations, deploy check, import contracts"
 	@echo "make lint   - ruff check + format check"
 	@echo "make worker - a Celery worker (needs CELERY_BROKER_URL)"
+	@echo "make audit  - pip-audit over the locked dependencies (says when it could not check)"
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -94,6 +95,13 @@ format: install
 worker: export DJANGO_DEBUG ?= true
 worker: install
 	$(VENV)/bin/celery -A config worker -Q default,returns,sms --loglevel=INFO
+
+# pip-audit over the locked dependencies (uv.lock). It fails (exit 2) and says so plainly when
+# the vulnerability database could not be reached for some packages, instead of reporting
+# "No known vulnerabilities found"; exit 1 on a known vulnerability.
+AUDIT_SERVICE ?= pypi
+audit: install
+	$(PY) .ci/audit.py $(AUDIT_SERVICE)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) tests/twilio_mock/node_modules
