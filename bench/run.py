@@ -61,6 +61,7 @@ def main() -> None:
     os.environ.update(
         DATABASE_URL=url,
         DJANGO_SETTINGS_MODULE="config.settings",
+        DJANGO_DEBUG="true",  # the development set-up (settings default to production)
         SMS_BACKEND="memory",
         CELERY_BROKER_URL="",
         LOG_LEVEL="WARNING",

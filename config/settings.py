@@ -1,10 +1,12 @@
 """Settings, read from the environment through django-environ.
 
-The embedded default (no environment at all) is a development set-up: SQLite, Celery eager,
-console SMS. Production is selected by ``DJANGO_DEBUG=false`` and then refuses to start without
-``DJANGO_SECRET_KEY``.
+Production is the default: without ``DJANGO_DEBUG=true`` the process refuses to start unless
+``DJANGO_SECRET_KEY`` (not the development key) and ``DJANGO_ALLOWED_HOSTS`` are set.
+``DJANGO_DEBUG=true`` (``make run``, ``make test``) is a development set-up: SQLite, Celery eager,
+console SMS.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -15,7 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 _DEV_SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 (dev default, refused below when DEBUG is off)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV_SECRET_KEY)
@@ -24,7 +26,13 @@ if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY:
         "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is false (production)."
     )
 
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is false (production)."
+    )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Behind a TLS-terminating proxy, trust its header so absolute URLs (Twilio's signed callback
 # URL among them) are built with https.
@@ -38,6 +46,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
+    "config.apps.SiteConfig",
     "invoices",
     "returns",
     "notifications",
@@ -51,7 +62,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.PrivatePagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes requires: it turns a locked-out log-in into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 if not DEBUG:
@@ -91,9 +106,37 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Log-in throttling (django-axes) on both log-in pages (/accounts/login/ and /admin/login/):
+# after AXES_FAILURE_LIMIT failed attempts for one username, or from one address, that username
+# or address is refused (even with the right password) for AXES_COOLOFF_TIME; staff unlock it
+# earlier in the back office (Axes > Access attempts: delete the row). A success resets the
+# count. The address is REMOTE_ADDR (behind a proxy, set AXES_IPWARE_META_PRECEDENCE_ORDER).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.views.locked_out"
+AXES_SENSITIVE_PARAMETERS = ["password"]
+# Sessions: customers stay logged in for SESSION_COOKIE_AGE (two weeks, Django's default);
+# staff sessions end after STAFF_SESSION_SECONDS (config.signals sets the expiry at log-in).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+STAFF_SESSION_SECONDS = env.int("STAFF_SESSION_SECONDS", default=8 * 3600)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # the home view sends staff to /admin/, customers to their invoices
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# Password reset sends a link by email: its pages are routed only when an email server is
+# configured (EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587); otherwise a
+# forgotten password is reset by staff in the back office.
+_EMAIL_URL = env.str("EMAIL_URL", default="")
+if _EMAIL_URL:
+    globals().update(env.email_url_config(_EMAIL_URL))
+PASSWORD_RESET_ENABLED = bool(_EMAIL_URL)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Internationalisation: English and Simplified Chinese; the business runs on Beijing time.
 LANGUAGE_CODE = "en"
@@ -123,6 +166,12 @@ STORAGES = {
     },
 }
 RED_LETTER_FORM_MAX_BYTES = 10 * 1024 * 1024
+# Uploads (returns/uploads.py): images above this many pixels are refused before decoding; a
+# return takes at most RED_LETTER_FORMS_PER_RETURN uploads (replacements included) and a
+# customer at most RED_LETTER_FORM_DAILY_BYTES of uploads in 24 hours.
+RED_LETTER_FORM_MAX_PIXELS = env.int("RED_LETTER_FORM_MAX_PIXELS", default=50_000_000)
+RED_LETTER_FORMS_PER_RETURN = env.int("RED_LETTER_FORMS_PER_RETURN", default=10)
+RED_LETTER_FORM_DAILY_BYTES = env.int("RED_LETTER_FORM_DAILY_BYTES", default=100 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 
@@ -223,7 +272,11 @@ RETURN_MAILING_ADDRESS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"correlation": {"()": "core.logging.CorrelationIdFilter"}},
+    # Every line carries the correlation id; phone numbers are masked (+86 139****9001).
+    "filters": {
+        "correlation": {"()": "core.logging.CorrelationIdFilter"},
+        "mask_phones": {"()": "config.logfilters.PhoneMaskFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
         "json": {"()": "core.logging.JsonFormatter"},
@@ -232,11 +285,15 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json"),
-            "filters": ["correlation"],
+            "filters": ["correlation", "mask_phones"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # At INFO the Twilio SDK logs every request: the Account SID and the recipient's number.
+        "twilio": {"level": "WARNING"},
+    },
 }
 # First, so that every later middleware and the view log under the request's id.
 MIDDLEWARE.insert(0, "core.correlation.CorrelationIdMiddleware")
@@ -245,9 +302,31 @@ MIDDLEWARE.insert(0, "core.correlation.CorrelationIdMiddleware")
 # embeds, opts in to same-origin framing on its own view.
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy on every response (django-csp): scripts only from our own static
+# files (no inline script anywhere: templates and the admin load theirs from static/), nothing
+# from other origins, no framing (the admin's scan view allows its own origin). Inline style
+# attributes remain in a few admin templates, hence style-src 'unsafe-inline'. A view that
+# sets its own policy keeps it (the customer's scan download: a sandbox).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'self'"],
+        "frame-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'none'"],
+    },
+}
+
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    LANGUAGE_COOKIE_HTTPONLY = True
+    LANGUAGE_COOKIE_SAMESITE = "Lax"
     SECURE_CONTENT_TYPE_NOSNIFF = True
     # Off by default: TLS is usually terminated by a proxy (see DJANGO_BEHIND_TLS_PROXY); turn
     # both on where this process sees HTTPS. /healthz stays reachable over plain HTTP for probes.

@@ -5,9 +5,14 @@ itself (Celery workers, fresh interpreters in tests/test_settings.py) use ``conf
 """
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
+
+# The base settings default to production; the suite runs the development set-up (make test
+# sets it too; this covers a bare `pytest`).
+os.environ.setdefault("DJANGO_DEBUG", "true")
 
 from config.settings import *  # noqa: F403 (the base settings, then the test-only changes)
 from config.settings import STORAGES

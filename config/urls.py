@@ -1,5 +1,7 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import urls as auth_urls
+from django.urls import URLPattern, URLResolver, include, path
 from django.utils.translation import gettext_lazy as _
 
 from config.views import healthz
@@ -8,9 +10,17 @@ admin.site.site_header = _("Billing Center back office")
 admin.site.site_title = _("Billing Center back office")
 admin.site.index_title = _("Invoice returns")
 
+# Password reset mails a link: without an email server (EMAIL_URL) its pages are not routed.
+_account_urls: list[URLPattern | URLResolver] = [
+    url
+    for url in auth_urls.urlpatterns
+    if settings.PASSWORD_RESET_ENABLED
+    or not str(getattr(url, "name", "")).startswith("password_reset")
+]
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(_account_urls)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),

@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.db import connection
 from django.db.utils import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -43,3 +44,18 @@ def healthz(request):
     broker = _broker_status()
     status = 200 if database == "ok" else 503
     return JsonResponse({"database": database, "broker": broker}, status=status)
+
+
+def locked_out(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, object] | None = None,
+) -> HttpResponse:
+    """django-axes' lock-out page (AXES_LOCKOUT_CALLABLE), for both log-in pages: 429."""
+    minutes = max(1, int(settings.AXES_COOLOFF_TIME.total_seconds() // 60))
+    return render(
+        request,
+        "registration/locked_out.html",
+        {"minutes": minutes},
+        status=429,
+    )

@@ -5,7 +5,8 @@ customer row first (R10) so that parallel requests are serialised per customer.
 """
 
 import datetime as dt
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
@@ -39,19 +40,40 @@ from invoices.selectors import invoiceable_amount
 from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
 
+# The largest amount an invoice field holds (max_digits=14, two decimals).
+MAX_AMOUNT = Decimal("999999999999.99")
+# What a customer types: ASCII digits, an optional decimal point and at most two decimals
+# (more are refused with their own message below); no exponent, sign, separators or
+# full-width digits.
+_AMOUNT_TEXT = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,6})?", re.ASCII)
+
 
 def money(value: Decimal | str | int) -> Decimal:
-    """Parse an amount: positive, at most two decimal places. Never rounds silently."""
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError) as exc:
-        raise InvalidInvoiceApplication(_("The amount is not a number.")) from exc
+    """Parse an amount: positive, at most two decimal places, at most ``MAX_AMOUNT``.
+
+    Never rounds silently; every bad amount raises ``InvalidInvoiceApplication`` with a message.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not _AMOUNT_TEXT.fullmatch(text):
+            raise InvalidInvoiceApplication(
+                _("Enter the amount in digits (0-9) with at most two decimals, e.g. 1280.50.")
+            )
+        amount = Decimal(text)
+    elif isinstance(value, Decimal | int) and not isinstance(value, bool):
+        amount = Decimal(value)
+    else:
+        raise InvalidInvoiceApplication(_("The amount is not a number."))
     if not amount.is_finite():
         raise InvalidInvoiceApplication(_("The amount is not a number."))
-    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
-        raise InvalidInvoiceApplication(_("An amount has at most two decimal places (fen)."))
     if amount <= 0:
         raise InvalidInvoiceApplication(_("The amount must be greater than zero."))
+    if amount > MAX_AMOUNT:
+        raise InvalidInvoiceApplication(
+            _("The amount is too large: at most %(max)s.") % {"max": f"{MAX_AMOUNT:,}"}
+        )
+    if amount != amount.quantize(CENT, rounding=ROUND_HALF_UP):
+        raise InvalidInvoiceApplication(_("An amount has at most two decimal places (fen)."))
     return amount.quantize(CENT)
 
 

@@ -21,6 +21,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
+from config.logfilters import mask_phones
 from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 
 TWILIO_API_ORIGIN = "https://api.twilio.com"
@@ -50,11 +51,12 @@ class ConsoleSmsBackend(BaseSmsBackend):
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
         provider_id = f"console-{uuid.uuid4()}"
+        # Console output ends up in logs too: the number is masked (+86 138****8000).
         sys.stdout.write(
             f"----- SMS {provider_id} -----\n"
-            f"To: {to}\n"
+            f"To: {mask_phones(to)}\n"
             f"Status callback: {status_callback or '(none)'}\n\n"
-            f"{body}\n"
+            f"{mask_phones(body)}\n"
             f"{'-' * 40}\n"
         )
         sys.stdout.flush()

@@ -193,6 +193,8 @@ def red_letter_form_scan_view(
         filename=f"red-letter-form-{red_letter_form.form_number}{red_letter_form.extension}",
     )
     response["X-Content-Type-Options"] = "nosniff"
+    # The site's CSP forbids framing; the review page (same origin) embeds this one.
+    response["Content-Security-Policy"] = "frame-ancestors 'self'"
     response["Cache-Control"] = "private, no-store"
     return response
 

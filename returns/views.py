@@ -238,17 +238,24 @@ def return_form_upload(request, pk: int):
     return _render_detail(request, rr, upload_form=form, status=400)
 
 
+SCAN_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+
 @login_required
 def return_form_download(request, pk: int, form_id: int):
     """An uploaded scan, shown back to its owner only (R12)."""
     rr = _own_return(request, pk)
     form = get_object_or_404(red_letter_forms_for_return(return_request_id=rr.pk), pk=form_id)
+    # A download, never rendered from this origin: attachment, and a sandbox that would keep
+    # any script in it away from the portal if a browser displayed it anyway.
     response = FileResponse(
         form.file.open("rb"),
+        as_attachment=True,
         content_type=form.content_type,
         filename=f"red-letter-form-{form.form_number}{form.extension}",
     )
     response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = SCAN_CSP
     response["Cache-Control"] = "private, no-store"
     return response
 

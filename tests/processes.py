@@ -159,6 +159,7 @@ class Worker:
         environment = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "true",  # the development set-up, as in the test process
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": broker_url,
             "SMS_BACKEND": "memory",

@@ -4,13 +4,21 @@ import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
+from pypdf import PdfWriter
 
 from returns.services import mail_receipt_log, return_request_submit
 
-MINIMAL_PDF = (
-    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n"
-    b"2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
-)
+
+def _minimal_pdf() -> bytes:
+    """A one-page PDF as a scanner or "print to PDF" writes it: catalog, pages, xref table."""
+    writer = PdfWriter()
+    writer.add_blank_page(width=595, height=842)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    return buffer.getvalue()
+
+
+MINIMAL_PDF = _minimal_pdf()
 
 
 def png_bytes() -> bytes:

@@ -2,7 +2,7 @@
 
 import datetime as dt
 import re
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from io import StringIO
 from unittest import mock
 from zoneinfo import ZoneInfo
@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import override_settings
 from django.utils import timezone
 
 from invoices.models import (
@@ -59,7 +60,11 @@ pytestmark = pytest.mark.django_db
 
 def run(*args) -> str:
     out = StringIO()
-    call_command(*args, stdout=out, stderr=out)
+    # demo_data is a development command (make run sets DJANGO_DEBUG=true); pytest-django runs
+    # every test with DEBUG off, where demo_data refuses (tests/security/test_fail_closed.py).
+    development = override_settings(DEBUG=True) if args[0] == "demo_data" else nullcontext()
+    with development:
+        call_command(*args, stdout=out, stderr=out)
     return out.getvalue()
 
 

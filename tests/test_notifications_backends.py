@@ -83,7 +83,8 @@ def test_r8_the_console_backend_prints_the_message_for_the_developer(capsys):
     printed = capsys.readouterr().out
     assert result.provider_id.startswith("console-")
     assert result.provider_id in printed
-    assert "To: +8613800138000" in printed
+    assert "To: +86 138****8000" in printed  # masked: console output ends up in logs
+    assert "13800138000" not in printed
     assert "退回成功" in printed
 
 

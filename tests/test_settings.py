@@ -29,12 +29,14 @@ def test_production_refuses_to_start_without_a_secret_key():
 
 
 def test_production_starts_with_a_secret_key():
-    result = _load_settings(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 50)
+    result = _load_settings(
+        DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 50, DJANGO_ALLOWED_HOSTS="billing.example.com"
+    )
     assert result.returncode == 0, result.stderr
     assert "started" in result.stdout
 
 
-def test_the_embedded_default_is_sqlite_eager_celery_and_console_sms():
+def test_the_development_default_is_sqlite_eager_celery_and_console_sms():
     result = subprocess.run(
         [
             sys.executable,
@@ -49,7 +51,7 @@ def test_the_embedded_default_is_sqlite_eager_celery_and_console_sms():
             for k, v in os.environ.items()
             if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SMS_BACKEND")
         }
-        | {"DJANGO_SETTINGS_MODULE": "config.settings"},
+        | {"DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "true"},
         capture_output=True,
         text=True,
         timeout=60,

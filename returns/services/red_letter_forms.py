@@ -45,7 +45,7 @@ def _check_form_number(form_number: str) -> str:
 def _form_create(
     rr: ReturnRequest, *, upload: UploadedFile, form_number: str, actor: Actor
 ) -> RedLetterForm:
-    sniffed = sniff_red_letter_form(upload)
+    sniffed = sniff_red_letter_form(upload, return_request=rr)
     form = RedLetterForm(
         return_request=rr,
         content_type=sniffed.content_type,
@@ -56,7 +56,7 @@ def _form_create(
     )
     # Stored under its content hash: a rolled-back upload leaves at most an orphan file that the
     # same scan would overwrite, never a row pointing at a missing file.
-    form.file.save("scan", upload, save=False)
+    form.file.save("scan", sniffed.file, save=False)
     form.save()
     return form
 

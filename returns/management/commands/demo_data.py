@@ -24,10 +24,11 @@ from functools import partial
 from typing import Any
 from unittest import mock
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.db.models import Max
 from django.test import override_settings
@@ -125,7 +126,28 @@ class Step:
 class Command(BaseCommand):
     help = "Create demo log-ins and months of demo invoices and returns (idempotent)."
 
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Run although DJANGO_DEBUG is false; DEMO_PASSWORD must then be set.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
+        # Demo log-ins include staff: never with the published password outside development.
+        if not settings.DEBUG:
+            if not options["allow_production"]:
+                raise CommandError(
+                    "demo_data refuses to run when DJANGO_DEBUG is false (production); pass "
+                    "--allow-production and set DEMO_PASSWORD to run it anyway."
+                )
+            if not os.environ.get("DEMO_PASSWORD") or (
+                os.environ["DEMO_PASSWORD"] == DEFAULT_PASSWORD
+            ):
+                raise CommandError(
+                    "demo_data --allow-production needs DEMO_PASSWORD set (not the published "
+                    "demo password)."
+                )
         password = os.environ.get("DEMO_PASSWORD") or DEFAULT_PASSWORD
         self._staff(password)
         users = {company.username: self._user(company.username, password) for company in COMPANIES}
