@@ -143,7 +143,13 @@ def _log_one_line(**env: str) -> str:
 
 
 def test_production_logs_one_json_object_per_line_with_the_id():
-    line = json.loads(_log_one_line(DJANGO_DEBUG="false", DJANGO_SECRET_KEY="x" * 50))
+    line = json.loads(
+        _log_one_line(
+            DJANGO_DEBUG="false",
+            DJANGO_SECRET_KEY="x" * 50,
+            DJANGO_ALLOWED_HOSTS="billing.example.com",
+        )
+    )
     assert line["message"] == "paper logged for return 5"
     assert (line["level"], line["logger"], line["correlation_id"]) == (
         "WARNING",
