@@ -254,25 +254,7 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
     else:
         red = _check_red_letter(result, tax_request=tax_request, invoice=invoice, today=today)
         invoice.state = InvoiceState.REVERSED
-        try:
-            with transaction.atomic():
-                RedLetterInvoice.objects.create(
-                    original=invoice,
-                    tax_request=tax_request,
-                    code=red.code,
-                    number=red.number,
-                    amount=red.amount,
-                    tax_rate=red.tax_rate,
-                    tax=red.tax,
-                    total=red.total,
-                    red_letter_form_number=red.red_letter_form_number,
-                    issued_on=red.issued_on,
-                )
-        except IntegrityError as exc:
-            raise TaxOutcomeInvalid(
-                _("Invoice %(code)s %(number)s is already recorded: check the number.")
-                % {"code": red.code, "number": red.number}
-            ) from exc
+        _red_letter_insert(red, invoice=invoice, tax_request=tax_request)
     invoice.state_changed_at = now
     invoice.save(update_fields=["state", "state_changed_at"])
     tax_request.state = TaxRequestState.DONE
@@ -286,6 +268,32 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         invoice=invoice,
     )
     return tax_request
+
+
+def _red_letter_insert(
+    red: RedLetterIssued, *, invoice: Invoice, tax_request: TaxRequest
+) -> RedLetterInvoice:
+    """The red-letter invoice as the tax system printed it; a code and number already current
+    on another red-letter invoice is refused in words (the database's unique constraint)."""
+    try:
+        with transaction.atomic():
+            return RedLetterInvoice.objects.create(
+                original=invoice,
+                tax_request=tax_request,
+                code=red.code,
+                number=red.number,
+                amount=red.amount,
+                tax_rate=red.tax_rate,
+                tax=red.tax,
+                total=red.total,
+                red_letter_form_number=red.red_letter_form_number,
+                issued_on=red.issued_on,
+            )
+    except IntegrityError as exc:
+        raise TaxOutcomeInvalid(
+            _("Invoice %(code)s %(number)s is already recorded: check the number.")
+            % {"code": red.code, "number": red.number}
+        ) from exc
 
 
 def _with_serial(result: TaxResult, serial: str) -> TaxResult:
@@ -447,25 +455,7 @@ def tax_outcome_correct(
         )
         old.superseded_at = timezone.now()
         old.save(update_fields=["superseded_at"])
-        try:
-            with transaction.atomic():
-                RedLetterInvoice.objects.create(
-                    original=invoice,
-                    tax_request=tax_request,
-                    code=checked.code,
-                    number=checked.number,
-                    amount=checked.amount,
-                    tax_rate=checked.tax_rate,
-                    tax=checked.tax,
-                    total=checked.total,
-                    red_letter_form_number=checked.red_letter_form_number,
-                    issued_on=checked.issued_on,
-                )
-        except IntegrityError as exc:
-            raise TaxOutcomeInvalid(
-                _("Invoice %(code)s %(number)s is already recorded: check the number.")
-                % {"code": checked.code, "number": checked.number}
-            ) from exc
+        _red_letter_insert(checked, invoice=invoice, tax_request=tax_request)
     return TaxOutcomeCorrection.objects.create(
         tax_request=tax_request,
         before=before,
