@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -23,6 +23,35 @@ from django.db import connection
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Settings a fresh interpreter must not inherit from the test run: the settings under test come
+# only from the ``env`` the test passes.
+_SETTINGS_ENV = ("DJANGO_", "DATABASE_URL", "EMAIL_URL", "LOG_", "CELERY_BROKER_URL", "SMS_BACKEND")
+
+
+def run_fresh_django(
+    script: str = "",
+    *,
+    manage: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run a Python ``script`` (or ``manage.py`` with ``manage`` arguments) in a new
+    interpreter on ``config.settings`` whose environment sets only what ``env`` says: how
+    start-up, settings and logging behave is tested where the test process cannot reach."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(_SETTINGS_ENV)}
+    command = [sys.executable, "manage.py", *manage] if manage else [sys.executable, "-c", script]
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 QUEUES = "default,returns,sms"
 
 

@@ -3,9 +3,6 @@
 import io
 import json
 import logging
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,6 +21,7 @@ from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnState
 from returns.roles import FINANCE_STAFF
 from tests.factories import staff_in_role
+from tests.processes import run_fresh_django
 from tests.returns_helpers import submit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,21 +121,12 @@ def test_a_task_without_an_id_beat_say_gets_a_new_one():
 
 def _log_one_line(**env: str) -> str:
     """What a fresh process with the base settings writes for one log line under an id."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "LOG_"))}
     code = (
         "import django, logging; django.setup(); "
         "from core.correlation import correlation_id_set; correlation_id_set('req-9'); "
         "logging.getLogger('returns').warning('paper logged for %s', 'return 5')"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_fresh_django(code, env=env)
     assert result.returncode == 0, result.stderr
     return result.stderr.strip().splitlines()[-1]
 

@@ -1,25 +1,17 @@
 """Configuration guarantees of config/settings.py, checked in fresh interpreters."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.processes import run_fresh_django
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_settings(**env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_fresh_django("import django; django.setup(); print('started')", env=env)
 
 
 def test_production_refuses_to_start_without_a_secret_key():
@@ -37,25 +29,11 @@ def test_production_starts_with_a_secret_key():
 
 
 def test_the_development_default_is_sqlite_eager_celery_and_console_sms():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); from django.conf import settings as s; "
-            "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.SMS_BACKEND, "
-            "s.USE_TZ, s.TIME_ZONE)",
-        ],
-        cwd=ROOT,
-        env={
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SMS_BACKEND")
-        }
-        | {"DJANGO_SETTINGS_MODULE": "config.settings", "DJANGO_DEBUG": "true"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_fresh_django(
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CELERY_TASK_ALWAYS_EAGER, s.SMS_BACKEND, "
+        "s.USE_TZ, s.TIME_ZONE)",
+        env={"DJANGO_DEBUG": "true"},
     )
     assert result.stdout.split() == [
         "django.db.backends.sqlite3",

@@ -1,9 +1,7 @@
 """Production is the default: settings, demo data, password reset, the Docker context (issue 14)."""
 
-import os
 import secrets
 import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
+
+from tests.processes import run_fresh_django
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PRODUCTION = {
@@ -21,19 +21,10 @@ PRODUCTION = {
 
 def start(**env: str) -> subprocess.CompletedProcess:
     """A fresh interpreter on config.settings with only the given DJANGO_* variables."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     script = (
         "import django; django.setup(); from django.conf import settings; print(settings.DEBUG)"
     )
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_fresh_django(script, env=env)
 
 
 def test_debug_is_off_unless_set():
@@ -68,15 +59,8 @@ def test_the_deploy_check_has_no_warning_with_the_readme_production_settings():
         "DJANGO_SSL_REDIRECT": "true",
         "DJANGO_HSTS_SECONDS": "31536000",
     }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", "CELERY_BROKER_URL": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_fresh_django(
+        manage=["check", "--deploy", "--fail-level", "WARNING"], env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
@@ -115,21 +99,12 @@ def test_password_reset_is_not_routed_without_email(client, path):
 
 def test_password_reset_is_routed_when_email_is_configured():
     env = {**PRODUCTION, "DJANGO_DEBUG": "true", "EMAIL_URL": "smtp+tls://u:p@smtp.example.com:587"}
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EMAIL_URL"))}
     script = (
         "import django; django.setup(); from django.urls import reverse; "
         "from django.conf import settings; "
         "print(reverse('password_reset'), settings.EMAIL_HOST, settings.EMAIL_USE_TLS)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_fresh_django(script, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["/accounts/password_reset/", "smtp.example.com", "True"]
 

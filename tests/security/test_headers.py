@@ -1,16 +1,14 @@
 """Headers: a CSP without inline script on every page, private caching, Secure cookies."""
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from tests.factories import UserFactory
+from tests.processes import run_fresh_django
 from tests.returns_helpers import png_bytes, submit
 
 pytestmark = pytest.mark.django_db
@@ -93,24 +91,16 @@ def test_back_office_pages_have_the_policy_and_are_private(client, special_invoi
 
 
 def test_the_language_cookie_is_secure_in_production():
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL"))}
     script = (
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.LANGUAGE_COOKIE_SECURE, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
+    result = run_fresh_django(
+        script,
         env={
-            **clean,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "DJANGO_ALLOWED_HOSTS": "billing.example.com",
         },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True"]
