@@ -260,6 +260,48 @@ def test_r3_a_replaced_form_leaves_the_old_one_marked_replaced(special_invoice):
     }
 
 
+def test_r3_a_replaced_scan_leaves_the_disk_once_the_replacement_is_committed(
+    special_invoice, django_capture_on_commit_callbacks
+):
+    rr = submit(
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
+    )
+    old = rr.red_letter_forms.get()
+    assert old.file.storage.exists(old.file.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        new = red_letter_form_upload(
+            return_request_id=rr.pk,
+            actor=rr.submitted_by,
+            upload=SimpleUploadedFile("f.png", png_bytes()),
+            form_number="4403202612000012",
+        )
+    assert not old.file.storage.exists(old.file.name)
+    assert new.file.storage.exists(new.file.name)
+    assert RedLetterForm.objects.filter(pk=old.pk, review_state="replaced").exists()
+
+
+def test_r3_the_same_scan_uploaded_again_is_kept(
+    special_invoice, django_capture_on_commit_callbacks
+):
+    rr = submit(
+        special_invoice,
+        certified=True,
+        red_letter_form=pdf_upload(),
+        red_letter_form_number="4403202612000011",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        again = red_letter_form_upload(
+            return_request_id=rr.pk,
+            actor=rr.submitted_by,
+            upload=pdf_upload(),
+            form_number="4403202612000012",
+        )
+    assert again.file.storage.exists(again.file.name)
+
+
 def test_r3_a_rejected_form_must_have_a_reason(special_invoice):
     rr = submit(
         special_invoice,
