@@ -1,24 +1,53 @@
 """Re-sync the role groups so that existing databases get the tax-system queue: finance staff
 may view and record tax-system requests, admin reviewers may view them and correct a recorded
-outcome (returns.roles).
+outcome.
 
-Like 0002_roles it reads the role table from ``returns.roles``, so the groups end up exactly
-as that table says. Reversing takes the tax-system permissions away again (finance keeps the red-letter view it had)."""
+The role tables are frozen here as they were when this migration was written (see 0002_roles):
+a fresh database never asks for a permission a later migration creates. Reversing goes back to
+0002's table."""
+
+import importlib
 
 from django.db import migrations
 
-from returns.roles import ROLES, role_groups_sync
+from returns.roles import role_groups_sync
 
-TAX_QUEUE_PERMISSIONS = {
+_VIEW_RETURNS = [
+    ("returns", "view_returnrequest"),
+    ("returns", "view_returnevent"),
+    ("returns", "view_mailreceipt"),
+    ("returns", "view_redletterform"),
+    ("invoices", "view_invoice"),
+    ("invoices", "view_customer"),
     ("invoices", "view_taxrequest"),
-    ("invoices", "record_taxrequest"),
-    ("invoices", "correct_taxrequest"),
-    ("invoices", "view_taxoutcomecorrection"),
-    ("invoices", "view_redletterinvoice"),
+]
+ROLES = {
+    "Finance staff": [
+        *_VIEW_RETURNS,
+        ("invoices", "view_invoiceapplication"),
+        ("invoices", "view_statement"),
+        ("invoices", "view_redletterinvoice"),
+        ("invoices", "view_ledgerentry"),
+        ("invoices", "add_invoice"),
+        ("invoices", "record_taxrequest"),
+        ("invoices", "view_taxoutcomecorrection"),
+        ("returns", "log_mailreceipt"),
+        ("returns", "reject_returnrequest"),
+        ("returns", "retry_returnrequest"),
+        ("notifications", "view_smsmessage"),
+        ("notifications", "resend_smsmessage"),
+    ],
+    "Admin reviewers": [
+        *_VIEW_RETURNS,
+        ("invoices", "view_redletterinvoice"),
+        ("invoices", "view_taxoutcomecorrection"),
+        ("invoices", "correct_taxrequest"),
+        ("returns", "review_redletterform"),
+    ],
 }
 
 
-def _create_permissions(apps) -> None:
+def create_permissions_now(apps) -> None:
     from django.contrib.auth.management import create_permissions
 
     # Permissions are normally created after migrate; make sure they exist now.
@@ -28,28 +57,21 @@ def _create_permissions(apps) -> None:
         app_config.models_module = None
 
 
-def sync_roles(apps, schema_editor):
-    _create_permissions(apps)
+def _sync(apps, roles) -> None:
     role_groups_sync(
         group_model=apps.get_model("auth", "Group"),
         permission_model=apps.get_model("auth", "Permission"),
+        roles=roles,
     )
+
+
+def sync_roles(apps, schema_editor):
+    create_permissions_now(apps)
+    _sync(apps, ROLES)
 
 
 def unsync_roles(apps, schema_editor):
-    role_groups_sync(
-        group_model=apps.get_model("auth", "Group"),
-        permission_model=apps.get_model("auth", "Permission"),
-        roles={
-            name: [
-                p
-                for p in permissions
-                if p not in TAX_QUEUE_PERMISSIONS
-                or (name == "Finance staff" and p == ("invoices", "view_redletterinvoice"))
-            ]
-            for name, permissions in ROLES.items()
-        },
-    )
+    _sync(apps, importlib.import_module("returns.migrations.0002_roles").ROLES)
 
 
 class Migration(migrations.Migration):
