@@ -200,3 +200,42 @@ def test_the_owner_downloads_a_scan_as_an_attachment_in_a_sandbox(client, specia
     assert "default-src 'none'" in policy
     assert "script-src" not in policy
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client, settings):
+    """Issue 14: a body announced above the limit is answered 413 at the door, in the
+    visitor's language; nothing of it is read or saved."""
+
+    class Unreadable:
+        def read(self, *args):
+            raise AssertionError("the body was read")
+
+        readline = read
+
+    from django.utils import translation
+
+    with translation.override(None):  # the Chinese request must not leak into later tests
+        response = client.generic(
+            "POST",
+            "/billing/invoices/1/refund/",
+            data=b"",
+            content_type="multipart/form-data; boundary=x",
+            CONTENT_LENGTH=str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1),
+            HTTP_ACCEPT_LANGUAGE="zh-hans",
+            **{"wsgi.input": Unreadable()},
+        )
+    assert response.status_code == 413
+    assert "上传的文件过大" in response.content.decode()
+    assert not RedLetterForm.objects.exists()
+
+
+def test_a_body_at_the_limit_goes_on_to_the_view(rf, settings):
+    from django.http import HttpResponse
+
+    from config.middleware import RequestBodyLimitMiddleware
+
+    middleware = RequestBodyLimitMiddleware(lambda request: HttpResponse("view"))
+    at_limit = rf.post("/", CONTENT_LENGTH=str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE))
+    over = rf.post("/", CONTENT_LENGTH=str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1))
+    assert middleware(at_limit).content == b"view"
+    assert middleware(over).status_code == 413
