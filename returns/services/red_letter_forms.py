@@ -79,11 +79,12 @@ def red_letter_form_upload(
         current.review_state = FormReviewState.REPLACED
         current.save(update_fields=["review_state"])
     form = _form_create(rr, upload=upload, form_number=form_number, actor=actor)
-    if current is not None and current.file.name != form.file.name:
+    old_name = current.file.name if current is not None else None
+    if current is not None and old_name and old_name != form.file.name:
         # The replaced scan leaves the disk once the replacement is committed (its row stays, as
         # the audit of what was uploaded). The same scan again is stored under the same name
         # (its content hash) and is kept.
-        old_name, storage = current.file.name, current.file.storage
+        storage = current.file.storage
         transaction.on_commit(lambda: storage.delete(old_name))
     return form
 
