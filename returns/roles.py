@@ -34,6 +34,9 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("returns", "retry_returnrequest"),
         ("notifications", "view_smsmessage"),
         ("notifications", "resend_smsmessage"),
+        # Unlock a locked-out log-in (config/admin.py: the "Unlock" action; no delete).
+        ("axes", "view_accessattempt"),
+        ("axes", "change_accessattempt"),
     ],
     ADMIN_REVIEWERS: [
         *_VIEW_RETURNS,

@@ -773,3 +773,17 @@ def test_finance_staff_cannot_correct_a_recorded_outcome(
     assert not RedLetterInvoice.objects.filter(number="61000010").exists()
     queue = finance_client.get("/admin/invoices/taxrequest/")
     assert "Correct the outcome" not in row_of(queue, rr.tax_request.serial)
+
+
+def test_roles_migration_0007_gives_finance_the_log_in_unlock_without_a_delete():
+    executor = MigrationExecutor(connection)
+    executor.migrate([("returns", "0006_roles_tax_queue")])
+    finance = Group.objects.get(name=FINANCE_STAFF)
+    assert not finance.permissions.filter(codename="change_accessattempt").exists()
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([("returns", "0007_roles_unlock_log_ins")])
+    codenames = set(finance.permissions.values_list("codename", flat=True))
+    assert {"view_accessattempt", "change_accessattempt"} <= codenames
+    assert not [codename for codename in codenames if codename.startswith("delete_")]

@@ -123,3 +123,39 @@ def test_staff_sessions_are_shorter_than_customers(client, settings):
     attempt(client, "/accounts/login/", "clerk", PASSWORD)
     assert is_logged_in(client)
     assert client.session.get_expiry_age() == settings.SESSION_COOKIE_AGE == 14 * 24 * 3600
+
+
+def test_finance_staff_unlock_a_customer_and_reviewers_cannot(client):
+    """The "Unlock" action (config/admin.py) is finance's: no superuser needed at the month-end
+    rush, and no delete permission either. Admin reviewers only review forms."""
+    from django.test import Client
+
+    from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF
+    from tests.factories import staff_in_role
+
+    CustomerFactory(user__username="clerk")
+    for _ in range(30):
+        attempt(client, "/accounts/login/", "clerk", "wrong-guess", address="10.0.0.8")
+    ids = [
+        str(pk)
+        for pk in AccessAttempt.objects.filter(username="clerk").values_list("pk", flat=True)
+    ]
+    unlock = {"action": "unlock", "_selected_action": ids}
+
+    reviewer = Client()
+    reviewer.force_login(staff_in_role(ADMIN_REVIEWERS, username="rev"))
+    assert reviewer.get("/admin/axes/accessattempt/").status_code == 403
+    reviewer.post("/admin/axes/accessattempt/", unlock)
+    assert AccessAttempt.objects.filter(username="clerk").exists()
+
+    finance = Client()
+    finance.force_login(staff_in_role(FINANCE_STAFF, username="fin"))
+    listing = finance.get("/admin/axes/accessattempt/")
+    assert "clerk" in listing.content.decode()
+    assert 'value="unlock"' in listing.content.decode()
+    assert 'value="delete_selected"' not in listing.content.decode()
+    assert finance.post("/admin/axes/accessattempt/", unlock).status_code == 302
+    assert not AccessAttempt.objects.filter(username="clerk").exists()
+    response = attempt(client, "/accounts/login/", "clerk", PASSWORD, address="10.0.0.8")
+    assert response.status_code == 302
+    assert is_logged_in(client)
