@@ -21,14 +21,18 @@ from core.correlation import correlation_id, correlation_id_reset, correlation_i
 logger = logging.getLogger(__name__)
 
 
-def enqueue(task: Task, *args: Any) -> bool:
-    """Publish ``task`` with positional ids now. False (and a log line) when the broker is down.
+def enqueue(task: Task, *args: Any, countdown: float | None = None) -> bool:
+    """Publish ``task`` with positional ids now (to run after ``countdown`` seconds, if given).
+    False (and a log line) when the broker is down.
 
     Only the broker's own failure is caught: in eager mode (development, tests) the task runs
     here and its errors behave as they would without this helper.
     """
     try:
-        task.delay(*args)
+        if countdown is None:
+            task.delay(*args)
+        else:
+            task.apply_async(args, countdown=countdown)
     except BrokerError as exc:
         logger.error(
             "Could not publish %s%r, the broker is unreachable (%s); the sweeper will retry.",

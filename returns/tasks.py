@@ -9,6 +9,7 @@ from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from core.enqueue import enqueue
 from invoices.taxsystem.interface import TaxSystemTransientError
 from returns.services.processing import (
     return_request_mark_failed,
@@ -68,7 +69,8 @@ def return_tax_submit_task(self: ReturnProcessTask, return_request_id: int) -> N
     the result when the backend answers asynchronously."""
     poll_after = return_tax_submit(return_request_id=return_request_id)
     if poll_after is not None:
-        return_tax_poll_task.apply_async((return_request_id,), countdown=poll_after)
+        # A broker blip here is logged, not a failed return: the sweeper asks again later.
+        enqueue(return_tax_poll_task, return_request_id, countdown=poll_after)
 
 
 @shared_task(
