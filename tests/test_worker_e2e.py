@@ -10,20 +10,16 @@ from returns.models import ReturnState
 from tests.factories import CustomerFactory, UserFactory, issue_invoice
 from tests.processes import celery_publishing_to, wait_for
 from tests.returns_helpers import assert_returned_exactly_once, log_paper, submit
-from tests.services_check import require_redis
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def celery_on_redis(redis_url):
-    """Point this process's Celery at Redis (not eager) and flush the test broker DB."""
-    import redis
-
-    require_redis(redis_url)
-    redis.Redis.from_url(redis_url).flushdb()
-    with celery_publishing_to(redis_url):
-        yield redis_url
+def celery_on_redis(private_redis):
+    """Point this process's Celery at a Redis server of this test's own (not eager): no other
+    test's worker can take its messages, and none of theirs reach its worker."""
+    with celery_publishing_to(private_redis.url):
+        yield private_redis.url
 
 
 @pytest.fixture
