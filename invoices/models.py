@@ -90,6 +90,40 @@ class InvoiceType(models.TextChoices):
     ORDINARY = "ordinary", _("VAT ordinary invoice")
 
 
+class InvoiceMedium(models.TextChoices):
+    """Paper (code + number, mailed) or fully digitalized (数电票: one 20-digit number, a file)."""
+
+    PAPER = "paper", _("Paper")
+    DIGITAL = "digital", _("Digital")
+
+
+# The four kinds of invoice, as the tax platforms print their names.
+INVOICE_KIND_LABELS = {
+    (InvoiceMedium.PAPER, InvoiceType.SPECIAL): _("Paper VAT special invoice"),
+    (InvoiceMedium.PAPER, InvoiceType.ORDINARY): _("Paper VAT ordinary invoice"),
+    (InvoiceMedium.DIGITAL, InvoiceType.SPECIAL): _("Digital invoice (VAT special invoice)"),
+    (InvoiceMedium.DIGITAL, InvoiceType.ORDINARY): _("Digital invoice (ordinary invoice)"),
+}
+
+# Paper: code 10 or 12 digits + number 8 digits. Digital (数电票): no code, number 20 digits.
+PAPER_CODE_REGEX = r"^([0-9]{10}|[0-9]{12})$"
+PAPER_NUMBER_REGEX = r"^[0-9]{8}$"
+DIGITAL_NUMBER_REGEX = r"^[0-9]{20}$"
+# Red-letter information form (paper special invoices): 16 digits. Red-letter confirmation
+# form (红字发票信息确认单, digital invoices): 20 digits.
+PAPER_FORM_REGEX = r"^[0-9]{16}$"
+DIGITAL_FORM_REGEX = r"^[0-9]{20}$"
+
+
+def _number_format(medium_field: str = "medium") -> Q:
+    """Each medium's code and number format, as one constraint condition."""
+    return Q(
+        **{medium_field: InvoiceMedium.PAPER},
+        code__regex=PAPER_CODE_REGEX,
+        number__regex=PAPER_NUMBER_REGEX,
+    ) | Q(**{medium_field: InvoiceMedium.DIGITAL}, code="", number__regex=DIGITAL_NUMBER_REGEX)
+
+
 class ApplicationState(models.TextChoices):
     PENDING = "pending", _("Pending")
     ISSUED = "issued", _("Issued")
@@ -102,15 +136,23 @@ class InvoiceApplication(models.Model):
         Customer, on_delete=models.PROTECT, related_name="applications", verbose_name=_("customer")
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    medium = models.CharField(
+        _("medium"), max_length=8, choices=InvoiceMedium.choices, default=InvoiceMedium.PAPER
+    )
     title = models.CharField(_("invoice title"), max_length=200)
     taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
     registered_address = models.CharField(_("registered address"), max_length=200, blank=True)
     registered_phone = models.CharField(_("registered phone"), max_length=40, blank=True)
     bank_name = models.CharField(_("bank"), max_length=200, blank=True)
     bank_account = models.CharField(_("bank account"), max_length=64, blank=True)
-    mailing_recipient = models.CharField(_("recipient"), max_length=100)
-    mailing_phone = models.CharField(_("recipient phone"), max_length=40)
-    mailing_address = models.CharField(_("mailing address"), max_length=300)
+    email = models.EmailField(
+        _("email"),
+        blank=True,
+        help_text=_("A digital invoice is also sent to this address."),
+    )
+    mailing_recipient = models.CharField(_("recipient"), max_length=100, blank=True)
+    mailing_phone = models.CharField(_("recipient phone"), max_length=40, blank=True)
+    mailing_address = models.CharField(_("mailing address"), max_length=300, blank=True)
     mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
     amount = models.DecimalField(_("amount"), max_digits=14, decimal_places=2)
     state = models.CharField(
@@ -141,10 +183,27 @@ class InvoiceApplication(models.Model):
                 ),
                 name="application_special_has_registration",
             ),
+            models.CheckConstraint(
+                condition=~Q(medium=InvoiceMedium.PAPER)
+                | (~Q(mailing_recipient="") & ~Q(mailing_phone="") & ~Q(mailing_address="")),
+                name="application_paper_has_mailing_address",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.title} {self.amount}"
+
+
+def private_storage():
+    from django.core.files.storage import storages
+
+    return storages["private"]
+
+
+def invoice_document_path(instance: "Invoice", filename: str) -> str:
+    # The stored name is ours (customer id and invoice number), never the uploaded file's.
+    extension = "." + filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    return f"invoices/{instance.customer_id}/{instance.number}{extension}"
 
 
 class Issuer(models.TextChoices):
@@ -159,7 +218,11 @@ class InvoiceState(models.TextChoices):
 
 
 class Invoice(models.Model):
-    """A paper VAT invoice. Code (10 or 12 digits) + number (8 digits) identify it.
+    """A VAT invoice, special or ordinary, on paper or fully digitalized (数电票).
+
+    A paper invoice is identified by its code (10 or 12 digits) + number (8 digits) and is
+    mailed; a digital one by its 20-digit number alone (no code), delivered as a file
+    (``document``). A digital invoice is never voided: it is only ever reversed (R6).
 
     It prints amount (金额, before tax), tax rate, tax (税额) and total (价税合计). The total is
     the figure the customer applied for and the ledger moves: the invoiceable amount is a total,
@@ -179,13 +242,24 @@ class Invoice(models.Model):
         verbose_name=_("invoice application"),
     )
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    medium = models.CharField(
+        _("medium"), max_length=8, choices=InvoiceMedium.choices, default=InvoiceMedium.PAPER
+    )
     title = models.CharField(_("invoice title"), max_length=200)
     amount = models.DecimalField(_("amount before tax"), max_digits=14, decimal_places=2)
     tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=3)
     tax = models.DecimalField(_("tax"), max_digits=14, decimal_places=2)
     total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
-    code = models.CharField(_("invoice code"), max_length=12)
-    number = models.CharField(_("invoice number"), max_length=8)
+    code = models.CharField(_("invoice code"), max_length=12, blank=True)
+    number = models.CharField(_("invoice number"), max_length=20)
+    document = models.FileField(
+        _("invoice file"),
+        upload_to=invoice_document_path,
+        storage=private_storage,
+        blank=True,
+        help_text=_("The digital invoice as the tax system issued it (PDF or OFD)."),
+    )
+    emailed_at = models.DateTimeField(_("emailed at"), null=True, blank=True)
     issued_at = models.DateTimeField(_("issued at"))
     issuer = models.CharField(_("issuer"), max_length=16, choices=Issuer.choices)
     issuer_name = models.CharField(_("issuer name"), max_length=200)
@@ -204,12 +278,16 @@ class Invoice(models.Model):
         ordering = ["-issued_at", "-id"]
         indexes = [models.Index(fields=["customer", "-issued_at"], name="invoice_customer_idx")]
         constraints = [
+            # A digital invoice's code is empty: its 20-digit number alone is unique.
             models.UniqueConstraint(fields=["code", "number"], name="invoice_code_number_unique"),
+            models.CheckConstraint(condition=_number_format(), name="invoice_number_format"),
             models.CheckConstraint(
-                condition=Q(code__regex=r"^([0-9]{10}|[0-9]{12})$"), name="invoice_code_format"
+                condition=~Q(medium=InvoiceMedium.DIGITAL, state=InvoiceState.VOIDED),
+                name="invoice_digital_never_voided",
             ),
             models.CheckConstraint(
-                condition=Q(number__regex=r"^[0-9]{8}$"), name="invoice_number_format"
+                condition=~Q(medium=InvoiceMedium.DIGITAL) | Q(courier="", tracking_number=""),
+                name="invoice_digital_not_mailed",
             ),
             models.CheckConstraint(condition=Q(amount__gt=0), name="invoice_amount_positive"),
             models.CheckConstraint(condition=Q(tax__gte=0), name="invoice_tax_not_negative"),
@@ -226,11 +304,20 @@ class Invoice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} {self.number}"
+        return f"{self.code} {self.number}" if self.code else self.number
 
     @property
     def is_special(self) -> bool:
         return self.invoice_type == InvoiceType.SPECIAL
+
+    @property
+    def is_digital(self) -> bool:
+        return self.medium == InvoiceMedium.DIGITAL
+
+    @property
+    def kind_label(self) -> str:
+        """Its kind as printed: e.g. "Digital invoice (VAT special invoice)"."""
+        return str(INVOICE_KIND_LABELS[InvoiceMedium(self.medium), InvoiceType(self.invoice_type)])
 
     @property
     def red_letter_invoice(self) -> "RedLetterInvoice | None":
@@ -263,14 +350,27 @@ class RedLetterInvoice(models.Model):
         help_text=_("Empty only for reversals recorded before the tax-system boundary existed."),
         verbose_name=_("tax-system request"),
     )
-    code = models.CharField(_("invoice code"), max_length=12)
-    number = models.CharField(_("invoice number"), max_length=8)
+    medium = models.CharField(
+        _("medium"),
+        max_length=8,
+        choices=InvoiceMedium.choices,
+        default=InvoiceMedium.PAPER,
+        help_text=_("The original's: a digital invoice is reversed by a digital one."),
+    )
+    code = models.CharField(_("invoice code"), max_length=12, blank=True)
+    number = models.CharField(_("invoice number"), max_length=20)
     amount = models.DecimalField(_("amount before tax"), max_digits=14, decimal_places=2)
     tax_rate = models.DecimalField(_("tax rate"), max_digits=4, decimal_places=3)
     tax = models.DecimalField(_("tax"), max_digits=14, decimal_places=2)
     total = models.DecimalField(_("total"), max_digits=14, decimal_places=2)
     red_letter_form_number = models.CharField(
-        _("red-letter information form number"), max_length=32, blank=True
+        _("red-letter form number"),
+        max_length=32,
+        blank=True,
+        help_text=_(
+            "Paper special invoice: the red-letter information form (16 digits). Digital "
+            "invoice: the red-letter confirmation form (20 digits)."
+        ),
     )
     issued_on = models.DateField(_("issue date"))
     recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
@@ -296,21 +396,17 @@ class RedLetterInvoice(models.Model):
                 condition=Q(total=F("amount") + F("tax")),
                 name="red_letter_total_is_amount_plus_tax",
             ),
+            models.CheckConstraint(condition=_number_format(), name="red_letter_number_format"),
             models.CheckConstraint(
-                condition=Q(code__regex=r"^([0-9]{10}|[0-9]{12})$"), name="red_letter_code_format"
-            ),
-            models.CheckConstraint(
-                condition=Q(number__regex=r"^[0-9]{8}$"), name="red_letter_number_format"
-            ),
-            models.CheckConstraint(
-                condition=Q(red_letter_form_number="")
-                | Q(red_letter_form_number__regex=r"^[0-9]{16}$"),
+                condition=Q(medium=InvoiceMedium.PAPER, red_letter_form_number="")
+                | Q(medium=InvoiceMedium.PAPER, red_letter_form_number__regex=PAPER_FORM_REGEX)
+                | Q(medium=InvoiceMedium.DIGITAL, red_letter_form_number__regex=DIGITAL_FORM_REGEX),
                 name="red_letter_form_number_format",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} {self.number} ({self.total})"
+        return f"{self.code} {self.number} ({self.total})".strip()
 
 
 class ReturnOutcome(models.TextChoices):
@@ -338,8 +434,26 @@ class ReversalReason(models.TextChoices):
 
 class TaxRequestState(models.TextChoices):
     PENDING = "pending", _("To do in the tax system")
+    AWAITING_BUYER = "awaiting_buyer", _("Awaiting the buyer's confirmation")
     DONE = "done", _("Done in the tax system")
     REFUSED = "refused", _("Refused by the tax system")
+
+
+# A request in one of these states holds its invoice: no second request may be opened.
+TAX_REQUEST_LIVE_STATES = ("pending", "awaiting_buyer", "done")
+
+
+class BuyerDecision(models.TextChoices):
+    """What became of a red-letter confirmation form the buyer had to confirm (数电票)."""
+
+    CONFIRMED = "confirmed", _("Confirmed by the buyer")
+    REFUSED = "refused", _("Refused by the buyer")
+    EXPIRED = "expired", _("Not confirmed within 72 hours")
+
+
+# A red-letter confirmation form the buyer must confirm lapses after this long (the e-tax
+# platform's rule).
+CONFIRMATION_WINDOW_HOURS = 72
 
 
 class TaxRequest(models.Model):
@@ -356,6 +470,13 @@ class TaxRequest(models.Model):
     invoice = models.ForeignKey(
         Invoice, on_delete=models.PROTECT, related_name="tax_requests", verbose_name=_("invoice")
     )
+    medium = models.CharField(
+        _("medium"),
+        max_length=8,
+        choices=InvoiceMedium.choices,
+        default=InvoiceMedium.PAPER,
+        help_text=_("The invoice's: a digital invoice is only ever reversed."),
+    )
     operation = models.CharField(_("operation"), max_length=16, choices=TaxOperation.choices)
     reason_code = models.CharField(_("reason code"), max_length=16, choices=ReversalReason.choices)
     buyer_certified = models.BooleanField(
@@ -364,10 +485,38 @@ class TaxRequest(models.Model):
         help_text=_("The buyer has certified (deducted) this special invoice."),
     )
     red_letter_form_number = models.CharField(
-        _("red-letter information form number"),
-        max_length=16,
+        _("red-letter form number"),
+        max_length=20,
         blank=True,
-        help_text=_("The buyer's form (certified special invoices); empty otherwise."),
+        help_text=_(
+            "Paper: the buyer's red-letter information form (certified special invoices, 16 "
+            "digits). Digital: the red-letter confirmation form (20 digits), once entered."
+        ),
+    )
+    buyer_booked = models.BooleanField(
+        _("booked or use confirmed by the buyer"),
+        default=False,
+        help_text=_(
+            "Digital invoices: the buyer has booked it or confirmed its use (入账 / 用途确认), "
+            "so it must confirm the red-letter confirmation form within 72 hours."
+        ),
+    )
+    buyer_entered_form = models.BooleanField(
+        _("form entered by the buyer"),
+        default=False,
+        help_text=_(
+            "Digital invoices: the buyer entered the red-letter confirmation form itself; the "
+            "provider confirms it."
+        ),
+    )
+    confirm_by = models.DateTimeField(
+        _("buyer to confirm by"),
+        null=True,
+        blank=True,
+        help_text=_("72 hours after the form was entered; empty when no confirmation is needed."),
+    )
+    buyer_decision = models.CharField(
+        _("buyer's decision"), max_length=16, choices=BuyerDecision.choices, blank=True
     )
     seller_files_form = models.BooleanField(
         _("seller files the red-letter form"),
@@ -407,7 +556,7 @@ class TaxRequest(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice"],
-                condition=Q(state__in=["pending", "done"]),
+                condition=Q(state__in=TAX_REQUEST_LIVE_STATES),
                 name="tax_request_one_live_per_invoice",
                 violation_error_message=_("This invoice already has a request in the tax system."),
             ),
@@ -416,7 +565,8 @@ class TaxRequest(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(red_letter_form_number="")
-                | Q(red_letter_form_number__regex=r"^[0-9]{16}$"),
+                | Q(medium=InvoiceMedium.PAPER, red_letter_form_number__regex=PAPER_FORM_REGEX)
+                | Q(medium=InvoiceMedium.DIGITAL, red_letter_form_number__regex=DIGITAL_FORM_REGEX),
                 name="tax_request_form_number_format",
             ),
             models.CheckConstraint(
@@ -425,12 +575,36 @@ class TaxRequest(models.Model):
                 name="tax_request_void_needs_no_form",
             ),
             models.CheckConstraint(
+                condition=~Q(medium=InvoiceMedium.DIGITAL, operation=TaxOperation.VOID),
+                name="tax_request_digital_never_void",
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    medium=InvoiceMedium.PAPER,
+                    buyer_booked=False,
+                    buyer_entered_form=False,
+                    confirm_by__isnull=True,
+                    buyer_decision="",
+                )
+                | Q(medium=InvoiceMedium.DIGITAL, buyer_certified=False, seller_files_form=False),
+                name="tax_request_medium_fields",
+            ),
+            models.CheckConstraint(
+                condition=~Q(buyer_entered_form=True) | ~Q(red_letter_form_number=""),
+                name="tax_request_buyer_form_has_number",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="awaiting_buyer")
+                | (Q(buyer_booked=True, confirm_by__isnull=False) & ~Q(red_letter_form_number="")),
+                name="tax_request_awaiting_buyer_has_form",
+            ),
+            models.CheckConstraint(
                 condition=~Q(state="done", operation="void") | Q(voided_on__isnull=False),
                 name="tax_request_void_done_has_date",
             ),
             models.CheckConstraint(
-                condition=Q(state="pending", completed_at__isnull=True)
-                | (~Q(state="pending") & Q(completed_at__isnull=False)),
+                condition=Q(state__in=["pending", "awaiting_buyer"], completed_at__isnull=True)
+                | (~Q(state__in=["pending", "awaiting_buyer"]) & Q(completed_at__isnull=False)),
                 name="tax_request_completed_at_iff_finished",
             ),
             models.CheckConstraint(
@@ -441,6 +615,10 @@ class TaxRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.serial} {self.get_operation_display()} {self.invoice}"
+
+    @property
+    def is_digital(self) -> bool:
+        return self.medium == InvoiceMedium.DIGITAL
 
     @property
     def red_letter_invoice(self) -> "RedLetterInvoice | None":
@@ -600,15 +778,19 @@ class InvoiceProfile(models.Model):
     )
     name = models.CharField(_("profile name"), max_length=100)
     invoice_type = models.CharField(_("invoice type"), max_length=16, choices=InvoiceType.choices)
+    medium = models.CharField(
+        _("medium"), max_length=8, choices=InvoiceMedium.choices, default=InvoiceMedium.PAPER
+    )
     title = models.CharField(_("invoice title"), max_length=200)
     taxpayer_id = models.CharField(_("taxpayer ID"), max_length=20, blank=True)
     registered_address = models.CharField(_("registered address"), max_length=200, blank=True)
     registered_phone = models.CharField(_("registered phone"), max_length=40, blank=True)
     bank_name = models.CharField(_("bank"), max_length=200, blank=True)
     bank_account = models.CharField(_("bank account"), max_length=64, blank=True)
-    mailing_recipient = models.CharField(_("recipient"), max_length=100)
-    mailing_phone = models.CharField(_("recipient phone"), max_length=40)
-    mailing_address = models.CharField(_("mailing address"), max_length=300)
+    email = models.EmailField(_("email"), blank=True)
+    mailing_recipient = models.CharField(_("recipient"), max_length=100, blank=True)
+    mailing_phone = models.CharField(_("recipient phone"), max_length=40, blank=True)
+    mailing_address = models.CharField(_("mailing address"), max_length=300, blank=True)
     mailing_postal_code = models.CharField(_("postal code"), max_length=10, blank=True)
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 

@@ -46,10 +46,13 @@ def invoice_return_refusal(invoice: Invoice) -> str | None:
 
 
 def void_or_reverse_decision(
-    *, issued_at: dt.datetime, certified: bool, now: dt.datetime
+    *, issued_at: dt.datetime, certified: bool, now: dt.datetime, digital: bool = False
 ) -> ReturnOutcome:
-    """R6: void when issued in the current calendar month (Asia/Shanghai) and not certified;
-    otherwise reverse with a red-letter invoice."""
+    """R6: a digital invoice (数电票) is always reversed. A paper one is voided when issued in
+    the current calendar month (Asia/Shanghai) and not certified; otherwise reversed with a
+    red-letter invoice."""
+    if digital:
+        return ReturnOutcome.REVERSED
     tz = business_tz()
     issued_local, now_local = issued_at.astimezone(tz), now.astimezone(tz)
     same_month = (issued_local.year, issued_local.month) == (now_local.year, now_local.month)
@@ -62,8 +65,24 @@ def invoice_application_can_be_issued(application: InvoiceApplication) -> bool:
 
 
 def tax_request_outcome_can_be_recorded(tax_request: TaxRequest) -> bool:
-    """Only a request the tax system has not answered yet takes an outcome."""
-    return tax_request.state == TaxRequestState.PENDING
+    """Only a request the tax system has not answered yet takes an outcome (a digital one's
+    form may be awaiting the buyer: its confirmation issues the red-letter invoice)."""
+    return tax_request.state in (TaxRequestState.PENDING, TaxRequestState.AWAITING_BUYER)
+
+
+def tax_request_awaits_buyer(tax_request: TaxRequest) -> bool:
+    """A digital reversal whose red-letter confirmation form awaits the buyer's decision."""
+    return tax_request.state == TaxRequestState.AWAITING_BUYER
+
+
+def tax_request_form_has_lapsed(tax_request: TaxRequest, *, now: dt.datetime) -> bool:
+    """The 72 hours are over and the buyer's decision is not recorded yet: finance checks the
+    platform (a last-minute confirmation issued the red-letter invoice) and records it."""
+    return (
+        tax_request_awaits_buyer(tax_request)
+        and tax_request.confirm_by is not None
+        and now >= tax_request.confirm_by
+    )
 
 
 def tax_request_outcome_can_be_corrected(tax_request: TaxRequest) -> bool:

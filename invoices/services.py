@@ -10,10 +10,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.enqueue import enqueue_on_commit
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
     DuplicateInvoiceNumber,
@@ -28,6 +32,7 @@ from invoices.models import (
     CustomerKind,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceProfile,
     InvoiceType,
     Issuer,
@@ -115,16 +120,30 @@ def invoice_application_create(
     bank_name: str = "",
     bank_account: str = "",
     save_profile_as: str = "",
+    medium: str = InvoiceMedium.PAPER,
+    email: str = "",
 ) -> InvoiceApplication:
     """Apply for an invoice and debit the invoiceable amount (R10, R13).
 
     The customer row is locked before the balance is read, so two parallel applications are
     serialised and cannot overdraw. With ``save_profile_as``, the details are also saved as a
     named profile, in the same transaction: both happen or neither.
+
+    A digital invoice (数电票) needs no mailing address; it is issued through the tax system
+    after commit (``invoice_issue_task``: at once with the sandbox, by finance with the manual
+    backend) and also emailed when ``email`` is given. A paper one is printed and mailed.
     """
     amount = money(amount)
     if invoice_type not in InvoiceType.values:
         raise InvalidInvoiceApplication(_("Choose a VAT special or a VAT ordinary invoice."))
+    if medium not in InvoiceMedium.values:
+        raise InvalidInvoiceApplication(_("Choose a digital or a paper invoice."))
+    email = (email or "").strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise InvalidInvoiceApplication(_("Enter a valid email address.")) from exc
     title = title.strip()
     if not title:
         raise InvalidInvoiceApplication(_("The invoice title is required."))
@@ -148,7 +167,15 @@ def invoice_application_create(
                 "the account number."
             )
         )
-    if not (mailing_recipient.strip() and mailing_phone.strip() and mailing_address.strip()):
+    mailing = {
+        "mailing_recipient": mailing_recipient.strip(),
+        "mailing_phone": mailing_phone.strip(),
+        "mailing_address": mailing_address.strip(),
+        "mailing_postal_code": mailing_postal_code.strip(),
+    }
+    if medium == InvoiceMedium.PAPER and not (
+        mailing["mailing_recipient"] and mailing["mailing_phone"] and mailing["mailing_address"]
+    ):
         raise InvalidInvoiceApplication(_("The mailing recipient, phone and address are required."))
 
     available = invoiceable_amount(customer_id=customer.pk)
@@ -160,13 +187,12 @@ def invoice_application_create(
     application = InvoiceApplication.objects.create(
         customer=customer,
         invoice_type=invoice_type,
+        medium=medium,
+        email=email,
         title=title,
         taxpayer_id=taxpayer_id,
-        mailing_recipient=mailing_recipient.strip(),
-        mailing_phone=mailing_phone.strip(),
-        mailing_address=mailing_address.strip(),
-        mailing_postal_code=mailing_postal_code.strip(),
         amount=amount,
+        **mailing,
         **fields,
     )
     LedgerEntry.objects.create(
@@ -180,14 +206,17 @@ def invoice_application_create(
             customer_id=customer.pk,
             name=save_profile_as,
             invoice_type=invoice_type,
+            medium=medium,
+            email=email,
             title=title,
             taxpayer_id=taxpayer_id,
-            mailing_recipient=mailing_recipient,
-            mailing_phone=mailing_phone,
-            mailing_address=mailing_address,
-            mailing_postal_code=mailing_postal_code,
+            **mailing,
             **fields,
         )
+    if medium == InvoiceMedium.DIGITAL:
+        from invoices.tasks import invoice_issue_task
+
+        enqueue_on_commit(invoice_issue_task, application.pk)
     return application
 
 
@@ -204,6 +233,21 @@ def _invoice_insert(**fields: Any) -> Invoice:
         raise
 
 
+# What a digital invoice file may be: the platforms deliver PDF and OFD (an XML-in-zip format).
+DOCUMENT_SIGNATURES = {".pdf": b"%PDF-", ".ofd": b"PK\x03\x04"}
+DOCUMENT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def _check_document(document: bytes, name: str) -> str:
+    extension = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    signature = DOCUMENT_SIGNATURES.get(extension)
+    if signature is None or not document.startswith(signature):
+        raise InvalidInvoiceApplication(_("The invoice file must be a PDF or an OFD file."))
+    if len(document) > DOCUMENT_MAX_BYTES:
+        raise InvalidInvoiceApplication(_("The invoice file is larger than 10 MB."))
+    return extension
+
+
 @transaction.atomic
 def invoice_issue(
     *,
@@ -213,32 +257,100 @@ def invoice_issue(
     issued_at: dt.datetime | None = None,
     courier: str = "",
     tracking_number: str = "",
+    document: bytes = b"",
+    document_name: str = "",
 ) -> Invoice:
-    """Record the paper invoice issued for a pending application; it becomes returnable (R1).
+    """Record the invoice the tax system issued for a pending application; it becomes
+    returnable (R1).
 
-    The application's amount is the invoice's total (价税合计); amount and tax are split from
-    it by the one rounding rule (``invoices/tax.py``) at the default 6 %.
+    Paper: its code and number, and how it was mailed. Digital (数电票): its 20-digit number
+    (no code) and its file (PDF or OFD), emailed after commit when the application gave an
+    address. The application's amount is the invoice's total (价税合计); amount and tax are
+    split from it by the one rounding rule (``invoices/tax.py``) at the default 6 %.
     """
     application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
     if not invoice_application_can_be_issued(application):
         raise ApplicationAlreadyIssued()
+    code, number = code.strip(), number.strip()
+    digital = application.medium == InvoiceMedium.DIGITAL
+    if digital:
+        if code or not (len(number) == 20 and number.isascii() and number.isdigit()):
+            raise InvalidInvoiceApplication(
+                _("A digital invoice has one 20-digit number and no code.")
+            )
+        if not document:
+            raise InvalidInvoiceApplication(_("Attach the digital invoice's file (PDF or OFD)."))
+        extension = _check_document(document, document_name)
+        courier = tracking_number = ""
     invoice = _invoice_insert(
         customer_id=application.customer_id,
         application=application,
         invoice_type=application.invoice_type,
+        medium=application.medium,
         title=application.title,
         **breakdown_from_total(application.amount).as_fields(),
-        code=code.strip(),
-        number=number.strip(),
+        code=code,
+        number=number,
         issued_at=issued_at or timezone.now(),
         issuer=Issuer.PROVIDER,
         issuer_name=settings.PROVIDER_NAME,
         courier=courier.strip(),
         tracking_number=tracking_number.strip(),
     )
+    if digital:
+        invoice.document.save(f"{number}{extension}", ContentFile(document), save=False)
+        invoice.save(update_fields=["document"])
     application.state = ApplicationState.ISSUED
     application.save(update_fields=["state"])
+    if digital and application.email:
+        from invoices.tasks import invoice_email_task
+
+        enqueue_on_commit(invoice_email_task, invoice.pk)
     return invoice
+
+
+def invoice_email_send(*, invoice_id: int) -> bool:
+    """Email a digital invoice's file to the address its application gave; once.
+
+    Sent outside any transaction (the mail server may be slow), then marked; a crash between
+    the two sends it again on retry, which is the safe side for a delivery. False when there
+    is nothing to send (no address, no file, already sent).
+    """
+    from django.core.mail import EmailMessage
+    from django.utils import translation
+
+    invoice = Invoice.objects.select_related("application", "customer").get(pk=invoice_id)
+    application = invoice.application
+    if (
+        invoice.emailed_at is not None
+        or application is None
+        or not application.email
+        or not invoice.document
+    ):
+        return False
+    with translation.override(invoice.customer.language):
+        subject = _("Your invoice %(number)s from %(provider)s") % {
+            "number": invoice.number,
+            "provider": invoice.issuer_name,
+        }
+        body = _(
+            "Attached is the %(kind)s %(number)s for %(total)s yuan (tax included), issued to "
+            "%(title)s. You can also download it from Invoice Management in the Billing Center."
+        ) % {
+            "kind": invoice.kind_label,
+            "number": invoice.number,
+            "total": invoice.total,
+            "title": invoice.title,
+        }
+    message = EmailMessage(subject=subject, body=body, to=[application.email])
+    with invoice.document.open("rb") as handle:
+        content = handle.read()
+    extension = (invoice.document.name or "").rsplit(".", 1)[-1].lower()
+    mimetype = "application/pdf" if extension == "pdf" else "application/ofd"
+    message.attach(f"{invoice.number}.{extension}", content, mimetype)
+    message.send()
+    Invoice.objects.filter(pk=invoice.pk, emailed_at__isnull=True).update(emailed_at=timezone.now())
+    return True
 
 
 @transaction.atomic
@@ -269,6 +381,8 @@ def invoice_record_marketplace(
 
 PROFILE_FIELDS = (
     "invoice_type",
+    "medium",
+    "email",
     "title",
     "taxpayer_id",
     "registered_address",
@@ -289,6 +403,7 @@ def invoice_profile_save(*, customer_id: int, name: str, **fields: str) -> Invoi
     if not name:
         raise InvalidInvoiceApplication(_("Give the profile a name."))
     values = {key: str(fields.get(key, "")).strip() for key in PROFILE_FIELDS}
+    values["medium"] = values["medium"] or InvoiceMedium.PAPER
     profile, _created = InvoiceProfile.objects.update_or_create(
         customer_id=customer_id, name=name, defaults=values
     )

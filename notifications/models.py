@@ -31,6 +31,7 @@ class SmsPurpose(models.TextChoices):
     RETURN_REJECTED = "return_rejected", _("Return rejected")
     FORM_REJECTED = "form_rejected", _("Red-letter form rejected")
     RETURN_COMPLETED = "return_completed", _("Return completed")
+    BUYER_CONFIRMATION = "buyer_confirmation", _("Buyer confirmation needed")
 
 
 class SmsMessage(models.Model):

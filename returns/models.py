@@ -5,7 +5,15 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from invoices.models import Invoice, ReturnOutcome, ReversalReason, TaxRequest
+from invoices.models import (
+    DIGITAL_FORM_REGEX,
+    Invoice,
+    InvoiceMedium,
+    ReturnOutcome,
+    ReversalReason,
+    TaxRequest,
+    private_storage,
+)
 
 
 class ReturnState(models.TextChoices):
@@ -13,6 +21,7 @@ class ReturnState(models.TextChoices):
     RECEIVED = "received", _("Paper received")
     PROCESSING = "processing", _("Processing")
     AWAITING_TAX = "awaiting_tax", _("Awaiting the tax system")
+    AWAITING_BUYER = "awaiting_buyer", _("Awaiting buyer confirmation")
     COMPLETED = "completed", _("Completed")
     CANCELLED = "cancelled", _("Cancelled")
     REJECTED = "rejected", _("Rejected")
@@ -26,6 +35,7 @@ BLOCKING_STATES = (
     ReturnState.RECEIVED,
     ReturnState.PROCESSING,
     ReturnState.AWAITING_TAX,
+    ReturnState.AWAITING_BUYER,
     ReturnState.COMPLETED,
     ReturnState.FAILED,
 )
@@ -34,6 +44,7 @@ OPEN_STATES = (
     ReturnState.RECEIVED,
     ReturnState.PROCESSING,
     ReturnState.AWAITING_TAX,
+    ReturnState.AWAITING_BUYER,
     ReturnState.FAILED,
 )
 
@@ -103,10 +114,30 @@ class ReturnRequest(models.Model):
         default=ReversalReason.ISSUING_ERROR,
         help_text=_("The reason code the tax system records for the void or reversal."),
     )
+    medium = models.CharField(
+        _("medium"),
+        max_length=8,
+        choices=InvoiceMedium.choices,
+        default=InvoiceMedium.PAPER,
+        help_text=_("The invoice's: a digital invoice is not mailed back."),
+    )
     certified = models.BooleanField(
         _("certified"),
         default=False,
         help_text=_("Special invoices only: the buyer has certified it with the tax bureau."),
+    )
+    buyer_booked = models.BooleanField(
+        _("booked or use confirmed"),
+        default=False,
+        help_text=_(
+            "Digital invoices only: the buyer has booked it or confirmed its use (入账 / 用途确认)."
+        ),
+    )
+    buyer_form_number = models.CharField(
+        _("buyer's red-letter confirmation form"),
+        max_length=20,
+        blank=True,
+        help_text=_("Digital invoices only: the form the buyer entered itself (20 digits)."),
     )
     courier = models.CharField(_("courier"), max_length=64, blank=True)
     tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
@@ -176,12 +207,30 @@ class ReturnRequest(models.Model):
                 condition=Q(state__in=[ReturnState.SUBMITTED, ReturnState.CANCELLED])
                 | Q(mail_receipt__isnull=False)
                 | Q(state=ReturnState.REJECTED)
-                | Q(certified=True),
+                | Q(certified=True)
+                | Q(medium=InvoiceMedium.DIGITAL),
                 name="return_past_submitted_has_paper",
             ),
             models.CheckConstraint(
-                condition=~Q(state=ReturnState.AWAITING_TAX) | Q(tax_request__isnull=False),
+                condition=~Q(state__in=[ReturnState.AWAITING_TAX, ReturnState.AWAITING_BUYER])
+                | Q(tax_request__isnull=False),
                 name="return_awaiting_tax_has_request",
+            ),
+            # A digital invoice is not mailed and never voided; the paper questions are not
+            # asked of it, nor its questions of paper.
+            models.CheckConstraint(
+                condition=Q(
+                    medium=InvoiceMedium.DIGITAL,
+                    certified=False,
+                    mail_receipt__isnull=True,
+                    courier="",
+                    tracking_number="",
+                )
+                & ~Q(outcome=ReturnOutcome.VOIDED)
+                & (Q(buyer_form_number="") | Q(buyer_form_number__regex=DIGITAL_FORM_REGEX))
+                | Q(medium=InvoiceMedium.PAPER, buyer_booked=False, buyer_form_number="")
+                & ~Q(state=ReturnState.AWAITING_BUYER),
+                name="return_medium_fields",
             ),
         ]
 
@@ -237,12 +286,6 @@ class FormReviewState(models.TextChoices):
 def red_letter_form_path(instance: "RedLetterForm", filename: str) -> str:
     # The stored name never uses the customer's file name (it is not trusted).
     return f"red-letter-forms/{instance.return_request_id}/{instance.sha256}{instance.extension}"
-
-
-def private_storage():
-    from django.core.files.storage import storages
-
-    return storages["private"]
 
 
 class RedLetterForm(models.Model):

@@ -8,7 +8,7 @@ red-letter form) takes it as an argument: the caller fetches it.
 
 from django.utils.translation import gettext as _
 
-from invoices.models import Invoice
+from invoices.models import Invoice, InvoiceMedium
 from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
 
 # Before processing: the paper and the buyer's form may still change, finance may still reject.
@@ -34,9 +34,20 @@ def paper_is_complete(receipt: MailReceipt) -> bool:
 
 
 def invoice_can_be_certified(invoice: Invoice) -> bool:
-    """R3: only a special invoice can have been certified (its buyer deducts the input tax), so
-    only its return asks "has this invoice been certified?"."""
-    return invoice.is_special
+    """R3: only a paper special invoice can have been certified (its buyer deducts the input
+    tax), so only its return asks "has this invoice been certified?"."""
+    return invoice.is_special and not invoice.is_digital
+
+
+def invoice_can_be_booked(invoice: Invoice) -> bool:
+    """R3: a digital invoice's return asks instead whether the buyer has booked it or confirmed
+    its use (入账 / 用途确认): then the buyer must confirm the red-letter confirmation form."""
+    return invoice.is_digital
+
+
+def return_is_digital(rr: ReturnRequest) -> bool:
+    """R4: a digital invoice (数电票) is not mailed: its return goes to processing at once."""
+    return rr.medium == InvoiceMedium.DIGITAL
 
 
 def return_needs_red_letter_form(rr: ReturnRequest) -> bool:
@@ -47,7 +58,11 @@ def return_needs_red_letter_form(rr: ReturnRequest) -> bool:
 
 def return_paper_is_awaited(rr: ReturnRequest) -> bool:
     """R4: the customer mails paper (and may say how it was sent) until it is logged."""
-    return rr.state == ReturnState.SUBMITTED and not return_needs_red_letter_form(rr)
+    return (
+        rr.state == ReturnState.SUBMITTED
+        and not return_needs_red_letter_form(rr)
+        and not return_is_digital(rr)
+    )
 
 
 def return_is_before_processing(rr: ReturnRequest) -> bool:
@@ -62,7 +77,7 @@ def return_can_be_cancelled(rr: ReturnRequest) -> bool:
 
 def return_tracking_can_be_updated(rr: ReturnRequest) -> bool:
     """How the paper was sent can change while it is on its way."""
-    return rr.state == ReturnState.SUBMITTED
+    return return_paper_is_awaited(rr)
 
 
 def return_can_be_rejected(rr: ReturnRequest) -> bool:
@@ -92,6 +107,8 @@ def red_letter_form_can_be_reviewed(rr: ReturnRequest, form: RedLetterForm) -> b
 def return_is_ready_to_process(rr: ReturnRequest, current: RedLetterForm | None) -> bool:
     """R4: complete paper is in, or (a certified special invoice) the buyer's form is approved.
     ``current`` is the return's current form (``red_letter_form_current``)."""
+    if return_is_digital(rr):
+        return True  # nothing is mailed, nothing reviewed: the tax system does the rest
     if return_needs_red_letter_form(rr):
         return red_letter_form_approved(current)
     return rr.mail_receipt is not None and paper_is_complete(rr.mail_receipt)
@@ -107,9 +124,15 @@ def return_outcome_can_be_recorded(rr: ReturnRequest) -> bool:
     the tax system may have acted although the task failed)."""
     return rr.tax_request_id is not None and rr.state in (
         ReturnState.AWAITING_TAX,
+        ReturnState.AWAITING_BUYER,
         ReturnState.FAILED,
         ReturnState.COMPLETED,
     )
+
+
+def return_awaits_buyer(rr: ReturnRequest) -> bool:
+    """A digital return whose red-letter confirmation form awaits the buyer's confirmation."""
+    return rr.state == ReturnState.AWAITING_BUYER
 
 
 def return_outcome_can_be_corrected(rr: ReturnRequest) -> bool:

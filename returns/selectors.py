@@ -78,8 +78,11 @@ def returns_stuck_processing() -> QuerySet[ReturnRequest]:
 
 
 def returns_awaiting_tax_system() -> QuerySet[ReturnRequest]:
-    """Returns whose void or red-letter invoice is requested and not yet recorded."""
-    return ReturnRequest.objects.filter(state=ReturnState.AWAITING_TAX).order_by("updated_at")
+    """Returns whose void or red-letter invoice is requested and not yet recorded (a digital
+    one's confirmation form may be awaiting the buyer)."""
+    return ReturnRequest.objects.filter(
+        state__in=(ReturnState.AWAITING_TAX, ReturnState.AWAITING_BUYER)
+    ).order_by("updated_at")
 
 
 AGEING_BUCKETS = (("0-3", 0, 3), ("4-7", 4, 7), ("8-14", 8, 14), ("15+", 15, None))

@@ -9,7 +9,14 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from invoices.models import Customer, CustomerKind, Invoice, InvoiceType, Statement
+from invoices.models import (
+    Customer,
+    CustomerKind,
+    Invoice,
+    InvoiceMedium,
+    InvoiceType,
+    Statement,
+)
 from invoices.services import (
     invoice_application_create,
     invoice_issue,
@@ -19,6 +26,9 @@ from invoices.services import (
 
 VALID_USCC = "91110000600037341L"
 _invoice_numbers = itertools.count(10000001)
+_digital_numbers = itertools.count(26330000000000000001)
+# What a digital invoice file starts with: enough for the services' PDF check.
+DIGITAL_INVOICE_PDF = b"%PDF-1.4\n% a digital invoice for tests\n%%EOF\n"
 
 
 class UserFactory(factory.django.DjangoModelFactory[get_user_model()]):
@@ -102,6 +112,41 @@ def issue_invoice(
         code="3300201130",
         number=f"{next(_invoice_numbers):08d}",
         issued_at=issued_at or timezone.now(),
+    )
+
+
+def issue_digital_invoice(
+    customer: Customer,
+    *,
+    invoice_type: str = InvoiceType.ORDINARY,
+    amount: str = "1000.00",
+    issued_at: dt.datetime | None = None,
+    email: str = "",
+) -> Invoice:
+    """Apply for and issue a digital invoice (数电票) through the services, as finance records
+    one the tax system issued (the sandbox's own issuing is tested on its own)."""
+    fund(customer, amount)
+    application = invoice_application_create(
+        customer_id=customer.pk,
+        invoice_type=invoice_type,
+        medium=InvoiceMedium.DIGITAL,
+        title=customer.name,
+        amount=amount,
+        email=email,
+        mailing_recipient="",
+        mailing_phone="",
+        mailing_address="",
+        **(
+            special_fields() if invoice_type == InvoiceType.SPECIAL else {"taxpayer_id": VALID_USCC}
+        ),
+    )
+    return invoice_issue(
+        application_id=application.pk,
+        code="",
+        number=f"{next(_digital_numbers):020d}",
+        issued_at=issued_at or timezone.now(),
+        document=DIGITAL_INVOICE_PDF,
+        document_name="invoice.pdf",
     )
 
 

@@ -13,6 +13,7 @@ from invoices.models import (
     ApplicationState,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceState,
     InvoiceType,
     Issuer,
@@ -25,21 +26,26 @@ from invoices.rules import (
     invoice_is_returnable,
     invoice_issued_by_provider,
     invoice_return_refusal,
+    tax_request_awaits_buyer,
+    tax_request_form_has_lapsed,
     tax_request_outcome_can_be_corrected,
     tax_request_outcome_can_be_recorded,
     void_or_reverse_decision,
 )
 from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
 from returns.rules import (
+    invoice_can_be_booked,
     invoice_can_be_certified,
     paper_is_complete,
     paper_missing_parts,
     red_letter_form_can_be_replaced,
     red_letter_form_can_be_reviewed,
+    return_awaits_buyer,
     return_can_be_cancelled,
     return_can_be_rejected,
     return_can_be_retried,
     return_is_before_processing,
+    return_is_digital,
     return_is_ready_to_process,
     return_needs_red_letter_form,
     return_outcome_can_be_corrected,
@@ -62,9 +68,16 @@ def invoice(*, special: bool = False, **fields) -> Invoice:
     return Invoice(**(defaults | fields))
 
 
-def a_return(state: str = ReturnState.SUBMITTED, *, special=False, certified=False, **fields):
+def a_return(
+    state: str = ReturnState.SUBMITTED, *, special=False, certified=False, digital=False, **fields
+):
+    medium = InvoiceMedium.DIGITAL if digital else InvoiceMedium.PAPER
     return ReturnRequest(
-        invoice=invoice(special=special), state=state, certified=certified, **fields
+        invoice=invoice(special=special, medium=medium),
+        medium=medium,
+        state=state,
+        certified=certified,
+        **fields,
     )
 
 
@@ -240,7 +253,12 @@ def test_only_a_failed_return_can_be_retried(state):
 
 @pytest.mark.parametrize("state", ALL_STATES)
 def test_r6_r7_an_outcome_is_recorded_for_a_return_sent_to_the_tax_system(state):
-    sent = {ReturnState.AWAITING_TAX, ReturnState.FAILED, ReturnState.COMPLETED}
+    sent = {
+        ReturnState.AWAITING_TAX,
+        ReturnState.AWAITING_BUYER,
+        ReturnState.FAILED,
+        ReturnState.COMPLETED,
+    }
     assert return_outcome_can_be_recorded(a_return(state, tax_request_id=7)) is (state in sent)
     assert not return_outcome_can_be_recorded(a_return(state))
 
@@ -264,10 +282,63 @@ def test_only_a_pending_application_can_be_issued(state):
 @pytest.mark.parametrize("state", list(TaxRequestState))
 def test_an_outcome_is_recorded_on_a_pending_request_and_corrected_on_a_done_one(state):
     tax_request = TaxRequest(state=state)
-    assert tax_request_outcome_can_be_recorded(tax_request) is (state == TaxRequestState.PENDING)
+    open_states = {TaxRequestState.PENDING, TaxRequestState.AWAITING_BUYER}
+    assert tax_request_outcome_can_be_recorded(tax_request) is (state in open_states)
     assert tax_request_outcome_can_be_corrected(tax_request) is (state == TaxRequestState.DONE)
 
 
 @pytest.mark.parametrize(("special", "asked"), [(True, True), (False, False)])
 def test_r3_only_a_special_invoices_return_asks_whether_it_was_certified(special, asked):
     assert invoice_can_be_certified(invoice(special=special)) is asked
+
+
+# --- digital invoices (数电票) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("special", [True, False])
+def test_r3_a_digital_invoices_return_asks_whether_it_was_booked_not_certified(special):
+    digital = invoice(special=special, medium=InvoiceMedium.DIGITAL)
+    assert invoice_can_be_booked(digital)
+    assert not invoice_can_be_certified(digital)
+    assert not invoice_can_be_booked(invoice(special=special))
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+def test_r4_a_digital_return_awaits_no_paper_and_is_always_ready(state):
+    rr = a_return(state, digital=True, special=True)
+    assert return_is_digital(rr)
+    assert not return_paper_is_awaited(rr)
+    assert not return_tracking_can_be_updated(rr)
+    assert not return_needs_red_letter_form(rr)
+    assert return_is_ready_to_process(rr, None)
+
+
+@pytest.mark.parametrize("certified", [True, False])
+def test_r6_a_digital_invoice_is_reversed_even_in_its_month_of_issue(certified):
+    now = dt.datetime(2026, 3, 15, 10, tzinfo=SHANGHAI)
+    decision = void_or_reverse_decision(
+        issued_at=now - dt.timedelta(hours=1), certified=certified, now=now, digital=True
+    )
+    assert decision == ReturnOutcome.REVERSED
+    paper_decision = void_or_reverse_decision(
+        issued_at=now - dt.timedelta(hours=1), certified=False, now=now
+    )
+    assert paper_decision == ReturnOutcome.VOIDED
+
+
+@pytest.mark.parametrize("state", ALL_STATES)
+def test_only_an_awaiting_buyer_return_awaits_the_buyer(state):
+    assert return_awaits_buyer(a_return(state, digital=True)) is (
+        state == ReturnState.AWAITING_BUYER
+    )
+
+
+def test_a_form_lapses_at_its_deadline_only_while_awaiting_the_buyer():
+    deadline = dt.datetime(2026, 3, 18, 10, tzinfo=SHANGHAI)
+    waiting = TaxRequest(state=TaxRequestState.AWAITING_BUYER, confirm_by=deadline)
+    assert tax_request_awaits_buyer(waiting)
+    assert not tax_request_form_has_lapsed(waiting, now=deadline - dt.timedelta(seconds=1))
+    assert tax_request_form_has_lapsed(waiting, now=deadline)
+    done = TaxRequest(state=TaxRequestState.DONE, confirm_by=deadline)
+    assert not tax_request_awaits_buyer(done)
+    assert not tax_request_form_has_lapsed(done, now=deadline + dt.timedelta(days=1))

@@ -29,9 +29,10 @@ class TaxSystemTransientError(TaxSystemError):
 class OriginalInvoice:
     """What the tax system needs to find the invoice and check the request."""
 
-    code: str
+    code: str  # empty for a digital invoice
     number: str
     invoice_type: str  # InvoiceType: special or ordinary
+    medium: str  # InvoiceMedium: paper or digital
     issued_on: dt.date  # in Asia/Shanghai
     buyer_name: str
     buyer_taxpayer_id: str
@@ -48,14 +49,57 @@ class TaxSubmission:
     original: OriginalInvoice
     reason_code: str  # ReversalReason
     buyer_certified: bool
-    red_letter_form_number: str  # the buyer's form, 16 digits; empty when none
+    red_letter_form_number: str  # the buyer's form: 16 digits (paper), 20 (digital); or empty
     seller_files_form: bool  # the provider files the red-letter information form itself
+    # Digital invoices: the buyer booked it or confirmed its use, so it must confirm the
+    # red-letter confirmation form; or the buyer entered the form (its number above) and the
+    # provider confirms it.
+    buyer_booked: bool = False
+    buyer_entered_form: bool = False
+
+
+@dataclass(frozen=True)
+class IssueSubmission:
+    """An invoice to issue for an application, under our serial (idempotent)."""
+
+    serial: str
+    medium: str  # InvoiceMedium
+    invoice_type: str  # InvoiceType
+    buyer_name: str
+    buyer_taxpayer_id: str
+    buyer_address_phone: str
+    buyer_bank_account: str
+    seller_name: str
+    amount: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+
+
+@dataclass(frozen=True)
+class IssuedInvoice:
+    """What the tax system issued: its numbers, the moment, and the file (digital invoices)."""
+
+    code: str  # empty for a digital invoice
+    number: str
+    issued_at: dt.datetime
+    document: bytes = b""
+    document_name: str = ""
 
 
 class ResultStatus(enum.StrEnum):
     PENDING = "pending"
+    # Digital invoices: the red-letter confirmation form is entered and awaits the buyer.
+    AWAITING_BUYER = "awaiting_buyer"
     DONE = "done"
-    REFUSED = "refused"
+    REFUSED = "refused"  # by the tax system: a fault to look into (the return fails)
+    BUYER_REFUSED = "buyer_refused"  # the buyer refused the confirmation form
+    EXPIRED = "expired"  # the buyer did not confirm it within 72 hours
+
+
+# The buyer's answer ends the request but is no fault: the return ends, the customer may
+# start again.
+BUYER_DECLINED = (ResultStatus.BUYER_REFUSED, ResultStatus.EXPIRED)
 
 
 @dataclass(frozen=True)
@@ -79,6 +123,8 @@ class TaxResult:
     voided_on: dt.date | None = None
     red_letter: RedLetterIssued | None = None
     error: str = ""
+    form_number: str = ""  # AWAITING_BUYER, BUYER_REFUSED, EXPIRED: the confirmation form
+    confirm_by: dt.datetime | None = None  # AWAITING_BUYER: the buyer's deadline
 
     @classmethod
     def pending(cls, serial: str) -> "TaxResult":
@@ -95,6 +141,27 @@ class TaxResult:
     @classmethod
     def reversed(cls, serial: str, red_letter: RedLetterIssued) -> "TaxResult":
         return cls(serial=serial, status=ResultStatus.DONE, red_letter=red_letter)
+
+    @classmethod
+    def awaiting_buyer(cls, serial: str, form_number: str, confirm_by: dt.datetime) -> "TaxResult":
+        return cls(
+            serial=serial,
+            status=ResultStatus.AWAITING_BUYER,
+            form_number=form_number,
+            confirm_by=confirm_by,
+        )
+
+    @classmethod
+    def buyer_declined(cls, serial: str, status: ResultStatus, form_number: str) -> "TaxResult":
+        return cls(serial=serial, status=status, form_number=form_number)
+
+
+@dataclass(frozen=True)
+class IssueResult:
+    serial: str
+    status: ResultStatus  # PENDING, DONE or REFUSED
+    invoice: IssuedInvoice | None = None
+    error: str = ""
 
 
 class TaxSystemBackend(ABC):
@@ -114,6 +181,18 @@ class TaxSystemBackend(ABC):
     @abstractmethod
     def query(self, serial: str) -> TaxResult:
         """The result of the submission with this serial."""
+
+    def issue(self, submission: IssueSubmission) -> IssueResult:
+        """Issue an invoice; the same serial twice issues once. PENDING when people issue it
+        in the tax system and record it by hand."""
+        return IssueResult(serial=submission.serial, status=ResultStatus.PENDING)
+
+    # Only a simulation can stand in for the buyer on its own e-tax platform.
+    simulates_buyer: ClassVar[bool] = False
+
+    def simulate_buyer_decision(self, serial: str, *, confirmed: bool) -> None:
+        """The buyer confirms or refuses the red-letter confirmation form (simulations only)."""
+        raise NotImplementedError(f"{self.name} cannot act as the buyer")
 
 
 BACKENDS = {

@@ -8,6 +8,7 @@ transaction.
 """
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo
@@ -18,10 +19,19 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from invoices.exceptions import InvoiceNotReturnable, TaxOutcomeConflict, TaxOutcomeInvalid
+from invoices.exceptions import (
+    ApplicationAlreadyIssued,
+    InvoiceNotReturnable,
+    TaxOutcomeConflict,
+    TaxOutcomeInvalid,
+)
 from invoices.models import (
+    CONFIRMATION_WINDOW_HOURS,
+    BuyerDecision,
     Customer,
     Invoice,
+    InvoiceApplication,
+    InvoiceMedium,
     InvoiceState,
     InvoiceType,
     LedgerEntry,
@@ -35,13 +45,16 @@ from invoices.models import (
     TaxRequestState,
 )
 from invoices.rules import (
+    invoice_application_can_be_issued,
     invoice_is_returnable,
     tax_request_outcome_can_be_corrected,
     tax_request_outcome_can_be_recorded,
     void_or_reverse_decision,
 )
-from invoices.tax import breakdown_of
+from invoices.services import invoice_issue
+from invoices.tax import breakdown_from_total, breakdown_of
 from invoices.taxsystem.interface import (
+    IssueSubmission,
     OriginalInvoice,
     RedLetterIssued,
     ResultStatus,
@@ -50,11 +63,21 @@ from invoices.taxsystem.interface import (
     get_tax_system,
 )
 
-FORM_NUMBER_DIGITS = 16
+# A red-letter information form (paper special invoices) has 16 digits; a red-letter
+# confirmation form (红字发票信息确认单, digital invoices) has 20.
+logger = logging.getLogger(__name__)
+
+FORM_NUMBER_DIGITS = {InvoiceMedium.PAPER: 16, InvoiceMedium.DIGITAL: 20}
+DIGITAL_NUMBER_DIGITS = 20
 
 
 def _local_date(moment: dt.datetime) -> dt.date:
     return moment.astimezone(ZoneInfo(settings.BUSINESS_TIME_ZONE)).date()
+
+
+def local_minute(moment: dt.datetime) -> str:
+    """A moment as people here read it: Asia/Shanghai, to the minute."""
+    return f"{moment.astimezone(ZoneInfo(settings.BUSINESS_TIME_ZONE)):%Y-%m-%d %H:%M}"
 
 
 def _new_serial(now: dt.datetime) -> str:
@@ -62,9 +85,15 @@ def _new_serial(now: dt.datetime) -> str:
     return f"RT{_local_date(now):%Y%m%d}{uuid.uuid4().hex[:14].upper()}"
 
 
-def is_form_number(value: str) -> bool:
-    """A red-letter information form number (paper) is 16 digits."""
-    return len(value) == FORM_NUMBER_DIGITS and value.isdigit() and value.isascii()
+def is_form_number(value: str, medium: str = InvoiceMedium.PAPER) -> bool:
+    """A red-letter information form number (paper) is 16 digits; a red-letter confirmation
+    form number (digital) is 20."""
+    digits = FORM_NUMBER_DIGITS[InvoiceMedium(medium)]
+    return len(value) == digits and value.isdigit() and value.isascii()
+
+
+def _digits(value: str, count: int) -> bool:
+    return len(value) == count and value.isascii() and value.isdigit()
 
 
 @transaction.atomic
@@ -74,9 +103,14 @@ def tax_request_open(
     certified: bool,
     reason_code: str,
     buyer_form_number: str = "",
+    buyer_booked: bool = False,
     now: dt.datetime | None = None,
 ) -> TaxRequest:
     """Decide void or reverse (R6) and open the request to the tax system for it.
+
+    A digital invoice is always reversed: through a red-letter confirmation form the buyer
+    entered (``buyer_form_number``, 20 digits), or one the provider enters, which the buyer
+    must confirm when it booked the invoice or confirmed its use (``buyer_booked``).
 
     Idempotent: while the invoice has a pending request, that request is returned unchanged
     (a re-run task, a retry after a crash resubmits the same serial). An invoice voided or
@@ -94,6 +128,14 @@ def tax_request_open(
         return live
     if reason_code not in ReversalReason.values:
         raise TaxOutcomeInvalid(_("Choose the reason code of the reversal."))
+    if invoice.is_digital:
+        return _digital_request_open(
+            invoice,
+            reason_code=reason_code,
+            buyer_form_number=buyer_form_number,
+            buyer_booked=buyer_booked,
+            now=now,
+        )
     special = invoice.invoice_type == InvoiceType.SPECIAL
     certified = certified and special
     decision = void_or_reverse_decision(issued_at=invoice.issued_at, certified=certified, now=now)
@@ -114,6 +156,35 @@ def tax_request_open(
     )
 
 
+def _digital_request_open(
+    invoice: Invoice,
+    *,
+    reason_code: str,
+    buyer_form_number: str,
+    buyer_booked: bool,
+    now: dt.datetime,
+) -> TaxRequest:
+    decision = void_or_reverse_decision(
+        issued_at=invoice.issued_at, certified=False, now=now, digital=True
+    )
+    assert decision == ReturnOutcome.REVERSED  # noqa: S101 (R6: a 数电票 is never voided)
+    if buyer_form_number and not is_form_number(buyer_form_number, InvoiceMedium.DIGITAL):
+        raise TaxOutcomeInvalid(
+            _("A red-letter confirmation form number is 20 digits: check the number.")
+        )
+    return TaxRequest.objects.create(
+        serial=_new_serial(now),
+        invoice=invoice,
+        medium=InvoiceMedium.DIGITAL,
+        operation=TaxOperation.RED_LETTER,
+        reason_code=reason_code,
+        buyer_booked=buyer_booked,
+        buyer_entered_form=bool(buyer_form_number),
+        red_letter_form_number=buyer_form_number,
+        backend=settings.TAX_SYSTEM_BACKEND,
+    )
+
+
 def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
     """Everything the tax system (or finance, in it) needs to act on the request."""
     invoice = tax_request.invoice
@@ -128,6 +199,7 @@ def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
             code=invoice.code,
             number=invoice.number,
             invoice_type=invoice.invoice_type,
+            medium=invoice.medium,
             issued_on=_local_date(invoice.issued_at),
             buyer_name=invoice.title,
             buyer_taxpayer_id=taxpayer_id,
@@ -140,7 +212,69 @@ def tax_submission(tax_request: TaxRequest) -> TaxSubmission:
         buyer_certified=tax_request.buyer_certified,
         red_letter_form_number=tax_request.red_letter_form_number,
         seller_files_form=tax_request.seller_files_form,
+        buyer_booked=tax_request.buyer_booked,
+        buyer_entered_form=tax_request.buyer_entered_form,
     )
+
+
+def invoice_issue_serial(application_id: int) -> str:
+    """Our serial for issuing an application's invoice: one application, one serial, so a
+    re-run issue task is recognised by the tax system (idempotent)."""
+    return f"IS{application_id:012d}"
+
+
+def tax_invoice_issue(*, application_id: int) -> Invoice | None:
+    """Ask the tax system to issue the invoice for a pending application, outside any
+    transaction (it may call out), and record what it issued (``invoice_issue``).
+
+    None when the tax system leaves it to people (the manual backend, paper invoices in the
+    sandbox): finance issues it there and records it in the back office. Raises
+    ``TaxSystemTransientError`` for the caller's retry policy.
+    """
+    application = InvoiceApplication.objects.select_related("customer").get(pk=application_id)
+    if not invoice_application_can_be_issued(application):
+        return Invoice.objects.filter(application=application).first()
+    figures = breakdown_from_total(application.amount)
+    submission = IssueSubmission(
+        serial=invoice_issue_serial(application.pk),
+        medium=application.medium,
+        invoice_type=application.invoice_type,
+        buyer_name=application.title,
+        buyer_taxpayer_id=application.taxpayer_id,
+        buyer_address_phone=" ".join(
+            part for part in (application.registered_address, application.registered_phone) if part
+        ),
+        buyer_bank_account=" ".join(
+            part for part in (application.bank_name, application.bank_account) if part
+        ),
+        seller_name=settings.PROVIDER_NAME,
+        amount=figures.amount,
+        tax_rate=figures.tax_rate,
+        tax=figures.tax,
+        total=figures.total,
+    )
+    result = get_tax_system().issue(submission)
+    if result.status == ResultStatus.PENDING:
+        return None
+    if result.status != ResultStatus.DONE or result.invoice is None:
+        logger.error(
+            "application %s: the tax system refused to issue (%s); finance issues it by hand",
+            application.pk,
+            result.error,
+        )
+        return None
+    issued = result.invoice
+    try:
+        return invoice_issue(
+            application_id=application.pk,
+            code=issued.code,
+            number=issued.number,
+            issued_at=issued.issued_at,
+            document=issued.document,
+            document_name=issued.document_name,
+        )
+    except ApplicationAlreadyIssued:
+        return Invoice.objects.filter(application=application).first()
 
 
 def tax_poll_after_seconds(*, backend_name: str | None = None) -> float | None:
@@ -163,6 +297,9 @@ def tax_request_submit(*, tax_request_id: int) -> TaxResult:
     tax_request = TaxRequest.objects.select_related(
         "invoice__customer", "invoice__application"
     ).get(pk=tax_request_id)
+    if tax_request.state == TaxRequestState.AWAITING_BUYER:
+        # Submitted already: the form is entered. Ask what became of it instead.
+        return get_tax_system(tax_request.backend).query(tax_request.serial)
     if tax_request.state != TaxRequestState.PENDING:
         return _recorded_result(tax_request)
     # The request stays with the backend it was opened under, whatever the setting says now.
@@ -171,14 +308,28 @@ def tax_request_submit(*, tax_request_id: int) -> TaxResult:
 
 def tax_request_query(*, tax_request_id: int) -> TaxResult:
     tax_request = TaxRequest.objects.get(pk=tax_request_id)
-    if tax_request.state != TaxRequestState.PENDING:
+    if tax_request.state not in (TaxRequestState.PENDING, TaxRequestState.AWAITING_BUYER):
         return _recorded_result(tax_request)
     return get_tax_system(tax_request.backend).query(tax_request.serial)
 
 
 def _recorded_result(tax_request: TaxRequest) -> TaxResult:
     if tax_request.state == TaxRequestState.REFUSED:
+        if tax_request.buyer_decision in (BuyerDecision.REFUSED, BuyerDecision.EXPIRED):
+            status = (
+                ResultStatus.BUYER_REFUSED
+                if tax_request.buyer_decision == BuyerDecision.REFUSED
+                else ResultStatus.EXPIRED
+            )
+            return TaxResult.buyer_declined(
+                tax_request.serial, status, tax_request.red_letter_form_number
+            )
         return TaxResult.refused(tax_request.serial, tax_request.error)
+    if tax_request.state == TaxRequestState.AWAITING_BUYER:
+        assert tax_request.confirm_by is not None  # noqa: S101 (a database constraint)
+        return TaxResult.awaiting_buyer(
+            tax_request.serial, tax_request.red_letter_form_number, tax_request.confirm_by
+        )
     if tax_request.operation == TaxOperation.VOID:
         assert tax_request.voided_on is not None  # noqa: S101 (a database constraint)
         return TaxResult.voided(tax_request.serial, tax_request.voided_on)
@@ -225,6 +376,99 @@ def tax_request_refuse(*, tax_request_id: int, error: str) -> TaxRequest:
 
 
 @transaction.atomic
+def tax_request_await_buyer(
+    *,
+    tax_request_id: int,
+    form_number: str,
+    entered_at: dt.datetime | None = None,
+    confirm_by: dt.datetime | None = None,
+) -> TaxRequest:
+    """The red-letter confirmation form is entered and awaits the buyer (digital invoices whose
+    buyer booked them or confirmed their use): its number and the buyer's deadline, 72 hours
+    after it was entered (the tax system's own deadline when it gives one)."""
+    tax_request, _invoice = _lock(tax_request_id)
+    form_number = (form_number or "").strip()
+    if tax_request.state == TaxRequestState.AWAITING_BUYER:
+        if form_number == tax_request.red_letter_form_number:
+            return tax_request
+        raise TaxOutcomeConflict()
+    if tax_request.state != TaxRequestState.PENDING:
+        raise TaxOutcomeConflict()
+    if not (tax_request.is_digital and tax_request.buyer_booked):
+        raise TaxOutcomeInvalid(_("Only a booked digital invoice's form awaits the buyer."))
+    if tax_request.buyer_entered_form:
+        raise TaxOutcomeInvalid(_("The buyer entered this form: the provider confirms it."))
+    if not is_form_number(form_number, InvoiceMedium.DIGITAL):
+        raise TaxOutcomeInvalid(
+            _("A red-letter confirmation form number is 20 digits: check the number.")
+        )
+    now = timezone.now()
+    entered_at = entered_at or now
+    if entered_at > now or entered_at < tax_request.created_at - dt.timedelta(minutes=5):
+        raise TaxOutcomeInvalid(
+            _("The form was entered after the request was opened and not in the future.")
+        )
+    if (
+        TaxRequest.objects.filter(red_letter_form_number=form_number, medium=InvoiceMedium.DIGITAL)
+        .exclude(pk=tax_request.pk)
+        .exists()
+    ):
+        raise TaxOutcomeInvalid(
+            _("Form %(number)s is recorded for another invoice: check the number.")
+            % {"number": form_number}
+        )
+    tax_request.red_letter_form_number = form_number
+    tax_request.confirm_by = confirm_by or entered_at + dt.timedelta(
+        hours=CONFIRMATION_WINDOW_HOURS
+    )
+    tax_request.state = TaxRequestState.AWAITING_BUYER
+    tax_request.save(update_fields=["red_letter_form_number", "confirm_by", "state"])
+    return tax_request
+
+
+def tax_backend_simulates_buyer(backend_name: str) -> bool:
+    """The backend is a simulation that can play the buyer (the sandbox, in development)."""
+    return get_tax_system(backend_name).simulates_buyer
+
+
+def tax_simulate_buyer_decision(*, tax_request_id: int, confirmed: bool) -> None:
+    """Development only: play the buyer on the sandbox's e-tax platform (confirm or refuse)."""
+    tax_request = TaxRequest.objects.get(pk=tax_request_id)
+    if tax_request.state != TaxRequestState.AWAITING_BUYER:
+        raise TaxOutcomeConflict(_("This form is not awaiting the buyer."))
+    backend = get_tax_system(tax_request.backend)
+    if not backend.simulates_buyer:
+        raise TaxOutcomeConflict(_("Only the sandbox tax system can act as the buyer."))
+    backend.simulate_buyer_decision(tax_request.serial, confirmed=confirmed)
+
+
+@transaction.atomic
+def tax_request_buyer_declined(*, tax_request_id: int, expired: bool) -> TaxRequest:
+    """The buyer refused the red-letter confirmation form, or let its 72 hours pass: nothing
+    was issued, the invoice stays valid, and the request ends (a new return opens a new one)."""
+    tax_request, _invoice = _lock(tax_request_id)
+    decision = BuyerDecision.EXPIRED if expired else BuyerDecision.REFUSED
+    if tax_request.state == TaxRequestState.REFUSED and tax_request.buyer_decision == decision:
+        return tax_request
+    if tax_request.state != TaxRequestState.AWAITING_BUYER:
+        raise TaxOutcomeConflict(_("Only a form awaiting the buyer can be refused or lapse."))
+    now = timezone.now()
+    if expired and tax_request.confirm_by is not None and now < tax_request.confirm_by:
+        raise TaxOutcomeInvalid(
+            _("The form can be confirmed until %(deadline)s: it has not lapsed yet.")
+            % {"deadline": local_minute(tax_request.confirm_by)}
+        )
+    tax_request.state = TaxRequestState.REFUSED
+    tax_request.buyer_decision = decision
+    tax_request.error = f"Red-letter confirmation form {tax_request.red_letter_form_number}: " + (
+        "not confirmed by the buyer within 72 hours" if expired else "refused by the buyer"
+    )
+    tax_request.completed_at = now
+    tax_request.save(update_fields=["state", "buyer_decision", "error", "completed_at"])
+    return tax_request
+
+
+@transaction.atomic
 def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | None) -> TaxRequest:
     """Record what the tax system did (R6) and credit the invoiceable amount once (R7).
 
@@ -247,6 +491,8 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
     today = _local_date(now)
     issued_on = _local_date(invoice.issued_at)
     if tax_request.operation == TaxOperation.VOID:
+        if invoice.is_digital:  # R6; the database refuses it too
+            raise TaxOutcomeInvalid(_("A digital invoice is never voided, only reversed."))
         _check_void(result, issued_on=issued_on, today=today, certified=tax_request.buyer_certified)
         assert result.voided_on is not None  # noqa: S101 (checked just above)
         invoice.state = InvoiceState.VOIDED
@@ -257,10 +503,24 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         _red_letter_insert(red, invoice=invoice, tax_request=tax_request)
     invoice.state_changed_at = now
     invoice.save(update_fields=["state", "state_changed_at"])
+    if tax_request.state == TaxRequestState.AWAITING_BUYER:
+        tax_request.buyer_decision = BuyerDecision.CONFIRMED  # confirming issues it (确认即开票)
+    tax_request.red_letter_form_number = tax_request.red_letter_form_number or (
+        result.red_letter.red_letter_form_number if result.red_letter else ""
+    )
     tax_request.state = TaxRequestState.DONE
     tax_request.completed_at = now
     tax_request.recorded_by = actor
-    tax_request.save(update_fields=["state", "completed_at", "recorded_by", "voided_on"])
+    tax_request.save(
+        update_fields=[
+            "state",
+            "completed_at",
+            "recorded_by",
+            "voided_on",
+            "buyer_decision",
+            "red_letter_form_number",
+        ]
+    )
     LedgerEntry.objects.create(
         customer_id=invoice.customer_id,
         kind=LedgerKind.INVOICE_RETURNED,
@@ -280,6 +540,7 @@ def _red_letter_insert(
             return RedLetterInvoice.objects.create(
                 original=invoice,
                 tax_request=tax_request,
+                medium=invoice.medium,
                 code=red.code,
                 number=red.number,
                 amount=red.amount,
@@ -326,6 +587,30 @@ def _check_void(result: TaxResult, *, issued_on: dt.date, today: dt.date, certif
         )
 
 
+def _check_confirmation_form(form_number: str, *, tax_request: TaxRequest) -> str:
+    """A digital reversal carries its red-letter confirmation form: the one on the request
+    (the buyer's, or the provider's awaiting the buyer), or the one finance entered now."""
+    if tax_request.red_letter_form_number:
+        if form_number and form_number != tax_request.red_letter_form_number:
+            raise TaxOutcomeInvalid(
+                _("The red-letter confirmation form is %(number)s.")
+                % {"number": tax_request.red_letter_form_number}
+            )
+        return tax_request.red_letter_form_number
+    if tax_request.buyer_booked:
+        raise TaxOutcomeInvalid(
+            _(
+                "The buyer booked this invoice: its red-letter confirmation form must be "
+                "confirmed by the buyer first. Record the form when it is entered."
+            )
+        )
+    if not is_form_number(form_number, InvoiceMedium.DIGITAL):
+        raise TaxOutcomeInvalid(
+            _("Enter the 20-digit number of the red-letter confirmation form entered.")
+        )
+    return form_number
+
+
 def _check_red_letter(
     result: TaxResult, *, tax_request: TaxRequest, invoice: Invoice, today: dt.date
 ) -> RedLetterIssued:
@@ -333,10 +618,16 @@ def _check_red_letter(
     if red is None or result.voided_on is not None:
         raise TaxOutcomeInvalid(_("This request is a red-letter invoice: enter its numbers."))
     code, number = red.code.strip(), red.number.strip()
-    if not (code.isascii() and code.isdigit() and len(code) in (10, 12)):
-        raise TaxOutcomeInvalid(_("The red-letter invoice code is 10 or 12 digits."))
-    if not (number.isascii() and number.isdigit() and len(number) == 8):
-        raise TaxOutcomeInvalid(_("The red-letter invoice number is 8 digits."))
+    if invoice.is_digital:
+        if code:
+            raise TaxOutcomeInvalid(_("A digital red-letter invoice has no code: leave it empty."))
+        if not _digits(number, DIGITAL_NUMBER_DIGITS):
+            raise TaxOutcomeInvalid(_("A digital red-letter invoice number is 20 digits."))
+    else:
+        if not (code.isascii() and code.isdigit() and len(code) in (10, 12)):
+            raise TaxOutcomeInvalid(_("The red-letter invoice code is 10 or 12 digits."))
+        if not _digits(number, 8):
+            raise TaxOutcomeInvalid(_("The red-letter invoice number is 8 digits."))
     if Invoice.objects.filter(code=code, number=number).exists():
         raise TaxOutcomeInvalid(
             _("%(code)s %(number)s is a blue invoice already recorded: check the number.")
@@ -364,7 +655,9 @@ def _check_red_letter(
             }
         )
     form_number = red.red_letter_form_number.strip()
-    if tax_request.buyer_certified:
+    if invoice.is_digital:
+        form_number = _check_confirmation_form(form_number, tax_request=tax_request)
+    elif tax_request.buyer_certified:
         if form_number and form_number != tax_request.red_letter_form_number:
             raise TaxOutcomeInvalid(
                 _("The buyer's red-letter information form is %(number)s.")

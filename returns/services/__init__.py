@@ -20,11 +20,14 @@ Import the public names from here: ``from returns.services import return_request
 from returns.services._common import Actor, return_event_record
 from returns.services.paper import MailReceiptOutcome, MailReceiptResult, mail_receipt_log
 from returns.services.processing import (
+    return_request_await_buyer,
+    return_request_buyer_declined,
     return_request_correct_outcome,
     return_request_mark_failed,
     return_request_process,
     return_request_record_outcome,
     return_request_retry,
+    return_request_simulate_buyer,
     return_request_tax_refused,
     return_tax_poll,
     return_tax_submit,
@@ -46,6 +49,8 @@ __all__ = [
     "red_letter_form_review",
     "red_letter_form_upload",
     "return_event_record",
+    "return_request_await_buyer",
+    "return_request_buyer_declined",
     "return_request_cancel",
     "return_request_correct_outcome",
     "return_request_mark_failed",
@@ -53,6 +58,7 @@ __all__ = [
     "return_request_record_outcome",
     "return_request_reject",
     "return_request_retry",
+    "return_request_simulate_buyer",
     "return_request_submit",
     "return_request_tax_refused",
     "return_request_update_tracking",

@@ -19,6 +19,7 @@ from returns.exceptions import InvalidReturnReason
 from returns.models import FormReviewState, RedLetterForm, ReturnEvent, ReturnRequest, ReturnState
 from returns.rules import (
     return_is_before_processing,
+    return_is_digital,
     return_is_ready_to_process,
     return_needs_red_letter_form,
 )
@@ -126,7 +127,11 @@ def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
     """R4: the paper in and complete → processing. A certified special invoice waits for the
     buyer's approved red-letter information form instead of its paper: the buyer keeps the
     invoice it booked and certified, so nothing is mailed (paper that comes anyway is kept)."""
-    if return_needs_red_letter_form(rr):
+    if return_is_digital(rr):
+        if rr.state != ReturnState.SUBMITTED:
+            return
+        note = gettext_lazy("A digital invoice is not mailed: sent to the tax system")
+    elif return_needs_red_letter_form(rr):
         if not return_is_before_processing(rr):
             return
         form = red_letter_form_current(return_request_id=rr.pk)

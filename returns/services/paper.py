@@ -107,6 +107,11 @@ def mail_receipt_log(
         raise InvoiceNotEligibleForReturn(
             _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
         )
+    if invoice.is_digital:
+        raise InvoiceNotEligibleForReturn(
+            _("Invoice %(number)s is digital: it has no paper and is returned online only.")
+            % {"number": invoice.number}
+        )
     rr = return_blocking_for_invoice(invoice_id=invoice.pk)
     if rr is not None and rr.mail_receipt is not None:
         return MailReceiptResult(MailReceiptOutcome.DUPLICATE, rr.mail_receipt, rr)

@@ -14,20 +14,25 @@ from django.utils.translation import gettext_lazy
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
 from invoices.models import ReturnOutcome
-from invoices.taxsystem.interface import ResultStatus, TaxResult
+from invoices.taxsystem.interface import BUYER_DECLINED, ResultStatus, TaxResult
 from invoices.taxsystem.services import (
+    local_minute,
     tax_outcome_correct,
     tax_outcome_record,
     tax_poll_after_seconds,
+    tax_request_await_buyer,
+    tax_request_buyer_declined,
     tax_request_open,
     tax_request_query,
     tax_request_refuse,
     tax_request_submit,
+    tax_simulate_buyer_decision,
 )
 from notifications.models import SmsPurpose
 from returns.exceptions import ReturnProcessingError, ReturnStateConflict
 from returns.models import ReturnRequest, ReturnState
 from returns.rules import (
+    return_awaits_buyer,
     return_can_be_retried,
     return_is_ready_to_process,
     return_needs_red_letter_form,
@@ -39,12 +44,16 @@ from returns.services._common import (
     Actor,
     Note,
     _lock_return,
+    _reject,
     _sms_queue,
     _transition,
     return_event_record,
 )
 
 logger = logging.getLogger(__name__)
+
+# The return has asked the tax system and waits for its answer (or the buyer's).
+WAITING_ON_TAX_SYSTEM = (ReturnState.AWAITING_TAX, ReturnState.AWAITING_BUYER)
 
 
 def return_request_process(*, return_request_id: int) -> ReturnRequest:
@@ -79,7 +88,8 @@ def _process(return_request_id: int) -> ReturnRequest:
         invoice_id=rr.invoice_id,
         certified=rr.certified,
         reason_code=rr.reason_code,
-        buyer_form_number=form_number,
+        buyer_form_number=form_number or rr.buyer_form_number,
+        buyer_booked=rr.buyer_booked,
     )
     rr.tax_request = tax_request
     rr.error = ""
@@ -113,7 +123,7 @@ def return_tax_submit(*, return_request_id: int) -> float | None:
     hand). ``TaxSystemTransientError`` is left to the task's retry policy.
     """
     rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
-    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+    if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_submit(tax_request_id=rr.tax_request_id)
     return _apply_tax_result(rr, result)
@@ -122,7 +132,7 @@ def return_tax_submit(*, return_request_id: int) -> float | None:
 def return_tax_poll(*, return_request_id: int) -> float | None:
     """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
     rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
-    if rr is None or rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+    if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_query(tax_request_id=rr.tax_request_id)
     return _apply_tax_result(rr, result)
@@ -134,6 +144,18 @@ def _apply_tax_result(rr: ReturnRequest, result: TaxResult) -> float | None:
         return None
     if result.status == ResultStatus.REFUSED:
         return_request_tax_refused(return_request_id=rr.pk, error=result.error)
+        return None
+    if result.status in BUYER_DECLINED:
+        return_request_buyer_declined(
+            return_request_id=rr.pk, expired=result.status == ResultStatus.EXPIRED
+        )
+        return None
+    if result.status == ResultStatus.AWAITING_BUYER:
+        # The buyer has up to 72 hours: no tight polling. The sweeper asks again every
+        # TAX_POLL_REQUEUE_AFTER_SECONDS (and the sandbox's "I have confirmed it" at once).
+        return_request_await_buyer(
+            return_request_id=rr.pk, form_number=result.form_number, confirm_by=result.confirm_by
+        )
         return None
     assert rr.tax_request is not None  # noqa: S101 (checked by the callers)
     return tax_poll_after_seconds(backend_name=rr.tax_request.backend)
@@ -161,6 +183,16 @@ def return_request_record_outcome(
     tax_request = tax_outcome_record(tax_request_id=rr.tax_request_id, result=result, actor=actor)
     if rr.state == ReturnState.COMPLETED:
         return rr
+    if rr.state == ReturnState.AWAITING_BUYER:
+        _transition(
+            rr,
+            to_state=ReturnState.AWAITING_TAX,
+            actor=actor,
+            note=lambda: (
+                _("The buyer confirmed red-letter confirmation form %(form)s")
+                % {"form": tax_request.red_letter_form_number}
+            ),
+        )
     red = tax_request.red_letter_invoice
     rr.outcome = ReturnOutcome.REVERSED if red is not None else ReturnOutcome.VOIDED
     rr.error = ""
@@ -197,6 +229,110 @@ def return_request_record_outcome(
             % {"number": rr.invoice.number, "total": total}
         ),
     )
+    return rr
+
+
+@transaction.atomic
+def return_request_await_buyer(
+    *,
+    return_request_id: int,
+    form_number: str,
+    confirm_by: dt.datetime | None = None,
+    entered_at: dt.datetime | None = None,
+    actor: Actor = None,
+) -> ReturnRequest:
+    """The red-letter confirmation form is entered and awaits the buyer (a digital invoice the
+    buyer booked or confirmed the use of): the return shows the form's number, what to do and
+    the deadline, and one SMS says so. From the backend's answer, or recorded by finance
+    (manual backend) with when the form was entered. Recording it twice is a no-op."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.AWAITING_BUYER:
+        return rr
+    if rr.state != ReturnState.AWAITING_TAX or rr.tax_request_id is None:
+        raise ReturnStateConflict(
+            _("This return is %(state)s: no confirmation form can be recorded.")
+            % {"state": rr.get_state_display().lower()}
+        )
+    tax_request = tax_request_await_buyer(
+        tax_request_id=rr.tax_request_id,
+        form_number=form_number,
+        confirm_by=confirm_by,
+        entered_at=entered_at,
+    )
+    deadline = tax_request.confirm_by
+    assert deadline is not None  # noqa: S101 (a database constraint)
+
+    def note() -> str:
+        return _(
+            "Red-letter confirmation form %(form)s entered: the buyer confirms it on its "
+            "e-tax platform by %(deadline)s"
+        ) % {"form": tax_request.red_letter_form_number, "deadline": local_minute(deadline)}
+
+    _transition(rr, to_state=ReturnState.AWAITING_BUYER, actor=actor, note=note)
+    _sms_queue(
+        rr,
+        purpose=SmsPurpose.BUYER_CONFIRMATION,
+        render=lambda: (
+            _(
+                "Invoice %(number)s: please confirm red-letter confirmation form %(form)s on "
+                "your e-tax platform by %(deadline)s (Beijing time)."
+            )
+            % {
+                "number": rr.invoice.number,
+                "form": tax_request.red_letter_form_number,
+                "deadline": local_minute(deadline),
+            }
+        ),
+    )
+    return rr
+
+
+@transaction.atomic
+def return_request_buyer_declined(
+    *, return_request_id: int, expired: bool, actor: Actor = None
+) -> ReturnRequest:
+    """The buyer refused the red-letter confirmation form or let 72 hours pass: nothing was
+    issued, the invoice stays valid, the return ends *rejected* with that reason (the
+    customer's language) and the customer may start a new return."""
+    rr = _lock_return(return_request_id)
+    if rr.state == ReturnState.REJECTED:
+        return rr
+    if rr.state != ReturnState.AWAITING_BUYER or rr.tax_request_id is None:
+        raise ReturnStateConflict(_("Only a return awaiting the buyer's confirmation can end so."))
+    tax_request = tax_request_buyer_declined(tax_request_id=rr.tax_request_id, expired=expired)
+    form = tax_request.red_letter_form_number
+    with translation.override(rr.invoice.customer.language):
+        if expired:
+            reason = _(
+                "Red-letter confirmation form %(form)s was not confirmed within 72 hours and "
+                "lapsed; the invoice stays valid. You may return it again."
+            ) % {"form": form}
+        else:
+            reason = _(
+                "The buyer refused red-letter confirmation form %(form)s; the invoice stays "
+                "valid. You may return it again."
+            ) % {"form": form}
+    _reject(rr, reason=str(reason), actor=actor)
+    return rr
+
+
+def return_request_simulate_buyer(
+    *, return_request_id: int, customer_id: int, confirmed: bool
+) -> ReturnRequest:
+    """Development only: the customer plays its own buyer on the sandbox's e-tax platform and
+    confirms (or refuses) the form; the result is asked for at once."""
+    rr = (
+        ReturnRequest.objects.select_related("tax_request")
+        .filter(pk=return_request_id, invoice__customer_id=customer_id)
+        .first()
+    )
+    if rr is None:
+        raise ReturnStateConflict(_("No such return."))
+    if not return_awaits_buyer(rr) or rr.tax_request_id is None:
+        raise ReturnStateConflict(_("This return is not awaiting the buyer's confirmation."))
+    tax_simulate_buyer_decision(tax_request_id=rr.tax_request_id, confirmed=confirmed)
+    return_tax_poll(return_request_id=rr.pk)
+    rr.refresh_from_db()
     return rr
 
 

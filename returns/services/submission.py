@@ -8,8 +8,9 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from invoices.models import Invoice, ReversalReason
+from invoices.models import Invoice, InvoiceMedium, ReversalReason
 from invoices.rules import invoice_return_refusal
+from invoices.taxsystem.services import is_form_number
 from returns.exceptions import (
     InvalidReturnReason,
     InvalidUpload,
@@ -20,6 +21,7 @@ from returns.exceptions import (
 )
 from returns.models import ReturnProblem, ReturnRequest, ReturnState
 from returns.rules import (
+    invoice_can_be_booked,
     invoice_can_be_certified,
     return_can_be_cancelled,
     return_can_be_rejected,
@@ -28,6 +30,7 @@ from returns.rules import (
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
 from returns.services._common import (
     Actor,
+    _advance_if_ready,
     _clean_reason,
     _lock_return,
     _reject,
@@ -53,8 +56,16 @@ def return_request_submit(
     tracking_number: str = "",
     red_letter_form: UploadedFile | None = None,
     red_letter_form_number: str = "",
+    buyer_booked: bool | None = None,
+    buyer_form_number: str = "",
 ) -> ReturnRequest:
     """The customer clicks Refund and confirms (R1, R2, R3, R4).
+
+    A paper special invoice asks whether it was certified (then the buyer's red-letter
+    information form); a digital invoice asks instead whether the buyer booked it or confirmed
+    its use (``buyer_booked``), and takes the number of a red-letter confirmation form the
+    buyer entered itself (``buyer_form_number``). A digital return mails nothing: it goes to
+    processing at once.
 
     The invoice row is locked first: a double click, a double submit or two tabs queue on that
     lock and the second sees the first's return (``ReturnAlreadyOpen``). The partial unique
@@ -81,11 +92,25 @@ def return_request_submit(
         raise InvoiceNotEligibleForReturn(refusal)
     if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
         raise ReturnAlreadyOpen()
+    digital = invoice.is_digital
     if invoice_can_be_certified(invoice):
         if certified is None:
             raise InvalidReturnReason(_("Please answer: has this invoice been certified?"))
     else:
         certified = False
+    buyer_form_number = (buyer_form_number or "").strip()
+    if invoice_can_be_booked(invoice):
+        if buyer_booked is None and not buyer_form_number:
+            raise InvalidReturnReason(
+                _("Please answer: has the buyer booked this invoice or confirmed its use?")
+            )
+        if buyer_form_number and not is_form_number(buyer_form_number, InvoiceMedium.DIGITAL):
+            raise InvalidReturnReason(
+                _("A red-letter confirmation form number is 20 digits: check the number.")
+            )
+        courier = tracking_number = ""
+    else:
+        buyer_booked, buyer_form_number = False, ""
     if red_letter_form is not None and not certified:
         raise InvalidUpload(_("A red-letter information form is only needed when certified."))
     if red_letter_form is not None:
@@ -95,10 +120,13 @@ def return_request_submit(
         with transaction.atomic():
             rr = ReturnRequest.objects.create(
                 invoice=invoice,
+                medium=invoice.medium,
                 reason=reason,
                 problem=problem,
                 reason_code=reason_code,
                 certified=bool(certified),
+                buyer_booked=bool(buyer_booked),
+                buyer_form_number=buyer_form_number,
                 courier=courier.strip()[:64],
                 tracking_number=tracking_number.strip()[:64],
                 submitted_by=actor,
@@ -110,6 +138,9 @@ def return_request_submit(
     )
     if red_letter_form is not None:
         _form_create(rr, upload=red_letter_form, form_number=red_letter_form_number, actor=actor)
+    if digital:
+        _advance_if_ready(rr, actor=None)  # R4: nothing to mail, straight to processing
+        return rr
 
     receipt = mail_receipt_matchable(invoice_id=invoice.pk)
     if receipt is not None:

@@ -8,6 +8,13 @@ eagerly), and enforces the platform's rules:
   certified it;
 - a paper special invoice is reversed only against a red-letter information form: the buyer's
   16-digit number, or one the seller files (the sandbox then files it and gives its number);
+- a digital invoice (数电票) is never voided; it is reversed through a red-letter confirmation
+  form (20 digits) that the sandbox enters for the seller. When the buyer booked the invoice or
+  confirmed its use, the form awaits the buyer's confirmation for 72 hours (confirmed: the
+  red-letter invoice is issued at once; refused or lapsed: nothing is issued). A form the buyer
+  entered is confirmed by the seller's side at once;
+- it issues digital invoices at once, with a PDF clearly marked as a sandbox document (paper
+  invoices are printed and mailed by people: finance records those by hand);
 - the same serial submitted twice acts once.
 
 Numbers come from its own range (codes below, numbers from 50000001). ``TAX_SANDBOX_FAIL``
@@ -25,12 +32,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from invoices.models import (
+    CONFIRMATION_WINDOW_HOURS,
+    InvoiceMedium,
     InvoiceType,
     NumberSequence,
     TaxOperation,
     TaxSandboxOperation,
 )
+from invoices.taxsystem.backends.sandbox_document import sandbox_invoice_pdf
 from invoices.taxsystem.interface import (
+    IssuedInvoice,
+    IssueResult,
+    IssueSubmission,
     RedLetterIssued,
     ResultStatus,
     TaxResult,
@@ -51,7 +64,14 @@ FORM_REQUIRED = (
     "红冲失败：增值税专用发票须凭红字发票信息表开具红字发票。"
     " A special invoice is reversed only against a red-letter information form."
 )
+DIGITAL_VOID_REFUSED = (
+    "作废失败：数电票不能作废，只能红冲。"
+    " A fully digitalized e-invoice is never voided, only reversed."
+)
 PERMANENT = "开票服务拒绝请求（沙箱模拟）。 Refused by the sandbox on request (TAX_SANDBOX_FAIL)."
+# Digital numbers: year, the sandbox's tax office (33), channel, then a counter; 20 digits.
+DIGITAL_PREFIX = "332000"
+CONFIRMATION_FORM_PREFIX = "3301"
 
 
 def _next(name: str, start: int) -> int:
@@ -64,6 +84,16 @@ def _next(name: str, start: int) -> int:
 
 def _local_today(now: dt.datetime) -> dt.date:
     return now.astimezone(ZoneInfo(settings.BUSINESS_TIME_ZONE)).date()
+
+
+def _digital_number(today: dt.date) -> str:
+    """A 数电票 number from the sandbox's range: 20 digits, blue and red from one counter."""
+    return f"{today:%y}{DIGITAL_PREFIX}{_next('sandbox:digital', 0):012d}"
+
+
+def _confirmation_form_number(today: dt.date) -> str:
+    """A red-letter confirmation form number: 20 digits."""
+    return f"{CONFIRMATION_FORM_PREFIX}{today:%y%m%d}{_next('sandbox:confirmation', 0):010d}"
 
 
 class SandboxTaxSystem(TaxSystemBackend):
@@ -98,7 +128,76 @@ class SandboxTaxSystem(TaxSystemBackend):
             return TaxResult.pending(serial)
         if timezone.now() < operation.ready_at:
             return TaxResult.pending(serial)
+        if operation.result["status"] == ResultStatus.AWAITING_BUYER:
+            return self._buyer_outcome(serial)
         return _result_from_json(serial, operation.result)
+
+    simulates_buyer: ClassVar[bool] = True
+
+    def simulate_buyer_decision(self, serial: str, *, confirmed: bool) -> None:
+        """The buyer confirms (the red-letter invoice is issued at once) or refuses the form
+        on its e-tax platform. Only a form still awaiting the buyer takes a decision."""
+        with transaction.atomic():
+            operation = TaxSandboxOperation.objects.select_for_update().get(serial=serial)
+            result = operation.result or {}
+            if result.get("status") != ResultStatus.AWAITING_BUYER:
+                return
+            if timezone.now() >= dt.datetime.fromisoformat(result["confirm_by"]):
+                return  # lapsed: the platform takes no decision any more
+            if confirmed:
+                payload = operation.payload
+                operation.result = self._red_letter(
+                    payload["original"], form_number=result["form_number"]
+                )
+            else:
+                operation.result = {
+                    "status": ResultStatus.BUYER_REFUSED,
+                    "form_number": result["form_number"],
+                }
+            operation.save(update_fields=["result"])
+
+    def _buyer_outcome(self, serial: str) -> TaxResult:
+        """A form awaiting the buyer: still waiting, or lapsed after 72 hours."""
+        operation = TaxSandboxOperation.objects.get(serial=serial)
+        result = operation.result or {}
+        confirm_by = dt.datetime.fromisoformat(result["confirm_by"])
+        if timezone.now() >= confirm_by:
+            return TaxResult.buyer_declined(serial, ResultStatus.EXPIRED, result["form_number"])
+        return TaxResult.awaiting_buyer(serial, result["form_number"], confirm_by)
+
+    def issue(self, submission: IssueSubmission) -> IssueResult:
+        """A digital invoice is issued at once (the same serial gives the same invoice); a paper
+        one is printed and mailed by people, who record it by hand."""
+        if submission.medium != InvoiceMedium.DIGITAL:
+            return IssueResult(serial=submission.serial, status=ResultStatus.PENDING)
+        with transaction.atomic():
+            operation, _created = TaxSandboxOperation.objects.select_for_update().get_or_create(
+                serial=submission.serial, defaults={"payload": {"operation": "issue"}}
+            )
+            operation.attempts += 1
+            if operation.result is None:
+                now = timezone.now()
+                operation.result = {
+                    "status": ResultStatus.DONE,
+                    "number": _digital_number(_local_today(now)),
+                    "issued_at": now.isoformat(),
+                }
+                operation.ready_at = now
+            operation.save(update_fields=["attempts", "result", "ready_at"])
+        number = operation.result["number"]
+        issued_at = dt.datetime.fromisoformat(operation.result["issued_at"])
+        document = sandbox_invoice_pdf(submission, number=number, issued_at=issued_at)
+        return IssueResult(
+            serial=submission.serial,
+            status=ResultStatus.DONE,
+            invoice=IssuedInvoice(
+                code="",
+                number=number,
+                issued_at=issued_at,
+                document=document,
+                document_name=f"{number}.pdf",
+            ),
+        )
 
     def _decide(self, submission: TaxSubmission) -> dict[str, Any]:
         """What the platform does with the submission, written when it is first accepted."""
@@ -107,6 +206,10 @@ class SandboxTaxSystem(TaxSystemBackend):
         now = timezone.now()
         today = _local_today(now)
         original = submission.original
+        if submission.operation == TaxOperation.VOID and original.medium == InvoiceMedium.DIGITAL:
+            return {"status": "refused", "error": DIGITAL_VOID_REFUSED}
+        if original.medium == InvoiceMedium.DIGITAL:
+            return self._digital_reversal(submission, now=now, today=today)
         if submission.operation == TaxOperation.VOID:
             same_month = (original.issued_on.year, original.issued_on.month) == (
                 today.year,
@@ -125,17 +228,46 @@ class SandboxTaxSystem(TaxSystemBackend):
                 )
             else:
                 return {"status": "refused", "error": FORM_REQUIRED}
-        code = RED_LETTER_CODES[InvoiceType(original.invoice_type)]
+        return self._red_letter(_payload(submission)["original"], form_number=form_number)
+
+    def _digital_reversal(
+        self, submission: TaxSubmission, *, now: dt.datetime, today: dt.date
+    ) -> dict[str, Any]:
+        """数电票: the seller confirms a form the buyer entered; otherwise it enters one, which
+        the buyer must confirm when it booked the invoice or confirmed its use."""
+        payload = _payload(submission)
+        if submission.buyer_entered_form:
+            return self._red_letter(
+                payload["original"], form_number=submission.red_letter_form_number
+            )
+        form_number = _confirmation_form_number(today)
+        if not submission.buyer_booked:
+            return self._red_letter(payload["original"], form_number=form_number)
+        confirm_by = now + dt.timedelta(hours=CONFIRMATION_WINDOW_HOURS)
+        return {
+            "status": ResultStatus.AWAITING_BUYER,
+            "form_number": form_number,
+            "confirm_by": confirm_by.isoformat(),
+        }
+
+    def _red_letter(self, original: dict[str, Any], *, form_number: str) -> dict[str, Any]:
+        """The full red-letter invoice: the original's figures negated, numbered now."""
+        today = _local_today(timezone.now())
+        if original["medium"] == InvoiceMedium.DIGITAL:
+            code, number = "", _digital_number(today)
+        else:
+            code = RED_LETTER_CODES[InvoiceType(original["invoice_type"])]
+            number = f"{_next(f'sandbox:{code}', FIRST_NUMBER):08d}"
         return {
             "status": "done",
             "red_letter": {
                 "code": code,
-                "number": f"{_next(f'sandbox:{code}', FIRST_NUMBER):08d}",
+                "number": number,
                 "issued_on": today.isoformat(),
-                "amount": str(-original.amount),
-                "tax_rate": str(original.tax_rate),
-                "tax": str(-original.tax),
-                "total": str(-original.total),
+                "amount": str(-Decimal(original["amount"])),
+                "tax_rate": original["tax_rate"],
+                "tax": str(-Decimal(original["tax"])),
+                "total": str(-Decimal(original["total"])),
                 "red_letter_form_number": form_number,
             },
         }
@@ -145,17 +277,30 @@ def _payload(submission: TaxSubmission) -> dict[str, Any]:
     original = submission.original
     return {
         "operation": submission.operation,
-        "original": {"code": original.code, "number": original.number},
+        "original": {
+            "code": original.code,
+            "number": original.number,
+            "medium": original.medium,
+            "invoice_type": original.invoice_type,
+            "amount": str(original.amount),
+            "tax_rate": str(original.tax_rate),
+            "tax": str(original.tax),
+            "total": str(original.total),
+        },
         "reason_code": submission.reason_code,
         "buyer_certified": submission.buyer_certified,
         "red_letter_form_number": submission.red_letter_form_number,
         "seller_files_form": submission.seller_files_form,
+        "buyer_booked": submission.buyer_booked,
+        "buyer_entered_form": submission.buyer_entered_form,
     }
 
 
 def _result_from_json(serial: str, data: dict[str, Any]) -> TaxResult:
     if data["status"] == ResultStatus.REFUSED:
         return TaxResult.refused(serial, data["error"])
+    if data["status"] == ResultStatus.BUYER_REFUSED:
+        return TaxResult.buyer_declined(serial, ResultStatus.BUYER_REFUSED, data["form_number"])
     if "voided_on" in data:
         return TaxResult.voided(serial, dt.date.fromisoformat(data["voided_on"]))
     red = data["red_letter"]
