@@ -10,10 +10,13 @@ from django.db.models.functions import Coalesce
 from invoices.models import (
     ZERO,
     ApplicationState,
+    BuyerDecision,
     Customer,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceState,
+    Issuer,
     LedgerEntry,
     LedgerKind,
     RedLetterInvoice,
@@ -152,6 +155,69 @@ def check_red_letter_invoices() -> list[str]:
     return problems
 
 
+def check_digital_invoices() -> list[str]:
+    """数电票: each row that copies its invoice's medium agrees with it (a digital invoice is
+    reversed by a digital red-letter invoice, through a digital request, in a digital return);
+    an issued digital invoice has its file; a recorded digital reversal carries its 20-digit
+    red-letter confirmation form, confirmed by the buyer when the buyer had to confirm it."""
+    problems = [
+        f"application {pk} is {app_medium} but its invoice {number} is {medium}"
+        for pk, app_medium, number, medium in InvoiceApplication.objects.filter(
+            invoice__isnull=False
+        )
+        .exclude(medium=F("invoice__medium"))
+        .values_list("pk", "medium", "invoice__number", "invoice__medium")
+    ]
+    for label, rows in (
+        ("tax request", TaxRequest.objects.exclude(medium=F("invoice__medium"))),
+        ("return", ReturnRequest.objects.exclude(medium=F("invoice__medium"))),
+    ):
+        problems += [
+            f"{label} {pk} is {medium} but invoice {_name(code, number)} is {invoice_medium}"
+            for pk, medium, code, number, invoice_medium in rows.values_list(
+                "pk", "medium", "invoice__code", "invoice__number", "invoice__medium"
+            )
+        ]
+    problems += [
+        f"red-letter invoice {_name(code, number)} is {medium} but its original "
+        f"{_name(original_code, original_number)} is {original_medium}"
+        for code, number, medium, original_code, original_number, original_medium in (
+            RedLetterInvoice.objects.exclude(medium=F("original__medium")).values_list(
+                "code",
+                "number",
+                "medium",
+                "original__code",
+                "original__number",
+                "original__medium",
+            )
+        )
+    ]
+    problems += [
+        f"digital invoice {number} has no file for the customer to download"
+        for number in Invoice.objects.filter(
+            medium=InvoiceMedium.DIGITAL, issuer=Issuer.PROVIDER, document=""
+        ).values_list("number", flat=True)
+    ]
+    done = TaxRequest.objects.filter(medium=InvoiceMedium.DIGITAL, state=TaxRequestState.DONE)
+    problems += [
+        f"tax request {serial}: digital reversal recorded without its confirmation form"
+        for serial in done.filter(red_letter_form_number="").values_list("serial", flat=True)
+    ]
+    problems += [
+        f"tax request {serial}: the buyer had to confirm form {form} but its decision is "
+        f"{decision or 'missing'}"
+        for serial, form, decision in done.filter(buyer_booked=True, buyer_entered_form=False)
+        .exclude(buyer_decision=BuyerDecision.CONFIRMED)
+        .values_list("serial", "red_letter_form_number", "buyer_decision")
+    ]
+    return problems
+
+
+def _name(code: str, number: str) -> str:
+    """An invoice as people name it: code and number, or the digital number alone."""
+    return f"{code} {number}" if code else number
+
+
 def check_applications_issued_once() -> list[str]:
     return [
         f"application {pk} is issued but has no invoice"
@@ -199,4 +265,5 @@ CHECKS: list[tuple[str, Callable[[], list[str]]]] = [
     ("red-letter invoices", check_red_letter_invoices),
     ("issued applications have invoices", check_applications_issued_once),
     ("completed returns", check_completed_returns),
+    ("digital invoices", check_digital_invoices),
 ]

@@ -96,3 +96,91 @@ def test_the_legacy_migration_gives_old_outcomes_a_request_and_check_ledger_pass
     out = StringIO()
     call_command("check_ledger", stdout=out)
     assert "OK" in out.getvalue()
+
+
+# --- digital invoices (数电票) -----------------------------------------------------------------
+
+
+def _digital_reversed(customer, django_capture_on_commit_callbacks, *, booked=False):
+    from invoices.models import InvoiceType
+    from returns.models import ReturnRequest
+    from tests.factories import issue_digital_invoice
+    from tests.returns_helpers import submit
+
+    invoice = issue_digital_invoice(customer, invoice_type=InvoiceType.SPECIAL)
+    with django_capture_on_commit_callbacks(execute=True):
+        rr = submit(invoice, buyer_booked=booked)
+    if booked:
+        from returns.services import return_request_simulate_buyer
+
+        with django_capture_on_commit_callbacks(execute=True):
+            return_request_simulate_buyer(
+                return_request_id=rr.pk, customer_id=customer.pk, confirmed=True
+            )
+    rr = ReturnRequest.objects.get(pk=rr.pk)
+    assert rr.state == "completed"
+    return invoice, rr
+
+
+def test_check_ledger_passes_after_digital_returns(customer, django_capture_on_commit_callbacks):
+    _digital_reversed(customer, django_capture_on_commit_callbacks)
+    _digital_reversed(customer, django_capture_on_commit_callbacks, booked=True)
+    out = StringIO()
+    call_command("check_ledger", stdout=out)
+    assert "OK" in out.getvalue()
+
+
+def test_check_ledger_finds_a_digital_red_letter_row_that_disagrees_with_its_original(
+    customer, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+
+    invoice, _rr = _digital_reversed(customer, django_capture_on_commit_callbacks)
+    red = invoice.red_letter_invoice
+    table = RedLetterInvoice._meta.db_table
+    with connection.cursor() as cursor:  # past the append-only trigger, as a bad restore would
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute(
+            f"UPDATE {table} SET medium = 'paper', code = '3300262130', number = '61000001',"  # noqa: S608
+            f" red_letter_form_number = '' WHERE id = %s",
+            [red.pk],
+        )
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    report = check_ledger_report()
+    assert (
+        f"red-letter invoice 3300262130 61000001 is paper but its original {invoice.number} "
+        "is digital"
+    ) in report
+
+
+def test_check_ledger_finds_a_confirmed_reversal_without_the_buyers_decision(
+    customer, django_capture_on_commit_callbacks
+):
+    _invoice, rr = _digital_reversed(customer, django_capture_on_commit_callbacks, booked=True)
+    TaxRequest.objects.filter(pk=rr.tax_request_id).update(buyer_decision="")
+    report = check_ledger_report()
+    assert f"tax request {rr.tax_request.serial}: the buyer had to confirm form" in report
+
+
+def test_check_ledger_finds_a_digital_invoice_without_its_file(customer):
+    from tests.factories import issue_digital_invoice
+
+    invoice = issue_digital_invoice(customer)
+    Invoice.objects.filter(pk=invoice.pk).update(document="")
+    report = check_ledger_report()
+    assert f"digital invoice {invoice.number} has no file" in report
+
+
+def test_check_ledger_finds_a_tax_request_whose_medium_is_not_its_invoices(customer):
+    from tests.factories import issue_invoice
+
+    tax_request = void_or_reverse(issue_invoice(customer, issued_at=last_month()))
+    TaxRequest.objects.filter(pk=tax_request.pk).update(medium="digital")
+    report = check_ledger_report()
+    invoice = tax_request.invoice
+    assert (
+        f"tax request {tax_request.pk} is digital but invoice {invoice.code} {invoice.number} "
+        "is paper"
+    ) in report
+    assert f"tax request {tax_request.serial}: digital reversal recorded without" in report
