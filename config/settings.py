@@ -136,7 +136,13 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 _EMAIL_URL = env.str("EMAIL_URL", default="")
 if _EMAIL_URL:
     globals().update(env.email_url_config(_EMAIL_URL))
+elif DEBUG:
+    # Development without a mail server: emails (digital invoices) are printed instead.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 PASSWORD_RESET_ENABLED = bool(_EMAIL_URL)
+# A digital invoice is also emailed when the customer gives an address: only where mail can
+# go out (a configured server, or the console in development).
+INVOICE_EMAIL_ENABLED = bool(_EMAIL_URL) or DEBUG
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Internationalisation: English and Simplified Chinese; the business runs on Beijing time.

@@ -5,6 +5,7 @@ customer row first (R10) so that parallel requests are serialised per customer.
 """
 
 import datetime as dt
+import logging
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -44,6 +45,8 @@ from invoices.rules import invoice_application_can_be_issued
 from invoices.selectors import invoiceable_amount
 from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
+
+logger = logging.getLogger(__name__)
 
 # The largest amount an invoice field holds (max_digits=14, two decimals).
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -110,9 +113,9 @@ def invoice_application_create(
     invoice_type: str,
     title: str,
     amount: Decimal | str,
-    mailing_recipient: str,
-    mailing_phone: str,
-    mailing_address: str,
+    mailing_recipient: str = "",
+    mailing_phone: str = "",
+    mailing_address: str = "",
     mailing_postal_code: str = "",
     taxpayer_id: str = "",
     registered_address: str = "",
@@ -321,6 +324,9 @@ def invoice_email_send(*, invoice_id: int) -> bool:
 
     invoice = Invoice.objects.select_related("application", "customer").get(pk=invoice_id)
     application = invoice.application
+    if not settings.INVOICE_EMAIL_ENABLED:
+        logger.warning("invoice %s not emailed: no mail server (EMAIL_URL) is set", invoice.pk)
+        return False
     if (
         invoice.emailed_at is not None
         or application is None

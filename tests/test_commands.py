@@ -19,6 +19,7 @@ from invoices.models import (
     Customer,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceState,
     InvoiceType,
     Issuer,
@@ -190,14 +191,12 @@ def test_demo_data_gives_returnable_invoices_of_both_types_this_month_and_earlie
 
 def test_demo_data_gives_demo_customer_a_return_in_every_state():
     run("demo_data")
-    returns = {
-        state_of(rr): rr
-        for rr in ReturnRequest.objects.filter(invoice__customer=demo_customer()).select_related(
-            "invoice", "tax_request"
-        )
-    }
+    paper_returns = ReturnRequest.objects.filter(
+        invoice__customer=demo_customer(), medium=InvoiceMedium.PAPER
+    )
+    returns = {state_of(rr): rr for rr in paper_returns.select_related("invoice", "tax_request")}
     assert sorted(returns) == EVERY_STATE
-    assert ReturnRequest.objects.filter(invoice__customer=demo_customer()).count() == 8
+    assert paper_returns.count() == 8
 
     waiting_for_review = returns["received"]
     assert waiting_for_review.invoice.is_special
@@ -240,6 +239,43 @@ def test_demo_data_gives_demo_customer_a_return_in_every_state():
     assert returns["submitted"].tracking_number
 
 
+def test_demo_data_gives_digital_invoices_of_both_kinds_and_a_digital_return_in_each_state():
+    run("demo_data")
+    digital = Invoice.objects.filter(customer=demo_customer(), medium=InvoiceMedium.DIGITAL)
+    assert set(digital.values_list("invoice_type", flat=True)) == {"special", "ordinary"}
+    for invoice in digital:
+        assert invoice.code == ""
+        assert len(invoice.number) == 20
+        assert invoice.document.name.endswith(".pdf")
+    returnable = digital.filter(state=InvoiceState.ISSUED).exclude(
+        return_requests__state__in=BLOCKING_STATES
+    )
+    assert set(returnable.values_list("invoice_type", flat=True)) == {"special", "ordinary"}
+    returns = ReturnRequest.objects.filter(invoice__in=digital).select_related("tax_request")
+    by_state: dict[str, list[ReturnRequest]] = {}
+    for rr in returns:
+        by_state.setdefault(state_of(rr), []).append(rr)
+    assert sorted(by_state) == [
+        "awaiting_buyer",
+        "awaiting_tax",
+        "completed:reversed",
+        "failed",
+        "rejected",
+    ]  # submitted and processing are transient: a digital return moves on at once
+    waiting = by_state["awaiting_buyer"][0].tax_request
+    assert waiting.confirm_by > timezone.now()  # still time for the tester to confirm
+    assert len(waiting.red_letter_form_number) == 20
+    assert by_state["awaiting_tax"][0].tax_request.backend == "manual"
+    reasons = sorted(rr.rejection_reason for rr in by_state["rejected"])
+    assert len(reasons) == 2
+    assert "72" in reasons[0] or "72" in reasons[1]  # one lapsed
+    decisions = {rr.tax_request.buyer_decision for rr in by_state["rejected"]}
+    assert decisions == {"refused", "expired"}
+    completed = by_state["completed:reversed"][0]
+    red = completed.invoice.red_letter_invoice
+    assert (red.code, len(red.number), len(red.red_letter_form_number)) == ("", 20, 20)
+
+
 def test_demo_data_fills_each_back_office_queue_and_puts_the_staff_in_their_roles():
     run("demo_data")
     users = get_user_model().objects
@@ -248,7 +284,9 @@ def test_demo_data_fills_each_back_office_queue_and_puts_the_staff_in_their_role
     assert list(reviewer.groups.values_list("name", flat=True)) == [ADMIN_REVIEWERS]
     assert finance.has_perm("returns.log_mailreceipt")
     assert reviewer.has_perm("returns.review_redletterform")
-    assert returns_awaiting_tax_system().count() == 1  # finance's "To do in the tax system"
+    # Finance's "To do in the tax system": a paper and a digital reversal; and a digital
+    # invoice's confirmation form awaiting its buyer.
+    assert returns_awaiting_tax_system().count() == 3
     assert RedLetterForm.objects.filter(review_state=FormReviewState.PENDING).count() == 1
     assert InvoiceApplication.objects.filter(state=ApplicationState.PENDING).count() == 1
     assert returns_awaiting_paper().count() == 2  # from two companies
@@ -263,7 +301,8 @@ def test_demo_data_is_idempotent_and_check_ledger_passes_after_each_run():
     run("demo_data")
     assert "OK" in run("check_ledger")
     assert table_counts() == counts
-    assert counts["ReturnRequest"] == 9  # every state for demo-customer, one for the second
+    # Every paper state (8) and every digital end state (6) for demo-customer, one for the second.
+    assert counts["ReturnRequest"] == 15
 
 
 def test_demo_data_run_again_next_month_changes_nothing():
@@ -280,9 +319,20 @@ def test_demo_data_in_the_first_minutes_of_a_month_keeps_every_state_and_date_or
         run("demo_data")
         assert "OK" in run("check_ledger")
     states = sorted(
-        state_of(rr) for rr in ReturnRequest.objects.filter(invoice__customer=demo_customer())
+        state_of(rr)
+        for rr in ReturnRequest.objects.filter(
+            invoice__customer=demo_customer(), medium=InvoiceMedium.PAPER
+        )
     )
     assert states == EVERY_STATE
+    digital_states = ReturnRequest.objects.filter(medium=InvoiceMedium.DIGITAL)
+    assert set(digital_states.values_list("state", flat=True)) == {
+        "awaiting_buyer",
+        "awaiting_tax",
+        "completed",
+        "failed",
+        "rejected",
+    }
     voided = ReturnRequest.objects.get(invoice__customer=demo_customer(), outcome="voided")
     assert first.replace(minute=0) <= voided.invoice.issued_at <= voided.created_at <= first
     assert_dates_in_order(now=first)
@@ -340,7 +390,7 @@ def test_demo_dates_are_in_order():
 
 def test_demo_invoices_use_one_code_per_kind_numbered_in_issue_order():
     run("demo_data")
-    provider = Invoice.objects.filter(issuer=Issuer.PROVIDER)
+    provider = Invoice.objects.filter(issuer=Issuer.PROVIDER, medium=InvoiceMedium.PAPER)
     for invoice_type, digits in ((InvoiceType.SPECIAL, 10), (InvoiceType.ORDINARY, 12)):
         of_type = provider.filter(invoice_type=invoice_type).order_by("issued_at")
         codes = set(of_type.values_list("code", flat=True))
@@ -366,8 +416,12 @@ def test_demo_data_is_chinese_by_default():
         assert customer.language == "zh-hans"
         assert cjk.search(customer.name), customer.name
     for application in InvoiceApplication.objects.all():
-        assert cjk.search(application.mailing_address)
-        assert cjk.search(application.mailing_recipient)
+        if application.medium == InvoiceMedium.DIGITAL:
+            assert application.email  # the file goes by email: nothing to mail
+            assert application.mailing_address == ""
+        else:
+            assert cjk.search(application.mailing_address)
+            assert cjk.search(application.mailing_recipient)
         if application.invoice_type == InvoiceType.SPECIAL:
             assert cjk.search(application.registered_address)
             assert cjk.search(application.bank_name)
@@ -377,7 +431,8 @@ def test_demo_data_is_chinese_by_default():
 
 def test_demo_data_prints_what_each_log_in_will_see():
     output = run("demo_data")
-    assert '"To do in the tax system": 1 task' in output
+    assert '"To do in the tax system": 2 tasks' in output
+    assert "1 red-letter confirmation form awaiting its buyer" in output
     assert '"Red-letter forms to review": 1 form' in output
     assert "password demo-pass-2026" in output
     for rr in ReturnRequest.objects.filter(invoice__customer=demo_customer()):
@@ -397,10 +452,17 @@ def test_demo_data_as_make_run_loads_it_with_tasks_run_on_commit():
     commit, with the step's tax-system settings: the manual request stays in the queue."""
     run("demo_data")
     states = sorted(
-        state_of(rr) for rr in ReturnRequest.objects.filter(invoice__customer=demo_customer())
+        state_of(rr)
+        for rr in ReturnRequest.objects.filter(
+            invoice__customer=demo_customer(), medium=InvoiceMedium.PAPER
+        )
     )
     assert states == EVERY_STATE
-    assert TaxRequest.objects.get(state=TaxRequestState.PENDING).backend == "manual"
+    pending = TaxRequest.objects.filter(state=TaxRequestState.PENDING)
+    assert set(pending.values_list("backend", "medium")) == {
+        ("manual", "paper"),
+        ("manual", "digital"),
+    }
     assert not TaxSandboxOperation.objects.filter(
         serial__in=TaxRequest.objects.filter(backend="manual").values("serial")
     ).exists()
@@ -420,7 +482,7 @@ def test_demo_back_office_work_can_be_done_and_the_ledger_stays_true(
     run("demo_data")
     users = get_user_model().objects
     finance, reviewer = users.get(username="demo-finance"), users.get(username="demo-reviewer")
-    task = returns_awaiting_tax_system().get()
+    task = returns_awaiting_tax_system().get(medium=InvoiceMedium.PAPER)
     submission = tax_submission(task.tax_request)
     today = local(timezone.now()).date()
     red = breakdown_of(task.invoice).negated()
@@ -442,11 +504,13 @@ def test_demo_back_office_work_can_be_done_and_the_ledger_stays_true(
             ),
             actor=finance,
         )
-        failed = ReturnRequest.objects.get(state="failed")
-        return_request_retry(return_request_id=failed.pk, actor=finance)
+        failed = list(ReturnRequest.objects.filter(state="failed"))  # a paper and a digital one
+        assert len(failed) == 2
+        for rr in failed:
+            return_request_retry(return_request_id=rr.pk, actor=finance)
         form = RedLetterForm.objects.get(review_state=FormReviewState.PENDING)
         red_letter_form_review(red_letter_form_id=form.pk, reviewer=reviewer, approve=True)
-    for rr in (task, failed, form.return_request):
+    for rr in (task, *failed, form.return_request):
         rr.refresh_from_db()
         assert state_of(rr) == "completed:reversed", rr
     assert "OK" in run("check_ledger")

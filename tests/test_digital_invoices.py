@@ -683,3 +683,16 @@ def test_manual_a_form_number_recorded_for_another_invoice_is_refused(
 def test_the_red_letter_rows_medium_is_the_originals(digital, django_capture_on_commit_callbacks):
     refund(digital, django_capture_on_commit_callbacks, buyer_booked=False)
     assert list(RedLetterInvoice.objects.values_list("medium", flat=True)) == ["digital"]
+
+
+def test_without_a_mail_server_a_digital_invoice_is_not_emailed_and_stays_downloadable(
+    customer, django_capture_on_commit_callbacks, settings
+):
+    settings.INVOICE_EMAIL_ENABLED = False
+    application = apply_digital(
+        customer, django_capture_on_commit_callbacks, email="finance@example.com"
+    )
+    assert mail.outbox == []
+    invoice = application.invoice
+    assert invoice.emailed_at is None
+    assert invoice.document

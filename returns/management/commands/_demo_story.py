@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw
 
-from invoices.models import InvoiceType, ReversalReason
+from invoices.models import InvoiceMedium, InvoiceType, ReversalReason
 from invoices.workdays import is_working_day
 from returns.models import ReturnProblem
 
@@ -40,7 +40,14 @@ class ThisMonth:
     fraction: float
 
 
-When = On | ThisMonth
+@dataclass(frozen=True)
+class HoursAgo:
+    """A moment shortly before the demo was made (a 72-hour deadline still running)."""
+
+    hours: float
+
+
+When = On | ThisMonth | HoursAgo
 
 
 def month_start(day: dt.date, months_back: int) -> dt.date:
@@ -70,6 +77,8 @@ class Calendar:
         ]
 
     def at(self, when: When) -> dt.datetime:
+        if isinstance(when, HoursAgo):
+            return self.now - dt.timedelta(hours=when.hours)
         if isinstance(when, On):
             days = [
                 day
@@ -137,6 +146,7 @@ class Company:
     mailing_recipient: str
     mailing_address: str
     mailing_postal_code: str
+    email: str  # where its digital invoices are also sent
     registered: On  # when it opened its account with the provider
 
     @property
@@ -150,15 +160,19 @@ class Company:
         """The recipient's mobile as people write it on a mailing label."""
         return self.mobile.removeprefix("+86")
 
-    def application_fields(self, invoice_type: str) -> dict[str, str]:
-        fields = {
-            "title": self.name,
-            "taxpayer_id": self.taxpayer_id,
-            "mailing_recipient": self.mailing_recipient,
-            "mailing_phone": self.mailing_phone,
-            "mailing_address": self.mailing_address,
-            "mailing_postal_code": self.mailing_postal_code,
-        }
+    def application_fields(
+        self, invoice_type: str, medium: str = InvoiceMedium.PAPER
+    ) -> dict[str, str]:
+        fields = {"title": self.name, "taxpayer_id": self.taxpayer_id, "medium": medium}
+        if medium == InvoiceMedium.DIGITAL:
+            fields["email"] = self.email  # nothing to mail: the file goes by email
+        else:
+            fields |= {
+                "mailing_recipient": self.mailing_recipient,
+                "mailing_phone": self.mailing_phone,
+                "mailing_address": self.mailing_address,
+                "mailing_postal_code": self.mailing_postal_code,
+            }
         if invoice_type == InvoiceType.SPECIAL:
             fields |= {
                 "registered_address": self.registered_address,
@@ -182,6 +196,7 @@ HANGZHOU = Company(
     mailing_recipient="王芳",
     mailing_address="浙江省杭州市西湖区文三路199号创业大厦11楼1103室 财务部",
     mailing_postal_code="310012",
+    email="caiwu@yunqi-tech.example",
     registered=On(7, 3, "15:20"),
 )
 SHANGHAI = Company(
@@ -197,6 +212,7 @@ SHANGHAI = Company(
     mailing_recipient="李静",
     mailing_address="上海市浦东新区张江路368号星河大厦7楼 财务室",
     mailing_postal_code="201203",
+    email="finance@xinghe-data.example",
     registered=On(5, 8, "10:45"),
 )
 COMPANIES = (HANGZHOU, SHANGHAI)
@@ -264,6 +280,9 @@ class Return:
     cancelled: When | None = None
     tax_system: str = "sandbox"  # "manual": finance acts in the tax system, the return waits
     tax_sandbox_fail: str = ""  # "permanent": the sandbox refuses the request
+    buyer_booked: bool | None = None  # the answer for a digital invoice (入账 / 用途确认)
+    buyer_decides: tuple[When, bool] | None = None  # when the buyer confirms (True) or refuses
+    asked_again: When | None = None  # the sandbox is asked again then (72 hours gone by)
 
 
 @dataclass(frozen=True)
@@ -271,11 +290,12 @@ class PlannedInvoice:
     company: Company
     invoice_type: str
     total: str  # 价税合计: what the customer applies for; amount and tax are split from it
-    number: str
+    number: str  # paper: the number printed; digital: "" (the sandbox tax platform numbers it)
     applied: When
     issued: When
     returned: Return | None = None
     paper_first: Paper | None = None  # mailed back and logged before any online return
+    medium: str = InvoiceMedium.PAPER
 
 
 @dataclass(frozen=True)
@@ -295,10 +315,13 @@ class Story:
 
 
 SPECIAL, ORDINARY = InvoiceType.SPECIAL, InvoiceType.ORDINARY
+DIGITAL = InvoiceMedium.DIGITAL
 
 STORY = Story(
     statements=[
         # A monthly bill becomes invoiceable when it is paid, early the next month.
+        PlannedStatement(HANGZHOU, 6, "30800.00", On(5, 2, "10:15")),
+        PlannedStatement(HANGZHOU, 5, "33900.00", On(4, 2, "10:15")),
         PlannedStatement(HANGZHOU, 4, "28320.00", On(3, 2, "10:15")),
         PlannedStatement(HANGZHOU, 3, "31150.80", On(2, 2, "10:15")),
         PlannedStatement(SHANGHAI, 3, "24600.00", On(2, 3, "11:40")),
@@ -497,6 +520,115 @@ STORY = Story(
         ),
         PlannedInvoice(
             HANGZHOU, ORDINARY, "1560.00", "21116911", ThisMonth(0.127), ThisMonth(0.213)
+        ),
+        # Digital invoices (数电票): one 20-digit number each, issued by the tax platform at once
+        # and emailed; returned online only, reversed through a red-letter confirmation form.
+        PlannedInvoice(
+            HANGZHOU,
+            ORDINARY,
+            "3180.00",
+            "",
+            On(2, 15, "10:00"),
+            On(2, 15, "10:01"),
+            medium=DIGITAL,
+            returned=Return(
+                "completed:reversed",
+                On(1, 3, "14:20"),
+                "发票备注栏漏填了项目名称，财务无法入账，尚未入账，请红冲后重开。",
+                ReturnProblem.OTHER,
+                buyer_booked=False,
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU,
+            SPECIAL,
+            "11200.00",
+            "",
+            On(1, 2, "09:30"),
+            On(1, 2, "09:31"),
+            medium=DIGITAL,
+            returned=Return(
+                "rejected",
+                On(1, 8, "10:10"),
+                "已用途确认抵扣，开票单位名称有误，请开具红字确认单。",
+                ReturnProblem.TITLE,
+                buyer_booked=True,
+                asked_again=ThisMonth(0.02),  # nobody confirmed in 72 hours: the form lapsed
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU,
+            ORDINARY,
+            "5940.00",
+            "",
+            On(1, 9, "11:00"),
+            On(1, 9, "11:01"),
+            medium=DIGITAL,
+            returned=Return(
+                "failed",
+                On(1, 16, "15:30"),
+                "服务已于上月停止，发票需全额红冲。",
+                ReturnProblem.OTHER,
+                reason_code=ReversalReason.SERVICE_STOPPED,
+                buyer_booked=False,
+                tax_sandbox_fail="permanent",
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU,
+            ORDINARY,
+            "2260.00",
+            "",
+            On(1, 11, "16:00"),
+            On(1, 11, "16:01"),
+            medium=DIGITAL,
+            returned=Return(
+                "rejected",
+                ThisMonth(0.12),
+                "已入账，财务认为金额有误要求红冲。",
+                ReturnProblem.AMOUNT,
+                buyer_booked=True,
+                buyer_decides=(ThisMonth(0.2), False),  # the buyer's finance refused it
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU,
+            SPECIAL,
+            "7420.00",
+            "",
+            On(1, 17, "10:40"),
+            On(1, 17, "10:41"),
+            medium=DIGITAL,
+            returned=Return(
+                "awaiting_tax",
+                ThisMonth(0.63),
+                "纳税人识别号录入错误，尚未用途确认，请红冲后重开。",
+                ReturnProblem.TAXPAYER_ID,
+                buyer_booked=False,
+                tax_system="manual",
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU,
+            SPECIAL,
+            "16800.00",
+            "",
+            On(1, 12, "14:00"),
+            On(1, 12, "14:01"),
+            medium=DIGITAL,
+            returned=Return(
+                "awaiting_buyer",
+                HoursAgo(20),
+                "专票已用途确认，项目名称开错，需购买方确认红字确认单后重开。",
+                ReturnProblem.OTHER,
+                buyer_booked=True,
+            ),
+        ),
+        PlannedInvoice(
+            HANGZHOU, SPECIAL, "6360.00", "", ThisMonth(0.3), ThisMonth(0.301), medium=DIGITAL
+        ),
+        PlannedInvoice(
+            HANGZHOU, ORDINARY, "1880.00", "", ThisMonth(0.45), ThisMonth(0.451), medium=DIGITAL
         ),
     ],
     # Applications finance has not issued yet.

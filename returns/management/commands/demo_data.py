@@ -30,7 +30,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.test import override_settings
 from django.utils import timezone
 
@@ -40,6 +40,7 @@ from invoices.models import (
     CustomerKind,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceState,
     Issuer,
     Statement,
@@ -50,6 +51,7 @@ from invoices.services import (
     invoice_record_marketplace,
     statement_settle,
 )
+from invoices.taxsystem.services import tax_invoice_issue
 from invoices.workdays import business_tz
 from returns.management.commands._demo_story import (
     COMPANIES,
@@ -86,7 +88,9 @@ from returns.services import (
     mail_receipt_log,
     return_request_cancel,
     return_request_process,
+    return_request_simulate_buyer,
     return_request_submit,
+    return_tax_poll,
     return_tax_submit,
 )
 
@@ -234,20 +238,22 @@ class Command(BaseCommand):
             for s in STORY.statements
         ]
         for planned in STORY.invoices:
-            code = invoice_code(planned.invoice_type, calendar.month)
+            digital = planned.medium == InvoiceMedium.DIGITAL
+            code = "" if digital else invoice_code(planned.invoice_type, calendar.month)
             steps.append(
                 Step(
                     at(planned.applied),
-                    partial(self._issued, code, planned.number),
+                    partial(self._issued_planned, planned, code),
                     partial(self._invoice, planned, code),
-                    {},
+                    # The sandbox tax platform issues digital invoices, whatever the setting.
+                    sandbox | {"TAX_SYSTEM_BACKEND": "sandbox"} if digital else {},
                 )
             )
             if planned.returned is not None:
                 steps.append(
                     Step(
                         at(planned.returned.submitted),
-                        partial(self._returned, code, planned.number),
+                        partial(self._returned_planned, planned, code),
                         partial(self._return, code, planned, planned.returned),
                         sandbox
                         | {
@@ -300,8 +306,22 @@ class Command(BaseCommand):
     def _issued(self, code: str, number: str) -> bool:
         return Invoice.objects.filter(code=code, number=number).exists()
 
-    def _returned(self, code: str, number: str) -> bool:
-        return ReturnRequest.objects.filter(invoice__code=code, invoice__number=number).exists()
+    def _invoices_of(self, planned: PlannedInvoice, code: str) -> QuerySet[Invoice]:
+        """The planned invoice: by code and number on paper; a digital one, numbered by the
+        tax platform, by its company, medium and total (each unique in the story)."""
+        if planned.medium == InvoiceMedium.DIGITAL:
+            return Invoice.objects.filter(
+                customer__user__username=planned.company.username,
+                medium=InvoiceMedium.DIGITAL,
+                total=Decimal(planned.total),
+            )
+        return Invoice.objects.filter(code=code, number=planned.number)
+
+    def _issued_planned(self, planned: PlannedInvoice, code: str) -> bool:
+        return self._invoices_of(planned, code).exists()
+
+    def _returned_planned(self, planned: PlannedInvoice, code: str) -> bool:
+        return ReturnRequest.objects.filter(invoice__in=self._invoices_of(planned, code)).exists()
 
     def _paper_logged(self, code: str, number: str) -> bool:
         return MailReceipt.objects.filter(invoice__code=code, invoice__number=number).exists()
@@ -340,17 +360,30 @@ class Command(BaseCommand):
         )
         statement_settle(statement_id=statement.pk)
 
-    def _apply(self, company: Company, invoice_type: str, total: str) -> InvoiceApplication:
+    def _apply(
+        self,
+        company: Company,
+        invoice_type: str,
+        total: str,
+        medium: str = InvoiceMedium.PAPER,
+    ) -> InvoiceApplication:
         return invoice_application_create(
             customer_id=self._customer(company).pk,
             invoice_type=invoice_type,
             amount=total,
-            **company.application_fields(invoice_type),
+            **company.application_fields(invoice_type, medium),
         )
 
     def _invoice(self, planned: PlannedInvoice, code: str) -> None:
-        application = self._apply(planned.company, planned.invoice_type, planned.total)
+        application = self._apply(
+            planned.company, planned.invoice_type, planned.total, planned.medium
+        )
         issued_at = self._clock_to(planned.issued)
+        if planned.medium == InvoiceMedium.DIGITAL:
+            # What the issue task does on commit, done now: the sandbox numbers it, makes
+            # its file and the invoice is emailed (printed, in development) after the step.
+            tax_invoice_issue(application_id=application.pk)
+            return
         invoice_issue(
             application_id=application.pk,
             code=code,
@@ -374,7 +407,7 @@ class Command(BaseCommand):
 
     def _return(self, code: str, planned: PlannedInvoice, story: Return) -> None:
         customer = self._customer(planned.company)
-        invoice = Invoice.objects.get(code=code, number=planned.number)
+        invoice = self._invoices_of(planned, code).get()
         form: dict[str, Any] = {}
         if story.buyer_form_serial:
             filed = timezone.localtime(timezone.now(), business_tz()).date()
@@ -393,8 +426,20 @@ class Command(BaseCommand):
             certified=story.certified,
             courier=story.courier,
             tracking_number=story.tracking_number,
+            buyer_booked=story.buyer_booked,
             **form,
         )
+        if planned.medium == InvoiceMedium.DIGITAL:
+            self._drive(rr.pk)  # nothing is mailed: straight to the tax platform
+            if story.buyer_decides is not None:
+                when, confirmed = story.buyer_decides
+                self._clock_to(when)
+                return_request_simulate_buyer(
+                    return_request_id=rr.pk, customer_id=customer.pk, confirmed=confirmed
+                )
+            if story.asked_again is not None:
+                self._clock_to(story.asked_again)
+                return_tax_poll(return_request_id=rr.pk)
         if story.cancelled is not None:
             self._clock_to(story.cancelled)
             return_request_cancel(return_request_id=rr.pk, actor=customer.user)
@@ -438,7 +483,9 @@ class Command(BaseCommand):
         customer = Customer.objects.filter(user__username=HANGZHOU.username).first()
         if customer is not None:
             lines += self._customer_lines(customer)
-        to_do = returns_awaiting_tax_system().count()
+        waiting_for_tax = returns_awaiting_tax_system()
+        to_do = waiting_for_tax.filter(state=ReturnState.AWAITING_TAX).count()
+        awaiting_buyer = waiting_for_tax.filter(state=ReturnState.AWAITING_BUYER).count()
         forms = RedLetterForm.objects.filter(review_state=FormReviewState.PENDING).count()
         waiting = returns_awaiting_paper().count()
         unmatched = MailReceipt.objects.filter(return_requests__isnull=True).count()
@@ -447,7 +494,8 @@ class Command(BaseCommand):
         lines += [
             f"  demo-finance     finance staff: {SITE}/admin/",
             f'{INDENT}"To do in the tax system": {_n(to_do, "task")} (act in the tax system, '
-            "then record the red-letter invoice it issued)",
+            "then record the red-letter invoice it issued); "
+            f"{_n(awaiting_buyer, 'red-letter confirmation form')} awaiting its buyer",
             f"{INDENT}{_n(waiting, 'return')} waiting for paper, {_n(unmatched, 'envelope')} "
             f"logged before its online return, {_n(failed, 'failed return')} to retry, "
             f"{_n(to_issue, 'application')} to issue",
@@ -491,6 +539,9 @@ STATE_HINTS: dict[str, str] = {
     ReturnState.SUBMITTED: " (the paper is on its way)",
     ReturnState.RECEIVED: " (its red-letter form waits for review)",
     ReturnState.AWAITING_TAX: " (finance's task in the tax system)",
+    ReturnState.AWAITING_BUYER: (
+        ' (the buyer confirms the red-letter confirmation form: try "I have confirmed it")'
+    ),
     ReturnState.REJECTED: " (the reason says why)",
     ReturnState.FAILED: " (refused by the tax system; finance may retry it)",
 }
