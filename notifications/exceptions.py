@@ -31,3 +31,13 @@ class SmsOutcomeUnknown(SmsError):
     """The request may have reached the provider, but no answer came back (a read timeout, a
     connection dropped after sending). Sending again could text the customer twice; the
     provider is asked first (``find_sent``) before any new attempt."""
+
+
+class SmsOutcomeNotRecorded(SmsError):
+    """The provider answered (it may have accepted the message), but the database connection
+    was lost before the answer was written. ``outcome`` is the answer as plain strings (see
+    ``notifications.services.SendOutcome``): the send task retries writing it, never the send."""
+
+    def __init__(self, message: str, *, outcome: dict[str, str]) -> None:
+        super().__init__(message)
+        self.outcome = outcome

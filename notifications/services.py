@@ -6,18 +6,24 @@ Sending is at most once per queued message in normal operation: the row is locke
 
 import logging
 import re
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
 from core.correlation import correlation_id
 from core.enqueue import enqueue_on_commit
-from notifications.backends import get_sms_backend
-from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
+from notifications.backends import SendResult, get_sms_backend
+from notifications.exceptions import (
+    SmsOutcomeNotRecorded,
+    SmsOutcomeUnknown,
+    SmsPermanentError,
+    SmsTransientError,
+)
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
 
 logger = logging.getLogger(__name__)
@@ -51,6 +57,25 @@ _TWILIO_STATUS = {
 
 # At most this many messages are re-enqueued per sweep; the next sweep takes the rest.
 REQUEUE_BATCH = 500
+
+# What a failover, a pooler or an operator terminating our connections looks like: the
+# statement may not have run, and running it again on a new connection may succeed.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What the provider said about one attempt, to be written on the message.
+
+    Plain strings, so the send task can carry it in its retry when the database was lost
+    before it was written (``SmsOutcomeNotRecorded``).
+    """
+
+    status: str
+    provider_id: str = ""
+    provider_status: str = ""
+    error_code: str = ""
+    error_message: str = ""
 
 
 def _enqueue_send(sms: SmsMessage) -> None:
@@ -191,13 +216,16 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
 
     backend = get_sms_backend()
     if unsettled_since is not None:
-        found = backend.find_sent(
-            to=sms.to, body=sms.body, since=unsettled_since - SENDING_TAKEOVER_MARGIN
-        )
+        found = _find_at_provider(sms, since=unsettled_since - SENDING_TAKEOVER_MARGIN)
         if found is not None:
             logger.warning("SMS %s had reached the provider as %s.", sms.pk, found.provider_id)
-            return _sms_record_outcome(
-                sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=found.provider_id
+            return _record_or_carry(
+                sms.pk,
+                SendOutcome(
+                    status=SmsStatus.SENT,
+                    provider_id=found.provider_id,
+                    provider_status=found.status,
+                ),
             )
         with transaction.atomic():
             sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
@@ -205,39 +233,76 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
                 return sms  # another run settled it meanwhile
             sms.attempts += 1
             sms.save(update_fields=["attempts", "updated_at"])
+    # From here on the request may reach the provider: a database error while writing its
+    # answer must not lose it (``_record_or_carry``).
     try:
         result = backend.send(to=sms.to, body=sms.body, status_callback=_status_callback_url())
     except SmsOutcomeUnknown as exc:
         # Left in "sending": the sweeper settles it with the provider after the stale window.
-        return _sms_record_outcome(
-            sms_message_id=sms.pk, status=SmsStatus.SENDING, error_message=str(exc)
+        return _record_or_carry(
+            sms.pk, SendOutcome(status=SmsStatus.SENDING, error_message=str(exc))
         )
     except SmsPermanentError as exc:
-        return _sms_record_outcome(
-            sms_message_id=sms.pk,
-            status=SmsStatus.FAILED,
-            error_code="" if exc.code is None else str(exc.code),
-            error_message=str(exc),
+        return _record_or_carry(
+            sms.pk,
+            SendOutcome(
+                status=SmsStatus.FAILED,
+                error_code="" if exc.code is None else str(exc.code),
+                error_message=str(exc),
+            ),
         )
     except SmsTransientError as exc:
-        _sms_record_outcome(sms_message_id=sms.pk, status=SmsStatus.QUEUED, error_message=str(exc))
+        _record_or_carry(sms.pk, SendOutcome(status=SmsStatus.QUEUED, error_message=str(exc)))
         raise
-    return _sms_record_outcome(
-        sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=result.provider_id
+    return _record_or_carry(
+        sms.pk,
+        SendOutcome(
+            status=SmsStatus.SENT, provider_id=result.provider_id, provider_status=result.status
+        ),
     )
 
 
+def _record_or_carry(sms_message_id: int, outcome: SendOutcome) -> SmsMessage:
+    """Write the provider's answer; if the database is lost meanwhile, raise it as
+    ``SmsOutcomeNotRecorded`` carrying the answer, so the task retries *writing* it (the SID
+    of a message Twilio accepted) instead of failing the message or sending it again."""
+    try:
+        return sms_outcome_record(sms_message_id=sms_message_id, **asdict(outcome))
+    except DATABASE_ERRORS as exc:
+        raise SmsOutcomeNotRecorded(
+            f"SMS {sms_message_id}: the provider's answer ({outcome.status}) could not be "
+            f"written: {exc.__class__.__name__}: {exc}",
+            outcome=asdict(outcome),
+        ) from exc
+
+
 @transaction.atomic
-def _sms_record_outcome(
+def sms_outcome_record(
     *,
     sms_message_id: int,
-    status: SmsStatus,
+    status: str,
     provider_id: str = "",
+    provider_status: str = "",
     error_code: str = "",
     error_message: str = "",
 ) -> SmsMessage:
-    """Write what the provider said about a send this run started."""
+    """Write what the provider said about an attempt on a message in ``sending``.
+
+    Idempotent: a message another run has settled meanwhile (sent, failed, or back in the
+    queue) is left as it is, so a retried write of the same answer changes nothing.
+    ``provider_status`` is Twilio's status at that moment (a look-up may find the message
+    already delivered or failed); it is applied by the forward-only rules of the callbacks.
+    """
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.SENDING:
+        if provider_id and sms.provider_id and sms.provider_id != provider_id:
+            logger.error(
+                "SMS %s was sent twice: recorded as %s, the provider also has %s.",
+                sms.pk,
+                sms.provider_id,
+                provider_id,
+            )
+        return sms
     sms.status = status
     sms.error_code = error_code
     sms.error_message = error_message
@@ -247,23 +312,93 @@ def _sms_record_outcome(
         sms.sent_at = timezone.now()
         update_fields += ["provider_id", "sent_at"]
     sms.save(update_fields=update_fields)
+    if status == SmsStatus.SENT and provider_status:
+        _apply_provider_status(sms, provider_status)
     return sms
 
 
-@transaction.atomic
-def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage:
-    """Record that sending gave up (retries exhausted, or an unexpected error in the task).
+def _find_at_provider(sms: SmsMessage, *, since: datetime) -> SendResult | None:
+    """Ask the provider for this message (same number, same body, created since ``since``).
 
-    Only a message not yet handed over (queued, sending) can fail this way; a sent or delivered
-    message, or one already failed, is left as it is.
+    Messages recorded on other rows (the same text sent to the same number for an earlier
+    return) are not this one. Raises ``SmsTransientError`` when the provider cannot answer.
     """
-    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
-    if sms.status not in (SmsStatus.QUEUED, SmsStatus.SENDING):
+    taken = frozenset(
+        SmsMessage.objects.filter(to=sms.to, body=sms.body)
+        .exclude(pk=sms.pk)
+        .exclude(provider_id="")
+        .values_list("provider_id", flat=True)
+    )
+    return get_sms_backend().find_sent(to=sms.to, body=sms.body, since=since, exclude=taken)
+
+
+@transaction.atomic
+def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage | None:
+    """Record that sending gave up on a message that never reached the provider.
+
+    Only a ``queued`` message fails this way: nothing of it is at the provider (its last
+    attempt, if any, was refused as transient). A ``sending`` message may have reached the
+    provider and is never failed here (``sms_settle_after_giving_up`` asks the provider);
+    sent, delivered or failed messages are left as they are. None if the row is gone.
+    """
+    sms = SmsMessage.objects.select_for_update().filter(pk=sms_message_id).first()
+    if sms is None or sms.status != SmsStatus.QUEUED:
         return sms
     sms.status = SmsStatus.FAILED
     sms.error_message = error
     sms.save(update_fields=["status", "error_message", "updated_at"])
     logger.error("SMS %s failed for good: %s", sms.pk, error)
+    return sms
+
+
+def sms_settle_after_giving_up(*, sms_message_id: int, error: str) -> SmsMessage | None:
+    """The send task gave up (retries exhausted, or an unexpected error): settle the message.
+
+    - ``queued``: it never reached the provider: ``failed`` with the error (staff may resend).
+    - ``sending``: the request may have gone out, so it is never failed blindly: the provider
+      is asked (same look-up as the sweeper's). Found → recorded as sent with its SID; not
+      found → ``failed``; the provider cannot be asked → left in ``sending``, where the
+      sweeper settles it after the stale window.
+    - anything else, or a row that no longer exists: nothing to do.
+    """
+    sms = SmsMessage.objects.filter(pk=sms_message_id).first()
+    if sms is None:
+        logger.warning("SMS %s no longer exists: nothing to record (%s).", sms_message_id, error)
+        return None
+    if sms.status != SmsStatus.SENDING:
+        return sms_mark_failed(sms_message_id=sms_message_id, error=error)
+    sending_since = sms.updated_at
+    try:
+        found = _find_at_provider(sms, since=sending_since - SENDING_TAKEOVER_MARGIN)
+    except SmsTransientError as exc:
+        logger.warning(
+            "SMS %s may have reached the provider, which cannot be asked now (%s); left in "
+            "sending for the sweeper.",
+            sms.pk,
+            exc,
+        )
+        return sms
+    if found is not None:
+        logger.warning("SMS %s had reached the provider as %s.", sms.pk, found.provider_id)
+        return sms_outcome_record(
+            sms_message_id=sms.pk,
+            status=SmsStatus.SENT,
+            provider_id=found.provider_id,
+            provider_status=found.status,
+        )
+    return _sms_fail_unsent(sms_message_id=sms.pk, error=error, sending_since=sending_since)
+
+
+@transaction.atomic
+def _sms_fail_unsent(*, sms_message_id: int, error: str, sending_since: datetime) -> SmsMessage:
+    """Fail a ``sending`` message the provider says it does not have, unless it moved since."""
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.SENDING or sms.updated_at != sending_since:
+        return sms
+    sms.status = SmsStatus.FAILED
+    sms.error_message = f"{error} (the provider has no such message)"
+    sms.save(update_fields=["status", "error_message", "updated_at"])
+    logger.error("SMS %s failed for good: %s", sms.pk, sms.error_message)
     return sms
 
 
@@ -295,24 +430,29 @@ def sms_status_update(*, provider_id: str, status: str, error_code: str = "") ->
     sms = SmsMessage.objects.select_for_update().filter(provider_id=provider_id).first()
     if sms is None:
         return None
+    _apply_provider_status(sms, status, error_code)
+    return sms
+
+
+def _apply_provider_status(sms: SmsMessage, status: str, error_code: str = "") -> None:
+    """The forward-only status rules, on a row the caller has locked."""
     target = _TWILIO_STATUS.get(status)
     if target is None:
         logger.warning("SMS %s: ignoring unknown Twilio status %r.", sms.pk, status)
-        return sms
+        return
     if sms.status in (SmsStatus.FAILED, SmsStatus.DELIVERED):
-        return sms
+        return
     if target == SmsStatus.FAILED:
         sms.status = SmsStatus.FAILED
         sms.error_code = error_code
         sms.error_message = f"Twilio reported the message {status}."
         sms.save(update_fields=["status", "error_code", "error_message", "updated_at"])
-        return sms
+        return
     if _STATUS_RANK[target] <= _STATUS_RANK[SmsStatus(sms.status)]:
-        return sms
+        return
     sms.status = target
     update_fields = ["status", "updated_at"]
     if target == SmsStatus.DELIVERED:
         sms.delivered_at = timezone.now()
         update_fields.append("delivered_at")
     sms.save(update_fields=update_fields)
-    return sms

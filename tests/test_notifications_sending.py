@@ -1,15 +1,16 @@
 """R8: one SMS per event, sent after commit, retried on transient errors, failures recorded."""
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from notifications.backends import BaseSmsBackend, SendResult
+from notifications.backends import BaseSmsBackend, InMemorySmsBackend, SendResult
 from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import (
@@ -417,3 +418,179 @@ def test_r8_running_the_task_again_for_a_sent_sms_sends_nothing(sms_outbox):
     sms.refresh_from_db()
     assert sms.attempts == 1
     assert len(sms_outbox) == 1
+
+
+# --- database errors while sending (issue 15) -----------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_outage_in_progress():
+    """Each test starts without a database outage remembered by the send path's log limiter."""
+    from notifications.tasks import database_outage
+
+    database_outage.reset()
+    yield
+    database_outage.reset()
+
+
+def _database_lost_once(monkeypatch: pytest.MonkeyPatch, target: str) -> list[str]:
+    """Make ``notifications.services.<target>`` raise a terminated-connection error once."""
+    import notifications.services as services
+
+    real = getattr(services, target)
+    raised: list[str] = []
+
+    def flaky(**kwargs: object) -> object:
+        if not raised:
+            raised.append(target)
+            raise OperationalError("terminating connection due to administrator command")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, target, flaky)
+    return raised
+
+
+def test_r8_a_database_error_after_twilio_accepted_records_the_sid_on_retry_and_sends_once(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox
+):
+    raised = _database_lost_once(monkeypatch, "sms_outcome_record")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    assert raised == ["sms_outcome_record"]  # the answer was lost once, then written
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 1  # the retry wrote the answer it had; it did not send again
+    assert sms.provider_id == sms_outbox[0]["provider_id"]
+    assert sms.attempts == 1
+
+
+def test_r8_a_database_error_before_the_send_is_retried_and_the_sms_sent_once(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox
+):
+    import notifications.services as services
+
+    real_send = services.sms_send
+    calls: list[int] = []
+
+    def send_with_the_database_down_once(*, sms_message_id: int) -> SmsMessage:
+        calls.append(sms_message_id)
+        if len(calls) == 1:
+            raise InterfaceError("connection already closed")
+        return real_send(sms_message_id=sms_message_id)
+
+    monkeypatch.setattr("notifications.tasks.sms_send", send_with_the_database_down_once)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    assert len(calls) == 2
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 1
+
+
+def test_r8_when_database_retries_run_out_the_sms_is_not_marked_failed(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox, caplog
+):
+    def database_down(*, sms_message_id: int) -> SmsMessage:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("notifications.tasks.sms_send", database_down)
+    caplog.set_level(logging.DEBUG, logger="notifications")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.QUEUED  # the sweeper sends it when the database is back
+    assert sms.error_message == ""
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith("notifications") and r.levelno >= logging.WARNING
+    ]
+    # One warning for the outage and one that the task gave up, not one per retry.
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert "database" in warnings[0].getMessage()
+    assert "sweeper" in warnings[1].getMessage()
+
+
+def test_r8_giving_up_on_a_message_that_no_longer_exists_logs_and_does_not_crash(caplog):
+    caplog.set_level(logging.WARNING, logger="notifications")
+
+    sms_send_task.on_failure(
+        SmsMessage.DoesNotExist("gone"), "task-1", (987654,), {}, None
+    )  # raises nothing
+
+    assert any("987654" in r.getMessage() for r in caplog.records)
+
+
+def test_r8_giving_up_while_the_database_is_still_down_does_not_crash(monkeypatch, caplog):
+    sms = _queue()
+
+    def down(**kwargs: object) -> None:
+        raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr("notifications.tasks.sms_settle_after_giving_up", down)
+    caplog.set_level(logging.WARNING, logger="notifications")
+
+    sms_send_task.on_failure(RuntimeError("bug"), "task-2", (sms.pk,), {}, None)
+
+    assert any(str(sms.pk) in r.getMessage() for r in caplog.records)
+
+
+def test_r8_marking_failed_leaves_a_message_that_may_have_reached_the_provider_alone():
+    sms = _queue()
+    _sending_since(sms, timedelta(seconds=5))
+
+    unchanged = sms_mark_failed(sms_message_id=sms.pk, error="gave up")
+
+    assert unchanged is not None
+    assert unchanged.status == SmsStatus.SENDING
+
+
+class SendsThenCrashes(BaseSmsBackend):
+    """The HTTP call goes out (the message is in the outbox), then our code fails."""
+
+    def __init__(self) -> None:
+        self.memory = InMemorySmsBackend()
+
+    def find_sent(self, **kwargs):
+        return self.memory.find_sent(**kwargs)
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        self.memory.send(to=to, body=body, status_callback=status_callback)
+        raise RuntimeError("bug after the request went out")
+
+
+def test_r8_an_unexpected_error_after_the_message_reached_twilio_records_it_sent_not_failed(
+    use_backend, django_capture_on_commit_callbacks, sms_outbox
+):
+    use_backend(SendsThenCrashes())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT  # found at the provider by the look-up
+    assert sms.provider_id == sms_outbox[0]["provider_id"]
+    assert len(sms_outbox) == 1
+
+
+class CannotLookUp(ScriptedBackend):
+    def find_sent(self, **kwargs):
+        raise SmsTransientError("Twilio unreachable")
+
+
+def test_r8_an_unexpected_error_while_sending_stays_sending_when_twilio_cannot_be_asked(
+    use_backend, django_capture_on_commit_callbacks
+):
+    use_backend(CannotLookUp(RuntimeError("bug in a backend")))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENDING  # the sweeper asks again later; never "failed"
