@@ -1,5 +1,9 @@
 """Errors from sending an SMS, split by what the caller should do next."""
 
+from django.utils.translation import gettext_lazy as _
+
+from core.exceptions import DomainError
+
 
 class SmsError(Exception):
     """Sending an SMS did not succeed."""
@@ -41,3 +45,13 @@ class SmsOutcomeNotRecorded(SmsError):
     def __init__(self, message: str, *, outcome: dict[str, str]) -> None:
         super().__init__(message)
         self.outcome = outcome
+
+
+class SmsProviderUnavailable(DomainError):
+    """Staff asked to resend, but the provider could not be asked whether the message already
+    went out; resending blindly could text the customer twice."""
+
+    default_message = _(
+        "Could not ask Twilio whether this message already went out; nothing was sent. "
+        "Please try again in a few minutes."
+    )

@@ -22,6 +22,7 @@ from notifications.exceptions import (
     SmsOutcomeNotRecorded,
     SmsOutcomeUnknown,
     SmsPermanentError,
+    SmsProviderUnavailable,
     SmsTransientError,
 )
 from notifications.models import E164_REGEX, SmsMessage, SmsStatus
@@ -317,18 +318,22 @@ def sms_outcome_record(
     return sms
 
 
-def _find_at_provider(sms: SmsMessage, *, since: datetime) -> SendResult | None:
+def _find_at_provider(
+    sms: SmsMessage, *, since: datetime, also_exclude: str = ""
+) -> SendResult | None:
     """Ask the provider for this message (same number, same body, created since ``since``).
 
     Messages recorded on other rows (the same text sent to the same number for an earlier
     return) are not this one. Raises ``SmsTransientError`` when the provider cannot answer.
     """
-    taken = frozenset(
+    taken = set(
         SmsMessage.objects.filter(to=sms.to, body=sms.body)
         .exclude(pk=sms.pk)
         .exclude(provider_id="")
         .values_list("provider_id", flat=True)
     )
+    if also_exclude:
+        taken.add(also_exclude)
     return get_sms_backend().find_sent(to=sms.to, body=sms.body, since=since, exclude=taken)
 
 
@@ -402,9 +407,73 @@ def _sms_fail_unsent(*, sms_message_id: int, error: str, sending_since: datetime
     return sms
 
 
-@transaction.atomic
 def sms_resend(*, sms_message_id: int) -> SmsMessage:
-    """Staff action: put a failed SMS back in the queue. A no-op in any other state."""
+    """Staff action on a failed SMS: ask the provider first, then send again only if needed.
+
+    A message can be recorded failed although it reached the provider (its answer was lost
+    with the database connection, say). So the provider is asked for this text to this
+    number since the message was created (the message's own SID is skipped when the
+    provider itself reported it failed or undelivered):
+
+    - found, and not failed at the provider: recorded with the provider's SID and status,
+      nothing is sent;
+    - not found, or failed there too: put back in the queue and sent after commit;
+    - the provider cannot be asked: ``SmsProviderUnavailable``, the message stays failed.
+
+    A no-op in any state but failed.
+    """
+    sms = SmsMessage.objects.get(pk=sms_message_id)
+    if sms.status != SmsStatus.FAILED:
+        return sms
+    failed_at = sms.updated_at
+    try:
+        found = _find_at_provider(
+            sms, since=sms.created_at - SENDING_TAKEOVER_MARGIN, also_exclude=sms.provider_id
+        )
+    except SmsTransientError as exc:
+        logger.warning("SMS %s: resend refused, the provider cannot be asked: %s", sms.pk, exc)
+        raise SmsProviderUnavailable() from exc
+    if found is not None and _TWILIO_STATUS.get(found.status) != SmsStatus.FAILED:
+        return _sms_record_found_after_failure(
+            sms_message_id=sms.pk, found=found, failed_at=failed_at
+        )
+    return _sms_requeue_failed(sms_message_id=sms.pk)
+
+
+@transaction.atomic
+def _sms_record_found_after_failure(
+    *, sms_message_id: int, found: SendResult, failed_at: datetime
+) -> SmsMessage:
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.FAILED or sms.updated_at != failed_at:
+        return sms  # someone else resent or settled it meanwhile
+    logger.warning(
+        "SMS %s was recorded failed but had reached the provider as %s (%s); not resent.",
+        sms.pk,
+        found.provider_id,
+        found.status,
+    )
+    sms.status = SmsStatus.SENT
+    sms.provider_id = found.provider_id
+    sms.sent_at = timezone.now()
+    sms.error_code = ""
+    sms.error_message = ""
+    sms.save(
+        update_fields=[
+            "status",
+            "provider_id",
+            "sent_at",
+            "error_code",
+            "error_message",
+            "updated_at",
+        ]
+    )
+    _apply_provider_status(sms, found.status)
+    return sms
+
+
+@transaction.atomic
+def _sms_requeue_failed(*, sms_message_id: int) -> SmsMessage:
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
     if sms.status != SmsStatus.FAILED:
         return sms

@@ -11,13 +11,19 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from notifications.backends import BaseSmsBackend, InMemorySmsBackend, SendResult
-from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
+from notifications.exceptions import (
+    SmsOutcomeUnknown,
+    SmsPermanentError,
+    SmsProviderUnavailable,
+    SmsTransientError,
+)
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import (
     sms_mark_failed,
     sms_message_queue,
     sms_resend,
     sms_send,
+    sms_status_update,
 )
 from notifications.tasks import sms_send_task
 
@@ -594,3 +600,71 @@ def test_r8_an_unexpected_error_while_sending_stays_sending_when_twilio_cannot_b
 
     sms.refresh_from_db()
     assert sms.status == SmsStatus.SENDING  # the sweeper asks again later; never "failed"
+
+
+# --- staff resend asks the provider first (issue 15) ----------------------------------------
+
+
+def test_r8_resend_of_a_failed_sms_that_had_reached_twilio_records_it_and_sends_nothing(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = _queue()
+    # Twilio accepted it, then the answer was lost and the message was recorded failed (the
+    # false "failed" of issue 15).
+    InMemorySmsBackend().send(to=sms.to, body=sms.body)
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED, error_message="gave up")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        settled = sms_resend(sms_message_id=sms.pk)
+
+    assert callbacks == []  # nothing enqueued
+    assert settled.status == SmsStatus.SENT
+    assert settled.provider_id == sms_outbox[0]["provider_id"]
+    assert settled.error_message == ""
+    assert len(sms_outbox) == 1  # the customer is not texted twice
+
+
+def test_r8_resend_records_the_status_twilio_has_for_the_message_it_found(sms_outbox):
+    sms = _queue()
+    InMemorySmsBackend().send(to=sms.to, body=sms.body)
+    sms_outbox[0]["status"] = "delivered"
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED)
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.status == SmsStatus.DELIVERED
+    assert settled.delivered_at is not None
+
+
+def test_r8_resend_sends_again_a_message_twilio_itself_reported_undelivered(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = sms_send(sms_message_id=_queue().pk)
+    sms_outbox[0]["status"] = "undelivered"
+    sms_status_update(provider_id=sms.provider_id, status="undelivered", error_code="30003")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resent = sms_resend(sms_message_id=sms.pk)
+
+    assert resent.status == SmsStatus.QUEUED
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 2
+    assert sms.provider_id == sms_outbox[1]["provider_id"]
+
+
+def test_r8_resend_refuses_while_twilio_cannot_be_asked_and_leaves_the_sms_failed(
+    use_backend, django_capture_on_commit_callbacks
+):
+    use_backend(CannotLookUp())
+    sms = sms_mark_failed(sms_message_id=_queue().pk, error="gave up")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(SmsProviderUnavailable, match="try again"),
+    ):
+        sms_resend(sms_message_id=sms.pk)
+
+    assert callbacks == []
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED

@@ -199,3 +199,37 @@ def test_r8_asking_twilio_what_was_sent_is_a_valid_request_that_matches_by_body(
     assert found is not None
     assert found.provider_id == example.sid
     assert backend.find_sent(to="+8613800138000", body="a text never sent", since=long_ago) is None
+
+
+def test_r8_resend_asks_twilio_with_a_valid_request_and_records_the_message_it_found(
+    twilio, monkeypatch
+):
+    """The failed SMS's text is the one Prism's example lists: Twilio has it, so resend
+    records its SID instead of sending (a send would be a POST; none is made)."""
+    import datetime as dt
+
+    from notifications.services import sms_resend
+
+    example = TwilioSmsBackend().client.messages.list(to="+8613800138000", limit=50)[0]
+    client = RecordingClient(api_base=twilio, timeout=10)
+    backend = TwilioSmsBackend(http_client=client)
+    sms = SmsMessage.objects.create(
+        to="+8613800138000",
+        body=example.body,
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:3:return_completed",
+        status=SmsStatus.FAILED,
+    )
+    # Created before the example message's date_created (2019), so it is in the window.
+    SmsMessage.objects.filter(pk=sms.pk).update(created_at=dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
+
+    monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.provider_id == example.sid
+    assert settled.status == SmsStatus.SENT  # Prism's example says "sent"
+    # Only look-ups (GETs, no form fields; Prism's pages go on, so the SDK reads up to its
+    # limit): no message was created.
+    assert client.sent
+    assert all(fields == {} for fields in client.sent)

@@ -222,7 +222,7 @@ def _resend_action(client: Client, *sms: SmsMessage):
 
 
 def test_r8_staff_resend_a_failed_sms_and_the_others_are_reported_untouched(
-    admin_client, django_capture_on_commit_callbacks
+    admin_client, django_capture_on_commit_callbacks, sms_outbox
 ):
     failed = _sms(status=SmsStatus.FAILED, provider_id="", error_message="gave up")
     delivered = _sms(status=SmsStatus.DELIVERED)
@@ -238,6 +238,50 @@ def test_r8_staff_resend_a_failed_sms_and_the_others_are_reported_untouched(
     shown = [str(m) for m in response.context["messages"]]
     assert "1 message queued for sending again." in shown
     assert "1 message was not resent: only failed messages can be resent." in shown
+
+
+def test_r8_staff_resend_tells_them_when_a_failed_sms_had_reached_twilio_and_sends_nothing(
+    admin_client, django_capture_on_commit_callbacks, sms_outbox
+):
+    from notifications.backends import InMemorySmsBackend
+
+    reached = _sms(status=SmsStatus.FAILED, provider_id="", error_message="gave up")
+    InMemorySmsBackend().send(to=reached.to, body=reached.body)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _resend_action(admin_client, reached)
+
+    reached.refresh_from_db()
+    assert reached.status == SmsStatus.SENT
+    assert reached.provider_id == sms_outbox[0]["provider_id"]
+    assert callbacks == []
+    shown = [str(m) for m in response.context["messages"]]
+    assert (
+        "1 message had already reached Twilio: recorded with Twilio's status, not sent again."
+        in shown
+    )
+
+
+def test_r8_staff_resend_says_so_when_twilio_cannot_be_asked(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications.backends import InMemorySmsBackend
+    from notifications.exceptions import SmsTransientError
+
+    def unreachable(self, **kwargs):
+        raise SmsTransientError("Twilio unreachable")
+
+    monkeypatch.setattr(InMemorySmsBackend, "find_sent", unreachable)
+    failed = _sms(status=SmsStatus.FAILED, provider_id="")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _resend_action(admin_client, failed)
+
+    failed.refresh_from_db()
+    assert failed.status == SmsStatus.FAILED
+    assert callbacks == []
+    shown = " ".join(str(m) for m in response.context["messages"])
+    assert "could not ask Twilio" in shown
 
 
 def test_r8_staff_without_the_resend_permission_cannot_resend(
