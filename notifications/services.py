@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -25,7 +25,7 @@ from notifications.exceptions import (
     SmsProviderUnavailable,
     SmsTransientError,
 )
-from notifications.models import E164_REGEX, SmsMessage, SmsStatus
+from notifications.models import E164_REGEX, SmsMessage, SmsPendingStatusCallback, SmsStatus
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,9 @@ _STATUS_RANK = {
     SmsStatus.SENT: 2,
     SmsStatus.DELIVERED: 3,
 }
+
+# The first key of this app's PostgreSQL advisory locks (the second is the SID's hash).
+_ADVISORY_LOCK_CLASS = 7_150_001
 
 # Twilio's message statuses (status callback ``MessageStatus``) in our terms.
 _TWILIO_STATUS = {
@@ -255,11 +258,10 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
     except SmsTransientError as exc:
         _record_or_carry(sms.pk, SendOutcome(status=SmsStatus.QUEUED, error_message=str(exc)))
         raise
+    # The status in Twilio's answer to a create is where the message starts ("queued",
+    # "accepted"); what becomes of it arrives by callback or by reconciliation.
     return _record_or_carry(
-        sms.pk,
-        SendOutcome(
-            status=SmsStatus.SENT, provider_id=result.provider_id, provider_status=result.status
-        ),
+        sms.pk, SendOutcome(status=SmsStatus.SENT, provider_id=result.provider_id)
     )
 
 
@@ -313,8 +315,10 @@ def sms_outcome_record(
         sms.sent_at = timezone.now()
         update_fields += ["provider_id", "sent_at"]
     sms.save(update_fields=update_fields)
-    if status == SmsStatus.SENT and provider_status:
-        _apply_provider_status(sms, provider_status)
+    if status == SmsStatus.SENT:
+        if provider_status:
+            _apply_provider_status(sms, provider_status)
+        _apply_pending_callbacks(sms)
     return sms
 
 
@@ -469,6 +473,7 @@ def _sms_record_found_after_failure(
         ]
     )
     _apply_provider_status(sms, found.status)
+    _apply_pending_callbacks(sms)
     return sms
 
 
@@ -487,20 +492,69 @@ def _sms_requeue_failed(*, sms_message_id: int) -> SmsMessage:
 
 @transaction.atomic
 def sms_status_update(*, provider_id: str, status: str, error_code: str = "") -> SmsMessage | None:
-    """Apply a Twilio status callback. Returns None for an unknown provider id.
+    """Apply a Twilio status callback. Returns None for a provider id no message carries.
 
     Callbacks arrive late, out of order and more than once, so the status only moves forward
     (queued < sending < sent < delivered): a replay, or ``sent`` after ``delivered``, changes
     nothing. ``undelivered``/``failed`` fail a message not yet delivered; ``failed`` and
     ``delivered`` are final. A status Twilio adds later is logged and ignored.
+
+    A callback may also arrive *before* our write of Twilio's answer (the SID) commits: it is
+    kept as a ``SmsPendingStatusCallback`` (once per SID and status, so replays add nothing)
+    and applied when the SID is saved.
     """
     if not provider_id:  # unsent messages all have an empty provider id: never match them
         return None
+    _lock_provider_id(provider_id)
     sms = SmsMessage.objects.select_for_update().filter(provider_id=provider_id).first()
     if sms is None:
+        if len(provider_id) <= 64 and len(status) <= 32 and len(error_code) <= 32:
+            SmsPendingStatusCallback.objects.bulk_create(
+                [
+                    SmsPendingStatusCallback(
+                        provider_id=provider_id, status=status, error_code=error_code
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+            logger.info("Status %r for %s kept until the SID is saved.", status, provider_id)
         return None
     _apply_provider_status(sms, status, error_code)
     return sms
+
+
+def _lock_provider_id(provider_id: str) -> None:
+    """Serialise, per SID, a callback looking for its message with the write of that SID.
+
+    Without it a callback could find no message (the SID not yet committed) and store itself
+    as pending just after the writer looked for pending callbacks: it would never be applied.
+    With it, whichever comes second sees what the first committed. A transaction-scoped
+    PostgreSQL advisory lock (SQLite, in development, serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [_ADVISORY_LOCK_CLASS, provider_id],
+            )
+
+
+def _apply_pending_callbacks(sms: SmsMessage) -> None:
+    """Apply the callbacks that arrived before this message's SID was saved, then drop them.
+    The caller has locked the message and saved its SID in the current transaction."""
+    _lock_provider_id(sms.provider_id)
+    pending = list(SmsPendingStatusCallback.objects.filter(provider_id=sms.provider_id))
+    if not pending:
+        return
+    for callback in sorted(pending, key=_callback_order):
+        _apply_provider_status(sms, callback.status, callback.error_code)
+    SmsPendingStatusCallback.objects.filter(pk__in=[c.pk for c in pending]).delete()
+    logger.info("SMS %s: applied %d status callbacks that came early.", sms.pk, len(pending))
+
+
+def _callback_order(callback: SmsPendingStatusCallback) -> tuple[int, datetime]:
+    target = _TWILIO_STATUS.get(callback.status)
+    rank = _STATUS_RANK.get(target, len(_STATUS_RANK)) if target is not None else -1
+    return (rank, callback.received_at)
 
 
 def _apply_provider_status(sms: SmsMessage, status: str, error_code: str = "") -> None:

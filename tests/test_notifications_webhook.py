@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
-from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsPurpose, SmsStatus
 from notifications.services import sms_status_update
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +152,69 @@ def test_r8_a_callback_for_an_unknown_message_is_accepted_so_twilio_stops_retryi
     assert sms.status == SmsStatus.SENT
 
 
+def test_r8_a_callback_that_arrives_before_the_sid_is_saved_is_applied_when_it_is(client):
+    from notifications.services import sms_outcome_record
+
+    sms = _sms(status=SmsStatus.SENDING, provider_id="")  # Twilio has answered, we have not
+    # Twilio's callback overtakes our write of its answer: the SID is still unknown here.
+    response = _post(client, _callback("failed", ErrorCode="30008"))
+    assert response.status_code == 200
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENDING
+
+    sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=SID)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED  # the early "failed" was kept, not lost
+    assert sms.error_code == "30008"
+    assert not SmsPendingStatusCallback.objects.exists()  # applied once, then dropped
+
+
+def test_r8_early_callbacks_replayed_and_out_of_order_apply_once_and_only_forward(client):
+    from notifications.services import sms_outcome_record
+
+    sms = _sms(status=SmsStatus.SENDING, provider_id="")
+    for status in ("delivered", "sent", "delivered", "queued"):
+        assert _post(client, _callback(status)).status_code == 200
+    assert SmsPendingStatusCallback.objects.count() == 3  # the replayed "delivered" kept once
+
+    sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=SID)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.DELIVERED
+    assert sms.delivered_at is not None
+    assert not SmsPendingStatusCallback.objects.exists()
+    delivered = (sms.status, sms.delivered_at, sms.updated_at)
+    _post(client, _callback("delivered"))  # Twilio retries once more: nothing changes
+    sms.refresh_from_db()
+    assert (sms.status, sms.delivered_at, sms.updated_at) == delivered
+    assert not SmsPendingStatusCallback.objects.exists()
+
+
+def test_r8_a_callback_for_a_sid_found_by_a_resend_look_up_is_applied(client, sms_outbox):
+    from notifications.backends import InMemorySmsBackend
+    from notifications.services import sms_resend
+
+    sms = _sms(status=SmsStatus.FAILED, provider_id="")
+    sid = InMemorySmsBackend().send(to=sms.to, body=sms.body).provider_id
+    _post(client, _callback("delivered", sid=sid))  # nothing knew this SID yet
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.provider_id == sid
+    assert settled.status == SmsStatus.DELIVERED
+
+
+def test_r8_a_pending_callback_is_stored_once_per_status_by_the_database():
+    from django.db import IntegrityError, transaction
+
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="delivered")
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="sent")  # another status
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SmsPendingStatusCallback.objects.create(provider_id=SID, status="delivered")
+
+
 def test_r8_the_status_endpoint_accepts_only_post(client):
     assert client.get(reverse("notifications:twilio-status")).status_code == 405
 
@@ -187,8 +250,9 @@ def test_r8_a_status_callback_only_moves_the_sms_forward(current, twilio_status,
     assert sms.status == expected
 
 
-def test_r8_a_status_for_an_unknown_provider_id_returns_none():
+def test_r8_a_status_for_an_unknown_provider_id_returns_none_and_is_kept_for_later():
     assert sms_status_update(provider_id="SM" + "e" * 32, status="delivered") is None
+    assert SmsPendingStatusCallback.objects.filter(provider_id="SM" + "e" * 32).count() == 1
 
 
 def test_r8_a_status_without_a_provider_id_never_touches_unsent_messages():
@@ -197,6 +261,7 @@ def test_r8_a_status_without_a_provider_id_never_touches_unsent_messages():
     assert sms_status_update(provider_id="", status="failed") is None
     unsent.refresh_from_db()
     assert unsent.status == SmsStatus.QUEUED
+    assert not SmsPendingStatusCallback.objects.exists()
 
 
 # --- the back office -----------------------------------------------------------------------
