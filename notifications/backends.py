@@ -36,7 +36,21 @@ class SendResult:
     status: str
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What the provider says about a message now: Twilio's status and error code, if any."""
+
+    status: str
+    error_code: str = ""
+
+
 class BaseSmsBackend:
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        """The provider's current status of the message with this id; None when it does not
+        know the message (or cannot tell, as the console does). Raises ``SmsTransientError``
+        when the provider cannot be asked."""
+        return None
+
     def find_sent(
         self, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
     ) -> SendResult | None:
@@ -73,7 +87,17 @@ outbox: list[dict[str, str | None]] = []
 
 
 class InMemorySmsBackend(BaseSmsBackend):
-    """Tests: keep the message in the module-level ``outbox`` list."""
+    """Tests: keep the message in the module-level ``outbox`` list. A test may set an entry's
+    ``status`` and ``error_code`` to what "Twilio" reports about it later."""
+
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        for message in outbox:
+            if message["provider_id"] == provider_id:
+                return ProviderStatus(
+                    status=str(message.get("status") or "sent"),
+                    error_code=str(message.get("error_code") or ""),
+                )
+        return None
 
     def find_sent(
         self, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
@@ -214,6 +238,21 @@ class TwilioSmsBackend(BaseSmsBackend):
             ):
                 return SendResult(provider_id=message.sid, status=str(message.status))
         return None
+
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        """Fetch the message by its SID (``GET .../Messages/{Sid}.json``)."""
+        try:
+            message = self.client.messages(provider_id).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise SmsTransientError(f"Could not ask Twilio about {provider_id}: {exc}") from exc
+        except (TwilioServiceException, requests.RequestException) as exc:
+            raise SmsTransientError(f"Could not ask Twilio about {provider_id}: {exc}") from exc
+        code = message.error_code
+        return ProviderStatus(
+            status=str(message.status), error_code="" if code is None else str(code)
+        )
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -69,6 +69,12 @@ class SmsMessage(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    status_checked_at = models.DateTimeField(
+        _("status checked at"),
+        null=True,
+        blank=True,
+        help_text=_("When Twilio was last asked for the status of this sent message."),
+    )
 
     class Meta:
         verbose_name = _("SMS message")

@@ -11,13 +11,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from core.correlation import correlation_id
 from core.enqueue import enqueue_on_commit
-from notifications.backends import SendResult, get_sms_backend
+from notifications.backends import ProviderStatus, SendResult, get_sms_backend
 from notifications.exceptions import (
     SmsOutcomeNotRecorded,
     SmsOutcomeUnknown,
@@ -579,3 +579,66 @@ def _apply_provider_status(sms: SmsMessage, status: str, error_code: str = "") -
         sms.delivered_at = timezone.now()
         update_fields.append("delivered_at")
     sms.save(update_fields=update_fields)
+
+
+def sms_status_reconcile(*, older_than: timedelta, give_up_after: timedelta, limit: int) -> int:
+    """Ask the provider about sent messages that have no final status yet; returns how many
+    were checked.
+
+    A callback can be lost (our site down when Twilio called, a callback URL not configured),
+    leaving a message *sent* although it was delivered or failed. Beat runs this every
+    ``SMS_STATUS_RECONCILE_INTERVAL_SECONDS``: messages *sent* more than ``older_than`` ago
+    (their callback had its chance) and less than ``give_up_after`` ago, not checked within
+    ``older_than``, the least recently checked first, at most ``limit`` per run. Each answer
+    is applied by the callbacks' forward-only rules. The provider is called outside any
+    transaction; when it cannot answer, the run stops and the rest waits for the next one.
+    """
+    now = timezone.now()
+    due = (
+        SmsMessage.objects.filter(
+            status=SmsStatus.SENT,
+            sent_at__lt=now - older_than,
+            sent_at__gte=now - give_up_after,
+        )
+        .exclude(provider_id="")
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lt=now - older_than))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "sent_at")
+        .values_list("pk", "provider_id")[:limit]
+    )
+    backend = get_sms_backend()
+    checked = 0
+    for sms_message_id, provider_id in list(due):
+        try:
+            found = backend.fetch_status(provider_id=provider_id)
+        except SmsTransientError as exc:
+            logger.warning("SMS status reconciliation stopped after %d messages: %s", checked, exc)
+            break
+        _sms_status_checked(sms_message_id=sms_message_id, provider_id=provider_id, found=found)
+        checked += 1
+    if checked:
+        logger.info("SMS status reconciliation: asked the provider about %d messages.", checked)
+    return checked
+
+
+@transaction.atomic
+def _sms_status_checked(
+    *, sms_message_id: int, provider_id: str, found: ProviderStatus | None
+) -> None:
+    if found is None:
+        logger.warning("SMS %s: the provider does not know %s.", sms_message_id, provider_id)
+    else:
+        sms_status_update(provider_id=provider_id, status=found.status, error_code=found.error_code)
+    # ``update()``: the check is bookkeeping, not a change of the message (updated_at stays).
+    SmsMessage.objects.filter(pk=sms_message_id).update(status_checked_at=timezone.now())
+
+
+@transaction.atomic
+def sms_pending_callbacks_purge(*, older_than: timedelta) -> int:
+    """Delete early status callbacks that no message claimed within ``older_than`` (they are
+    for messages this application did not send). Returns how many were deleted."""
+    deleted, _by_model = SmsPendingStatusCallback.objects.filter(
+        received_at__lte=timezone.now() - older_than
+    ).delete()
+    if deleted:
+        logger.info("Dropped %d status callbacks no message claimed.", deleted)
+    return deleted

@@ -17,9 +17,11 @@ from notifications.outage import OutageLog
 from notifications.services import (
     DATABASE_ERRORS,
     sms_outcome_record,
+    sms_pending_callbacks_purge,
     sms_requeue_stuck,
     sms_send,
     sms_settle_after_giving_up,
+    sms_status_reconcile,
 )
 
 logger = logging.getLogger(__name__)
@@ -106,7 +108,13 @@ class SmsSendTask(DjangoTask):
             )
 
 
-@shared_task(bind=True, base=SmsSendTask, acks_late=True, max_retries=SEND_MAX_RETRIES)
+@shared_task(
+    bind=True,
+    base=SmsSendTask,
+    acks_late=True,
+    max_retries=SEND_MAX_RETRIES,
+    retry_backoff_max=SEND_RETRY_BACKOFF_MAX,
+)
 def sms_send_task(
     self: SmsSendTask, sms_message_id: int, outcome: dict[str, str] | None = None
 ) -> None:
@@ -157,3 +165,17 @@ def _retry_after_database_error(
 def sms_requeue_stuck_task() -> None:
     """Celery beat, every ``SWEEP_INTERVAL_SECONDS``: re-enqueue SMS stuck in queued/sending."""
     sms_requeue_stuck(older_than=timedelta(seconds=settings.SMS_QUEUED_REQUEUE_AFTER_SECONDS))
+
+
+@shared_task
+def sms_status_reconcile_task() -> None:
+    """Celery beat, every ``SMS_STATUS_RECONCILE_INTERVAL_SECONDS``: ask Twilio about sent
+    messages without a final status (one batch), and drop early callbacks nobody claimed."""
+    sms_status_reconcile(
+        older_than=timedelta(seconds=settings.SMS_STATUS_RECONCILE_AFTER_SECONDS),
+        give_up_after=timedelta(seconds=settings.SMS_STATUS_RECONCILE_FOR_SECONDS),
+        limit=settings.SMS_STATUS_RECONCILE_BATCH,
+    )
+    sms_pending_callbacks_purge(
+        older_than=timedelta(seconds=settings.SMS_PENDING_CALLBACK_KEEP_SECONDS)
+    )

@@ -233,3 +233,41 @@ def test_r8_resend_asks_twilio_with_a_valid_request_and_records_the_message_it_f
     # limit): no message was created.
     assert client.sent
     assert all(fields == {} for fields in client.sent)
+
+
+def test_r8_asking_twilio_for_a_messages_status_by_sid_is_a_valid_request(twilio):
+    backend = TwilioSmsBackend()
+
+    # Prism checks the path (account and message SID patterns) against Twilio's description
+    # and answers with its example: a message "sent", with error 30007.
+    found = backend.fetch_status(provider_id="SM" + "0123456789abcdef" * 2)
+
+    assert found is not None
+    assert (found.status, found.error_code) == ("sent", "30007")
+
+
+def test_r8_reconciliation_through_the_sdk_records_when_twilio_was_asked(twilio):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.services import sms_status_reconcile
+
+    sms = SmsMessage.objects.create(
+        to="+8613800138000",
+        body="退回成功",
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:4:return_completed",
+        status=SmsStatus.SENT,
+        provider_id="SM" + "0123456789abcdef" * 2,
+        sent_at=timezone.now() - timedelta(hours=1),
+    )
+
+    checked = sms_status_reconcile(
+        older_than=timedelta(minutes=15), give_up_after=timedelta(days=3), limit=10
+    )
+
+    assert checked == 1
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT  # Twilio (the example) still says "sent"
+    assert sms.status_checked_at is not None
