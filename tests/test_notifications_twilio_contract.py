@@ -271,3 +271,19 @@ def test_r8_reconciliation_through_the_sdk_records_when_twilio_was_asked(twilio)
     sms.refresh_from_db()
     assert sms.status == SmsStatus.SENT  # Twilio (the example) still says "sent"
     assert sms.status_checked_at is not None
+
+
+def test_r8_the_twilio_sdk_logs_nothing_below_warning_when_sending(
+    twilio, django_capture_on_commit_callbacks, caplog
+):
+    """At INFO the SDK logs every request with the Account SID and the recipient's number;
+    settings.LOGGING sets its logger to WARNING (caplog's level is left alone here: it would
+    override that)."""
+    import logging
+
+    assert logging.getLogger("twilio.http_client").getEffectiveLevel() == logging.WARNING
+
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.SENT  # a request was made
+    assert [r for r in caplog.records if r.name.startswith("twilio")] == []
