@@ -133,3 +133,61 @@ def test_r8_fault_connections_terminated_while_sending_mark_no_sms_failed_and_se
     assert all(sid == sids[body] for body, _status, sid in rows)
     assert "failed for good" not in worker_log
     call_command("check_ledger")
+
+
+def test_r8_fault_resending_sms_falsely_marked_failed_texts_nobody_twice(
+    twilio, settings, admin_client, django_capture_on_commit_callbacks
+):
+    """The aftermath on main's code: SMS marked failed although Twilio had them. Staff select
+    every failed SMS and click Resend; through the real SDK, the front lists what Twilio has."""
+    from django.urls import reverse
+
+    with recording_twilio(twilio, port=free_port()) as front:
+        settings.TWILIO_API_BASE = front.url
+        with django_capture_on_commit_callbacks(execute=True):  # eager: sent through the front
+            for n in range(5):
+                sms_message_queue(
+                    to=f"+86139001{n:05d}",
+                    body=f"发票 {20000000 + n} 退回成功。",
+                    purpose=SmsPurpose.RETURN_COMPLETED,
+                    idempotency_key=f"return:{n}:return_completed",
+                )
+        # As main's on_failure left them: failed, without the SID Twilio had given.
+        SmsMessage.objects.update(status=SmsStatus.FAILED, provider_id="", error_message="x")
+        # And two that really never reached Twilio.
+        for n in (5, 6):
+            SmsMessage.objects.create(
+                to=f"+86139001{n:05d}",
+                body=f"发票 {20000000 + n} 退回成功。",
+                purpose=SmsPurpose.RETURN_COMPLETED,
+                idempotency_key=f"return:{n}:return_completed",
+                status=SmsStatus.FAILED,
+            )
+
+        with django_capture_on_commit_callbacks(execute=True):
+            response = admin_client.post(
+                reverse("admin:notifications_smsmessage_changelist"),
+                {
+                    "action": "resend",
+                    "_selected_action": list(SmsMessage.objects.values_list("pk", flat=True)),
+                },
+                follow=True,
+            )
+        reached = Counter(front.bodies())
+        sids = {m.body: m.sid for m in front.created}
+
+    rows = list(SmsMessage.objects.values_list("body", "status", "provider_id"))
+    shown = [str(m) for m in response.context["messages"]]
+    print(
+        f"\nresend after false failures: 7 failed SMS resent by staff, 5 of which Twilio had; "
+        f"{sum(reached.values())} create requests in all for {len(reached)} texts; "
+        f"{sum(1 for c in reached.values() if c > 1)} texted twice; messages shown: {shown}"
+    )
+    assert all(count == 1 for count in reached.values())
+    assert len(reached) == 7
+    assert all(status == SmsStatus.SENT and sid == sids[body] for body, status, sid in rows)
+    assert (
+        "5 messages had already reached Twilio: recorded with Twilio's status, not sent again."
+        in shown
+    )
+    assert "2 messages queued for sending again." in shown
