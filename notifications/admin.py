@@ -8,7 +8,7 @@ from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
 from notifications.exceptions import SmsProviderUnavailable
-from notifications.models import SmsMessage, SmsStatus
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsStatus
 from notifications.services import sms_resend
 
 
@@ -93,3 +93,13 @@ class SmsMessageAdmin(ReadOnlyAdmin):
                 % {"count": skipped},
                 messages.WARNING,
             )
+
+
+@admin.register(SmsPendingStatusCallback)
+class SmsPendingStatusCallbackAdmin(ReadOnlyAdmin):
+    """Status callbacks that came before their SID was saved: applied and removed when it is,
+    dropped after ``SMS_PENDING_CALLBACK_KEEP_SECONDS`` if no message ever claims them."""
+
+    list_display = ["provider_id", "status", "error_code", "received_at"]
+    list_filter = ["status"]
+    search_fields = ["provider_id"]

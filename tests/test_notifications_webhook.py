@@ -278,6 +278,19 @@ def test_r8_the_back_office_lists_sms_read_only(admin_client):
     assert add.status_code == 403
 
 
+def test_r8_the_back_office_lists_early_status_callbacks_read_only(admin_client):
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="failed", error_code="30008")
+
+    changelist = admin_client.get(
+        reverse("admin:notifications_smspendingstatuscallback_changelist")
+    )
+    add = admin_client.get(reverse("admin:notifications_smspendingstatuscallback_add"))
+
+    assert changelist.status_code == 200
+    assert SID in changelist.content.decode()
+    assert add.status_code == 403
+
+
 def _resend_action(client: Client, *sms: SmsMessage):
     return client.post(
         reverse("admin:notifications_smsmessage_changelist"),
