@@ -17,7 +17,7 @@ from notifications.exceptions import (
     SmsProviderUnavailable,
     SmsTransientError,
 )
-from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsPurpose, SmsStatus
 from notifications.services import (
     sms_mark_failed,
     sms_message_queue,
@@ -668,3 +668,49 @@ def test_r8_resend_refuses_while_twilio_cannot_be_asked_and_leaves_the_sms_faile
     assert callbacks == []
     sms.refresh_from_db()
     assert sms.status == SmsStatus.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_r8_a_callback_racing_the_write_of_its_sid_is_applied_not_lost():
+    """The writer has saved the SID (and looked for early callbacks: none) but not committed;
+    the callback cannot see the SID yet. Without ordering, it would be stored as pending after
+    the writer looked, and never applied. The per-SID lock makes it wait and then apply."""
+    from notifications.services import sms_outcome_record
+
+    sms = _queue(key="return:11:return_completed")
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.SENDING)
+    sid = "SM" + "0123456789abcdef" * 2
+    written = threading.Event()
+    commit = threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=sid)
+                written.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def callback() -> None:
+        try:
+            written.wait(10)
+            sms_status_update(provider_id=sid, status="failed", error_code="30008")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=callback)]
+    for thread in threads:
+        thread.start()
+    assert written.wait(10)
+    deadline = time.monotonic() + 10
+    while _lock_waiters() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _lock_waiters() == 1, "the callback should wait for the writer's commit"
+    commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    sms.refresh_from_db()
+    assert (sms.status, sms.error_code) == (SmsStatus.FAILED, "30008")
+    assert not SmsPendingStatusCallback.objects.exists()
