@@ -223,6 +223,22 @@ RETURN_PROCESSING_REQUEUE_AFTER_SECONDS = env.int(
     "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=120
 )
 SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=900)
+# SMS status reconciliation (beat): sent messages whose final status (delivered, failed) has
+# not come by callback after SMS_STATUS_RECONCILE_AFTER_SECONDS are looked up at Twilio, at
+# most SMS_STATUS_RECONCILE_BATCH per run, each no more often than that, for up to
+# SMS_STATUS_RECONCILE_FOR_SECONDS after sending (some carriers never report delivery).
+# Callbacks for SIDs no message claims are dropped after SMS_PENDING_CALLBACK_KEEP_SECONDS.
+SMS_STATUS_RECONCILE_INTERVAL_SECONDS = env.int(
+    "SMS_STATUS_RECONCILE_INTERVAL_SECONDS", default=300
+)
+SMS_STATUS_RECONCILE_AFTER_SECONDS = env.int("SMS_STATUS_RECONCILE_AFTER_SECONDS", default=900)
+SMS_STATUS_RECONCILE_FOR_SECONDS = env.int(
+    "SMS_STATUS_RECONCILE_FOR_SECONDS", default=3 * 24 * 3600
+)
+SMS_STATUS_RECONCILE_BATCH = env.int("SMS_STATUS_RECONCILE_BATCH", default=100)
+SMS_PENDING_CALLBACK_KEEP_SECONDS = env.int(
+    "SMS_PENDING_CALLBACK_KEEP_SECONDS", default=7 * 24 * 3600
+)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-returns": {
         "task": "returns.tasks.returns_requeue_stuck_task",
@@ -234,6 +250,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.sms_requeue_stuck_task",
         "schedule": SWEEP_INTERVAL_SECONDS,
         "options": {"expires": SWEEP_INTERVAL_SECONDS},
+    },
+    "reconcile-sms-status": {
+        "task": "notifications.tasks.sms_status_reconcile_task",
+        "schedule": SMS_STATUS_RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": SMS_STATUS_RECONCILE_INTERVAL_SECONDS},
     },
 }
 

@@ -5,6 +5,7 @@ from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -43,7 +44,19 @@ def healthz(request):
     database = _database_status()
     broker = _broker_status()
     status = 200 if database == "ok" else 503
-    return JsonResponse({"database": database, "broker": broker}, status=status)
+    response = JsonResponse({"database": database, "broker": broker}, status=status)
+    if status != 200:
+        # Probes come every few seconds: an outage is worth a WARNING per probe, not an ERROR
+        # (Django logs a 5xx at ERROR unless the response has been logged already).
+        log_response(
+            "Health check failed: database %s, broker %s",
+            database,
+            broker,
+            response=response,
+            request=request,
+            level="warning",
+        )
+    return response
 
 
 def locked_out(

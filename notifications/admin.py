@@ -7,7 +7,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
-from notifications.models import SmsMessage, SmsStatus
+from notifications.exceptions import SmsProviderUnavailable
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsStatus
 from notifications.services import sms_resend
 
 
@@ -26,12 +27,22 @@ class SmsMessageAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Resend"), permissions=["resend"])
     def resend(self, request: HttpRequest, queryset: QuerySet[SmsMessage]) -> None:
-        """Queue the failed messages again; the others are left alone and counted."""
-        requeued = skipped = 0
+        """Resend the failed messages, asking Twilio first whether each already went out;
+        the others are left alone. Every outcome is counted and told."""
+        requeued = found = skipped = unavailable = 0
         for sms_id, status in queryset.values_list("pk", "status"):
-            sms = sms_resend(sms_message_id=sms_id)
-            if status == SmsStatus.FAILED and sms.status == SmsStatus.QUEUED:
+            if status != SmsStatus.FAILED:
+                skipped += 1
+                continue
+            try:
+                sms = sms_resend(sms_message_id=sms_id)
+            except SmsProviderUnavailable:
+                unavailable += 1
+                continue
+            if sms.status == SmsStatus.QUEUED:
                 requeued += 1
+            elif sms.status in (SmsStatus.SENT, SmsStatus.DELIVERED):
+                found += 1
             else:
                 skipped += 1
         if requeued:
@@ -45,6 +56,32 @@ class SmsMessageAdmin(ReadOnlyAdmin):
                 % {"count": requeued},
                 messages.SUCCESS,
             )
+        if found:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message had already reached Twilio: recorded with Twilio's "
+                    "status, not sent again.",
+                    "%(count)d messages had already reached Twilio: recorded with Twilio's "
+                    "status, not sent again.",
+                    found,
+                )
+                % {"count": found},
+                messages.SUCCESS,
+            )
+        if unavailable:
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d message was not resent: we could not ask Twilio whether it "
+                    "already went out. Please try again in a few minutes.",
+                    "%(count)d messages were not resent: we could not ask Twilio whether they "
+                    "already went out. Please try again in a few minutes.",
+                    unavailable,
+                )
+                % {"count": unavailable},
+                messages.ERROR,
+            )
         if skipped:
             self.message_user(
                 request,
@@ -56,3 +93,13 @@ class SmsMessageAdmin(ReadOnlyAdmin):
                 % {"count": skipped},
                 messages.WARNING,
             )
+
+
+@admin.register(SmsPendingStatusCallback)
+class SmsPendingStatusCallbackAdmin(ReadOnlyAdmin):
+    """Status callbacks that came before their SID was saved: applied and removed when it is,
+    dropped after ``SMS_PENDING_CALLBACK_KEEP_SECONDS`` if no message ever claims them."""
+
+    list_display = ["provider_id", "status", "error_code", "received_at"]
+    list_filter = ["status"]
+    search_fields = ["provider_id"]

@@ -7,6 +7,7 @@ provider and translates its failures into ``SmsTransientError`` (worth retrying)
 
 import sys
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,10 +36,28 @@ class SendResult:
     status: str
 
 
+@dataclass(frozen=True)
+class ProviderStatus:
+    """What the provider says about a message now: Twilio's status and error code, if any."""
+
+    status: str
+    error_code: str = ""
+
+
 class BaseSmsBackend:
-    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        """The provider's current status of the message with this id; None when it does not
+        know the message (or cannot tell, as the console does). Raises ``SmsTransientError``
+        when the provider cannot be asked."""
+        return None
+
+    def find_sent(
+        self, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
         """The message with this body sent to this number since ``since``, if the provider
-        has it: how an attempt with an unknown outcome is settled before sending again."""
+        has it (ignoring the provider ids in ``exclude``, recorded on other messages): how an
+        attempt with an unknown outcome is settled before sending again. Raises
+        ``SmsTransientError`` when the provider cannot be asked."""
         return None
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
@@ -68,12 +87,31 @@ outbox: list[dict[str, str | None]] = []
 
 
 class InMemorySmsBackend(BaseSmsBackend):
-    """Tests: keep the message in the module-level ``outbox`` list."""
+    """Tests: keep the message in the module-level ``outbox`` list. A test may set an entry's
+    ``status`` and ``error_code`` to what "Twilio" reports about it later."""
 
-    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        for message in outbox:
+            if message["provider_id"] == provider_id:
+                return ProviderStatus(
+                    status=str(message.get("status") or "sent"),
+                    error_code=str(message.get("error_code") or ""),
+                )
+        return None
+
+    def find_sent(
+        self, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
         for message in reversed(outbox):
-            if message["to"] == to and message["body"] == body:
-                return SendResult(provider_id=str(message["provider_id"]), status="sent")
+            if (
+                message["to"] == to
+                and message["body"] == body
+                and message["provider_id"] not in exclude
+            ):
+                return SendResult(
+                    provider_id=str(message["provider_id"]),
+                    status=str(message.get("status") or "sent"),
+                )
         return None
 
     def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
@@ -178,17 +216,43 @@ class TwilioSmsBackend(BaseSmsBackend):
             raise SmsOutcomeUnknown(f"Twilio did not answer in time: {exc}") from exc
         return SendResult(provider_id=message.sid, status=str(message.status))
 
-    def find_sent(self, *, to: str, body: str, since: datetime) -> SendResult | None:
-        """Look through Twilio's recent messages to this number for this exact body."""
+    def find_sent(
+        self, *, to: str, body: str, since: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
+        """Look through Twilio's recent messages to this number for this exact body.
+
+        Twilio's list filters by recipient and by *sent* date only, and a message still queued
+        at Twilio has no sent date yet, so the creation time is checked here instead. Inbound
+        messages (replies from the customer) are skipped."""
         try:
             recent = self.client.messages.list(to=to, limit=50)
         except (TwilioRestException, TwilioServiceException, requests.RequestException) as exc:
             raise SmsTransientError(f"Could not ask Twilio what was sent: {exc}") from exc
         for message in recent:
             created = message.date_created
-            if message.body == body and (created is None or created >= since):
+            if (
+                message.body == body
+                and message.sid not in exclude
+                and str(message.direction or "outbound-api").startswith("outbound")
+                and (created is None or created >= since)
+            ):
                 return SendResult(provider_id=message.sid, status=str(message.status))
         return None
+
+    def fetch_status(self, *, provider_id: str) -> ProviderStatus | None:
+        """Fetch the message by its SID (``GET .../Messages/{Sid}.json``)."""
+        try:
+            message = self.client.messages(provider_id).fetch()
+        except TwilioRestException as exc:
+            if exc.status == 404:
+                return None
+            raise SmsTransientError(f"Could not ask Twilio about {provider_id}: {exc}") from exc
+        except (TwilioServiceException, requests.RequestException) as exc:
+            raise SmsTransientError(f"Could not ask Twilio about {provider_id}: {exc}") from exc
+        code = message.error_code
+        return ProviderStatus(
+            status=str(message.status), error_code="" if code is None else str(code)
+        )
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

@@ -70,6 +70,12 @@ class SmsMessage(models.Model):
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    status_checked_at = models.DateTimeField(
+        _("status checked at"),
+        null=True,
+        blank=True,
+        help_text=_("When Twilio was last asked for the status of this sent message."),
+    )
 
     class Meta:
         verbose_name = _("SMS message")
@@ -88,3 +94,32 @@ class SmsMessage(models.Model):
 
     def __str__(self) -> str:
         return f"SMS to {self.to} ({self.get_purpose_display()}, {self.get_status_display()})"
+
+
+class SmsPendingStatusCallback(models.Model):
+    """A Twilio status callback for a SID no message carries yet, kept until one does.
+
+    Twilio may call back before our write of its answer commits (or while that write waits
+    for a database that is down); dropping the callback would lose a later "failed" and leave
+    the message *sent* for good. The callback is applied, by the forward-only rules, when the
+    SID is saved on a message (``notifications.services``), then deleted. One row per SID and
+    status: a replayed callback is stored once. Rows no message ever claims (another
+    application on the same Twilio account) are purged after a while.
+    """
+
+    provider_id = models.CharField(_("provider id"), max_length=64, db_index=True)
+    status = models.CharField(_("status"), max_length=32)
+    error_code = models.CharField(_("error code"), max_length=32, blank=True)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("pending SMS status callback")
+        verbose_name_plural = _("pending SMS status callbacks")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider_id", "status"], name="sms_pending_callback_once_per_status"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_id}: {self.status}"

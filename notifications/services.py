@@ -6,19 +6,26 @@ Sending is at most once per queued message in normal operation: the row is locke
 
 import logging
 import re
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
 from core.correlation import correlation_id
 from core.enqueue import enqueue_on_commit
-from notifications.backends import get_sms_backend
-from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
-from notifications.models import E164_REGEX, SmsMessage, SmsStatus
+from notifications.backends import ProviderStatus, SendResult, get_sms_backend
+from notifications.exceptions import (
+    SmsOutcomeNotRecorded,
+    SmsOutcomeUnknown,
+    SmsPermanentError,
+    SmsProviderUnavailable,
+    SmsTransientError,
+)
+from notifications.models import E164_REGEX, SmsMessage, SmsPendingStatusCallback, SmsStatus
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +43,9 @@ _STATUS_RANK = {
     SmsStatus.DELIVERED: 3,
 }
 
+# The first key of this app's PostgreSQL advisory locks (the second is the SID's hash).
+_ADVISORY_LOCK_CLASS = 7_150_001
+
 # Twilio's message statuses (status callback ``MessageStatus``) in our terms.
 _TWILIO_STATUS = {
     "queued": SmsStatus.SENDING,
@@ -51,6 +61,25 @@ _TWILIO_STATUS = {
 
 # At most this many messages are re-enqueued per sweep; the next sweep takes the rest.
 REQUEUE_BATCH = 500
+
+# What a failover, a pooler or an operator terminating our connections looks like: the
+# statement may not have run, and running it again on a new connection may succeed.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What the provider said about one attempt, to be written on the message.
+
+    Plain strings, so the send task can carry it in its retry when the database was lost
+    before it was written (``SmsOutcomeNotRecorded``).
+    """
+
+    status: str
+    provider_id: str = ""
+    provider_status: str = ""
+    error_code: str = ""
+    error_message: str = ""
 
 
 def _enqueue_send(sms: SmsMessage) -> None:
@@ -191,13 +220,16 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
 
     backend = get_sms_backend()
     if unsettled_since is not None:
-        found = backend.find_sent(
-            to=sms.to, body=sms.body, since=unsettled_since - SENDING_TAKEOVER_MARGIN
-        )
+        found = _find_at_provider(sms, since=unsettled_since - SENDING_TAKEOVER_MARGIN)
         if found is not None:
             logger.warning("SMS %s had reached the provider as %s.", sms.pk, found.provider_id)
-            return _sms_record_outcome(
-                sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=found.provider_id
+            return _record_or_carry(
+                sms.pk,
+                SendOutcome(
+                    status=SmsStatus.SENT,
+                    provider_id=found.provider_id,
+                    provider_status=found.status,
+                ),
             )
         with transaction.atomic():
             sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
@@ -205,39 +237,75 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
                 return sms  # another run settled it meanwhile
             sms.attempts += 1
             sms.save(update_fields=["attempts", "updated_at"])
+    # From here on the request may reach the provider: a database error while writing its
+    # answer must not lose it (``_record_or_carry``).
     try:
         result = backend.send(to=sms.to, body=sms.body, status_callback=_status_callback_url())
     except SmsOutcomeUnknown as exc:
         # Left in "sending": the sweeper settles it with the provider after the stale window.
-        return _sms_record_outcome(
-            sms_message_id=sms.pk, status=SmsStatus.SENDING, error_message=str(exc)
+        return _record_or_carry(
+            sms.pk, SendOutcome(status=SmsStatus.SENDING, error_message=str(exc))
         )
     except SmsPermanentError as exc:
-        return _sms_record_outcome(
-            sms_message_id=sms.pk,
-            status=SmsStatus.FAILED,
-            error_code="" if exc.code is None else str(exc.code),
-            error_message=str(exc),
+        return _record_or_carry(
+            sms.pk,
+            SendOutcome(
+                status=SmsStatus.FAILED,
+                error_code="" if exc.code is None else str(exc.code),
+                error_message=str(exc),
+            ),
         )
     except SmsTransientError as exc:
-        _sms_record_outcome(sms_message_id=sms.pk, status=SmsStatus.QUEUED, error_message=str(exc))
+        _record_or_carry(sms.pk, SendOutcome(status=SmsStatus.QUEUED, error_message=str(exc)))
         raise
-    return _sms_record_outcome(
-        sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=result.provider_id
+    # The status in Twilio's answer to a create is where the message starts ("queued",
+    # "accepted"); what becomes of it arrives by callback or by reconciliation.
+    return _record_or_carry(
+        sms.pk, SendOutcome(status=SmsStatus.SENT, provider_id=result.provider_id)
     )
 
 
+def _record_or_carry(sms_message_id: int, outcome: SendOutcome) -> SmsMessage:
+    """Write the provider's answer; if the database is lost meanwhile, raise it as
+    ``SmsOutcomeNotRecorded`` carrying the answer, so the task retries *writing* it (the SID
+    of a message Twilio accepted) instead of failing the message or sending it again."""
+    try:
+        return sms_outcome_record(sms_message_id=sms_message_id, **asdict(outcome))
+    except DATABASE_ERRORS as exc:
+        raise SmsOutcomeNotRecorded(
+            f"SMS {sms_message_id}: the provider's answer ({outcome.status}) could not be "
+            f"written: {exc.__class__.__name__}: {exc}",
+            outcome=asdict(outcome),
+        ) from exc
+
+
 @transaction.atomic
-def _sms_record_outcome(
+def sms_outcome_record(
     *,
     sms_message_id: int,
-    status: SmsStatus,
+    status: str,
     provider_id: str = "",
+    provider_status: str = "",
     error_code: str = "",
     error_message: str = "",
 ) -> SmsMessage:
-    """Write what the provider said about a send this run started."""
+    """Write what the provider said about an attempt on a message in ``sending``.
+
+    Idempotent: a message another run has settled meanwhile (sent, failed, or back in the
+    queue) is left as it is, so a retried write of the same answer changes nothing.
+    ``provider_status`` is Twilio's status at that moment (a look-up may find the message
+    already delivered or failed); it is applied by the forward-only rules of the callbacks.
+    """
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.SENDING:
+        if provider_id and sms.provider_id and sms.provider_id != provider_id:
+            logger.error(
+                "SMS %s was sent twice: recorded as %s, the provider also has %s.",
+                sms.pk,
+                sms.provider_id,
+                provider_id,
+            )
+        return sms
     sms.status = status
     sms.error_code = error_code
     sms.error_message = error_message
@@ -247,18 +315,43 @@ def _sms_record_outcome(
         sms.sent_at = timezone.now()
         update_fields += ["provider_id", "sent_at"]
     sms.save(update_fields=update_fields)
+    if status == SmsStatus.SENT:
+        if provider_status:
+            _apply_provider_status(sms, provider_status)
+        _apply_pending_callbacks(sms)
     return sms
 
 
-@transaction.atomic
-def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage:
-    """Record that sending gave up (retries exhausted, or an unexpected error in the task).
+def _find_at_provider(
+    sms: SmsMessage, *, since: datetime, also_exclude: str = ""
+) -> SendResult | None:
+    """Ask the provider for this message (same number, same body, created since ``since``).
 
-    Only a message not yet handed over (queued, sending) can fail this way; a sent or delivered
-    message, or one already failed, is left as it is.
+    Messages recorded on other rows (the same text sent to the same number for an earlier
+    return) are not this one. Raises ``SmsTransientError`` when the provider cannot answer.
     """
-    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
-    if sms.status not in (SmsStatus.QUEUED, SmsStatus.SENDING):
+    taken = set(
+        SmsMessage.objects.filter(to=sms.to, body=sms.body)
+        .exclude(pk=sms.pk)
+        .exclude(provider_id="")
+        .values_list("provider_id", flat=True)
+    )
+    if also_exclude:
+        taken.add(also_exclude)
+    return get_sms_backend().find_sent(to=sms.to, body=sms.body, since=since, exclude=taken)
+
+
+@transaction.atomic
+def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage | None:
+    """Record that sending gave up on a message that never reached the provider.
+
+    Only a ``queued`` message fails this way: nothing of it is at the provider (its last
+    attempt, if any, was refused as transient). A ``sending`` message may have reached the
+    provider and is never failed here (``sms_settle_after_giving_up`` asks the provider);
+    sent, delivered or failed messages are left as they are. None if the row is gone.
+    """
+    sms = SmsMessage.objects.select_for_update().filter(pk=sms_message_id).first()
+    if sms is None or sms.status != SmsStatus.QUEUED:
         return sms
     sms.status = SmsStatus.FAILED
     sms.error_message = error
@@ -267,9 +360,125 @@ def sms_mark_failed(*, sms_message_id: int, error: str) -> SmsMessage:
     return sms
 
 
+def sms_settle_after_giving_up(*, sms_message_id: int, error: str) -> SmsMessage | None:
+    """The send task gave up (retries exhausted, or an unexpected error): settle the message.
+
+    - ``queued``: it never reached the provider: ``failed`` with the error (staff may resend).
+    - ``sending``: the request may have gone out, so it is never failed blindly: the provider
+      is asked (same look-up as the sweeper's). Found → recorded as sent with its SID; not
+      found → ``failed``; the provider cannot be asked → left in ``sending``, where the
+      sweeper settles it after the stale window.
+    - anything else, or a row that no longer exists: nothing to do.
+    """
+    sms = SmsMessage.objects.filter(pk=sms_message_id).first()
+    if sms is None:
+        logger.warning("SMS %s no longer exists: nothing to record (%s).", sms_message_id, error)
+        return None
+    if sms.status != SmsStatus.SENDING:
+        return sms_mark_failed(sms_message_id=sms_message_id, error=error)
+    sending_since = sms.updated_at
+    try:
+        found = _find_at_provider(sms, since=sending_since - SENDING_TAKEOVER_MARGIN)
+    except SmsTransientError as exc:
+        logger.warning(
+            "SMS %s may have reached the provider, which cannot be asked now (%s); left in "
+            "sending for the sweeper.",
+            sms.pk,
+            exc,
+        )
+        return sms
+    if found is not None:
+        logger.warning("SMS %s had reached the provider as %s.", sms.pk, found.provider_id)
+        return sms_outcome_record(
+            sms_message_id=sms.pk,
+            status=SmsStatus.SENT,
+            provider_id=found.provider_id,
+            provider_status=found.status,
+        )
+    return _sms_fail_unsent(sms_message_id=sms.pk, error=error, sending_since=sending_since)
+
+
 @transaction.atomic
+def _sms_fail_unsent(*, sms_message_id: int, error: str, sending_since: datetime) -> SmsMessage:
+    """Fail a ``sending`` message the provider says it does not have, unless it moved since."""
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.SENDING or sms.updated_at != sending_since:
+        return sms
+    sms.status = SmsStatus.FAILED
+    sms.error_message = f"{error} (the provider has no such message)"
+    sms.save(update_fields=["status", "error_message", "updated_at"])
+    logger.error("SMS %s failed for good: %s", sms.pk, sms.error_message)
+    return sms
+
+
 def sms_resend(*, sms_message_id: int) -> SmsMessage:
-    """Staff action: put a failed SMS back in the queue. A no-op in any other state."""
+    """Staff action on a failed SMS: ask the provider first, then send again only if needed.
+
+    A message can be recorded failed although it reached the provider (its answer was lost
+    with the database connection, say). So the provider is asked for this text to this
+    number since the message was created (the message's own SID is skipped when the
+    provider itself reported it failed or undelivered):
+
+    - found, and not failed at the provider: recorded with the provider's SID and status,
+      nothing is sent;
+    - not found, or failed there too: put back in the queue and sent after commit;
+    - the provider cannot be asked: ``SmsProviderUnavailable``, the message stays failed.
+
+    A no-op in any state but failed.
+    """
+    sms = SmsMessage.objects.get(pk=sms_message_id)
+    if sms.status != SmsStatus.FAILED:
+        return sms
+    failed_at = sms.updated_at
+    try:
+        found = _find_at_provider(
+            sms, since=sms.created_at - SENDING_TAKEOVER_MARGIN, also_exclude=sms.provider_id
+        )
+    except SmsTransientError as exc:
+        logger.warning("SMS %s: resend refused, the provider cannot be asked: %s", sms.pk, exc)
+        raise SmsProviderUnavailable() from exc
+    if found is not None and _TWILIO_STATUS.get(found.status) != SmsStatus.FAILED:
+        return _sms_record_found_after_failure(
+            sms_message_id=sms.pk, found=found, failed_at=failed_at
+        )
+    return _sms_requeue_failed(sms_message_id=sms.pk)
+
+
+@transaction.atomic
+def _sms_record_found_after_failure(
+    *, sms_message_id: int, found: SendResult, failed_at: datetime
+) -> SmsMessage:
+    sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
+    if sms.status != SmsStatus.FAILED or sms.updated_at != failed_at:
+        return sms  # someone else resent or settled it meanwhile
+    logger.warning(
+        "SMS %s was recorded failed but had reached the provider as %s (%s); not resent.",
+        sms.pk,
+        found.provider_id,
+        found.status,
+    )
+    sms.status = SmsStatus.SENT
+    sms.provider_id = found.provider_id
+    sms.sent_at = timezone.now()
+    sms.error_code = ""
+    sms.error_message = ""
+    sms.save(
+        update_fields=[
+            "status",
+            "provider_id",
+            "sent_at",
+            "error_code",
+            "error_message",
+            "updated_at",
+        ]
+    )
+    _apply_provider_status(sms, found.status)
+    _apply_pending_callbacks(sms)
+    return sms
+
+
+@transaction.atomic
+def _sms_requeue_failed(*, sms_message_id: int) -> SmsMessage:
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
     if sms.status != SmsStatus.FAILED:
         return sms
@@ -283,36 +492,153 @@ def sms_resend(*, sms_message_id: int) -> SmsMessage:
 
 @transaction.atomic
 def sms_status_update(*, provider_id: str, status: str, error_code: str = "") -> SmsMessage | None:
-    """Apply a Twilio status callback. Returns None for an unknown provider id.
+    """Apply a Twilio status callback. Returns None for a provider id no message carries.
 
     Callbacks arrive late, out of order and more than once, so the status only moves forward
     (queued < sending < sent < delivered): a replay, or ``sent`` after ``delivered``, changes
     nothing. ``undelivered``/``failed`` fail a message not yet delivered; ``failed`` and
     ``delivered`` are final. A status Twilio adds later is logged and ignored.
+
+    A callback may also arrive *before* our write of Twilio's answer (the SID) commits: it is
+    kept as a ``SmsPendingStatusCallback`` (once per SID and status, so replays add nothing)
+    and applied when the SID is saved.
     """
     if not provider_id:  # unsent messages all have an empty provider id: never match them
         return None
+    _lock_provider_id(provider_id)
     sms = SmsMessage.objects.select_for_update().filter(provider_id=provider_id).first()
     if sms is None:
+        if len(provider_id) <= 64 and len(status) <= 32 and len(error_code) <= 32:
+            SmsPendingStatusCallback.objects.bulk_create(
+                [
+                    SmsPendingStatusCallback(
+                        provider_id=provider_id, status=status, error_code=error_code
+                    )
+                ],
+                ignore_conflicts=True,
+            )
+            logger.info("Status %r for %s kept until the SID is saved.", status, provider_id)
         return None
+    _apply_provider_status(sms, status, error_code)
+    return sms
+
+
+def _lock_provider_id(provider_id: str) -> None:
+    """Serialise, per SID, a callback looking for its message with the write of that SID.
+
+    Without it a callback could find no message (the SID not yet committed) and store itself
+    as pending just after the writer looked for pending callbacks: it would never be applied.
+    With it, whichever comes second sees what the first committed. A transaction-scoped
+    PostgreSQL advisory lock (SQLite, in development, serialises writers anyway)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [_ADVISORY_LOCK_CLASS, provider_id],
+            )
+
+
+def _apply_pending_callbacks(sms: SmsMessage) -> None:
+    """Apply the callbacks that arrived before this message's SID was saved, then drop them.
+    The caller has locked the message and saved its SID in the current transaction."""
+    _lock_provider_id(sms.provider_id)
+    pending = list(SmsPendingStatusCallback.objects.filter(provider_id=sms.provider_id))
+    if not pending:
+        return
+    for callback in sorted(pending, key=_callback_order):
+        _apply_provider_status(sms, callback.status, callback.error_code)
+    SmsPendingStatusCallback.objects.filter(pk__in=[c.pk for c in pending]).delete()
+    logger.info("SMS %s: applied %d status callbacks that came early.", sms.pk, len(pending))
+
+
+def _callback_order(callback: SmsPendingStatusCallback) -> tuple[int, datetime]:
+    target = _TWILIO_STATUS.get(callback.status)
+    rank = _STATUS_RANK.get(target, len(_STATUS_RANK)) if target is not None else -1
+    return (rank, callback.received_at)
+
+
+def _apply_provider_status(sms: SmsMessage, status: str, error_code: str = "") -> None:
+    """The forward-only status rules, on a row the caller has locked."""
     target = _TWILIO_STATUS.get(status)
     if target is None:
         logger.warning("SMS %s: ignoring unknown Twilio status %r.", sms.pk, status)
-        return sms
+        return
     if sms.status in (SmsStatus.FAILED, SmsStatus.DELIVERED):
-        return sms
+        return
     if target == SmsStatus.FAILED:
         sms.status = SmsStatus.FAILED
         sms.error_code = error_code
         sms.error_message = f"Twilio reported the message {status}."
         sms.save(update_fields=["status", "error_code", "error_message", "updated_at"])
-        return sms
+        return
     if _STATUS_RANK[target] <= _STATUS_RANK[SmsStatus(sms.status)]:
-        return sms
+        return
     sms.status = target
     update_fields = ["status", "updated_at"]
     if target == SmsStatus.DELIVERED:
         sms.delivered_at = timezone.now()
         update_fields.append("delivered_at")
     sms.save(update_fields=update_fields)
-    return sms
+
+
+def sms_status_reconcile(*, older_than: timedelta, give_up_after: timedelta, limit: int) -> int:
+    """Ask the provider about sent messages that have no final status yet; returns how many
+    were checked.
+
+    A callback can be lost (our site down when Twilio called, a callback URL not configured),
+    leaving a message *sent* although it was delivered or failed. Beat runs this every
+    ``SMS_STATUS_RECONCILE_INTERVAL_SECONDS``: messages *sent* more than ``older_than`` ago
+    (their callback had its chance) and less than ``give_up_after`` ago, not checked within
+    ``older_than``, the least recently checked first, at most ``limit`` per run. Each answer
+    is applied by the callbacks' forward-only rules. The provider is called outside any
+    transaction; when it cannot answer, the run stops and the rest waits for the next one.
+    """
+    now = timezone.now()
+    due = (
+        SmsMessage.objects.filter(
+            status=SmsStatus.SENT,
+            sent_at__lt=now - older_than,
+            sent_at__gte=now - give_up_after,
+        )
+        .exclude(provider_id="")
+        .filter(Q(status_checked_at__isnull=True) | Q(status_checked_at__lt=now - older_than))
+        .order_by(F("status_checked_at").asc(nulls_first=True), "sent_at")
+        .values_list("pk", "provider_id")[:limit]
+    )
+    backend = get_sms_backend()
+    checked = 0
+    for sms_message_id, provider_id in list(due):
+        try:
+            found = backend.fetch_status(provider_id=provider_id)
+        except SmsTransientError as exc:
+            logger.warning("SMS status reconciliation stopped after %d messages: %s", checked, exc)
+            break
+        _sms_status_checked(sms_message_id=sms_message_id, provider_id=provider_id, found=found)
+        checked += 1
+    if checked:
+        logger.info("SMS status reconciliation: asked the provider about %d messages.", checked)
+    return checked
+
+
+@transaction.atomic
+def _sms_status_checked(
+    *, sms_message_id: int, provider_id: str, found: ProviderStatus | None
+) -> None:
+    if found is None:
+        logger.warning("SMS %s: the provider does not know %s.", sms_message_id, provider_id)
+    else:
+        sms_status_update(provider_id=provider_id, status=found.status, error_code=found.error_code)
+    # ``update()``: the check is bookkeeping, not a change of the message (updated_at stays).
+    SmsMessage.objects.filter(pk=sms_message_id).update(status_checked_at=timezone.now())
+
+
+@transaction.atomic
+def sms_pending_callbacks_purge(*, older_than: timedelta) -> int:
+    """Delete early status callbacks that no message claimed within ``older_than`` (they are
+    for messages this application did not send). Returns how many were deleted."""
+    deleted, _by_model = SmsPendingStatusCallback.objects.filter(
+        received_at__lte=timezone.now() - older_than
+    ).delete()
+    if deleted:
+        logger.info("Dropped %d status callbacks no message claimed.", deleted)
+    return deleted

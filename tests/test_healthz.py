@@ -35,3 +35,24 @@ def test_healthz_is_503_when_the_database_is_down(client, monkeypatch):
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["database"].startswith("error")
+
+
+def test_healthz_logs_a_failing_probe_as_a_warning_not_an_error(client, monkeypatch, caplog):
+    """A load balancer probes every few seconds: an outage must not become an ERROR each time."""
+    import logging
+
+    from django.db.backends.utils import CursorWrapper
+
+    def down(self, sql, params=None):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(CursorWrapper, "execute", down)
+    caplog.set_level(logging.INFO)
+
+    assert client.get("/healthz").status_code == 503
+
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert errors == []
+    assert len(warnings) == 1
+    assert "OperationalError" in warnings[0].getMessage()

@@ -1,22 +1,29 @@
 """R8: one SMS per event, sent after commit, retried on transient errors, failures recorded."""
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
-from notifications.backends import BaseSmsBackend, SendResult
-from notifications.exceptions import SmsOutcomeUnknown, SmsPermanentError, SmsTransientError
-from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.backends import BaseSmsBackend, InMemorySmsBackend, SendResult
+from notifications.exceptions import (
+    SmsOutcomeUnknown,
+    SmsPermanentError,
+    SmsProviderUnavailable,
+    SmsTransientError,
+)
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsPurpose, SmsStatus
 from notifications.services import (
     sms_mark_failed,
     sms_message_queue,
     sms_resend,
     sms_send,
+    sms_status_update,
 )
 from notifications.tasks import sms_send_task
 
@@ -417,3 +424,293 @@ def test_r8_running_the_task_again_for_a_sent_sms_sends_nothing(sms_outbox):
     sms.refresh_from_db()
     assert sms.attempts == 1
     assert len(sms_outbox) == 1
+
+
+# --- database errors while sending (issue 15) -----------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_outage_in_progress():
+    """Each test starts without a database outage remembered by the send path's log limiter."""
+    from notifications.tasks import database_outage
+
+    database_outage.reset()
+    yield
+    database_outage.reset()
+
+
+def _database_lost_once(monkeypatch: pytest.MonkeyPatch, target: str) -> list[str]:
+    """Make ``notifications.services.<target>`` raise a terminated-connection error once."""
+    import notifications.services as services
+
+    real = getattr(services, target)
+    raised: list[str] = []
+
+    def flaky(**kwargs: object) -> object:
+        if not raised:
+            raised.append(target)
+            raise OperationalError("terminating connection due to administrator command")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, target, flaky)
+    return raised
+
+
+def test_r8_a_database_error_after_twilio_accepted_records_the_sid_on_retry_and_sends_once(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox
+):
+    raised = _database_lost_once(monkeypatch, "sms_outcome_record")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    assert raised == ["sms_outcome_record"]  # the answer was lost once, then written
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 1  # the retry wrote the answer it had; it did not send again
+    assert sms.provider_id == sms_outbox[0]["provider_id"]
+    assert sms.attempts == 1
+
+
+def test_r8_a_database_error_before_the_send_is_retried_and_the_sms_sent_once(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox
+):
+    import notifications.services as services
+
+    real_send = services.sms_send
+    calls: list[int] = []
+
+    def send_with_the_database_down_once(*, sms_message_id: int) -> SmsMessage:
+        calls.append(sms_message_id)
+        if len(calls) == 1:
+            raise InterfaceError("connection already closed")
+        return real_send(sms_message_id=sms_message_id)
+
+    monkeypatch.setattr("notifications.tasks.sms_send", send_with_the_database_down_once)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    assert len(calls) == 2
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 1
+
+
+def test_r8_when_database_retries_run_out_the_sms_is_not_marked_failed(
+    monkeypatch, django_capture_on_commit_callbacks, sms_outbox, caplog
+):
+    def database_down(*, sms_message_id: int) -> SmsMessage:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("notifications.tasks.sms_send", database_down)
+    caplog.set_level(logging.DEBUG, logger="notifications")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.QUEUED  # the sweeper sends it when the database is back
+    assert sms.error_message == ""
+    warnings = [
+        r
+        for r in caplog.records
+        if r.name.startswith("notifications") and r.levelno >= logging.WARNING
+    ]
+    # One warning for the outage and one that the task gave up, not one per retry.
+    assert len(warnings) == 2, [r.getMessage() for r in warnings]
+    assert "database" in warnings[0].getMessage()
+    assert "sweeper" in warnings[1].getMessage()
+
+
+def test_r8_giving_up_on_a_message_that_no_longer_exists_logs_and_does_not_crash(caplog):
+    caplog.set_level(logging.WARNING, logger="notifications")
+
+    sms_send_task.on_failure(
+        SmsMessage.DoesNotExist("gone"), "task-1", (987654,), {}, None
+    )  # raises nothing
+
+    assert any("987654" in r.getMessage() for r in caplog.records)
+
+
+def test_r8_giving_up_while_the_database_is_still_down_does_not_crash(monkeypatch, caplog):
+    sms = _queue()
+
+    def down(**kwargs: object) -> None:
+        raise OperationalError("the database system is starting up")
+
+    monkeypatch.setattr("notifications.tasks.sms_settle_after_giving_up", down)
+    caplog.set_level(logging.WARNING, logger="notifications")
+
+    sms_send_task.on_failure(RuntimeError("bug"), "task-2", (sms.pk,), {}, None)
+
+    assert any(str(sms.pk) in r.getMessage() for r in caplog.records)
+
+
+def test_r8_marking_failed_leaves_a_message_that_may_have_reached_the_provider_alone():
+    sms = _queue()
+    _sending_since(sms, timedelta(seconds=5))
+
+    unchanged = sms_mark_failed(sms_message_id=sms.pk, error="gave up")
+
+    assert unchanged is not None
+    assert unchanged.status == SmsStatus.SENDING
+
+
+class SendsThenCrashes(BaseSmsBackend):
+    """The HTTP call goes out (the message is in the outbox), then our code fails."""
+
+    def __init__(self) -> None:
+        self.memory = InMemorySmsBackend()
+
+    def find_sent(self, **kwargs):
+        return self.memory.find_sent(**kwargs)
+
+    def send(self, *, to: str, body: str, status_callback: str | None = None) -> SendResult:
+        self.memory.send(to=to, body=body, status_callback=status_callback)
+        raise RuntimeError("bug after the request went out")
+
+
+def test_r8_an_unexpected_error_after_the_message_reached_twilio_records_it_sent_not_failed(
+    use_backend, django_capture_on_commit_callbacks, sms_outbox
+):
+    use_backend(SendsThenCrashes())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT  # found at the provider by the look-up
+    assert sms.provider_id == sms_outbox[0]["provider_id"]
+    assert len(sms_outbox) == 1
+
+
+class CannotLookUp(ScriptedBackend):
+    def find_sent(self, **kwargs):
+        raise SmsTransientError("Twilio unreachable")
+
+
+def test_r8_an_unexpected_error_while_sending_stays_sending_when_twilio_cannot_be_asked(
+    use_backend, django_capture_on_commit_callbacks
+):
+    use_backend(CannotLookUp(RuntimeError("bug in a backend")))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sms = _queue()
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENDING  # the sweeper asks again later; never "failed"
+
+
+# --- staff resend asks the provider first (issue 15) ----------------------------------------
+
+
+def test_r8_resend_of_a_failed_sms_that_had_reached_twilio_records_it_and_sends_nothing(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = _queue()
+    # Twilio accepted it, then the answer was lost and the message was recorded failed (the
+    # false "failed" of issue 15).
+    InMemorySmsBackend().send(to=sms.to, body=sms.body)
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED, error_message="gave up")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        settled = sms_resend(sms_message_id=sms.pk)
+
+    assert callbacks == []  # nothing enqueued
+    assert settled.status == SmsStatus.SENT
+    assert settled.provider_id == sms_outbox[0]["provider_id"]
+    assert settled.error_message == ""
+    assert len(sms_outbox) == 1  # the customer is not texted twice
+
+
+def test_r8_resend_records_the_status_twilio_has_for_the_message_it_found(sms_outbox):
+    sms = _queue()
+    InMemorySmsBackend().send(to=sms.to, body=sms.body)
+    sms_outbox[0]["status"] = "delivered"
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED)
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.status == SmsStatus.DELIVERED
+    assert settled.delivered_at is not None
+
+
+def test_r8_resend_sends_again_a_message_twilio_itself_reported_undelivered(
+    django_capture_on_commit_callbacks, sms_outbox
+):
+    sms = sms_send(sms_message_id=_queue().pk)
+    sms_outbox[0]["status"] = "undelivered"
+    sms_status_update(provider_id=sms.provider_id, status="undelivered", error_code="30003")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        resent = sms_resend(sms_message_id=sms.pk)
+
+    assert resent.status == SmsStatus.QUEUED
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT
+    assert len(sms_outbox) == 2
+    assert sms.provider_id == sms_outbox[1]["provider_id"]
+
+
+def test_r8_resend_refuses_while_twilio_cannot_be_asked_and_leaves_the_sms_failed(
+    use_backend, django_capture_on_commit_callbacks
+):
+    use_backend(CannotLookUp())
+    sms = sms_mark_failed(sms_message_id=_queue().pk, error="gave up")
+
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(SmsProviderUnavailable, match="try again"),
+    ):
+        sms_resend(sms_message_id=sms.pk)
+
+    assert callbacks == []
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_r8_a_callback_racing_the_write_of_its_sid_is_applied_not_lost():
+    """The writer has saved the SID (and looked for early callbacks: none) but not committed;
+    the callback cannot see the SID yet. Without ordering, it would be stored as pending after
+    the writer looked, and never applied. The per-SID lock makes it wait and then apply."""
+    from notifications.services import sms_outcome_record
+
+    sms = _queue(key="return:11:return_completed")
+    SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.SENDING)
+    sid = "SM" + "0123456789abcdef" * 2
+    written = threading.Event()
+    commit = threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=sid)
+                written.set()
+                commit.wait(10)
+        finally:
+            connection.close()
+
+    def callback() -> None:
+        try:
+            written.wait(10)
+            sms_status_update(provider_id=sid, status="failed", error_code="30008")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=callback)]
+    for thread in threads:
+        thread.start()
+    assert written.wait(10)
+    deadline = time.monotonic() + 10
+    while _lock_waiters() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _lock_waiters() == 1, "the callback should wait for the writer's commit"
+    commit.set()
+    for thread in threads:
+        thread.join(10)
+
+    sms.refresh_from_db()
+    assert (sms.status, sms.error_code) == (SmsStatus.FAILED, "30008")
+    assert not SmsPendingStatusCallback.objects.exists()

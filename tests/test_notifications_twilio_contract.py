@@ -199,3 +199,91 @@ def test_r8_asking_twilio_what_was_sent_is_a_valid_request_that_matches_by_body(
     assert found is not None
     assert found.provider_id == example.sid
     assert backend.find_sent(to="+8613800138000", body="a text never sent", since=long_ago) is None
+
+
+def test_r8_resend_asks_twilio_with_a_valid_request_and_records_the_message_it_found(
+    twilio, monkeypatch
+):
+    """The failed SMS's text is the one Prism's example lists: Twilio has it, so resend
+    records its SID instead of sending (a send would be a POST; none is made)."""
+    import datetime as dt
+
+    from notifications.services import sms_resend
+
+    example = TwilioSmsBackend().client.messages.list(to="+8613800138000", limit=50)[0]
+    client = RecordingClient(api_base=twilio, timeout=10)
+    backend = TwilioSmsBackend(http_client=client)
+    sms = SmsMessage.objects.create(
+        to="+8613800138000",
+        body=example.body,
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:3:return_completed",
+        status=SmsStatus.FAILED,
+    )
+    # Created before the example message's date_created (2019), so it is in the window.
+    SmsMessage.objects.filter(pk=sms.pk).update(created_at=dt.datetime(2019, 1, 1, tzinfo=dt.UTC))
+
+    monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.provider_id == example.sid
+    assert settled.status == SmsStatus.SENT  # Prism's example says "sent"
+    # Only look-ups (GETs, no form fields; Prism's pages go on, so the SDK reads up to its
+    # limit): no message was created.
+    assert client.sent
+    assert all(fields == {} for fields in client.sent)
+
+
+def test_r8_asking_twilio_for_a_messages_status_by_sid_is_a_valid_request(twilio):
+    backend = TwilioSmsBackend()
+
+    # Prism checks the path (account and message SID patterns) against Twilio's description
+    # and answers with its example: a message "sent", with error 30007.
+    found = backend.fetch_status(provider_id="SM" + "0123456789abcdef" * 2)
+
+    assert found is not None
+    assert (found.status, found.error_code) == ("sent", "30007")
+
+
+def test_r8_reconciliation_through_the_sdk_records_when_twilio_was_asked(twilio):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.services import sms_status_reconcile
+
+    sms = SmsMessage.objects.create(
+        to="+8613800138000",
+        body="退回成功",
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:4:return_completed",
+        status=SmsStatus.SENT,
+        provider_id="SM" + "0123456789abcdef" * 2,
+        sent_at=timezone.now() - timedelta(hours=1),
+    )
+
+    checked = sms_status_reconcile(
+        older_than=timedelta(minutes=15), give_up_after=timedelta(days=3), limit=10
+    )
+
+    assert checked == 1
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENT  # Twilio (the example) still says "sent"
+    assert sms.status_checked_at is not None
+
+
+def test_r8_the_twilio_sdk_logs_nothing_below_warning_when_sending(
+    twilio, django_capture_on_commit_callbacks, caplog
+):
+    """At INFO the SDK logs every request with the Account SID and the recipient's number;
+    settings.LOGGING sets its logger to WARNING (caplog's level is left alone here: it would
+    override that)."""
+    import logging
+
+    assert logging.getLogger("twilio.http_client").getEffectiveLevel() == logging.WARNING
+
+    sms = _queue_and_commit(django_capture_on_commit_callbacks)
+
+    assert sms.status == SmsStatus.SENT  # a request was made
+    assert [r for r in caplog.records if r.name.startswith("twilio")] == []

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
-from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsPurpose, SmsStatus
 from notifications.services import sms_status_update
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +152,69 @@ def test_r8_a_callback_for_an_unknown_message_is_accepted_so_twilio_stops_retryi
     assert sms.status == SmsStatus.SENT
 
 
+def test_r8_a_callback_that_arrives_before_the_sid_is_saved_is_applied_when_it_is(client):
+    from notifications.services import sms_outcome_record
+
+    sms = _sms(status=SmsStatus.SENDING, provider_id="")  # Twilio has answered, we have not
+    # Twilio's callback overtakes our write of its answer: the SID is still unknown here.
+    response = _post(client, _callback("failed", ErrorCode="30008"))
+    assert response.status_code == 200
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.SENDING
+
+    sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=SID)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.FAILED  # the early "failed" was kept, not lost
+    assert sms.error_code == "30008"
+    assert not SmsPendingStatusCallback.objects.exists()  # applied once, then dropped
+
+
+def test_r8_early_callbacks_replayed_and_out_of_order_apply_once_and_only_forward(client):
+    from notifications.services import sms_outcome_record
+
+    sms = _sms(status=SmsStatus.SENDING, provider_id="")
+    for status in ("delivered", "sent", "delivered", "queued"):
+        assert _post(client, _callback(status)).status_code == 200
+    assert SmsPendingStatusCallback.objects.count() == 3  # the replayed "delivered" kept once
+
+    sms_outcome_record(sms_message_id=sms.pk, status=SmsStatus.SENT, provider_id=SID)
+
+    sms.refresh_from_db()
+    assert sms.status == SmsStatus.DELIVERED
+    assert sms.delivered_at is not None
+    assert not SmsPendingStatusCallback.objects.exists()
+    delivered = (sms.status, sms.delivered_at, sms.updated_at)
+    _post(client, _callback("delivered"))  # Twilio retries once more: nothing changes
+    sms.refresh_from_db()
+    assert (sms.status, sms.delivered_at, sms.updated_at) == delivered
+    assert not SmsPendingStatusCallback.objects.exists()
+
+
+def test_r8_a_callback_for_a_sid_found_by_a_resend_look_up_is_applied(client, sms_outbox):
+    from notifications.backends import InMemorySmsBackend
+    from notifications.services import sms_resend
+
+    sms = _sms(status=SmsStatus.FAILED, provider_id="")
+    sid = InMemorySmsBackend().send(to=sms.to, body=sms.body).provider_id
+    _post(client, _callback("delivered", sid=sid))  # nothing knew this SID yet
+
+    settled = sms_resend(sms_message_id=sms.pk)
+
+    assert settled.provider_id == sid
+    assert settled.status == SmsStatus.DELIVERED
+
+
+def test_r8_a_pending_callback_is_stored_once_per_status_by_the_database():
+    from django.db import IntegrityError, transaction
+
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="delivered")
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="sent")  # another status
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SmsPendingStatusCallback.objects.create(provider_id=SID, status="delivered")
+
+
 def test_r8_the_status_endpoint_accepts_only_post(client):
     assert client.get(reverse("notifications:twilio-status")).status_code == 405
 
@@ -187,8 +250,9 @@ def test_r8_a_status_callback_only_moves_the_sms_forward(current, twilio_status,
     assert sms.status == expected
 
 
-def test_r8_a_status_for_an_unknown_provider_id_returns_none():
+def test_r8_a_status_for_an_unknown_provider_id_returns_none_and_is_kept_for_later():
     assert sms_status_update(provider_id="SM" + "e" * 32, status="delivered") is None
+    assert SmsPendingStatusCallback.objects.filter(provider_id="SM" + "e" * 32).count() == 1
 
 
 def test_r8_a_status_without_a_provider_id_never_touches_unsent_messages():
@@ -197,6 +261,7 @@ def test_r8_a_status_without_a_provider_id_never_touches_unsent_messages():
     assert sms_status_update(provider_id="", status="failed") is None
     unsent.refresh_from_db()
     assert unsent.status == SmsStatus.QUEUED
+    assert not SmsPendingStatusCallback.objects.exists()
 
 
 # --- the back office -----------------------------------------------------------------------
@@ -213,6 +278,19 @@ def test_r8_the_back_office_lists_sms_read_only(admin_client):
     assert add.status_code == 403
 
 
+def test_r8_the_back_office_lists_early_status_callbacks_read_only(admin_client):
+    SmsPendingStatusCallback.objects.create(provider_id=SID, status="failed", error_code="30008")
+
+    changelist = admin_client.get(
+        reverse("admin:notifications_smspendingstatuscallback_changelist")
+    )
+    add = admin_client.get(reverse("admin:notifications_smspendingstatuscallback_add"))
+
+    assert changelist.status_code == 200
+    assert SID in changelist.content.decode()
+    assert add.status_code == 403
+
+
 def _resend_action(client: Client, *sms: SmsMessage):
     return client.post(
         reverse("admin:notifications_smsmessage_changelist"),
@@ -222,7 +300,7 @@ def _resend_action(client: Client, *sms: SmsMessage):
 
 
 def test_r8_staff_resend_a_failed_sms_and_the_others_are_reported_untouched(
-    admin_client, django_capture_on_commit_callbacks
+    admin_client, django_capture_on_commit_callbacks, sms_outbox
 ):
     failed = _sms(status=SmsStatus.FAILED, provider_id="", error_message="gave up")
     delivered = _sms(status=SmsStatus.DELIVERED)
@@ -238,6 +316,50 @@ def test_r8_staff_resend_a_failed_sms_and_the_others_are_reported_untouched(
     shown = [str(m) for m in response.context["messages"]]
     assert "1 message queued for sending again." in shown
     assert "1 message was not resent: only failed messages can be resent." in shown
+
+
+def test_r8_staff_resend_tells_them_when_a_failed_sms_had_reached_twilio_and_sends_nothing(
+    admin_client, django_capture_on_commit_callbacks, sms_outbox
+):
+    from notifications.backends import InMemorySmsBackend
+
+    reached = _sms(status=SmsStatus.FAILED, provider_id="", error_message="gave up")
+    InMemorySmsBackend().send(to=reached.to, body=reached.body)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _resend_action(admin_client, reached)
+
+    reached.refresh_from_db()
+    assert reached.status == SmsStatus.SENT
+    assert reached.provider_id == sms_outbox[0]["provider_id"]
+    assert callbacks == []
+    shown = [str(m) for m in response.context["messages"]]
+    assert (
+        "1 message had already reached Twilio: recorded with Twilio's status, not sent again."
+        in shown
+    )
+
+
+def test_r8_staff_resend_says_so_when_twilio_cannot_be_asked(
+    admin_client, monkeypatch, django_capture_on_commit_callbacks
+):
+    from notifications.backends import InMemorySmsBackend
+    from notifications.exceptions import SmsTransientError
+
+    def unreachable(self, **kwargs):
+        raise SmsTransientError("Twilio unreachable")
+
+    monkeypatch.setattr(InMemorySmsBackend, "find_sent", unreachable)
+    failed = _sms(status=SmsStatus.FAILED, provider_id="")
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _resend_action(admin_client, failed)
+
+    failed.refresh_from_db()
+    assert failed.status == SmsStatus.FAILED
+    assert callbacks == []
+    shown = " ".join(str(m) for m in response.context["messages"])
+    assert "could not ask Twilio" in shown
 
 
 def test_r8_staff_without_the_resend_permission_cannot_resend(

@@ -207,18 +207,23 @@ def test_r8_the_sweeper_leaves_an_sms_another_run_may_still_be_sending(
 
 
 def test_r8_a_queued_sms_awaiting_its_longest_retry_is_not_swept():
-    """The queued threshold exceeds the send task's longest backoff (retry_backoff_max)."""
+    """The queued threshold exceeds the send task's longest backoff (retry_backoff_max), and
+    its longest backoff after a database error."""
+    from notifications.tasks import DATABASE_RETRY_BACKOFF_MAX
+
     assert sms_send_task.retry_backoff_max < settings.SMS_QUEUED_REQUEUE_AFTER_SECONDS
+    assert DATABASE_RETRY_BACKOFF_MAX < settings.SMS_QUEUED_REQUEUE_AFTER_SECONDS
 
 
 # --- the schedule ----------------------------------------------------------------------------
 
 
-def test_r8_beat_runs_both_sweepers_on_registered_tasks():
+def test_r8_beat_runs_both_sweepers_and_the_sms_status_reconciliation_on_registered_tasks():
     scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
     assert scheduled == {
         "returns.tasks.returns_requeue_stuck_task",
         "notifications.tasks.sms_requeue_stuck_task",
+        "notifications.tasks.sms_status_reconcile_task",
     }
     assert scheduled <= set(celery_app.tasks)
     assert celery_app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE

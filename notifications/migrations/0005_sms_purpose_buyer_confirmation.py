@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0002_sms_correlation_id'),
+        ('notifications', '0004_sms_status_checked_at'),
     ]
 
     operations = [
