@@ -63,10 +63,10 @@ from invoices.taxsystem.interface import (
     get_tax_system,
 )
 
-# A red-letter information form (paper special invoices) has 16 digits; a red-letter
-# confirmation form (红字发票信息确认单, digital invoices) has 20.
 logger = logging.getLogger(__name__)
 
+# A red-letter information form (paper special invoices) has 16 digits; a red-letter
+# confirmation form (红字发票信息确认单, digital invoices) has 20.
 FORM_NUMBER_DIGITS = {InvoiceMedium.PAPER: 16, InvoiceMedium.DIGITAL: 20}
 DIGITAL_NUMBER_DIGITS = 20
 
@@ -501,13 +501,12 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         red = _check_red_letter(result, tax_request=tax_request, invoice=invoice, today=today)
         invoice.state = InvoiceState.REVERSED
         _red_letter_insert(red, invoice=invoice, tax_request=tax_request)
+        # The form it was issued against, on the request too (the one finance entered now).
+        tax_request.red_letter_form_number = red.red_letter_form_number
     invoice.state_changed_at = now
     invoice.save(update_fields=["state", "state_changed_at"])
     if tax_request.state == TaxRequestState.AWAITING_BUYER:
         tax_request.buyer_decision = BuyerDecision.CONFIRMED  # confirming issues it (确认即开票)
-    tax_request.red_letter_form_number = tax_request.red_letter_form_number or (
-        result.red_letter.red_letter_form_number if result.red_letter else ""
-    )
     tax_request.state = TaxRequestState.DONE
     tax_request.completed_at = now
     tax_request.recorded_by = actor
