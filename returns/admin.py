@@ -453,7 +453,7 @@ class TaxRequestAdmin(ReadOnlyAdmin):
             original.total,
         )
 
-    @admin.display(description=_("red-letter form"))
+    @admin.display(description=_("red-letter information or confirmation form"))
     def red_letter_form(self, obj: TaxRequest) -> str:
         return admin_views.tax_request_facts(obj).form_note
 
