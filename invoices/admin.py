@@ -13,12 +13,15 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import ReadOnlyAdmin
 from core.exceptions import DomainError
-from invoices.forms_admin import InvoiceIssueForm
+from invoices.forms_admin import DigitalInvoiceIssueForm, InvoiceIssueForm
 from invoices.models import (
+    INVOICE_KIND_LABELS,
     Customer,
     Invoice,
     InvoiceApplication,
+    InvoiceMedium,
     InvoiceProfile,
+    InvoiceType,
     LedgerEntry,
     NumberSequence,
     RedLetterInvoice,
@@ -47,25 +50,44 @@ class StatementAdmin(ReadOnlyAdmin):
     list_select_related = ["customer"]
 
 
+def kind_label(medium: str, invoice_type: str) -> str:
+    """The kind as the tax platforms print it: digital or paper, special or ordinary."""
+    return str(INVOICE_KIND_LABELS[InvoiceMedium(medium), InvoiceType(invoice_type)])
+
+
 @admin.register(InvoiceApplication)
 class InvoiceApplicationAdmin(ReadOnlyAdmin):
-    """Applications to issue, oldest first, with the promised issue date."""
+    """Applications to issue, oldest first, with the promised issue date and the kind: a
+    digital one is issued on the e-tax platform and recorded with its number and file, a paper
+    one is printed and mailed."""
 
     list_display = [
         "id",
         "customer",
-        "invoice_type",
+        "kind",
         "title",
         "amount",
+        "deliver_to",
         "state",
         "created_at",
         "promised_date",
         "issue_link",
     ]
-    list_filter = ["state", "invoice_type"]
+    list_filter = ["state", "medium", "invoice_type"]
     list_select_related = ["customer"]
-    search_fields = ["customer__name", "title"]
+    search_fields = ["customer__name", "title", "email"]
     ordering = ["created_at", "id"]
+
+    @admin.display(description=_("kind"), ordering="medium")
+    def kind(self, obj: InvoiceApplication) -> str:
+        return kind_label(obj.medium, obj.invoice_type)
+
+    @admin.display(description=_("deliver to"))
+    def deliver_to(self, obj: InvoiceApplication) -> str:
+        """Digital: the email address the file goes to (if any). Paper: the recipient."""
+        if obj.medium == InvoiceMedium.DIGITAL:
+            return obj.email or gettext("download only (no email)")
+        return obj.mailing_recipient
 
     @admin.display(description=_("promised issue date"))
     def promised_date(self, obj: InvoiceApplication):
@@ -89,32 +111,33 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
         ]
 
     def issue_view(self, request: HttpRequest, application_id: int) -> HttpResponse:
-        """Issue the paper invoice (code + number) and mark it mailed: it becomes returnable."""
+        """Record the invoice finance issued in the tax system: it becomes returnable.
+
+        Paper: code + number, and the courier it was mailed with. Digital (数电票): the 20-digit
+        number and the file the e-tax platform delivered; nothing is mailed, the customer
+        downloads it (and gets it by email when the application gave an address). Whatever
+        ``invoice_issue`` refuses is shown on the page, with what was typed kept."""
         if not request.user.has_perm("invoices.add_invoice"):
             raise PermissionDenied
         application = get_object_or_404(
             InvoiceApplication.objects.select_related("customer"), pk=application_id
         )
-        form = InvoiceIssueForm(request.POST or None)
+        digital = application.medium == InvoiceMedium.DIGITAL
+        form: InvoiceIssueForm | DigitalInvoiceIssueForm
+        if digital:
+            form = DigitalInvoiceIssueForm(request.POST or None, request.FILES or None)
+        else:
+            form = InvoiceIssueForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
-            code, number = form.cleaned_data["code_and_number"]
             try:
-                invoice = invoice_issue(
-                    application_id=application.pk,
-                    code=code,
-                    number=number,
-                    courier=form.cleaned_data["courier"],
-                    tracking_number=form.cleaned_data["tracking_number"],
-                )
+                invoice = self._issue(application, form)
             except DomainError as exc:
-                form.add_error("code_and_number", str(exc))
+                # Nothing saved. A digital entry's refusal may be about the number or the file.
+                form.add_error(None if digital else "code_and_number", str(exc))
             else:
                 self.log_addition(request, invoice, [{"added": {}}])
                 self.message_user(
-                    request,
-                    gettext("Invoice %(invoice)s issued and mailed for application #%(id)s.")
-                    % {"invoice": invoice, "id": application.pk},
-                    messages.SUCCESS,
+                    request, self._issued_message(invoice, application), messages.SUCCESS
                 )
                 return redirect(
                     reverse("admin:invoices_invoiceapplication_changelist")
@@ -124,20 +147,62 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
             **self.admin_site.each_context(request),
             "title": gettext("Issue the invoice for application #%(id)s") % {"id": application.pk},
             "application": application,
+            "kind": kind_label(application.medium, application.invoice_type),
+            "digital": digital,
             "promised_date": self.promised_date(application),
             "form": form,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/invoices/invoiceapplication/issue.html", context)
 
+    @staticmethod
+    def _issue(
+        application: InvoiceApplication, form: InvoiceIssueForm | DigitalInvoiceIssueForm
+    ) -> Invoice:
+        if isinstance(form, DigitalInvoiceIssueForm):
+            document, document_name = form.document_content()
+            return invoice_issue(
+                application_id=application.pk,
+                code="",
+                number=form.cleaned_data["number"],
+                document=document,
+                document_name=document_name,
+            )
+        code, number = form.cleaned_data["code_and_number"]
+        return invoice_issue(
+            application_id=application.pk,
+            code=code,
+            number=number,
+            courier=form.cleaned_data["courier"],
+            tracking_number=form.cleaned_data["tracking_number"],
+        )
+
+    @staticmethod
+    def _issued_message(invoice: Invoice, application: InvoiceApplication) -> str:
+        if not invoice.is_digital:
+            return gettext("Invoice %(invoice)s issued and mailed for application #%(id)s.") % {
+                "invoice": invoice,
+                "id": application.pk,
+            }
+        if application.email:
+            return gettext(
+                "Digital invoice %(number)s recorded for application #%(id)s: the customer "
+                "can download it, and it is emailed to %(email)s."
+            ) % {"number": invoice.number, "id": application.pk, "email": application.email}
+        return gettext(
+            "Digital invoice %(number)s recorded for application #%(id)s: the customer can "
+            "download it."
+        ) % {"number": invoice.number, "id": application.pk}
+
 
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyAdmin):
+    """Every invoice; a digital one is identified by its 20-digit number alone (no code)."""
+
     list_display = [
-        "code",
-        "number",
+        "code_and_number",
         "customer",
-        "invoice_type",
+        "kind",
         "amount",
         "tax_rate",
         "tax",
@@ -145,16 +210,26 @@ class InvoiceAdmin(ReadOnlyAdmin):
         "issuer",
         "state",
     ]
-    list_filter = ["state", "invoice_type", "issuer"]
+    list_filter = ["state", "medium", "invoice_type", "issuer"]
     search_fields = ["code", "number", "customer__name"]
     list_select_related = ["customer"]
+
+    @admin.display(description=_("invoice code and number"), ordering="number")
+    def code_and_number(self, obj: Invoice) -> str:
+        return str(obj)  # a digital invoice: its number alone
+
+    @admin.display(description=_("kind"), ordering="medium")
+    def kind(self, obj: Invoice) -> str:
+        return obj.kind_label
 
 
 @admin.register(RedLetterInvoice)
 class RedLetterInvoiceAdmin(ReadOnlyAdmin):
+    """Red-letter invoices as the tax system printed them; a digital one has no code and
+    carries its 20-digit red-letter confirmation form."""
+
     list_display = [
-        "code",
-        "number",
+        "code_and_number",
         "original",
         "amount",
         "tax",
@@ -162,7 +237,12 @@ class RedLetterInvoiceAdmin(ReadOnlyAdmin):
         "red_letter_form_number",
         "issued_on",
     ]
+    list_filter = ["medium"]
     list_select_related = ["original"]
+
+    @admin.display(description=_("invoice code and number"), ordering="number")
+    def code_and_number(self, obj: RedLetterInvoice) -> str:
+        return f"{obj.code} {obj.number}".strip()
 
 
 @admin.register(TaxOutcomeCorrection)

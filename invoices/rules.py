@@ -75,6 +75,19 @@ def tax_request_awaits_buyer(tax_request: TaxRequest) -> bool:
     return tax_request.state == TaxRequestState.AWAITING_BUYER
 
 
+def tax_request_awaits_confirmation_form(tax_request: TaxRequest) -> bool:
+    """A digital reversal the buyer booked (or confirmed the use of): the provider enters the
+    red-letter confirmation form first, and the buyer must confirm it within 72 hours. Until
+    the form is recorded no red-letter invoice can be (a form the buyer entered itself is
+    already on the request: the provider confirms it and issues at once)."""
+    return (
+        tax_request.state == TaxRequestState.PENDING
+        and tax_request.is_digital
+        and tax_request.buyer_booked
+        and not tax_request.red_letter_form_number
+    )
+
+
 def tax_request_form_has_lapsed(tax_request: TaxRequest, *, now: dt.datetime) -> bool:
     """The 72 hours are over and the buyer's decision is not recorded yet: finance checks the
     platform (a last-minute confirmation issued the red-letter invoice) and records it."""

@@ -11,24 +11,28 @@ from collections.abc import Callable
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline
 from core.exceptions import DomainError
 from invoices.models import TaxRequest, TaxRequestState
-from invoices.rules import (
-    tax_request_outcome_can_be_corrected,
-    tax_request_outcome_can_be_recorded,
-)
+from invoices.rules import tax_request_outcome_can_be_corrected
 from invoices.tax import rate_as_printed
 from returns import admin_views
 from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
+from returns.rules import return_is_digital
+from returns.selectors import (
+    tax_requests_for_queue,
+    tax_requests_lapsed_first,
+    tax_requests_to_do,
+)
 from returns.services import return_request_reject, return_request_retry
 
 
@@ -55,7 +59,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "state",
-        "invoice_type",
+        "kind",
         "certified",
         "customer",
         "invoice_code_and_number",
@@ -63,7 +67,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "outcome",
         "created_at",
     ]
-    list_filter = ["state", "invoice__invoice_type", "certified", "outcome"]
+    list_filter = ["state", "medium", "invoice__invoice_type", "certified", "outcome"]
     search_fields = [
         "invoice__number",
         "invoice__code",
@@ -73,13 +77,18 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
     list_select_related = ["invoice", "invoice__customer"]
     readonly_fields = (
         "invoice",
+        "kind",
         "state",
         "problem",
         "reason",
+        "reason_code",
         "certified",
         "courier",
         "tracking_number",
         "mail_receipt",
+        "buyer_booked",
+        "buyer_form_number",
+        "confirmation_form",
         "outcome",
         "rejection_reason",
         "error",
@@ -87,17 +96,55 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "created_at",
     )
     fields = readonly_fields
+    # Asked of a paper return only / of a digital return only (数电票: no paper, no mailing).
+    PAPER_ONLY = ("certified", "courier", "tracking_number", "mail_receipt")
+    DIGITAL_ONLY = ("buyer_booked", "buyer_form_number", "confirmation_form")
     inlines = [ReturnEventInline]
     action_form = ReturnActionForm
     actions = ["reject", "retry"]
     list_per_page = 50
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("invoice__customer", "submitted_by")
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("invoice__customer", "submitted_by", "tax_request")
+        )
 
-    @admin.display(description=_("invoice type"), ordering="invoice__invoice_type")
-    def invoice_type(self, obj: ReturnRequest) -> str:
-        return obj.invoice.get_invoice_type_display()
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.fields
+        hidden = self.PAPER_ONLY if return_is_digital(obj) else self.DIGITAL_ONLY
+        return [name for name in self.fields if name not in hidden]
+
+    @admin.display(description=_("kind"), ordering="medium")
+    def kind(self, obj: ReturnRequest) -> str:
+        return obj.invoice.kind_label
+
+    @admin.display(description=_("red-letter confirmation form"))
+    def confirmation_form(self, obj: ReturnRequest) -> str:
+        """The form the return's reversal goes through, with the buyer's deadline and the time
+        left (or that it passed) while it awaits the buyer."""
+        tax_request = obj.tax_request
+        if tax_request is None or not tax_request.red_letter_form_number:
+            return "—"
+        now = timezone.now()
+        deadline = admin_views.confirmation_deadline(tax_request, now=now)
+        who = (
+            gettext("entered by the buyer")
+            if tax_request.buyer_entered_form
+            else gettext("entered by the provider")
+        )
+        decision = tax_request.get_buyer_decision_display() if tax_request.buyer_decision else ""
+        return format_html(
+            "{} ({}){}{}{}{}",
+            tax_request.red_letter_form_number,
+            who,
+            SafeString("<br>") if deadline else "",
+            deadline,
+            SafeString("<br>") if decision else "",
+            decision,
+        )
 
     @admin.display(description=_("customer"), ordering="invoice__customer__name")
     def customer(self, obj: ReturnRequest) -> str:
@@ -105,7 +152,7 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("invoice code and number"), ordering="invoice__number")
     def invoice_code_and_number(self, obj: ReturnRequest) -> str:
-        return f"{obj.invoice.code} {obj.invoice.number}"
+        return str(obj.invoice)  # a digital invoice: its number alone
 
     @admin.display(description=_("days waiting"), ordering="created_at")
     def days_waiting(self, obj: ReturnRequest) -> int:
@@ -215,8 +262,7 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("invoice code and number"))
     def invoice_code_and_number(self, obj: RedLetterForm) -> str:
-        invoice = obj.return_request.invoice
-        return f"{invoice.code} {invoice.number}"
+        return str(obj.return_request.invoice)
 
     def get_urls(self):
         return [
@@ -255,10 +301,32 @@ def _return_id(tax_request: TaxRequest) -> int | None:
     return return_id
 
 
+class TaxQueueStateFilter(admin.SimpleListFilter):
+    """The request's state, where "To do in the tax system" (the admin index's link, and the
+    pending state's own name) also holds the red-letter confirmation forms whose 72 hours are
+    over: those wait on finance too (check the platform, record what became of the form)."""
+
+    title = _("state")
+    parameter_name = "state__exact"
+
+    def lookups(self, request, model_admin):
+        return TaxRequestState.choices
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == TaxRequestState.PENDING:
+            return tax_requests_to_do(queryset, now=timezone.now())
+        if value in TaxRequestState.values:
+            return queryset.filter(state=value)
+        return queryset
+
+
 @admin.register(TaxRequest)
 class TaxRequestAdmin(ReadOnlyAdmin):
     """The queue "To do in the tax system" (manual backend): oldest first, each row holding
-    everything finance needs to act in the tax system; pending rows link "Record outcome".
+    everything finance needs to act in the tax system, and a link to the page for the next
+    step: "Record outcome", or for a booked digital invoice "Record the confirmation form".
+    Red-letter confirmation forms whose 72 hours are over come first, flagged.
     Facts share a cell where they belong together, so that a row fits a laptop's screen."""
 
     list_display = [
@@ -271,26 +339,25 @@ class TaxRequestAdmin(ReadOnlyAdmin):
         "state",
     ]
     list_display_links = None
-    list_filter = ["state", "operation"]
+    list_filter = [TaxQueueStateFilter, "medium", "operation"]
     search_fields = [
         "serial",
         "invoice__number",
         "invoice__title",
         "invoice__customer__name",
         "invoice__customer__taxpayer_id",
+        "red_letter_form_number",
     ]
     list_select_related = ["invoice__customer"]
     ordering = ["created_at", "id"]
     list_per_page = 50
 
     def get_queryset(self, request):
-        returns = ReturnRequest.objects.filter(tax_request=OuterRef("pk")).order_by("-id")
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("invoice__customer", "invoice__application", "recorded_by")
-            .annotate(return_id=Subquery(returns.values("pk")[:1]))
-        )
+        return tax_requests_for_queue(super().get_queryset(request), now=timezone.now())
+
+    def get_ordering(self, request):
+        # Confirmation forms whose 72 hours are over first, then the oldest.
+        return [tax_requests_lapsed_first(now=timezone.now()), *self.ordering]
 
     def get_list_display(self, request):
         columns = list(self.list_display)
@@ -304,8 +371,11 @@ class TaxRequestAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         context: dict[str, object] = {"is_nav_sidebar_enabled": False}  # the queue needs width
-        if request.GET.get("state__exact") == TaxRequestState.PENDING:
+        state = request.GET.get("state__exact")
+        if state == TaxRequestState.PENDING:
             context["title"] = gettext("To do in the tax system")
+        elif state == TaxRequestState.AWAITING_BUYER:
+            context["title"] = gettext("Red-letter confirmation forms awaiting the buyer")
         return super().changelist_view(request, {**context, **(extra_context or {})})
 
     @admin.display(description=_("request"), ordering="created_at")
@@ -332,18 +402,29 @@ class TaxRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("to do"), ordering="operation")
     def to_do(self, obj: TaxRequest) -> str:
-        return format_html(
+        facts = admin_views.tax_request_facts(obj)
+        heading = format_html(
             "<strong>{}</strong><br>{}", obj.get_operation_display(), obj.get_reason_code_display()
+        )
+        if not facts.to_do_note:
+            return heading
+        lapsed = facts.next_step == admin_views.NextStep.CHECK_LAPSED_FORM
+        return format_html(
+            '{}<br><span class="{}">{}</span>',
+            heading,
+            "lapsed" if lapsed else "next-step",
+            facts.to_do_note,
         )
 
     @admin.display(description=_("original invoice"), ordering="invoice__issued_at")
     def original_invoice(self, obj: TaxRequest) -> str:
-        original = admin_views.tax_request_facts(obj).submission.original
+        facts = admin_views.tax_request_facts(obj)
+        original = facts.submission.original
+        kind = facts.kind if obj.is_digital else obj.invoice.get_invoice_type_display()
         return format_html(
-            '<span class="nowrap">{} {}</span><br>{}<br><span class="nowrap">{}</span>',
-            original.code,
-            original.number,
-            obj.invoice.get_invoice_type_display(),
+            '<span class="nowrap">{}</span><br>{}<br><span class="nowrap">{}</span>',
+            facts.original_number,
+            kind,
             gettext("issued on %(date)s") % {"date": original.issued_on.isoformat()},
         )
 
@@ -372,18 +453,24 @@ class TaxRequestAdmin(ReadOnlyAdmin):
             original.total,
         )
 
-    @admin.display(description=_("red-letter information form"))
+    @admin.display(description=_("red-letter information or confirmation form"))
     def red_letter_form(self, obj: TaxRequest) -> str:
         return admin_views.tax_request_facts(obj).form_note
 
     @staticmethod
     def _action_column(*, can_record: bool, can_correct: bool) -> Callable[[TaxRequest], str]:
-        """This user's action on a row: "Record outcome" on a pending request (finance),
+        """This user's action on a row: the page of the request's next step (finance):
+        "Record outcome", or "Record the confirmation form" for a booked digital invoice;
         "Correct the outcome" on a recorded one (reviewers)."""
 
         @admin.display(description=_("record"))
         def record_link(obj: TaxRequest) -> str:
-            if can_record and tax_request_outcome_can_be_recorded(obj):
+            step = admin_views.tax_request_facts(obj).next_step
+            if can_record and step == admin_views.NextStep.ENTER_CONFIRMATION_FORM:
+                url = reverse("admin:invoices_taxrequest_confirmation_form", args=[obj.pk])
+                label = gettext("Record the confirmation form")
+                return format_html('<a class="button" href="{}">{}</a>', url, label)
+            if can_record and step != admin_views.NextStep.NOTHING:
                 url = reverse("admin:invoices_taxrequest_record", args=[obj.pk])
                 label = gettext("Record outcome")
                 return format_html('<a class="button" href="{}">{}</a>', url, label)
@@ -404,6 +491,15 @@ class TaxRequestAdmin(ReadOnlyAdmin):
                     )
                 ),
                 name="invoices_taxrequest_record",
+            ),
+            path(
+                "<int:tax_request_id>/confirmation-form/",
+                self.admin_site.admin_view(
+                    lambda r, tax_request_id: admin_views.tax_request_confirmation_form_view(
+                        self, r, tax_request_id
+                    )
+                ),
+                name="invoices_taxrequest_confirmation_form",
             ),
             path(
                 "<int:tax_request_id>/correct/",

@@ -1,8 +1,11 @@
 """Back-office pages beyond the model lists: logging received paper, reviewing a red-letter form
-and streaming its scan, recording the tax system's outcome of a request. Thin: they check
+and streaming its scan, recording the tax system's outcome of a request (and, for a digital
+invoice, its red-letter confirmation form and the buyer's decision). Thin: they check
 permissions, parse a form, call a service and say what happened. Reached through the model
 admins' ``get_urls`` (so ``admin_view`` guards them)."""
 
+import datetime as dt
+import enum
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -16,19 +19,26 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from core.exceptions import DomainError
 from invoices.exceptions import TaxOutcomeInvalid
-from invoices.models import TaxOperation, TaxRequest, TaxRequestState
-from invoices.rules import tax_request_outcome_can_be_recorded
+from invoices.models import BuyerDecision, TaxOperation, TaxRequest, TaxRequestState
+from invoices.rules import (
+    tax_request_awaits_buyer,
+    tax_request_awaits_confirmation_form,
+    tax_request_form_has_lapsed,
+    tax_request_outcome_can_be_recorded,
+)
 from invoices.tax import rate_as_printed
 from invoices.taxsystem.interface import TaxSubmission
-from invoices.taxsystem.services import tax_submission
+from invoices.taxsystem.services import local_minute, tax_submission
 from invoices.workdays import business_tz
 from returns.forms_admin import (
+    BuyerDecisionForm,
+    ConfirmationFormEntryForm,
     FormReviewForm,
     MailReceiptLogForm,
     TaxOutcomeCorrectionForm,
@@ -41,6 +51,8 @@ from returns.services import (
     MailReceiptResult,
     mail_receipt_log,
     red_letter_form_review,
+    return_request_await_buyer,
+    return_request_buyer_declined,
     return_request_correct_outcome,
     return_request_record_outcome,
 )
@@ -204,6 +216,28 @@ def red_letter_form_scan_view(
 QUEUE_URL_QUERY = f"?state__exact={TaxRequestState.PENDING}"
 
 
+class NextStep(enum.StrEnum):
+    """What finance does next for a request, as its row and its page say (asked of the rules)."""
+
+    RECORD_OUTCOME = "record_outcome"  # act in the tax system, then "Record outcome"
+    ENTER_CONFIRMATION_FORM = "enter_confirmation_form"  # digital, booked: the form first
+    AWAIT_BUYER = "await_buyer"  # digital: the buyer has 72 hours to confirm the form
+    CHECK_LAPSED_FORM = "check_lapsed_form"  # digital: the 72 hours are over
+    NOTHING = "nothing"  # answered: done or refused
+
+
+def tax_request_next_step(tax_request: TaxRequest, *, now: dt.datetime) -> NextStep:
+    if tax_request_form_has_lapsed(tax_request, now=now):
+        return NextStep.CHECK_LAPSED_FORM
+    if tax_request_awaits_buyer(tax_request):
+        return NextStep.AWAIT_BUYER
+    if tax_request_awaits_confirmation_form(tax_request):
+        return NextStep.ENTER_CONFIRMATION_FORM
+    if tax_request_outcome_can_be_recorded(tax_request):
+        return NextStep.RECORD_OUTCOME
+    return NextStep.NOTHING
+
+
 @dataclass(frozen=True)
 class TaxRequestFacts:
     """What finance reads, in the queue and on the record page, to act in the tax system."""
@@ -211,27 +245,92 @@ class TaxRequestFacts:
     submission: TaxSubmission  # what the tax system is asked (the backends get the same)
     requested_at: str  # Asia/Shanghai
     age: str
-    form_note: SafeString  # whose red-letter information form, and its number
+    form_note: SafeString  # whose red-letter form, its number, and (digital) its deadline
+    next_step: NextStep
+    to_do_note: str  # digital invoices: what to do on the e-tax platform, in words
+    kind: str  # e.g. "Digital invoice (VAT special invoice)"
+    original_number: str  # code and number; a digital invoice's number alone
 
 
-def tax_request_facts(tax_request: TaxRequest) -> TaxRequestFacts:
+def tax_request_facts(
+    tax_request: TaxRequest, *, now: dt.datetime | None = None
+) -> TaxRequestFacts:
     """Computed once per row (the queue shows them in several columns); no query when the
     invoice and its customer are selected with the request."""
     cached = getattr(tax_request, "_facts", None)
     if cached is None:
+        now = now or timezone.now()
         submission = tax_submission(tax_request)
         requested_at = timezone.localtime(tax_request.created_at, business_tz())
+        next_step = tax_request_next_step(tax_request, now=now)
+        original = submission.original
         cached = TaxRequestFacts(
             submission=submission,
             requested_at=f"{requested_at:%Y-%m-%d %H:%M}",
             age=_("waiting %(age)s") % {"age": timesince(tax_request.created_at, depth=1)},
-            form_note=_form_note(submission),
+            form_note=_form_note(tax_request, submission, next_step, now=now),
+            next_step=next_step,
+            to_do_note=_to_do_note(tax_request, next_step) if tax_request.is_digital else "",
+            kind=tax_request.invoice.kind_label,
+            original_number=f"{original.code} {original.number}".strip(),
         )
         setattr(tax_request, "_facts", cached)  # noqa: B010 (a per-row cache, not a field)
     return cached
 
 
-def _form_note(submission: TaxSubmission) -> SafeString:
+def _to_do_note(tax_request: TaxRequest, next_step: NextStep) -> str:
+    """A digital reversal's next step on the e-tax platform, in words."""
+    if next_step == NextStep.CHECK_LAPSED_FORM:
+        return _("Deadline passed: check the platform and record the outcome.")
+    if next_step == NextStep.AWAIT_BUYER:
+        return _(
+            "The buyer confirms the red-letter confirmation form on its e-tax platform; "
+            "record the outcome when it has confirmed or refused."
+        )
+    if next_step == NextStep.ENTER_CONFIRMATION_FORM:
+        return _(
+            "Enter the red-letter confirmation form; the buyer must confirm it within 72 hours."
+        )
+    if next_step == NextStep.RECORD_OUTCOME and tax_request.buyer_entered_form:
+        return _(
+            "Confirm the red-letter confirmation form the buyer entered and issue the "
+            "red-letter invoice."
+        )
+    if next_step == NextStep.RECORD_OUTCOME:
+        return _(
+            "Enter the red-letter confirmation form and issue the red-letter invoice: the "
+            "buyer has not booked the invoice, so no confirmation is needed."
+        )
+    return ""
+
+
+def confirmation_deadline(tax_request: TaxRequest, *, now: dt.datetime) -> SafeString:
+    """A confirmation form's deadline in Asia/Shanghai and the time left, or that it passed
+    (empty when the form awaits no buyer). For the queue, the record page and the return."""
+    if tax_request.confirm_by is None:
+        return SafeString("")
+    deadline = _("confirm by %(deadline)s (Beijing time)") % {
+        "deadline": local_minute(tax_request.confirm_by)
+    }
+    if not tax_request_awaits_buyer(tax_request):
+        return format_html('<span class="nowrap">{}</span>', deadline)
+    if tax_request_form_has_lapsed(tax_request, now=now):
+        return format_html(
+            '<span class="nowrap">{}</span><br><strong class="lapsed">{}</strong>',
+            deadline,
+            _("Deadline passed"),
+        )
+    left = _("%(time)s left") % {"time": timeuntil(tax_request.confirm_by, now, depth=2)}
+    return format_html(
+        '<span class="nowrap">{}</span><br><span class="time-left">{}</span>', deadline, left
+    )
+
+
+def _form_note(
+    tax_request: TaxRequest, submission: TaxSubmission, next_step: NextStep, *, now: dt.datetime
+) -> SafeString:
+    if tax_request.is_digital:
+        return _confirmation_form_note(tax_request, next_step, now=now)
     if submission.operation == TaxOperation.VOID:
         return format_html("{}", _("Not needed for a void"))
     if submission.red_letter_form_number:
@@ -252,8 +351,44 @@ def _form_note(submission: TaxSubmission) -> SafeString:
     return format_html("{}", _("Not needed for an ordinary invoice"))
 
 
+def _confirmation_form_note(
+    tax_request: TaxRequest, next_step: NextStep, *, now: dt.datetime
+) -> SafeString:
+    """A digital reversal's red-letter confirmation form: who entered it, its number and the
+    buyer's deadline, or who is to enter it."""
+    number = tax_request.red_letter_form_number
+    if not number:
+        if next_step == NextStep.ENTER_CONFIRMATION_FORM:
+            return format_html("{}", _("Not entered yet: the buyer confirms it within 72 hours"))
+        return format_html("{}", _("Entered by the provider: enter its number with the outcome"))
+    if tax_request.buyer_entered_form:
+        who = _("entered by the buyer")
+    elif tax_request.buyer_decision:
+        who = tax_request.get_buyer_decision_display()
+    else:
+        who = _("entered by the provider")
+    deadline = confirmation_deadline(tax_request, now=now)
+    return format_html(
+        '<span class="nowrap">{}</span><br><span class="quiet">{}</span>{}{}',
+        number,
+        who,
+        SafeString("<br>") if deadline else "",
+        deadline,
+    )
+
+
 def tax_outcome_message(return_request: ReturnRequest, tax_request: TaxRequest) -> str:
     red = getattr(tax_request, "red_letter_invoice", None)
+    if red is not None and tax_request.is_digital:
+        return _(
+            "Return #%(id)s completed: digital invoice %(invoice)s reversed by red-letter "
+            "invoice %(number)s (red-letter confirmation form %(form)s)."
+        ) % {
+            "id": return_request.pk,
+            "invoice": tax_request.invoice,
+            "number": red.number,
+            "form": red.red_letter_form_number,
+        }
     if red is not None:
         return _(
             "Return #%(id)s completed: invoice %(invoice)s reversed by red-letter invoice "
@@ -271,16 +406,7 @@ def tax_outcome_message(return_request: ReturnRequest, tax_request: TaxRequest) 
     }
 
 
-def tax_request_record_view(
-    model_admin: ModelAdmin, request: StaffRequest, tax_request_id: int
-) -> HttpResponse:
-    """The page "Record outcome": the request's facts again, and what the tax system did.
-
-    Guarded by ``admin_view`` (staff only) and ``invoices.record_taxrequest``. Recording goes
-    through ``return_request_record_outcome``, which locks, validates and is idempotent: a
-    double submit or a second clerk gets a message, never a second outcome."""
-    if not request.user.has_perm("invoices.record_taxrequest"):
-        raise PermissionDenied
+def _tax_request_for_page(tax_request_id: int) -> tuple[TaxRequest, ReturnRequest | None]:
     tax_request = get_object_or_404(
         TaxRequest.objects.select_related(
             "invoice__customer", "invoice__application", "recorded_by"
@@ -288,6 +414,52 @@ def tax_request_record_view(
         pk=tax_request_id,
     )
     return_request = ReturnRequest.objects.filter(tax_request=tax_request).order_by("-id").first()
+    return tax_request, return_request
+
+
+def _tax_page_context(
+    model_admin: ModelAdmin,
+    request: StaffRequest,
+    tax_request: TaxRequest,
+    return_request: ReturnRequest | None,
+    facts: TaxRequestFacts,
+    *,
+    now: dt.datetime,
+) -> dict[str, object]:
+    return {
+        **model_admin.admin_site.each_context(request),
+        "is_nav_sidebar_enabled": False,  # as on the queue: the facts and the form side by side
+        "tax_request": tax_request,
+        "facts": facts,
+        "original_invoice": facts.submission.original,
+        "tax_rate": rate_as_printed(facts.submission.original.tax_rate),
+        "invoice": tax_request.invoice,
+        "return_request": return_request,
+        "deadline": confirmation_deadline(tax_request, now=now),
+        "queue_url": reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY,
+        "opts": model_admin.model._meta,
+    }
+
+
+def tax_request_record_view(
+    model_admin: ModelAdmin, request: StaffRequest, tax_request_id: int
+) -> HttpResponse:
+    """The page "Record outcome": the request's facts again, and what the tax system did.
+
+    Guarded by ``admin_view`` (staff only) and ``invoices.record_taxrequest``. Recording goes
+    through ``return_request_record_outcome``, which locks, validates and is idempotent: a
+    double submit or a second clerk gets a message, never a second outcome.
+
+    A digital invoice's red-letter confirmation form awaiting the buyer takes the buyer's
+    decision instead (``BuyerDecisionForm``): confirmed, with the red-letter invoice the
+    platform then issued; refused; or lapsed. A lapse is never recorded by itself with the
+    manual backend, not even after the deadline: a buyer who confirms at the last minute has
+    the red-letter invoice issued at once on the platform (确认即开票), so finance checks the
+    platform first and records what it finds. The service refuses a lapse before the deadline.
+    """
+    if not request.user.has_perm("invoices.record_taxrequest"):
+        raise PermissionDenied
+    tax_request, return_request = _tax_request_for_page(tax_request_id)
     queue_url = reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY
     pending = tax_request_outcome_can_be_recorded(tax_request)
     if request.method == "POST" and not pending:
@@ -299,48 +471,150 @@ def tax_request_record_view(
             messages.WARNING,
         )
         return redirect(queue_url)
-    facts = tax_request_facts(tax_request)
-    form = None
-    if pending and return_request is not None:
+    now = timezone.now()
+    facts = tax_request_facts(tax_request, now=now)
+    step = facts.next_step
+    form: TaxOutcomeForm | None = None
+    if return_request is not None and step in (NextStep.AWAIT_BUYER, NextStep.CHECK_LAPSED_FORM):
+        form = BuyerDecisionForm(
+            request.POST or None,
+            submission=facts.submission,
+            lapse_offered=step == NextStep.CHECK_LAPSED_FORM,
+        )
+    elif return_request is not None and step == NextStep.RECORD_OUTCOME:
         form = TaxOutcomeForm(request.POST or None, submission=facts.submission)
-    if (
-        request.method == "POST"
-        and form is not None
-        and return_request is not None
-        and form.is_valid()
-    ):
-        try:
+    if request.method == "POST" and form is not None and return_request is not None:
+        response = _record(model_admin, request, form, tax_request, return_request, queue_url)
+        if response is not None:
+            return response
+    context = _tax_page_context(model_admin, request, tax_request, return_request, facts, now=now)
+    context.update(
+        {
+            "title": _("Record outcome of request %(serial)s") % {"serial": tax_request.serial},
+            "form": form,
+            "buyer_decision": isinstance(form, BuyerDecisionForm),
+            "confirmation_form_url": (
+                reverse("admin:invoices_taxrequest_confirmation_form", args=[tax_request.pk])
+                if step == NextStep.ENTER_CONFIRMATION_FORM and return_request is not None
+                else ""
+            ),
+        }
+    )
+    return TemplateResponse(request, "admin/invoices/taxrequest/record.html", context)
+
+
+def _record(
+    model_admin: ModelAdmin,
+    request: StaffRequest,
+    form: TaxOutcomeForm,
+    tax_request: TaxRequest,
+    return_request: ReturnRequest,
+    queue_url: str,
+) -> HttpResponse | None:
+    """Record the outcome the form holds; None (and the form's errors) when refused."""
+    if not form.is_valid():
+        return None
+    decision = form.cleaned_data.get("decision", BuyerDecision.CONFIRMED)
+    try:
+        if decision == BuyerDecision.CONFIRMED:
             return_request = return_request_record_outcome(
                 return_request_id=return_request.pk, result=form.result(), actor=request.user
             )
+        else:
+            return_request = return_request_buyer_declined(
+                return_request_id=return_request.pk,
+                expired=decision == BuyerDecision.EXPIRED,
+                actor=request.user,
+            )
+    except DomainError as exc:
+        # Nothing saved; what was typed stays in the fields. A void's refusal is about its
+        # date; a red-letter invoice's may be about any field, so it goes on top.
+        voiding = tax_request.operation == TaxOperation.VOID
+        field = "voided_on" if voiding and isinstance(exc, TaxOutcomeInvalid) else None
+        form.add_error(field, str(exc))
+        return None
+    tax_request.refresh_from_db()
+    if decision == BuyerDecision.CONFIRMED:
+        model_admin.log_change(request, tax_request, _("Outcome recorded"))
+        text = tax_outcome_message(return_request, tax_request)
+    elif decision == BuyerDecision.REFUSED:
+        model_admin.log_change(request, tax_request, _("Buyer's refusal recorded"))
+        text = _(
+            "Return #%(id)s rejected: the buyer refused red-letter confirmation form "
+            "%(form)s. The invoice stays valid; the customer is told and may return it again."
+        ) % {"id": return_request.pk, "form": tax_request.red_letter_form_number}
+    else:
+        model_admin.log_change(request, tax_request, _("Lapse recorded"))
+        text = _(
+            "Return #%(id)s rejected: red-letter confirmation form %(form)s lapsed "
+            "unconfirmed. The invoice stays valid; the customer is told and may return it again."
+        ) % {"id": return_request.pk, "form": tax_request.red_letter_form_number}
+    model_admin.message_user(request, text, messages.SUCCESS)
+    return redirect(queue_url)
+
+
+def tax_request_confirmation_form_view(
+    model_admin: ModelAdmin, request: StaffRequest, tax_request_id: int
+) -> HttpResponse:
+    """The page "Record the confirmation form": a booked digital invoice's red-letter
+    confirmation form, entered by finance on the e-tax platform; the return then awaits the
+    buyer, who has 72 hours from when the form was entered (``return_request_await_buyer``).
+    Guarded like "Record outcome" (``invoices.record_taxrequest``)."""
+    if not request.user.has_perm("invoices.record_taxrequest"):
+        raise PermissionDenied
+    tax_request, return_request = _tax_request_for_page(tax_request_id)
+    queue_url = reverse("admin:invoices_taxrequest_changelist") + QUEUE_URL_QUERY
+    awaited = tax_request_awaits_confirmation_form(tax_request) and return_request is not None
+    if not awaited:
+        # A double submit, another clerk, or a request that takes no form: nothing to do here.
+        model_admin.message_user(
+            request,
+            _("Request %(serial)s takes no confirmation form now: nothing was changed.")
+            % {"serial": tax_request.serial},
+            messages.WARNING,
+        )
+        return redirect(reverse("admin:invoices_taxrequest_record", args=[tax_request.pk]))
+    assert return_request is not None  # noqa: S101 (checked just above)
+    form = ConfirmationFormEntryForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            return_request = return_request_await_buyer(
+                return_request_id=return_request.pk,
+                form_number=form.cleaned_data["form_number"],
+                entered_at=form.cleaned_data["entered_at"],
+                actor=request.user,
+            )
         except DomainError as exc:
-            # Nothing saved; what was typed stays in the fields. A void's refusal is about its
-            # date; a red-letter invoice's may be about any field, so it goes on top.
-            voiding = tax_request.operation == TaxOperation.VOID
-            field = "voided_on" if voiding and isinstance(exc, TaxOutcomeInvalid) else None
-            form.add_error(field, str(exc))
+            form.add_error(None, str(exc))  # nothing saved; the entry stays for correction
         else:
             tax_request.refresh_from_db()
-            model_admin.log_change(request, tax_request, _("Outcome recorded"))
+            model_admin.log_change(request, tax_request, _("Confirmation form recorded"))
+            assert tax_request.confirm_by is not None  # noqa: S101 (a database constraint)
             model_admin.message_user(
-                request, tax_outcome_message(return_request, tax_request), messages.SUCCESS
+                request,
+                _(
+                    "Red-letter confirmation form %(form)s recorded: return #%(id)s awaits the "
+                    "buyer, who must confirm it by %(deadline)s (Beijing time)."
+                )
+                % {
+                    "form": tax_request.red_letter_form_number,
+                    "id": return_request.pk,
+                    "deadline": local_minute(tax_request.confirm_by),
+                },
+                messages.SUCCESS,
             )
             return redirect(queue_url)
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "is_nav_sidebar_enabled": False,  # as on the queue: the facts and the form side by side
-        "title": _("Record outcome of request %(serial)s") % {"serial": tax_request.serial},
-        "tax_request": tax_request,
-        "facts": facts,
-        "original_invoice": facts.submission.original,
-        "tax_rate": rate_as_printed(facts.submission.original.tax_rate),
-        "invoice": tax_request.invoice,
-        "return_request": return_request,
-        "form": form,
-        "queue_url": queue_url,
-        "opts": model_admin.model._meta,
-    }
-    return TemplateResponse(request, "admin/invoices/taxrequest/record.html", context)
+    now = timezone.now()
+    facts = tax_request_facts(tax_request, now=now)
+    context = _tax_page_context(model_admin, request, tax_request, return_request, facts, now=now)
+    context.update(
+        {
+            "title": _("Record the confirmation form of request %(serial)s")
+            % {"serial": tax_request.serial},
+            "form": form,
+        }
+    )
+    return TemplateResponse(request, "admin/invoices/taxrequest/confirmation_form.html", context)
 
 
 def tax_request_correct_view(

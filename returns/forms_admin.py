@@ -1,11 +1,13 @@
 """Forms of the finance back office (admin pages). They parse input; services do the work."""
 
+from typing import Any
+
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from invoices.forms_admin import CodeAndNumberField
-from invoices.models import TaxOperation, TaxRequest
+from invoices.models import BuyerDecision, InvoiceMedium, TaxOperation, TaxRequest
 from invoices.tax import TaxBreakdown
 from invoices.taxsystem.interface import RedLetterIssued, TaxResult, TaxSubmission
 
@@ -44,35 +46,65 @@ class FormReviewForm(forms.Form):
     )
 
 
+def _digits_only(value: str) -> str:
+    """A number as copied from the platform, with its spaces taken out ("4403 2626 …")."""
+    return "".join(value.split())
+
+
+def _number_input() -> forms.TextInput:
+    return forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"})
+
+
 class TaxOutcomeForm(forms.Form):
     """What the tax system did with one request, as finance reads it there (manual backend).
 
     A void asks for its date. A red-letter invoice asks for its code, number and date and the
     figures as printed, pre-filled with the original's figures negated so that the clerk
     confirms them; when the seller filed the red-letter information form, its number too.
+    A digital red-letter invoice has no code (the field is not offered) and a 20-digit
+    number; it carries the red-letter confirmation form, whose 20-digit number is asked when
+    finance entered the form now (the buyer's, or one awaiting the buyer, is on the request).
     Parsing only: ``return_request_record_outcome`` checks the entry against the original.
     """
 
     def __init__(self, *args, submission: TaxSubmission, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.submission = submission
+        original = submission.original
+        self.digital = original.medium == InvoiceMedium.DIGITAL
         date_widget = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
         if submission.operation == TaxOperation.VOID:
             self.fields["voided_on"] = forms.DateField(label=_("Voided on"), widget=date_widget)
             return
-        original = submission.original
         figures = TaxBreakdown(
             original.amount, original.tax_rate, original.tax, original.total
         ).negated()
-        self.fields["code"] = forms.CharField(
-            label=_("Red-letter invoice code"),
-            max_length=12,
-            widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
-        )
+        if self.digital and not submission.red_letter_form_number:
+            self.fields["red_letter_form_number"] = forms.CharField(
+                label=_("Red-letter confirmation form number"),
+                max_length=40,
+                help_text=_(
+                    "The 20 digits the e-tax platform gave the red-letter confirmation form "
+                    "you entered."
+                ),
+                error_messages={
+                    "required": _(
+                        "Enter the 20-digit number of the red-letter confirmation form entered."
+                    )
+                },
+                widget=_number_input(),
+            )
+        if not self.digital:
+            self.fields["code"] = forms.CharField(
+                label=_("Red-letter invoice code"), max_length=12, widget=_number_input()
+            )
         self.fields["number"] = forms.CharField(
             label=_("Red-letter invoice number"),
-            max_length=8,
-            widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+            max_length=40 if self.digital else 8,
+            help_text=_("20 digits; a digital red-letter invoice has no code.")
+            if self.digital
+            else "",
+            widget=_number_input(),
         )
         self.fields["issued_on"] = forms.DateField(label=_("Issue date"), widget=date_widget)
         for name, label, value in (
@@ -97,11 +129,15 @@ class TaxOutcomeForm(forms.Form):
                         "seller filed."
                     )
                 },
-                widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+                widget=_number_input(),
             )
 
     def clean_red_letter_form_number(self) -> str:
-        return "".join(self.cleaned_data["red_letter_form_number"].split())  # "4403 2626 …"
+        return _digits_only(self.cleaned_data["red_letter_form_number"])
+
+    def clean_number(self) -> str:
+        number: str = self.cleaned_data["number"]
+        return _digits_only(number) if self.digital else number
 
     def result(self) -> TaxResult:
         """The entry as the tax system's result for this request (call after ``is_valid``)."""
@@ -112,7 +148,7 @@ class TaxOutcomeForm(forms.Form):
         return TaxResult.reversed(
             serial,
             RedLetterIssued(
-                code=data["code"],
+                code=data.get("code", ""),
                 number=data["number"],
                 issued_on=data["issued_on"],
                 amount=data["amount"],
@@ -122,6 +158,77 @@ class TaxOutcomeForm(forms.Form):
                 red_letter_form_number=data.get("red_letter_form_number", ""),
             ),
         )
+
+
+class BuyerDecisionForm(TaxOutcomeForm):
+    """What became of a red-letter confirmation form that awaited the buyer, as finance found
+    it on the e-tax platform: confirmed (the platform issued the red-letter invoice at once:
+    its number, date and figures as printed), refused, or lapsed after 72 hours. A lapse is
+    offered only once the deadline has passed (``lapse_offered``, from the rule). Parsing
+    only: the services check the entry and the deadline."""
+
+    RED_LETTER_FIELDS = ("number", "issued_on", "amount", "tax", "total")
+
+    def __init__(self, *args, submission: TaxSubmission, lapse_offered: bool, **kwargs) -> None:
+        super().__init__(*args, submission=submission, **kwargs)
+        choices = [
+            (BuyerDecision.CONFIRMED, _("Confirmed: the platform issued the red-letter invoice")),
+            (BuyerDecision.REFUSED, _("Refused by the buyer")),
+        ]
+        if lapse_offered:
+            choices.append(
+                (BuyerDecision.EXPIRED, _("Not confirmed within 72 hours: the form lapsed"))
+            )
+        self.fields["decision"] = forms.ChoiceField(
+            label=_("The buyer's decision"),
+            choices=choices,
+            widget=forms.RadioSelect,
+            help_text=_(
+                "Check the form on the e-tax platform first: a confirmation, even at the last "
+                "minute, issues the red-letter invoice at once (确认即开票)."
+            ),
+        )
+        for name in self.RED_LETTER_FIELDS:
+            self.fields[name].required = False
+        self.fields["number"].help_text = _(
+            "When confirmed: the red-letter invoice the platform issued (20 digits, no code)."
+        )
+        self.order_fields(["decision"])
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or self.cleaned_data
+        if data.get("decision") == BuyerDecision.CONFIRMED:
+            for name in self.RED_LETTER_FIELDS:
+                if name not in self.errors and data.get(name) in (None, ""):
+                    self.add_error(
+                        name,
+                        _("Required when the buyer confirmed: as the red-letter invoice prints."),
+                    )
+        return data
+
+
+class ConfirmationFormEntryForm(forms.Form):
+    """The red-letter confirmation form finance entered on the e-tax platform for a booked
+    digital invoice: its number, and when it was entered (the buyer's 72 hours run from
+    then). Parsing only: ``return_request_await_buyer`` checks both."""
+
+    form_number = forms.CharField(
+        label=_("Red-letter confirmation form number"),
+        max_length=40,
+        help_text=_("The 20 digits the e-tax platform gave the form."),
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "off", "inputmode": "numeric"}
+        ),
+    )
+    entered_at = forms.DateTimeField(
+        label=_("Entered at"),
+        initial=timezone.now,
+        help_text=_("Beijing time, as the platform shows it: the buyer has 72 hours from then."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean_form_number(self) -> str:
+        return _digits_only(self.cleaned_data["form_number"])
 
 
 class TaxOutcomeCorrectionForm(forms.Form):
@@ -144,11 +251,14 @@ class TaxOutcomeCorrectionForm(forms.Form):
                 label=_("Voided on"), widget=date_widget, initial=tax_request.voided_on
             )
         else:
-            self.fields["code"] = forms.CharField(
-                label=_("Red-letter invoice code"), max_length=12, initial=red.code
-            )
+            if red.code:  # a digital red-letter invoice has none: its 20-digit number alone
+                self.fields["code"] = forms.CharField(
+                    label=_("Red-letter invoice code"), max_length=12, initial=red.code
+                )
             self.fields["number"] = forms.CharField(
-                label=_("Red-letter invoice number"), max_length=8, initial=red.number
+                label=_("Red-letter invoice number"),
+                max_length=8 if red.code else 20,
+                initial=red.number,
             )
             self.fields["issued_on"] = forms.DateField(
                 label=_("Issue date"), widget=date_widget, initial=red.issued_on

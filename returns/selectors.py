@@ -3,7 +3,20 @@
 import datetime as dt
 from dataclasses import dataclass, replace
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.expressions import OrderBy
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
@@ -12,6 +25,8 @@ from invoices.models import (
     Customer,
     RedLetterInvoice,
     TaxOperation,
+    TaxRequest,
+    TaxRequestState,
 )
 from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
@@ -332,3 +347,40 @@ def return_tax_outcome(*, return_request: ReturnRequest) -> TaxOutcome | None:
     if tax_request is not None and rr.state == ReturnState.AWAITING_TAX:
         return TaxOutcome(tax_request.operation, recorded=False)
     return None
+
+
+# --- The back office's tax-system queue ---------------------------------------------------------
+
+
+def tax_form_lapsed_condition(*, now: dt.datetime) -> Q:
+    """In SQL, ``invoices.rules.tax_request_form_has_lapsed``: the red-letter confirmation form
+    still awaits the buyer and its 72 hours are over. For ordering and filtering the queue
+    only; a row's own flag asks the rule (a test holds the two together)."""
+    return Q(state=TaxRequestState.AWAITING_BUYER, confirm_by__lte=now)
+
+
+def tax_requests_for_queue(
+    queryset: QuerySet[TaxRequest], *, now: dt.datetime
+) -> QuerySet[TaxRequest]:
+    """The queue "To do in the tax system": each request with what its row shows, in one
+    query whatever the number of rows: the invoice, its application and customer, the clerk
+    who recorded it and the return waiting on it (``return_id``)."""
+    returns = ReturnRequest.objects.filter(tax_request=OuterRef("pk")).order_by("-id")
+    return queryset.select_related(
+        "invoice__customer", "invoice__application", "recorded_by"
+    ).annotate(return_id=Subquery(returns.values("pk")[:1]))
+
+
+def tax_requests_lapsed_first(*, now: dt.datetime) -> OrderBy:
+    """An ordering that puts the confirmation forms whose 72 hours are over first."""
+    return Case(
+        When(tax_form_lapsed_condition(now=now), then=Value(0)),
+        default=Value(1),
+        output_field=IntegerField(),
+    ).asc()
+
+
+def tax_requests_to_do(queryset: QuerySet[TaxRequest], *, now: dt.datetime) -> QuerySet[TaxRequest]:
+    """What finance must act on in the tax system now: pending requests, and confirmation
+    forms whose 72 hours are over (check the platform, then record what became of them)."""
+    return queryset.filter(Q(state=TaxRequestState.PENDING) | tax_form_lapsed_condition(now=now))
