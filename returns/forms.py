@@ -8,7 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import DomainError
-from invoices.models import InvoiceType, ReversalReason
+from invoices.models import InvoiceMedium, InvoiceType, ReversalReason
 from invoices.services import money
 from invoices.taxpayer import validate_taxpayer_id
 from invoices.taxsystem.services import is_form_number
@@ -181,7 +181,24 @@ class RedLetterFormUploadForm(PortalForm):
         return clean_form_number(self.cleaned_data["form_number"])
 
 
+# Digital first: the normal invoice since 2024-12 (数电票).
+MEDIUM_CHOICES = [
+    (InvoiceMedium.DIGITAL, _("Digital invoice (数电票): download it here, nothing is mailed")),
+    (InvoiceMedium.PAPER, _("Paper invoice: printed and mailed to you")),
+]
+MAILING_FIELDS = ("mailing_recipient", "mailing_phone", "mailing_address", "mailing_postal_code")
+
+
 class ApplyForm(PortalForm):
+    medium = forms.ChoiceField(
+        label=_("Digital or paper"),
+        choices=MEDIUM_CHOICES,
+        initial=InvoiceMedium.DIGITAL,
+        widget=forms.RadioSelect,
+        # A page loaded before digital invoices existed posts no medium, with an address to
+        # mail the paper to: it meant paper (``clean_medium``).
+        required=False,
+    )
     invoice_type = forms.ChoiceField(
         label=_("Invoice type"),
         choices=InvoiceType.choices,
@@ -201,9 +218,16 @@ class ApplyForm(PortalForm):
     registered_phone = forms.CharField(label=_("Registered phone"), max_length=40, required=False)
     bank_name = forms.CharField(label=_("Bank"), max_length=200, required=False)
     bank_account = forms.CharField(label=_("Bank account"), max_length=64, required=False)
-    mailing_recipient = forms.CharField(label=_("Recipient"), max_length=100)
-    mailing_phone = forms.CharField(label=_("Recipient phone"), max_length=40)
-    mailing_address = forms.CharField(label=_("Mailing address"), max_length=300)
+    email = forms.EmailField(
+        label=_("Email address (optional)"),
+        max_length=254,
+        required=False,
+        help_text=_("We also email the digital invoice to this address."),
+    )
+    # Required for a paper invoice only (``clean``); the service checks again.
+    mailing_recipient = forms.CharField(label=_("Recipient"), max_length=100, required=False)
+    mailing_phone = forms.CharField(label=_("Recipient phone"), max_length=40, required=False)
+    mailing_address = forms.CharField(label=_("Mailing address"), max_length=300, required=False)
     mailing_postal_code = forms.CharField(label=_("Postal code"), max_length=10, required=False)
     save_profile = forms.BooleanField(label=_("Save these details as a profile"), required=False)
     profile_name = forms.CharField(label=_("Profile name"), max_length=100, required=False)
@@ -212,6 +236,9 @@ class ApplyForm(PortalForm):
         "InsufficientInvoiceableAmount": "amount",
         "InvalidTaxpayerId": "taxpayer_id",
     }
+
+    def clean_medium(self) -> str:
+        return self.cleaned_data["medium"] or InvoiceMedium.PAPER
 
     def clean_amount(self):
         try:
@@ -233,11 +260,24 @@ class ApplyForm(PortalForm):
         data = self.cleaned_data
         if data.get("save_profile") and not (data.get("profile_name") or "").strip():
             self.add_error("profile_name", _("Give the profile a name."))
+        if data.get("medium") == InvoiceMedium.PAPER:
+            # Where the customer typed it, as before digital invoices (the service says so too).
+            for name in ("mailing_recipient", "mailing_phone", "mailing_address"):
+                if not (data.get(name) or "").strip() and name not in self.errors:
+                    self.add_error(name, self.fields[name].error_messages["required"])
         return data
 
     def application_kwargs(self) -> dict:
-        return {
+        """What the service takes. Only the chosen medium's delivery details are kept: an
+        address typed before switching to digital (or an email before switching to paper) is
+        not sent along, the way the page hides it."""
+        data = {
             key: value
             for key, value in self.cleaned_data.items()
             if key not in ("save_profile", "profile_name")
         }
+        if data["medium"] == InvoiceMedium.DIGITAL:
+            data.update(dict.fromkeys(MAILING_FIELDS, ""))
+        else:
+            data["email"] = ""
+        return data

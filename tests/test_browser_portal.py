@@ -238,6 +238,7 @@ def test_r10_applying_for_an_invoice_and_saving_a_profile(page):
     fund(customer, "800.00")
     log_in(page, "li.lei", PASSWORD)
     page.get_by_role("main").get_by_role("link", name="Apply for an invoice").click()
+    page.get_by_role("radio", name=re.compile(r"^Paper invoice")).check()  # digital: default
     page.get_by_label("Amount (yuan)").fill("250.00")
     page.get_by_label("Invoice title").fill("Hangzhou Example Trading Co.")
     page.get_by_label("Taxpayer ID").fill(VALID_USCC)

@@ -97,4 +97,20 @@
     if (event.target.name === "invoice_type") syncSpecial();
   });
   syncSpecial();
+
+  // Digital or paper: a digital invoice is downloaded (and emailed, when an address is
+  // given), a paper one is mailed. Only the chosen medium's fields show; the other's are
+  // disabled, so they are not sent. Without JavaScript both show, each titled.
+  function syncMedium() {
+    document.querySelectorAll("[data-medium-only]").forEach(function (block) {
+      var chosen = block.form && block.form.querySelector("input[name=medium]:checked");
+      var applies = !chosen || chosen.value === block.dataset.mediumOnly;
+      block.hidden = !applies;
+      block.disabled = !applies;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.name === "medium") syncMedium();
+  });
+  syncMedium();
 })();
