@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from invoices.models import (
     Customer,
+    Invoice,
     RedLetterInvoice,
     TaxOperation,
     TaxRequest,
@@ -384,3 +385,9 @@ def tax_requests_to_do(queryset: QuerySet[TaxRequest], *, now: dt.datetime) -> Q
     """What finance must act on in the tax system now: pending requests, and confirmation
     forms whose 72 hours are over (check the platform, then record what became of them)."""
     return queryset.filter(Q(state=TaxRequestState.PENDING) | tax_form_lapsed_condition(now=now))
+
+
+def invoice_document_for_customer(*, customer: Customer, invoice_id: int) -> Invoice | None:
+    """A digital invoice with its file (PDF or OFD), for its owner only (R12): None for another
+    customer's invoice, as for one that does not exist or has no file."""
+    return Invoice.objects.filter(customer=customer, pk=invoice_id).exclude(document="").first()

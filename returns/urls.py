@@ -9,6 +9,11 @@ urlpatterns = [
     path("billing/invoices/", views.invoice_management, name="invoices"),
     path("billing/invoices/apply/", views.invoice_apply, name="apply"),
     path("billing/invoices/<int:invoice_id>/refund/", views.invoice_refund, name="refund"),
+    path(
+        "billing/invoices/<int:invoice_id>/download/",
+        views.invoice_document_download,
+        name="invoice_download",
+    ),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),
     path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),

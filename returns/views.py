@@ -4,6 +4,8 @@ Every object is looked up through the logged-in customer: another customer's inv
 or form answers 404, exactly like one that does not exist (R12).
 """
 
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -34,6 +36,7 @@ from returns.rules import (
 )
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
+    invoice_document_for_customer,
     invoices_for_management,
     red_letter_form_current,
     red_letter_forms_for_return,
@@ -253,6 +256,31 @@ def return_form_download(request, pk: int, form_id: int):
         as_attachment=True,
         content_type=form.content_type,
         filename=f"red-letter-form-{form.form_number}{form.extension}",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = SCAN_CSP
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# What a digital invoice's file is, by the extension the tax system gave it (PDF or OFD).
+DOCUMENT_CONTENT_TYPES = {".pdf": "application/pdf", ".ofd": "application/ofd"}
+
+
+@login_required
+def invoice_document_download(request, invoice_id: int):
+    """A digital invoice's file (PDF or OFD), for its owner only (R12): another customer's
+    invoice, or one without a file, answers 404. Served like an uploaded scan: an attachment
+    that is never rendered from this origin, and never kept in a shared cache."""
+    invoice = invoice_document_for_customer(customer=_customer(request), invoice_id=invoice_id)
+    if invoice is None:
+        raise Http404("No such invoice file")
+    extension = Path(invoice.document.name or "").suffix.lower()
+    response = FileResponse(
+        invoice.document.open("rb"),
+        as_attachment=True,
+        content_type=DOCUMENT_CONTENT_TYPES.get(extension, "application/octet-stream"),
+        filename=f"{invoice.number}{extension}",
     )
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = SCAN_CSP
