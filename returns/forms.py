@@ -13,7 +13,7 @@ from invoices.services import money
 from invoices.taxpayer import validate_taxpayer_id
 from invoices.taxsystem.services import is_form_number
 from returns.models import ReturnProblem
-from returns.rules import invoice_can_be_certified
+from returns.rules import invoice_can_be_booked, invoice_can_be_certified
 
 REASON_MAX = 500
 YES_NO = [("yes", _("Yes")), ("no", _("No"))]
@@ -22,6 +22,12 @@ FORM_NUMBER_SHAPE = _(
     "The red-letter information form number is the 16 digits the tax system gave."
 )
 FORM_NUMBER_HELP = _("The 16 digits the tax system printed on the form; spaces are ignored.")
+
+
+# The same words as the service's refusal (returns.services.submission.return_request_submit).
+CONFIRMATION_FORM_NUMBER_SHAPE = _(
+    "A red-letter confirmation form number is 20 digits: check the number."
+)
 
 
 def form_number_field(*, required: bool) -> forms.CharField:
@@ -43,6 +49,15 @@ def clean_form_number(value: str) -> str:
     digits = "".join((value or "").split())
     if digits and not is_form_number(digits):
         raise forms.ValidationError(FORM_NUMBER_SHAPE)
+    return digits
+
+
+def clean_confirmation_form_number(value: str) -> str:
+    """The red-letter confirmation form number of a digital invoice, as the buyer read it out:
+    spaces go, 20 digits must remain (the service checks again)."""
+    digits = "".join((value or "").split())
+    if digits and not is_form_number(digits, InvoiceMedium.DIGITAL):
+        raise forms.ValidationError(CONFIRMATION_FORM_NUMBER_SHAPE)
     return digits
 
 
@@ -102,6 +117,29 @@ class RefundForm(PortalForm):
         allow_empty_file=True,  # the service says "The file is empty." in the customer's words
     )
     red_letter_form_number = form_number_field(required=False)
+    buyer_booked = forms.ChoiceField(
+        label=_("Has the buyer booked this invoice or confirmed its use (入账 / 用途确认)?"),
+        choices=YES_NO,
+        widget=forms.RadioSelect,
+        help_text=_(
+            "Booked (入账): entered in the buyer's accounts; use confirmed (用途确认): selected "
+            "on the e-tax platform, e.g. for deduction. Then the buyer confirms the reversal."
+        ),
+        error_messages={
+            "required": _("Please answer: has the buyer booked this invoice or confirmed its use?")
+        },
+    )
+    buyer_form_number = forms.CharField(
+        label=_("Red-letter confirmation form number (if the buyer already entered one)"),
+        max_length=40,
+        required=False,
+        help_text=_(
+            "Optional: the 20 digits of the form on the e-tax platform; spaces are ignored."
+        ),
+        widget=forms.TextInput(
+            attrs={"inputmode": "numeric", "autocomplete": "off", "spellcheck": "false"}
+        ),
+    )
     courier = forms.CharField(label=_("Courier"), max_length=64, required=False)
     tracking_number = forms.CharField(label=_("Tracking number"), max_length=64, required=False)
 
@@ -113,6 +151,14 @@ class RefundForm(PortalForm):
     def __init__(self, *args, invoice, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.invoice = invoice
+        if invoice_can_be_booked(invoice):
+            # A digital invoice is not mailed back and was never certified: the buyer's books
+            # decide instead (R3, R4).
+            for name in ("courier", "tracking_number"):
+                del self.fields[name]
+        else:
+            for name in ("buyer_booked", "buyer_form_number"):
+                del self.fields[name]
         if not invoice_can_be_certified(invoice):
             for name in ("certified", "red_letter_form", "red_letter_form_number"):
                 del self.fields[name]
@@ -121,6 +167,9 @@ class RefundForm(PortalForm):
             self.fields["certified"].error_messages["required"] = _(
                 "Please answer: has this invoice been certified?"
             )
+
+    def clean_buyer_form_number(self) -> str:
+        return clean_confirmation_form_number(self.cleaned_data["buyer_form_number"])
 
     def clean(self):
         super().clean()
@@ -151,9 +200,13 @@ class RefundForm(PortalForm):
             "reason": data["reason"],
             "reason_code": data["reason_code"],
             "problem": data["problem"],
-            "courier": data.get("courier", ""),
-            "tracking_number": data.get("tracking_number", ""),
         }
+        if invoice_can_be_booked(self.invoice):
+            kwargs["buyer_booked"] = data["buyer_booked"] == "yes"
+            kwargs["buyer_form_number"] = data.get("buyer_form_number", "")
+        else:
+            kwargs["courier"] = data.get("courier", "")
+            kwargs["tracking_number"] = data.get("tracking_number", "")
         if invoice_can_be_certified(self.invoice):
             certified = data.get("certified") == "yes"
             kwargs["certified"] = certified

@@ -7,7 +7,7 @@ from django import template
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
 from invoices.tax import rate_as_printed
-from returns.rules import invoice_can_be_certified
+from returns.rules import invoice_can_be_booked, invoice_can_be_certified
 
 register = template.Library()
 
@@ -24,6 +24,13 @@ def percent(rate: Decimal | None) -> str:
 def can_be_certified(invoice: Invoice) -> bool:
     """R3 (``returns.rules``): whether the return asks "has this invoice been certified?"."""
     return invoice_can_be_certified(invoice)
+
+
+@register.filter
+def can_be_booked(invoice: Invoice) -> bool:
+    """R3 (``returns.rules``): whether the return asks "has the buyer booked this invoice or
+    confirmed its use?" (a digital invoice, 数电票) instead of the paper questions."""
+    return invoice_can_be_booked(invoice)
 
 
 @register.filter
