@@ -22,6 +22,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from invoices.models import (
+    BuyerDecision,
     Customer,
     Invoice,
     RedLetterInvoice,
@@ -29,6 +30,8 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
+from invoices.rules import tax_request_form_has_lapsed
+from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from returns.models import (
@@ -41,7 +44,12 @@ from returns.models import (
     ReturnRequest,
     ReturnState,
 )
-from returns.rules import paper_is_complete, return_needs_red_letter_form
+from returns.rules import (
+    paper_is_complete,
+    return_awaits_buyer,
+    return_is_digital,
+    return_needs_red_letter_form,
+)
 
 
 def return_blocking_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
@@ -234,6 +242,8 @@ def return_timeline(
     for event in events:
         reached.setdefault(event.to_state, event.created_at)
     rr = return_request
+    if return_is_digital(rr):
+        return _digital_timeline(rr, events=events, reached=reached)
     steps = [
         TimelineStep(
             "submitted", _("Submitted"), True, reached.get(ReturnState.SUBMITTED, rr.created_at)
@@ -275,8 +285,14 @@ def return_timeline(
         label = _("Voided or reversed in the tax system")
     steps.append(TimelineStep("outcome", label, completed, reached.get(ReturnState.COMPLETED)))
     steps.append(_sms_step(rr, completed=completed))
+    return _where_it_stands(rr, steps)
 
-    # Where the return stands now: the first step neither done nor skipped.
+
+def _where_it_stands(rr: ReturnRequest, steps: list[TimelineStep]) -> list[TimelineStep]:
+    """Mark where the return stands now: the first step neither done nor skipped is current,
+    or where a rejected, cancelled or failed return stopped (unless a step already says so)."""
+    if any(step.current or step.stopped for step in steps if step.key != "sms"):
+        return steps
     ending: dict[str, str] = {
         ReturnState.REJECTED: _("Rejected"),
         ReturnState.CANCELLED: _("Cancelled"),
@@ -293,6 +309,64 @@ def return_timeline(
             steps[index] = replace(step, current=True)
         break
     return steps
+
+
+def _digital_timeline(
+    rr: ReturnRequest, *, events: list[ReturnEvent], reached: dict[str, dt.datetime]
+) -> list[TimelineStep]:
+    """A digital invoice's return (数电票): nothing is mailed, nothing reviewed. Submitted →
+    sent to the tax system → [awaiting the buyer's confirmation, when the form went to the
+    buyer] → completed (reversed) → SMS sent. The buyer's step shows only once the tax system
+    said the buyer must confirm: until then nobody knows (a form the buyer entered itself is
+    confirmed by the provider). A refused or lapsed form stops the return at that step."""
+    steps = [
+        TimelineStep(
+            "submitted", _("Submitted"), True, reached.get(ReturnState.SUBMITTED, rr.created_at)
+        ),
+        TimelineStep(
+            "sent",
+            _("Sent to the tax system"),
+            ReturnState.AWAITING_TAX in reached,
+            reached.get(ReturnState.AWAITING_TAX),
+        ),
+    ]
+    tax_request = rr.tax_request
+    if ReturnState.AWAITING_BUYER in reached and tax_request is not None:
+        decided_at = next(
+            (e.created_at for e in events if e.from_state == ReturnState.AWAITING_BUYER), None
+        )
+        decision = tax_request.buyer_decision
+        if decision == BuyerDecision.CONFIRMED:
+            steps.append(TimelineStep("buyer", _("Confirmed by the buyer"), True, decided_at))
+        elif return_awaits_buyer(rr) and tax_request.confirm_by is not None:
+            steps.append(
+                TimelineStep(
+                    "buyer",
+                    _("Awaiting buyer confirmation"),
+                    False,
+                    current=True,
+                    note=_("By %(deadline)s (Beijing time)")
+                    % {"deadline": local_minute(tax_request.confirm_by)},
+                )
+            )
+        elif decision and rr.state == ReturnState.REJECTED:
+            steps.append(
+                TimelineStep(
+                    "buyer",
+                    _("Buyer's confirmation"),
+                    False,
+                    stopped=True,
+                    note=str(tax_request.get_buyer_decision_display()),
+                )
+            )
+        else:
+            steps.append(TimelineStep("buyer", _("Buyer's confirmation"), False))
+    completed = rr.state == ReturnState.COMPLETED
+    steps.append(
+        TimelineStep("outcome", _("Completed"), completed, reached.get(ReturnState.COMPLETED))
+    )
+    steps.append(_sms_step(rr, completed=completed))
+    return _where_it_stands(rr, steps)
 
 
 def _sms_step(rr: ReturnRequest, *, completed: bool) -> TimelineStep:
@@ -391,3 +465,34 @@ def invoice_document_for_customer(*, customer: Customer, invoice_id: int) -> Inv
     """A digital invoice with its file (PDF or OFD), for its owner only (R12): None for another
     customer's invoice, as for one that does not exist or has no file."""
     return Invoice.objects.filter(customer=customer, pk=invoice_id).exclude(document="").first()
+
+
+@dataclass(frozen=True)
+class BuyerConfirmation:
+    """What a digital return awaiting the buyer shows: the red-letter confirmation form the
+    buyer confirms on its e-tax platform, by when (Beijing time), and whether this tax system
+    is a sandbox that lets the customer play the buyer (development and tests only)."""
+
+    form_number: str
+    confirm_by: dt.datetime
+    deadline: str  # Asia/Shanghai, to the minute
+    lapsed: bool  # the 72 hours are over; the tax system's answer is not recorded yet
+    can_simulate: bool
+
+
+def return_buyer_confirmation(
+    *, return_request: ReturnRequest, now: dt.datetime | None = None
+) -> BuyerConfirmation | None:
+    """The buyer's part of a return awaiting it, or None (no query: the return's page fetched
+    its tax-system request with it, ``return_for_customer``)."""
+    rr = return_request
+    tax_request = rr.tax_request
+    if not return_awaits_buyer(rr) or tax_request is None or tax_request.confirm_by is None:
+        return None
+    return BuyerConfirmation(
+        form_number=tax_request.red_letter_form_number,
+        confirm_by=tax_request.confirm_by,
+        deadline=local_minute(tax_request.confirm_by),
+        lapsed=tax_request_form_has_lapsed(tax_request, now=now or timezone.now()),
+        can_simulate=tax_backend_simulates_buyer(tax_request.backend),
+    )

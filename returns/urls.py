@@ -19,6 +19,11 @@ urlpatterns = [
     path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),
     path("billing/returns/<int:pk>/form/", views.return_form_upload, name="return_form_upload"),
     path(
+        "billing/returns/<int:pk>/sandbox-buyer/",
+        views.return_simulate_buyer,
+        name="return_simulate_buyer",
+    ),
+    path(
         "billing/returns/<int:pk>/forms/<int:form_id>/",
         views.return_form_download,
         name="return_form_download",

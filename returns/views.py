@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -31,6 +31,7 @@ from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, Tracki
 from returns.rules import (
     red_letter_form_can_be_replaced,
     return_can_be_cancelled,
+    return_is_digital,
     return_needs_red_letter_form,
     return_paper_is_awaited,
 )
@@ -41,6 +42,7 @@ from returns.selectors import (
     red_letter_form_current,
     red_letter_forms_for_return,
     return_blocking_for_invoice,
+    return_buyer_confirmation,
     return_events,
     return_for_customer,
     return_tax_outcome,
@@ -49,6 +51,7 @@ from returns.selectors import (
 from returns.services import (
     red_letter_form_upload,
     return_request_cancel,
+    return_request_simulate_buyer,
     return_request_submit,
     return_request_update_tracking,
 )
@@ -177,6 +180,8 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
         "current_form": current_form,
         "needs_form": return_needs_red_letter_form(rr),
+        "is_digital": return_is_digital(rr),
+        "buyer": return_buyer_confirmation(return_request=rr),
         "can_cancel": return_can_be_cancelled(rr),
         "can_track": return_paper_is_awaited(rr),
         "outcome": return_tax_outcome(return_request=rr),
@@ -286,6 +291,33 @@ def invoice_document_download(request, invoice_id: int):
     response["Content-Security-Policy"] = SCAN_CSP
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def return_simulate_buyer(request, pk: int):
+    """Sandbox only (development, tests): the customer plays its own buyer on the simulated
+    e-tax platform and confirms or refuses the red-letter confirmation form. The service
+    refuses it on any other tax system, and for a return not awaiting the buyer."""
+    rr = _own_return(request, pk)
+    decision = request.POST.get("decision")
+    if decision not in ("confirmed", "refused"):  # never a refusal by default
+        return HttpResponseBadRequest("decision: confirmed or refused")
+    confirmed = decision == "confirmed"
+    try:
+        return_request_simulate_buyer(
+            return_request_id=rr.pk, customer_id=rr.invoice.customer_id, confirmed=confirmed
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            _("Sandbox: the buyer's confirmation was simulated.")
+            if confirmed
+            else _("Sandbox: the buyer's refusal was simulated."),
+        )
+    return redirect("billing:return_detail", pk=rr.pk)
 
 
 @login_required
