@@ -30,7 +30,7 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
-from invoices.rules import tax_request_form_has_lapsed
+from invoices.rules import tax_request_awaits_confirmation_form, tax_request_form_has_lapsed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
@@ -361,6 +361,9 @@ def _digital_timeline(
             )
         else:
             steps.append(TimelineStep("buyer", _("Buyer's confirmation"), False))
+    elif tax_request is not None and tax_request_awaits_confirmation_form(tax_request):
+        # Booked: the provider enters the form first (finance, on a real tax system).
+        steps.append(TimelineStep("buyer", _("Buyer's confirmation"), False))
     completed = rr.state == ReturnState.COMPLETED
     steps.append(
         TimelineStep("outcome", _("Completed"), completed, reached.get(ReturnState.COMPLETED))

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from core.exceptions import DomainError
-from invoices.rules import invoice_return_refusal
+from invoices.rules import invoice_return_refusal, tax_request_awaits_confirmation_form
 from invoices.selectors import (
     applications_pending_for_customer,
     customer_for_user,
@@ -182,6 +182,8 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "needs_form": return_needs_red_letter_form(rr),
         "is_digital": return_is_digital(rr),
         "buyer": return_buyer_confirmation(return_request=rr),
+        "awaits_confirmation_form": rr.tax_request is not None
+        and tax_request_awaits_confirmation_form(rr.tax_request),
         "can_cancel": return_can_be_cancelled(rr),
         "can_track": return_paper_is_awaited(rr),
         "outcome": return_tax_outcome(return_request=rr),

@@ -417,6 +417,37 @@ def test_r11_awaiting_buyer_shows_the_form_what_to_do_and_the_deadline_in_beijin
     assert "Invoice Returns Desk" not in text
 
 
+def test_a_booked_return_on_a_real_tax_system_says_the_form_comes_next(
+    manual_tax_system, client_in, digital_special, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        rr = submit(digital_special, buyer_booked=True)
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.AWAITING_TAX  # finance has not entered the form yet
+    response = client_in.get(reverse("billing:return_detail", args=[rr.pk]))
+    text = page_text(response)
+    assert "Next, we enter a red-letter confirmation form (红字发票信息确认单)" in text
+    assert "Next, our finance team issues a red-letter invoice" not in text
+    assert steps(response) == [
+        ("done", "Submitted"),
+        ("done", "Sent to the tax system"),
+        ("current", "Buyer's confirmation"),
+        ("", "Completed"),
+        ("", "SMS sent"),
+    ]
+
+
+def test_a_never_booked_return_on_a_real_tax_system_goes_straight_to_the_red_letter(
+    manual_tax_system, client_in, digital, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        rr = submit(digital, buyer_booked=False)
+    response = client_in.get(reverse("billing:return_detail", args=[rr.pk]))
+    text = page_text(response)
+    assert "Next, our finance team issues a red-letter invoice" in text
+    assert "Buyer's confirmation" not in [label for _css, label in steps(response)]
+
+
 def test_a_lapsed_form_says_the_time_is_over(
     client_in, digital_special, django_capture_on_commit_callbacks
 ):
