@@ -68,15 +68,22 @@ run: install
 # of docker-compose.yml, word for word) under honcho, with production settings, after what
 # compose does first: refuse a missing setting, migrate (its one-shot service), collect static
 # files (its image build). PROD_PROCESSES picks some of them (e.g. "web beat"); WEB_PORT
-# (default 8000) is gunicorn's port. honcho stops them all when one exits (Ctrl-C too).
+# (default 8000) is gunicorn's port; PROD_ENV_FILE (default .env) is read by the check and by
+# honcho. honcho stops them all when one exits (Ctrl-C too). The catalogs are compiled only
+# when out of date: a running suite's processes may be reading them.
 PROD_PROCESSES ?=
+PROD_ENV_FILE ?= .env
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+$(MO_FILES): %.mo: %.po $(VENV)/.synced
+	$(VENV)/bin/pybabel compile --domain django --directory locale --statistics
+
 prod: export DJANGO_DEBUG := false
 prod: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-prod: install
-	@$(PY) -m config.prod_env
+prod: $(VENV)/.synced $(MO_FILES)
+	@$(PY) -m config.prod_env $(PROD_ENV_FILE)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
-	exec $(VENV)/bin/honcho --procfile Procfile start $(PROD_PROCESSES)
+	exec $(VENV)/bin/honcho --procfile Procfile --env $(PROD_ENV_FILE) start $(PROD_PROCESSES)
 
 test: install tests/twilio_mock/node_modules/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
