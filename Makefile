@@ -21,10 +21,13 @@ PYTEST_ARGS ?=
 # fault tests' waves of connections share PostgreSQL's 100 (raise it with more cores).
 TEST_WORKERS ?= 2
 
-.PHONY: help install run test check bench lint format messages compilemessages worker clean audit
+.PHONY: help install run prod test check bench lint format messages compilemessages worker clean audit
 
 help:
 	@echo "make run    - set up, migrate, load demo data and serve on http://127.0.0.1:8000"
+	@echo "make prod   - the production topology (gunicorn, worker, beat; DJANGO_DEBUG=false) on"
+	@echo "              PostgreSQL + Redis, as docker-compose.yml runs it; needs DATABASE_URL,"
+	@echo "              CELERY_BROKER_URL, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS (README)"
 	@echo "make test   - the whole suite on PostgreSQL + Redis (127.0.0.1)"
 	@echo "make bench  - benchmarks on PostgreSQL; print figures"
 	@echo "make check  - the CI gates: ruff, mypy, migrations, deploy check, import contracts"
@@ -60,6 +63,27 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_data
 	$(PY) manage.py runserver 127.0.0.1:8000
+
+# The production topology without containers: the Procfile's web, worker and beat (the commands
+# of docker-compose.yml, word for word) under honcho, with production settings, after what
+# compose does first: refuse a missing setting, migrate (its one-shot service), collect static
+# files (its image build). PROD_PROCESSES picks some of them (e.g. "web beat"); WEB_PORT
+# (default 8000) is gunicorn's port; PROD_ENV_FILE (default .env) is read by the check and by
+# honcho. honcho stops them all when one exits (Ctrl-C too). The catalogs are compiled only
+# when out of date: a running suite's processes may be reading them.
+PROD_PROCESSES ?=
+PROD_ENV_FILE ?= .env
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+$(MO_FILES): %.mo: %.po $(VENV)/.synced
+	$(VENV)/bin/pybabel compile --domain django --directory locale --statistics
+
+prod: export DJANGO_DEBUG := false
+prod: export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+prod: $(VENV)/.synced $(MO_FILES)
+	@$(PY) -m config.prod_env $(PROD_ENV_FILE)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	exec $(VENV)/bin/honcho --procfile Procfile --env $(PROD_ENV_FILE) start $(PROD_PROCESSES)
 
 test: install tests/twilio_mock/node_modules/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \

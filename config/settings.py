@@ -193,13 +193,24 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 90
+# The longest any task waits before it runs (again): a retry's backoff (retry_backoff_max, the
+# SMS send's own backoffs) or the wait before asking the tax system for a result. Every task
+# stays within it (tests/test_broker_visibility.py).
+TASK_LONGEST_COUNTDOWN_SECONDS = 600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Publishing must fail fast when Redis is down: the request that committed the work must not
 # hang; the sweeper re-enqueues what was not published.
 # Redis transport: a dead or unroutable broker fails in seconds instead of hanging the request
 # (socket_timeout stays above the worker's 1 s BRPOP poll).
+# Redis hands a message that a worker took but never acknowledged (acks_late: acknowledged once
+# the task has run) to another worker after visibility_timeout. A worker takes a message with a
+# countdown at once and holds it until it is due, then runs it for up to the hard time limit:
+# the timeout outlasts both, plus a minute for a busy pool, or a retry still waiting its turn
+# would run twice (harmless, every task being idempotent, but wasted). Any longer only delays
+# the redelivery of a dead worker's messages: 13 minutes instead of the hour it was (the
+# sweeper usually re-enqueues their work sooner).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": 3600,
+    "visibility_timeout": TASK_LONGEST_COUNTDOWN_SECONDS + CELERY_TASK_TIME_LIMIT + 60,
     "max_retries": 2,
     "socket_connect_timeout": 2,
     "socket_timeout": 5,

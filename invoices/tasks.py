@@ -3,6 +3,7 @@
 import smtplib
 
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from invoices.services import invoice_email_send
@@ -28,7 +29,7 @@ def invoice_issue_task(application_id: int) -> None:
     acks_late=True,
     autoretry_for=(smtplib.SMTPException, OSError, OperationalError, InterfaceError),
     retry_backoff=True,
-    retry_backoff_max=900,
+    retry_backoff_max=settings.TASK_LONGEST_COUNTDOWN_SECONDS,
     retry_jitter=True,
     max_retries=6,
 )

@@ -24,6 +24,13 @@ from returns.services.sweeper import returns_repoll_tax, returns_requeue_stuck
 TAX_POLL_MAX_RETRIES = 40
 
 
+def poll_countdown(poll_after: float) -> float:
+    """How long to wait before asking the tax system for a result: what the backend asks, but
+    never past ``TASK_LONGEST_COUNTDOWN_SECONDS``, which the broker's visibility timeout is
+    sized for (a longer wait would have the message handed to a second worker meanwhile)."""
+    return min(poll_after, float(settings.TASK_LONGEST_COUNTDOWN_SECONDS))
+
+
 class ReturnProcessTask(DjangoTask):
     def on_failure(
         self,
@@ -60,7 +67,7 @@ def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None
     acks_late=True,
     autoretry_for=(TaxSystemTransientError, OperationalError, InterfaceError),
     retry_backoff=True,
-    retry_backoff_max=600,
+    retry_backoff_max=settings.TASK_LONGEST_COUNTDOWN_SECONDS,
     retry_jitter=True,
     max_retries=8,
 )
@@ -70,7 +77,7 @@ def return_tax_submit_task(self: ReturnProcessTask, return_request_id: int) -> N
     poll_after = return_tax_submit(return_request_id=return_request_id)
     if poll_after is not None:
         # A broker blip here is logged, not a failed return: the sweeper asks again later.
-        enqueue(return_tax_poll_task, return_request_id, countdown=poll_after)
+        enqueue(return_tax_poll_task, return_request_id, countdown=poll_countdown(poll_after))
 
 
 @shared_task(
@@ -79,7 +86,7 @@ def return_tax_submit_task(self: ReturnProcessTask, return_request_id: int) -> N
     acks_late=True,
     autoretry_for=(TaxSystemTransientError, OperationalError, InterfaceError),
     retry_backoff=True,
-    retry_backoff_max=600,
+    retry_backoff_max=settings.TASK_LONGEST_COUNTDOWN_SECONDS,
     retry_jitter=True,
     max_retries=TAX_POLL_MAX_RETRIES,
 )
@@ -90,7 +97,7 @@ def return_tax_poll_task(self: ReturnProcessTask, return_request_id: int) -> Non
     """
     poll_after = return_tax_poll(return_request_id=return_request_id)
     if poll_after is not None and not self.request.is_eager:
-        raise self.retry(countdown=max(poll_after, 1.0))
+        raise self.retry(countdown=max(poll_countdown(poll_after), 1.0))
 
 
 @shared_task
