@@ -33,6 +33,7 @@ def _private_media(settings, tmp_path, monkeypatch):
     the instance: overriding STORAGES alone would not reach it, so the field's storage is
     swapped too.
     """
+    from invoices.models import Invoice
     from returns.models import RedLetterForm
     from returns.storage import PrivateFileSystemStorage
 
@@ -44,11 +45,9 @@ def _private_media(settings, tmp_path, monkeypatch):
             "OPTIONS": {"location": str(location)},
         },
     }
-    monkeypatch.setattr(
-        RedLetterForm._meta.get_field("file"),
-        "storage",
-        PrivateFileSystemStorage(location=str(location)),
-    )
+    storage = PrivateFileSystemStorage(location=str(location))
+    for field in (RedLetterForm._meta.get_field("file"), Invoice._meta.get_field("document")):
+        monkeypatch.setattr(field, "storage", storage)
 
 
 @pytest.fixture
