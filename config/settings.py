@@ -172,6 +172,25 @@ STORAGES = {
         else "whitenoise.storage.CompressedManifestStaticFilesStorage",
     },
 }
+# Several web replicas and workers share the private files through an S3-compatible bucket
+# (set PRIVATE_MEDIA_S3_BUCKET, and the endpoint for OSS/COS/MinIO); without one they stay on
+# this machine's disk, which only a single web process can use.
+PRIVATE_MEDIA_S3_BUCKET = env.str("PRIVATE_MEDIA_S3_BUCKET", default="")
+if PRIVATE_MEDIA_S3_BUCKET:
+    STORAGES["private"] = {
+        "BACKEND": "returns.storage.PrivateS3Storage",
+        "OPTIONS": {
+            "bucket_name": PRIVATE_MEDIA_S3_BUCKET,
+            "endpoint_url": env.str("PRIVATE_MEDIA_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("PRIVATE_MEDIA_S3_REGION", default="") or None,
+            "access_key": env.str("PRIVATE_MEDIA_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("PRIVATE_MEDIA_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("PRIVATE_MEDIA_S3_PREFIX", default="private"),
+            "default_acl": None,  # the bucket's own (private) policy; nothing public
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
 RED_LETTER_FORM_MAX_BYTES = 10 * 1024 * 1024
 # Uploads (returns/uploads.py): images above this many pixels are refused before decoding; a
 # return takes at most RED_LETTER_FORMS_PER_RETURN uploads (replacements included) and a

@@ -1,6 +1,9 @@
-"""Private file storage for uploaded red-letter forms (R12)."""
+"""Private file storage for uploaded red-letter forms and issued digital invoices (R12): the
+local disk (the embedded default), or an S3-compatible bucket shared by every web replica and
+worker (``PRIVATE_MEDIA_S3_BUCKET``)."""
 
 from django.core.files.storage import FileSystemStorage
+from storages.backends.s3 import S3Storage
 
 
 class PrivateFileSystemStorage(FileSystemStorage):
@@ -11,6 +14,17 @@ class PrivateFileSystemStorage(FileSystemStorage):
     """
 
     def url(self, name: str | None) -> str:
+        raise ValueError(
+            "Private files have no URL: they are served only through an authorised view."
+        )
+
+
+class PrivateS3Storage(S3Storage):
+    """The same private files in an S3-compatible bucket (AWS S3, Alibaba Cloud OSS, Tencent
+    COS, MinIO): objects are private (no ACL grants anyone else), never overwritten, and,
+    as on disk, have no URL: the authorised views stream them."""
+
+    def url(self, name: str | None, parameters=None, expire=None, http_method=None) -> str:
         raise ValueError(
             "Private files have no URL: they are served only through an authorised view."
         )
