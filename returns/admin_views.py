@@ -657,18 +657,12 @@ def tax_request_correct_view(
             return redirect(reverse("admin:invoices_taxrequest_changelist"))
     facts = tax_request_facts(tax_request)
     context = {
-        **model_admin.admin_site.each_context(request),
-        "is_nav_sidebar_enabled": False,
+        **_tax_page_context(
+            model_admin, request, tax_request, return_request, facts, now=timezone.now()
+        ),
         "title": _("Correct the outcome of request %(serial)s") % {"serial": tax_request.serial},
-        "tax_request": tax_request,
-        "facts": facts,
-        "original_invoice": facts.submission.original,
-        "tax_rate": rate_as_printed(facts.submission.original.tax_rate),
-        "invoice": tax_request.invoice,
-        "return_request": return_request,
         "corrections": tax_request.corrections.select_related("corrected_by"),
         "form": form,
         "queue_url": reverse("admin:invoices_taxrequest_changelist"),
-        "opts": model_admin.model._meta,
     }
     return TemplateResponse(request, "admin/invoices/taxrequest/correct.html", context)

@@ -84,3 +84,20 @@ def special_invoice(customer):
     from tests.factories import issue_invoice
 
     return issue_invoice(customer, invoice_type=InvoiceType.SPECIAL)
+
+
+@pytest.fixture
+def digital(customer):
+    """A digital ordinary invoice (数电票), issued now."""
+    from tests.factories import issue_digital_invoice
+
+    return issue_digital_invoice(customer)
+
+
+@pytest.fixture
+def digital_special(customer):
+    """A digital VAT special invoice (电子发票（增值税专用发票）), issued now."""
+    from invoices.models import InvoiceType
+    from tests.factories import issue_digital_invoice
+
+    return issue_digital_invoice(customer, invoice_type=InvoiceType.SPECIAL)

@@ -71,16 +71,6 @@ def manual(settings):
     settings.TAX_SYSTEM_BACKEND = "manual"
 
 
-@pytest.fixture
-def digital(customer):
-    return issue_digital_invoice(customer)
-
-
-@pytest.fixture
-def digital_special(customer):
-    return issue_digital_invoice(customer, invoice_type=InvoiceType.SPECIAL)
-
-
 def refund(invoice, callbacks, **kwargs) -> ReturnRequest:
     """The customer clicks Refund on a digital invoice; what follows commit runs (eagerly)."""
     kwargs.setdefault("reason_code", ReversalReason.ISSUING_ERROR)

@@ -50,16 +50,6 @@ def client_in(client, customer):
 
 
 @pytest.fixture
-def digital(customer):
-    return issue_digital_invoice(customer)
-
-
-@pytest.fixture
-def digital_special(customer):
-    return issue_digital_invoice(customer, invoice_type=InvoiceType.SPECIAL)
-
-
-@pytest.fixture
 def manual_tax_system(settings):
     settings.TAX_SYSTEM_BACKEND = "manual"
 
