@@ -98,6 +98,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
         "invoice__code__exact",
         "invoice__customer__name__icontains",
         "invoice__customer__taxpayer_id__startswith",
+        "invoice__customer__mobile__startswith",
         "tracking_number__startswith",
     ]
     list_select_related = ["invoice", "invoice__customer"]
