@@ -1,7 +1,9 @@
 """The month-end exports of invoices and of the invoiceable-amount ledger: their columns and
 their rows, read one at a time (``core.exports`` writes them as .xlsx or CSV)."""
 
+import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.db import connection
@@ -10,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.exports import Column, ColumnKind
 from invoices.models import (
+    CENT,
     INVOICE_KIND_LABELS,
     Invoice,
     InvoiceMedium,
@@ -117,6 +120,20 @@ def ledger_export_rows(entries: QuerySet[LedgerEntry]) -> Iterator[list[Any]]:
     return _ledger_rows(sql, [*shown_params, *shown_params], kinds)
 
 
+def _aware(value: Any) -> dt.datetime:
+    """PostgreSQL gives an aware datetime; SQLite (local development) an ISO string in UTC."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _money(value: Any) -> Decimal:
+    """PostgreSQL gives a Decimal; SQLite a float or a string: back to two places."""
+    return Decimal(str(value)).quantize(CENT)
+
+
 def _ledger_rows(sql: str, params: list[Any], kinds: dict[str, str]) -> Iterator[list[Any]]:
     with connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
@@ -134,12 +151,12 @@ def _ledger_rows(sql: str, params: list[Any], kinds: dict[str, str]) -> Iterator
             ) in batch:
                 yield [
                     entry_id,
-                    created_at,
+                    _aware(created_at),
                     name,
                     taxpayer_id,
                     kinds.get(kind, kind),
-                    amount,
-                    balance,
+                    _money(amount),
+                    _money(balance),
                     code or "",
                     number or "",
                 ]
