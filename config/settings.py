@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -285,6 +286,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.tasks.sms_status_reconcile_task",
         "schedule": SMS_STATUS_RECONCILE_INTERVAL_SECONDS,
         "options": {"expires": SMS_STATUS_RECONCILE_INTERVAL_SECONDS},
+    },
+    # Paper that has not come: reminders at 14 and 30 days, closed at 60 (10:00 Beijing time,
+    # CELERY_TIMEZONE): a missed day is made up by the next run.
+    "chase-paper": {
+        "task": "returns.tasks.returns_chase_paper_task",
+        "schedule": crontab(hour=10, minute=0),
+        "options": {"expires": 12 * 3600},
     },
 }
 

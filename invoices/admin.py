@@ -11,8 +11,14 @@ from django.utils.html import format_html
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ExportMixin, ReadOnlyAdmin
 from core.exceptions import DomainError
+from invoices.exports import (
+    INVOICE_COLUMNS,
+    LEDGER_COLUMNS,
+    invoice_export_rows,
+    ledger_export_rows,
+)
 from invoices.forms_admin import DigitalInvoiceIssueForm, InvoiceIssueForm
 from invoices.models import (
     INVOICE_KIND_LABELS,
@@ -196,8 +202,9 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdmin):
-    """Every invoice; a digital one is identified by its 20-digit number alone (no code)."""
+class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
+    """Every invoice; a digital one is identified by its 20-digit number alone (no code).
+    The filtered list exports to Excel or CSV for the month-end close."""
 
     list_display = [
         "code_and_number",
@@ -211,8 +218,21 @@ class InvoiceAdmin(ReadOnlyAdmin):
         "state",
     ]
     list_filter = ["state", "medium", "invoice_type", "issuer"]
-    search_fields = ["code", "number", "customer__name"]
+    # Exact or by the beginning (the back office's "Find" page searches every key through
+    # its own index; this box is for narrowing the list before an export).
+    search_fields = [
+        "code__exact",
+        "number__startswith",
+        "customer__name__icontains",
+        "customer__taxpayer_id__startswith",
+    ]
     list_select_related = ["customer"]
+    date_hierarchy = "issued_at"
+    export_columns = INVOICE_COLUMNS
+    export_name = "invoices"
+
+    def export_rows(self, queryset):
+        return invoice_export_rows(queryset)
 
     @admin.display(description=_("invoice code and number"), ordering="number")
     def code_and_number(self, obj: Invoice) -> str:
@@ -262,10 +282,19 @@ class TaxSandboxOperationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(ExportMixin, ReadOnlyAdmin):
+    """The invoiceable-amount ledger; the export adds each customer's running balance."""
+
     list_display = ["id", "customer", "kind", "amount", "created_at"]
     list_filter = ["kind"]
     list_select_related = ["customer"]
+    search_fields = ["customer__name__icontains", "customer__taxpayer_id__startswith"]
+    date_hierarchy = "created_at"
+    export_columns = LEDGER_COLUMNS
+    export_name = "ledger"
+
+    def export_rows(self, queryset):
+        return ledger_export_rows(queryset)
 
 
 @admin.register(NumberSequence)

@@ -55,6 +55,19 @@ class Customer(models.Model):
                 name="customer_enterprise_has_taxpayer_id",
             ),
         ]
+        # Back-office search, exact or by the beginning (pattern ops serve both = and LIKE
+        # 'x%' whatever the collation). The name has a trigram index, made in PostgreSQL only
+        # by migration 0010 (it does not exist in SQLite, used for local development).
+        indexes = [
+            models.Index(
+                fields=["taxpayer_id"],
+                name="customer_taxpayer_id_idx",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(
+                fields=["mobile"], name="customer_mobile_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -276,7 +289,14 @@ class Invoice(models.Model):
         verbose_name = _("invoice")
         verbose_name_plural = _("invoices")
         ordering = ["-issued_at", "-id"]
-        indexes = [models.Index(fields=["customer", "-issued_at"], name="invoice_customer_idx")]
+        indexes = [
+            models.Index(fields=["customer", "-issued_at"], name="invoice_customer_idx"),
+            # Back-office search by the number alone (8-digit paper, 20-digit digital), exact or
+            # by its beginning; code + number is served by the unique constraint's index.
+            models.Index(
+                fields=["number"], name="invoice_number_idx", opclasses=["varchar_pattern_ops"]
+            ),
+        ]
         constraints = [
             # A digital invoice's code is empty: its 20-digit number alone is unique.
             models.UniqueConstraint(fields=["code", "number"], name="invoice_code_number_unique"),

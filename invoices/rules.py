@@ -18,7 +18,7 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
-from invoices.workdays import business_tz
+from invoices.workdays import business_tz, tax_task_due_date
 
 
 def invoice_issued_by_provider(invoice: Invoice) -> bool:
@@ -101,3 +101,12 @@ def tax_request_form_has_lapsed(tax_request: TaxRequest, *, now: dt.datetime) ->
 def tax_request_outcome_can_be_corrected(tax_request: TaxRequest) -> bool:
     """Only a recorded outcome can be corrected (with an audited reason)."""
     return tax_request.state == TaxRequestState.DONE
+
+
+def tax_request_is_overdue(tax_request: TaxRequest, *, now: dt.datetime) -> bool:
+    """A request still pending in the tax system after 3 Chinese working days (the day it was
+    made not counted): flagged to finance in the queue and on the overview."""
+    requested_on = tax_request.created_at.astimezone(business_tz()).date()
+    return tax_request.state == TaxRequestState.PENDING and now.astimezone(
+        business_tz()
+    ).date() > tax_task_due_date(requested_on)

@@ -41,3 +41,24 @@ def add_working_days(start: dt.date, days: int) -> dt.date:
 def promised_issue_date(applied_on: dt.date) -> dt.date:
     """Finance promises to issue an invoice three working days after the application."""
     return add_working_days(applied_on, PROMISED_ISSUE_WORKING_DAYS)
+
+
+# A request to the tax system is finance's to act on within this many working days.
+TAX_TASK_WORKING_DAYS = 3
+
+
+def tax_task_due_date(requested_on: dt.date) -> dt.date:
+    """The last day a request made on ``requested_on`` (Asia/Shanghai) is on time."""
+    return add_working_days(requested_on, TAX_TASK_WORKING_DAYS)
+
+
+def overdue_cutoff(now: dt.datetime) -> dt.datetime:
+    """Requests made before this instant are overdue at ``now``: it is the start (Asia/Shanghai)
+    of the day after the latest day whose due date has passed. ``tax_task_due_date`` grows
+    with the day, so the day is found by walking back from today."""
+    today = now.astimezone(business_tz()).date()
+    day = today - dt.timedelta(days=1)
+    while tax_task_due_date(day) >= today:
+        day -= dt.timedelta(days=1)
+    following = day + dt.timedelta(days=1)
+    return dt.datetime.combine(following, dt.time.min, tzinfo=business_tz())

@@ -32,6 +32,7 @@ class SmsPurpose(models.TextChoices):
     FORM_REJECTED = "form_rejected", _("Red-letter form rejected")
     RETURN_COMPLETED = "return_completed", _("Return completed")
     BUYER_CONFIRMATION = "buyer_confirmation", _("Buyer confirmation needed")
+    PAPER_REMINDER = "paper_reminder", _("Paper not yet received")
 
 
 class SmsMessage(models.Model):

@@ -6,6 +6,7 @@ Nothing here decides anything: actions and pages call the services and show thei
 errors as admin messages. Nobody deletes a return, a receipt or a form.
 """
 
+import datetime as dt
 from collections.abc import Callable
 
 from django import forms
@@ -20,13 +21,22 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin, ReadOnlyInline
+from core.admin import ExportMixin, ReadOnlyAdmin, ReadOnlyInline
 from core.exceptions import DomainError
-from invoices.models import TaxRequest, TaxRequestState
-from invoices.rules import tax_request_outcome_can_be_corrected
+from invoices.admin import CustomerAdmin
+from invoices.models import Customer, TaxRequest, TaxRequestState
+from invoices.rules import tax_request_is_overdue, tax_request_outcome_can_be_corrected
 from invoices.tax import rate_as_printed
 from returns import admin_views
-from returns.models import MailReceipt, RedLetterForm, ReturnEvent, ReturnRequest
+from returns.backoffice_selectors import RETURN_COLUMNS, return_export_rows
+from returns.models import (
+    OPEN_STATES,
+    MailReceipt,
+    RedLetterForm,
+    RejectionReason,
+    ReturnEvent,
+    ReturnRequest,
+)
 from returns.rules import return_is_digital
 from returns.selectors import (
     tax_requests_for_queue,
@@ -49,13 +59,27 @@ class ReturnEventInline(ReadOnlyInline):
 
 
 class ReturnActionForm(helpers.ActionForm):
-    """The action bar, plus the reason a rejection needs (the customer sees it)."""
+    """The action bar, plus the reason a rejection needs (the customer sees it): one from the
+    list, in the staff user's language, and/or text of its own."""
 
+    rejection_choice = forms.ModelChoiceField(
+        queryset=RejectionReason.objects.filter(active=True),
+        label=_("Rejection reason"),
+        required=False,
+    )
     reason = forms.CharField(label=_("Reason (for rejecting)"), required=False, max_length=500)
 
 
+def age_in_days(since: dt.datetime, *, now: dt.datetime | None = None) -> int:
+    """Whole days since ``since``: the age every open item shows in the back office."""
+    return ((now or timezone.now()) - since).days
+
+
 @admin.register(ReturnRequest)
-class ReturnRequestAdmin(ReadOnlyAdmin):
+class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
+    """The returns queue: filters, the age of each open return, reject/retry, and the filtered
+    list to Excel or CSV; "Find" searches every key, the customer page shows one customer."""
+
     list_display = [
         "id",
         "state",
@@ -68,13 +92,18 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "created_at",
     ]
     list_filter = ["state", "medium", "invoice__invoice_type", "certified", "outcome"]
+    # Exact or by the beginning; the "Find" page searches every key through its own index.
     search_fields = [
-        "invoice__number",
-        "invoice__code",
-        "invoice__customer__name",
-        "invoice__customer__mobile",
+        "invoice__number__startswith",
+        "invoice__code__exact",
+        "invoice__customer__name__icontains",
+        "invoice__customer__taxpayer_id__startswith",
+        "invoice__customer__mobile__startswith",
+        "tracking_number__startswith",
     ]
     list_select_related = ["invoice", "invoice__customer"]
+    export_columns = RETURN_COLUMNS
+    export_name = "returns"
     readonly_fields = (
         "invoice",
         "kind",
@@ -91,6 +120,8 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         "confirmation_form",
         "outcome",
         "rejection_reason",
+        "rejection_choice",
+        "rejection_note",
         "error",
         "submitted_by",
         "created_at",
@@ -155,8 +186,22 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
         return str(obj.invoice)  # a digital invoice: its number alone
 
     @admin.display(description=_("days waiting"), ordering="created_at")
-    def days_waiting(self, obj: ReturnRequest) -> int:
-        return (timezone.now() - obj.created_at).days
+    def days_waiting(self, obj: ReturnRequest) -> int | None:
+        """The age of an open return; a closed one waits for nothing (shown empty)."""
+        return age_in_days(obj.created_at) if obj.state in OPEN_STATES else None
+
+    def export_rows(self, queryset):
+        return return_export_rows(queryset)
+
+    def get_urls(self):
+        return [
+            path(
+                "find/",
+                self.admin_site.admin_view(lambda r: admin_views.find_view(self, r)),
+                name="returns_find",
+            ),
+            *super().get_urls(),
+        ]
 
     def has_reject_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("returns.reject_returnrequest")
@@ -167,10 +212,17 @@ class ReturnRequestAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Reject with the reason given"), permissions=["reject"])
     def reject(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
         reason = request.POST.get("reason", "")
+        choice = request.POST.get("rejection_choice", "")
+        choice_id = int(choice) if choice.isdigit() else None
         done = 0
         for pk in queryset.values_list("pk", flat=True):
             try:
-                return_request_reject(return_request_id=pk, actor=request.user, reason=reason)
+                return_request_reject(
+                    return_request_id=pk,
+                    actor=request.user,
+                    reason=reason,
+                    rejection_choice_id=choice_id,
+                )
             except DomainError as exc:
                 self.message_user(
                     request,
@@ -245,6 +297,7 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
         "content_type",
         "review_state",
         "created_at",
+        "days_waiting",
     ]
     list_display_links = None
     list_filter = ["review_state"]
@@ -259,6 +312,11 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
     @admin.display(description=_("customer"))
     def customer(self, obj: RedLetterForm) -> str:
         return obj.return_request.invoice.customer.name
+
+    @admin.display(description=_("days waiting"), ordering="created_at")
+    def days_waiting(self, obj: RedLetterForm) -> int | None:
+        """How long a form has waited for review (empty once reviewed)."""
+        return age_in_days(obj.created_at) if obj.review_state == "pending" else None
 
     @admin.display(description=_("invoice code and number"))
     def invoice_code_and_number(self, obj: RedLetterForm) -> str:
@@ -390,13 +448,22 @@ class TaxRequestAdmin(ReadOnlyAdmin):
                 reverse("admin:returns_returnrequest_change", args=[return_id]),
                 gettext("Return #%(id)s") % {"id": return_id},
             )
+        overdue = (
+            format_html(
+                '<br><strong class="lapsed overdue">{}</strong>',
+                gettext("Overdue: more than 3 working days"),
+            )
+            if tax_request_is_overdue(obj, now=timezone.now())
+            else ""
+        )
         return format_html(
             '<a class="nowrap" href="{}">{}</a><br><span class="nowrap">{}</span>'
-            '<br><span class="quiet">{}</span>{}',
+            '<br><span class="quiet">{}</span>{}{}',
             reverse("admin:invoices_taxrequest_change", args=[obj.pk]),
             obj.serial,
             facts.requested_at,
             facts.age,
+            overdue,
             return_link,
         )
 
@@ -509,6 +576,49 @@ class TaxRequestAdmin(ReadOnlyAdmin):
                     )
                 ),
                 name="invoices_taxrequest_correct",
+            ),
+            *super().get_urls(),
+        ]
+
+
+@admin.register(RejectionReason)
+class RejectionReasonAdmin(admin.ModelAdmin):
+    """The list finance picks rejection reasons from, in both languages. Superusers edit it
+    (no role has its permissions); a reason is retired ("offered" off), never deleted, since
+    rejected returns keep pointing to it."""
+
+    list_display = ["text_en", "text_zh", "active", "position"]
+    list_editable = ["active", "position"]
+    list_filter = ["active"]
+    fields = ["text_en", "text_zh", "active", "position"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# The customer admin (``invoices``) with the customer page, which shows the returns, receipts
+# and SMS that ``invoices`` may not know of: re-registered here, where all of them are known.
+admin.site.unregister(Customer)
+
+
+@admin.register(Customer)
+class CustomerBackOfficeAdmin(CustomerAdmin):
+    list_display = [*CustomerAdmin.list_display, "page_link"]
+    search_fields = ["name__icontains", "taxpayer_id__startswith", "mobile__startswith"]
+
+    @admin.display(description=_("customer page"))
+    def page_link(self, obj: Customer) -> str:
+        url = reverse("admin:invoices_customer_page", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, gettext("Open"))
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:customer_id>/page/",
+                self.admin_site.admin_view(
+                    lambda r, customer_id: admin_views.customer_page_view(self, r, customer_id)
+                ),
+                name="invoices_customer_page",
             ),
             *super().get_urls(),
         ]

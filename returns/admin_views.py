@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -36,6 +36,7 @@ from invoices.tax import rate_as_printed
 from invoices.taxsystem.interface import TaxSubmission
 from invoices.taxsystem.services import local_minute, tax_submission
 from invoices.workdays import business_tz
+from returns.backoffice_selectors import back_office_search, customer_page
 from returns.forms_admin import (
     BuyerDecisionForm,
     ConfirmationFormEntryForm,
@@ -44,7 +45,7 @@ from returns.forms_admin import (
     TaxOutcomeCorrectionForm,
     TaxOutcomeForm,
 )
-from returns.models import RedLetterForm, ReturnRequest, ReturnState
+from returns.models import OPEN_STATES, RedLetterForm, ReturnRequest, ReturnState
 from returns.rules import red_letter_form_can_be_reviewed
 from returns.services import (
     MailReceiptOutcome,
@@ -666,3 +667,48 @@ def tax_request_correct_view(
         "queue_url": reverse("admin:invoices_taxrequest_changelist"),
     }
     return TemplateResponse(request, "admin/invoices/taxrequest/correct.html", context)
+
+
+# --- Find anything, and the customer page ------------------------------------------------------
+
+
+def find_view(model_admin: ModelAdmin, request: StaffRequest) -> HttpResponse:
+    """ "Find": one box for a taxpayer ID, a company name, an invoice number (paper or digital,
+    or code + number), a return reference (#123), a tracking number or a mobile number."""
+    if not model_admin.has_view_permission(request):
+        raise PermissionDenied
+    query = request.GET.get("q", "")[:100]
+    results = back_office_search(query=query) if query.strip() else None
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("Find"),
+        "query": query,
+        "results": results,
+        "opts": model_admin.model._meta,
+    }
+    return TemplateResponse(request, "admin/returns/find.html", context)
+
+
+def customer_page_view(
+    model_admin: ModelAdmin, request: StaffRequest, customer_id: int
+) -> HttpResponse:
+    """One customer: its invoices, returns, ledger with the running balance, SMS, paper logged
+    with finance's notes, and the latest events of its returns."""
+    if not (
+        model_admin.has_view_permission(request)
+        and request.user.has_perm("returns.view_returnrequest")
+    ):
+        raise PermissionDenied
+    page = customer_page(customer_id=customer_id)
+    if page is None:
+        raise Http404
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": page.customer.name,
+        "page": page,
+        "now": timezone.now(),
+        "open_states": list(OPEN_STATES),
+        "opts": model_admin.model._meta,
+        "original": page.customer,
+    }
+    return TemplateResponse(request, "admin/invoices/customer/page.html", context)

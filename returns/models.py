@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from invoices.models import (
@@ -88,12 +89,50 @@ class MailReceipt(models.Model):
         verbose_name_plural = _("mail receipts")
         ordering = ["-received_at", "-id"]
         permissions = [("log_mailreceipt", _("Can log a received paper invoice"))]
+        indexes = [
+            # Back-office search: the courier's tracking number, exact or by its beginning.
+            models.Index(
+                fields=["tracking_number"],
+                name="mail_receipt_tracking_idx",
+                opclasses=["varchar_pattern_ops"],
+                condition=~Q(tracking_number=""),
+            )
+        ]
 
     def __str__(self) -> str:
         return str(
             _("%(invoice)s received %(date)s")
             % {"invoice": self.invoice, "date": f"{self.received_at:%Y-%m-%d}"}
         )
+
+
+class RejectionReason(models.Model):
+    """A rejection reason finance picks instead of typing it again, worded in both languages;
+    superusers keep the list. Never deleted once used (returns point to it): retire it instead."""
+
+    text_en = models.CharField(_("text in English"), max_length=300)
+    text_zh = models.CharField(_("text in Chinese"), max_length=300)
+    active = models.BooleanField(
+        _("offered"), default=True, help_text=_("Retired reasons stay on the returns they gave.")
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+
+    class Meta:
+        verbose_name = _("rejection reason")
+        verbose_name_plural = _("rejection reasons")
+        ordering = ["position", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(text_en="") & ~Q(text_zh=""), name="rejection_reason_both_languages"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.text_in(get_language() or "en")
+
+    def text_in(self, language: str) -> str:
+        """The reason as a reader of ``language`` reads it (Chinese for any ``zh`` variant)."""
+        return self.text_zh if language.lower().startswith("zh") else self.text_en
 
 
 class ReturnRequest(models.Model):
@@ -162,6 +201,17 @@ class ReturnRequest(models.Model):
         _("outcome"), max_length=16, choices=ReturnOutcome.choices, blank=True
     )
     rejection_reason = models.CharField(_("rejection reason"), max_length=500, blank=True)
+    # The listed reason finance picked and the text it added: ``rejection_reason`` holds the
+    # two together, in the customer's language, for the portal and the SMS.
+    rejection_choice = models.ForeignKey(
+        RejectionReason,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("listed rejection reason"),
+    )
+    rejection_note = models.CharField(_("rejection note"), max_length=500, blank=True)
     error = models.TextField(_("processing error"), blank=True)
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -180,7 +230,16 @@ class ReturnRequest(models.Model):
             ("reject_returnrequest", _("Can reject a return with a reason")),
             ("retry_returnrequest", _("Can retry a failed return")),
         ]
-        indexes = [models.Index(fields=["state", "created_at"], name="return_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="return_state_idx"),
+            # Back-office search: the courier's tracking number, exact or by its beginning.
+            models.Index(
+                fields=["tracking_number"],
+                name="return_tracking_idx",
+                opclasses=["varchar_pattern_ops"],
+                condition=~Q(tracking_number=""),
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice"],

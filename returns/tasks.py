@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 
 from core.enqueue import enqueue
 from invoices.taxsystem.interface import TaxSystemTransientError
+from returns.services.overdue import returns_chase_paper
 from returns.services.processing import (
     return_request_mark_failed,
     return_request_process,
@@ -108,3 +109,11 @@ def returns_requeue_stuck_task() -> None:
         older_than=dt.timedelta(seconds=settings.RETURN_PROCESSING_REQUEUE_AFTER_SECONDS)
     )
     returns_repoll_tax(older_than=dt.timedelta(seconds=settings.TAX_POLL_REQUEUE_AFTER_SECONDS))
+
+
+@shared_task
+def returns_chase_paper_task() -> None:
+    """Celery beat, daily: remind customers whose paper has not come (14 and 30 days after
+    Refund, once each) and close their returns after 60 days. Running it twice, or late,
+    sends nothing twice."""
+    returns_chase_paper()

@@ -224,6 +224,7 @@ def test_r8_beat_runs_both_sweepers_and_the_sms_status_reconciliation_on_registe
         "returns.tasks.returns_requeue_stuck_task",
         "notifications.tasks.sms_requeue_stuck_task",
         "notifications.tasks.sms_status_reconcile_task",
+        "returns.tasks.returns_chase_paper_task",
     }
     assert scheduled <= set(celery_app.tasks)
     assert celery_app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE

@@ -6,6 +6,7 @@
 - ``processing``: the request to the tax system, its outcome recorded or corrected, failures,
   retries.
 - ``sweeper``: tasks published again for returns that may have lost theirs.
+- ``overdue``: paper that does not come: reminders at 14 and 30 days, closed at 60.
 - ``_common``: the audit trail, the transition, the lock order, SMS queueing (not public).
 
 Each transition locks the return row, re-checks the rule (``returns.rules``), raises a domain
@@ -18,6 +19,7 @@ Import the public names from here: ``from returns.services import return_request
 """
 
 from returns.services._common import Actor, return_event_record
+from returns.services.overdue import return_request_chase_paper, returns_chase_paper
 from returns.services.paper import MailReceiptOutcome, MailReceiptResult, mail_receipt_log
 from returns.services.processing import (
     return_request_await_buyer,
@@ -52,6 +54,7 @@ __all__ = [
     "return_request_await_buyer",
     "return_request_buyer_declined",
     "return_request_cancel",
+    "return_request_chase_paper",
     "return_request_correct_outcome",
     "return_request_mark_failed",
     "return_request_process",
@@ -64,6 +67,7 @@ __all__ = [
     "return_request_update_tracking",
     "return_tax_poll",
     "return_tax_submit",
+    "returns_chase_paper",
     "returns_repoll_tax",
     "returns_requeue_stuck",
 ]

@@ -104,10 +104,14 @@ def _withdraw_pending_forms(rr: ReturnRequest) -> None:
     )
 
 
-def _reject(rr: ReturnRequest, *, reason: str, actor: Actor) -> None:
+def _reject(rr: ReturnRequest, *, reason: str, actor: Actor, fields: tuple[str, ...] = ()) -> None:
     rr.rejection_reason = reason[:REASON_MAX]
     _transition(
-        rr, to_state=ReturnState.REJECTED, actor=actor, note=reason, fields=("rejection_reason",)
+        rr,
+        to_state=ReturnState.REJECTED,
+        actor=actor,
+        note=reason,
+        fields=("rejection_reason", *fields),
     )
     _withdraw_pending_forms(rr)
     _sms_queue(

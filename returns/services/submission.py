@@ -19,7 +19,7 @@ from returns.exceptions import (
     ReturnNotCancellable,
     ReturnStateConflict,
 )
-from returns.models import ReturnProblem, ReturnRequest, ReturnState
+from returns.models import RejectionReason, ReturnProblem, ReturnRequest, ReturnState
 from returns.rules import (
     invoice_can_be_booked,
     invoice_can_be_certified,
@@ -29,6 +29,7 @@ from returns.rules import (
 )
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
 from returns.services._common import (
+    REASON_MAX,
     Actor,
     _advance_if_ready,
     _clean_reason,
@@ -178,14 +179,46 @@ def return_request_update_tracking(
     return rr
 
 
+def _rejection_text(choice: RejectionReason | None, note: str, *, language: str) -> str:
+    """What the customer reads: the listed reason in their language, then the text finance
+    added (as typed)."""
+    if choice is None:
+        return note
+    if not note:
+        return choice.text_in(language)
+    return f"{choice.text_in(language)} {note}"
+
+
 @transaction.atomic
-def return_request_reject(*, return_request_id: int, actor: Actor, reason: str) -> ReturnRequest:
-    """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5)."""
-    reason = _clean_reason(reason)
+def return_request_reject(
+    *,
+    return_request_id: int,
+    actor: Actor,
+    reason: str = "",
+    rejection_choice_id: int | None = None,
+) -> ReturnRequest:
+    """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5):
+    a reason from the list (``rejection_choice_id``), text of its own (``reason``), or both.
+    The return keeps both; ``rejection_reason`` holds them together in the customer's
+    language, for the portal and the SMS."""
+    if rejection_choice_id is None:
+        note = _clean_reason(reason)
+    else:
+        note = (reason or "").strip()
+        if len(note) > REASON_MAX:
+            note = _clean_reason(note)  # says how long it is
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.REJECTED:
         return rr
     if not return_can_be_rejected(rr):
         raise ReturnStateConflict(_("Only a return that is not yet processing can be rejected."))
-    _reject(rr, reason=reason, actor=actor)
+    choice = None
+    if rejection_choice_id is not None:
+        choice = RejectionReason.objects.filter(pk=rejection_choice_id, active=True).first()
+        if choice is None:
+            raise InvalidReturnReason(_("Choose a rejection reason from the list."))
+    rr.rejection_choice = choice
+    rr.rejection_note = note
+    text = _rejection_text(choice, note, language=rr.invoice.customer.language)
+    _reject(rr, reason=text, actor=actor, fields=("rejection_choice", "rejection_note"))
     return rr

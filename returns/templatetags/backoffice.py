@@ -2,6 +2,7 @@
 
 from django import template
 
+from returns.backoffice_selectors import money_overview, tax_requests_overdue
 from returns.selectors import back_office_overview
 
 register = template.Library()
@@ -22,4 +23,9 @@ def back_office_overview_data():
         }
         for index, (label, count) in enumerate(overview.ageing)
     ]
-    return {"overview": overview, "ageing_bars": bars}
+    return {
+        "overview": overview,
+        "ageing_bars": bars,
+        "money": money_overview(),
+        "tax_tasks_overdue": tax_requests_overdue().count(),
+    }
