@@ -90,14 +90,38 @@ def check_at_both_widths(page, name: str, language: str, failures: list[str]) ->
         screenshot(page, f"a11y/{language}-{width}-{name}")
 
 
+def returnables(customer_user: str, **kind) -> list[Invoice]:
+    """The demo customer's invoices of this kind that the Refund button is offered for."""
+    return [
+        invoice
+        for invoice in Invoice.objects.filter(customer__user__username=customer_user, **kind)
+        if invoice_is_returnable(invoice) and not return_blocking_for_invoice(invoice_id=invoice.pk)
+    ]
+
+
 def returnable(customer_user: str, **kind) -> Invoice:
-    """The demo customer's first invoice of this kind that the Refund button is offered for."""
-    for invoice in Invoice.objects.filter(customer__user__username=customer_user, **kind):
-        if invoice_is_returnable(invoice) and not return_blocking_for_invoice(
-            invoice_id=invoice.pk
-        ):
-            return invoice
-    raise AssertionError(f"the demo has no returnable invoice {kind}")
+    found = returnables(customer_user, **kind)
+    assert found, f"the demo has no returnable invoice {kind}"
+    return found[0]
+
+
+def leave_a_return_processing(invoice: Invoice) -> ReturnRequest:
+    """*Processing* lasts a moment (the task runs on commit), except when the broker is down at
+    commit: the return then waits for the sweeper (README, "Redis down at commit"). That is how
+    this return is left in it, through the real service and ``enqueue_on_commit``."""
+    from kombu.exceptions import OperationalError
+
+    from returns.tasks import return_process_task
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("the broker is down (test)")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(return_process_task, "delay", broker_down)
+        rr = submit(invoice, buyer_booked=False)
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.PROCESSING
+    return rr
 
 
 @pytest.fixture
@@ -123,13 +147,13 @@ def test_every_portal_page_in_every_state_passes_axe_and_fits_a_phone(
     browser, live_server, demo, language
 ):
     customer = demo
+    leave_a_return_processing(returnables(customer, medium=InvoiceMedium.DIGITAL)[-1])
     returns = list(
         ReturnRequest.objects.filter(invoice__customer__user__username=customer).order_by("pk")
     )
-    # Every state a customer can see, paper and digital (processing lasts a moment only: the
-    # task runs on commit).
+    # Every state a customer can see, paper and digital.
     states = {rr.state for rr in returns}
-    assert states >= set(ReturnState.values) - {ReturnState.PROCESSING}, states
+    assert states == set(ReturnState.values), states
     paper_ordinary = returnable(
         customer, medium=InvoiceMedium.PAPER, invoice_type=InvoiceType.ORDINARY
     )
