@@ -386,3 +386,37 @@ def test_error_pages_speak_the_visitors_language_in_the_portal_layout_with_a_way
         screenshot(page, f"a11y/{language}-375-csrf-failure")
     finally:
         context.close()
+
+
+def test_keyboard_every_focus_stop_shows_a_focus_ring(page):
+    """Tab through the Invoice Management page and the Apply page: each element that takes
+    the focus draws an outline at least 2 px wide (or the page's skip link, shown on focus)."""
+    customer = CustomerFactory(user__username="li.lei")
+    fund(customer)
+    issue_invoice(customer)
+    log_in(page, "li.lei", PASSWORD)
+    for url in ("/billing/invoices/", "/billing/invoices/apply/"):
+        page.goto(url)
+        seen = 0
+        for _ in range(40):
+            page.keyboard.press("Tab")
+            ring = page.evaluate(
+                """() => {
+                    const el = document.activeElement;
+                    if (!el || el === document.body) return null;
+                    const style = getComputedStyle(el);
+                    return {
+                        tag: el.tagName + (el.name ? "[" + el.name + "]" : ""),
+                        style: style.outlineStyle,
+                        width: parseFloat(style.outlineWidth),
+                        top: el.getBoundingClientRect().top,
+                    };
+                }"""
+            )
+            if ring is None:
+                break  # past the last focus stop
+            seen += 1
+            assert ring["style"] != "none", (url, ring)
+            assert ring["width"] >= 2, (url, ring)
+            assert ring["top"] >= 0, (url, ring)  # on screen (the skip link comes into view)
+        assert seen >= 8, (url, seen)
