@@ -44,7 +44,7 @@ class RequestBodyLimitMiddleware:
             return render(
                 request,
                 "413.html",
-                {"limit_mb": settings.RED_LETTER_FORM_MAX_BYTES // (1024 * 1024)},
+                {"limit_mb": settings.RED_LETTER_FORM_MAX_BYTES // (1024 * 1024), "bare": True},
                 status=413,
             )
         return self.get_response(request)

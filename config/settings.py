@@ -35,6 +35,8 @@ if not DEBUG and not ALLOWED_HOSTS:
         "DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is false (production)."
     )
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# A form sent with a stale or missing token gets the portal's error page, in the visitor's language.
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 # Behind a TLS-terminating proxy, trust its header so absolute URLs (Twilio's signed callback
 # URL among them) are built with https.
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):

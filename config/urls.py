@@ -6,6 +6,12 @@ from django.utils.translation import gettext_lazy as _
 
 from config.views import healthz
 
+# Error pages in the portal's layout and the visitor's language, with a way back.
+handler400 = "config.views.bad_request"
+handler403 = "config.views.permission_denied"
+handler404 = "config.views.page_not_found"
+handler500 = "config.views.server_error"
+
 admin.site.site_header = _("Billing Center back office")
 admin.site.site_title = _("Billing Center back office")
 admin.site.index_title = _("Invoice returns")

@@ -49,3 +49,14 @@ def breakdown_of(row: Invoice | RedLetterInvoice) -> TaxBreakdown:
 def rate_as_printed(rate: Decimal) -> str:
     """A tax rate as invoices print it: 0.060 → "6%", 0.015 → "1.5%"."""
     return f"{(rate * 100).normalize():f}%"
+
+
+def money_as_written(value: Decimal | int | str | None) -> str:
+    """An amount of yuan as people write it, in every language the portal speaks: two decimals,
+    thousands grouped, the yuan sign first ("¥12,345.67"); a red-letter figure keeps its minus
+    after the sign, as the invoice prints it ("¥-1,000.00"). The one place money is formatted
+    for customers (the ``money`` template filter and the portal's messages)."""
+    if value is None or value == "":
+        return ""
+    figure = Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+    return f"¥{figure:,.2f}"

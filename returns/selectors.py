@@ -156,7 +156,9 @@ INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
 
 def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet:
     """The Invoice request record: the customer's invoices, each annotated with the return that
-    holds it (``return_id``, ``return_state``), in a single query whatever the number of rows.
+    holds it (``return_id``, ``return_state``), in a single query whatever the number of rows,
+    and with every return it ever had (``all_returns``, newest first: rejected and cancelled
+    ones too), in one more query for the whole page.
 
     ``status`` filters: an invoice state, or ``returning`` (a return is open).
     """
@@ -167,9 +169,14 @@ def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet
     holding = ReturnRequest.objects.filter(
         invoice=OuterRef("pk"), state__in=BLOCKING_STATES
     ).order_by("-id")
-    invoices = invoices_for_customer(customer=customer).annotate(
-        return_id=Subquery(holding.values("pk")[:1]),
-        return_state=Subquery(holding.values("state")[:1]),
+    every_return = ReturnRequest.objects.order_by("-created_at", "-id")
+    invoices = (
+        invoices_for_customer(customer=customer)
+        .annotate(
+            return_id=Subquery(holding.values("pk")[:1]),
+            return_state=Subquery(holding.values("state")[:1]),
+        )
+        .prefetch_related(Prefetch("return_requests", queryset=every_return, to_attr="all_returns"))
     )
     if status == "returning":
         invoices = invoices.filter(return_state__in=OPEN_STATES)
@@ -187,7 +194,7 @@ def return_for_customer(*, customer: Customer, return_request_id: int) -> Return
     current = RedLetterInvoice.objects.filter(superseded_at__isnull=True)
     return (
         returns_for_customer(customer=customer)
-        .select_related("invoice__customer", "tax_request")
+        .select_related("invoice__customer", "tax_request", "mail_receipt")
         .prefetch_related(
             Prefetch("invoice__red_letter_invoices", queryset=current, to_attr="current_red")
         )
@@ -250,7 +257,24 @@ def return_timeline(
         )
     ]
     paper_received = ReturnState.RECEIVED in reached
-    if return_needs_red_letter_form(rr) and not paper_received:
+    if (
+        not paper_received
+        and rr.state == ReturnState.REJECTED
+        and rr.mail_receipt_id is not None
+        and not return_needs_red_letter_form(rr)
+    ):
+        # R5: the paper came and was incomplete. It was received (when finance logged it):
+        # the bar says so, and that it was incomplete, before the rejection that followed.
+        steps.append(
+            TimelineStep(
+                "received",
+                _("Paper received"),
+                True,
+                rr.mail_receipt.received_at if rr.mail_receipt else None,
+                note=_("Incomplete"),
+            )
+        )
+    elif return_needs_red_letter_form(rr) and not paper_received:
         steps.append(
             TimelineStep("received", _("Paper received"), False, skipped=True, note=_("Not needed"))
         )
@@ -285,17 +309,27 @@ def return_timeline(
         label = _("Voided or reversed in the tax system")
     steps.append(TimelineStep("outcome", label, completed, reached.get(ReturnState.COMPLETED)))
     steps.append(_sms_step(rr, completed=completed))
-    return _where_it_stands(rr, steps)
+    return _where_it_stands(rr, steps, reached=reached)
 
 
-def _where_it_stands(rr: ReturnRequest, steps: list[TimelineStep]) -> list[TimelineStep]:
+# A return in one of these states is over: nothing after where it stopped will happen.
+ENDED_STATES = (ReturnState.REJECTED, ReturnState.CANCELLED)
+
+
+def _where_it_stands(
+    rr: ReturnRequest, steps: list[TimelineStep], *, reached: dict[str, dt.datetime]
+) -> list[TimelineStep]:
     """Mark where the return stands now: the first step neither done nor skipped is current,
-    or where a rejected, cancelled or failed return stopped (unless a step already says so)."""
+    or where a failed return stopped (unless a step already says so).
+
+    A rejected or cancelled return is over: its bar keeps what happened (each step done, with
+    its time) and ends where it stopped, with the rejection or cancellation and its time;
+    the steps that will never happen are not drawn as if they still might."""
+    if rr.state in ENDED_STATES:
+        return _ended(rr, steps, at=reached.get(rr.state))
     if any(step.current or step.stopped for step in steps if step.key != "sms"):
         return steps
     ending: dict[str, str] = {
-        ReturnState.REJECTED: _("Rejected"),
-        ReturnState.CANCELLED: _("Cancelled"),
         ReturnState.FAILED: _("Delayed: finance is looking into it"),
     }
     for index, step in enumerate(steps):
@@ -309,6 +343,23 @@ def _where_it_stands(rr: ReturnRequest, steps: list[TimelineStep]) -> list[Timel
             steps[index] = replace(step, current=True)
         break
     return steps
+
+
+def _ended(
+    rr: ReturnRequest, steps: list[TimelineStep], *, at: dt.datetime | None
+) -> list[TimelineStep]:
+    """A rejected or cancelled return's bar: up to its last step done, then where it ended. A
+    step that already says why it stopped (a buyer who refused or let the form lapse) is that
+    end; otherwise an end step says "Rejected" or "Cancelled", with when."""
+    stopped = next((i for i, step in enumerate(steps) if step.stopped and step.key != "sms"), None)
+    if stopped is not None:
+        return steps[: stopped + 1]
+    last_done = max(i for i, step in enumerate(steps) if step.done)
+    label = _("Rejected") if rr.state == ReturnState.REJECTED else _("Cancelled")
+    return [
+        *steps[: last_done + 1],
+        TimelineStep("ended", label, False, at, stopped=True),
+    ]
 
 
 def _digital_timeline(
@@ -369,7 +420,7 @@ def _digital_timeline(
         TimelineStep("outcome", _("Completed"), completed, reached.get(ReturnState.COMPLETED))
     )
     steps.append(_sms_step(rr, completed=completed))
-    return _where_it_stands(rr, steps)
+    return _where_it_stands(rr, steps, reached=reached)
 
 
 def _sms_step(rr: ReturnRequest, *, completed: bool) -> TimelineStep:

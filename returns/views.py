@@ -26,6 +26,7 @@ from invoices.selectors import (
     invoices_for_customer,
 )
 from invoices.services import PROFILE_FIELDS, invoice_application_create
+from invoices.tax import money_as_written
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
 from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
 from returns.rules import (
@@ -159,9 +160,11 @@ def invoice_refund(request, invoice_id: int):
             messages.error(request, refusal)
             return redirect("billing:invoices")
         form = RefundForm(invoice=invoice)
-    template = "billing/_refund_form.html" if request.GET.get("dialog") else "billing/refund.html"
+    in_dialog = bool(request.GET.get("dialog"))
+    template = "billing/_refund_form.html" if in_dialog else "billing/refund.html"
     status = 400 if request.method == "POST" else 200
-    return render(request, template, _refund_context(invoice, form), status=status)
+    context = _refund_context(invoice, form) | {"in_dialog": in_dialog}
+    return render(request, template, context, status=status)
 
 
 @login_required
@@ -345,8 +348,8 @@ def invoice_apply(request):
             else:
                 messages.success(
                     request,
-                    _("Your application for an invoice of ¥%(amount)s has been submitted.")
-                    % {"amount": application.amount},
+                    _("Your application for an invoice of %(amount)s has been submitted.")
+                    % {"amount": money_as_written(application.amount)},
                 )
                 return redirect("billing:invoices")
         status = 400

@@ -106,7 +106,7 @@ def test_a_never_booked_digital_ordinary_invoice_is_returned_without_the_buyer(p
     expect(page.get_by_text("Awaiting buyer confirmation")).to_have_count(0)
     outcome = page.locator("[data-outcome]")
     expect(outcome).to_contain_text("Red-letter invoice number")
-    expect(outcome).to_contain_text("¥-1000.00")
+    expect(outcome).to_contain_text("¥-1,000.00")
     for paper in ("Courier", "Tracking number", "Paper received"):
         expect(page.get_by_text(paper, exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name="Cancel return")).to_have_count(0)

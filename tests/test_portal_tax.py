@@ -32,7 +32,8 @@ pytestmark = pytest.mark.django_db
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # A total of 1000.00 at 6 %: amount 1000 / 1.06 = 943.396… → 943.40 (half-up), tax the rest.
-TOTAL, AMOUNT, TAX = "1000.00", "943.40", "56.60"
+# As the portal writes them (thousands grouped: ``invoices.tax.money_as_written``).
+TOTAL, AMOUNT, TAX = "1,000.00", "943.40", "56.60"
 
 
 @pytest.fixture
@@ -382,7 +383,7 @@ def test_r7_finance_recording_the_red_letter_invoice_shows_it_on_the_return_page
     page = text(element(detail(client_in, rr).content.decode(), "section", "data-outcome"))
     assert "Red-letter invoice code and number 044031900111 00012345" in page
     assert f"Issue date {today:%Y-%m-%d}" in page
-    assert "Amount before tax ¥-943.40 Tax rate 6% Tax ¥-56.60 Total (tax included) ¥-1000.00" in (
+    assert "Amount before tax ¥-943.40 Tax rate 6% Tax ¥-56.60 Total (tax included) ¥-1,000.00" in (
         page
     )
     assert "Red-letter information form number" not in page
@@ -498,13 +499,18 @@ def test_r11_a_failed_return_says_finance_is_looking_into_it_not_that_it_is_done
     assert invoice.state == InvoiceState.ISSUED
 
 
-def test_r5_a_rejected_return_stops_the_progress_bar_at_the_paper(client_in, invoice, finance):
+def test_r5_a_return_rejected_for_incomplete_paper_says_the_paper_came_then_the_rejection(
+    client_in, invoice, finance
+):
     rr = submit(invoice)
-    log_paper(invoice, finance, complete=False)
+    receipt = log_paper(invoice, finance, complete=False).receipt
     steps = steps_of(detail(client_in, rr))
-    assert (steps["received"].done, steps["received"].stopped) == (False, True)
-    assert steps["received"].note == "Rejected"
-    assert not any(steps[key].done for key in ("outcome", "sms"))
+    # The paper was received (incomplete): the bar says so, then where the return ended.
+    assert list(steps) == ["submitted", "received", "ended"]
+    assert (steps["received"].done, steps["received"].at) == (True, receipt.received_at)
+    assert steps["received"].note == "Incomplete"
+    assert (steps["ended"].label, steps["ended"].stopped) == ("Rejected", True)
+    assert steps["ended"].at is not None
     assert not any(step.current for step in steps.values())
 
 
@@ -514,10 +520,11 @@ def test_r9_a_cancelled_return_stops_the_progress_bar_where_it_was_cancelled(cli
     rr = submit(invoice)
     return_request_cancel(return_request_id=rr.pk, actor=invoice.customer.user)
     steps = steps_of(detail(client_in, rr))
-    assert steps["received"].stopped
-    assert steps["received"].note == "Cancelled"
+    # Nothing after the cancellation will happen: the bar ends there, with when.
+    assert list(steps) == ["submitted", "ended"]
+    assert (steps["ended"].label, steps["ended"].stopped) == ("Cancelled", True)
+    assert steps["ended"].at is not None
     assert not any(step.current for step in steps.values())
-    assert not steps["outcome"].done
 
 
 # --- Query counts ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django import template
 
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
-from invoices.tax import rate_as_printed
+from invoices.tax import money_as_written, rate_as_printed
 from returns.rules import invoice_can_be_booked, invoice_can_be_certified
 
 register = template.Library()
@@ -18,6 +18,21 @@ def percent(rate: Decimal | None) -> str:
     if rate is None or rate == "":
         return ""
     return rate_as_printed(Decimal(rate))
+
+
+@register.filter
+def money(value: Decimal | None) -> str:
+    """Yuan as people write them: ``¥12,345.67`` (``invoices.tax.money_as_written``)."""
+    return money_as_written(value)
+
+
+@register.filter
+def earlier_returns(invoice: Invoice) -> list:
+    """The invoice's returns other than the one its Operation column links to, newest first:
+    rejected, cancelled and earlier ones stay reachable from the invoice's row (R11).
+    Reads what ``invoices_for_management`` prefetched (no query)."""
+    holding = getattr(invoice, "return_id", None)
+    return [rr for rr in getattr(invoice, "all_returns", []) if rr.pk != holding]
 
 
 @register.filter

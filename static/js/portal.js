@@ -1,5 +1,5 @@
 // Progressive enhancement of the portal. Every page works without this file:
-// the Refund button is a link to the plain refund page, forms post normally.
+// the Refund button submits a GET form to the plain refund page, forms post normally.
 (function () {
   "use strict";
 
@@ -43,16 +43,18 @@
     var body = dialog.querySelector("[data-dialog-body]");
     var opener = null;
     document.addEventListener("click", function (event) {
-      var link = event.target.closest("a[data-refund]");
-      if (link) {
+      var button = event.target.closest("button[data-refund]");
+      if (button) {
+        // A click, Enter or Space on the button: the form's page, in the dialog.
         event.preventDefault();
-        opener = link;
-        var url = new URL(link.href, window.location.href);
+        opener = button;
+        var pageUrl = button.form.action;
+        var url = new URL(pageUrl, window.location.href);
         url.searchParams.set("dialog", "1");
         fetch(url, { credentials: "same-origin" })
           .then(function (response) {
             if (response.redirected || !response.ok) {
-              window.location.href = link.href; // let the full page explain
+              window.location.href = pageUrl; // let the full page explain
               return null;
             }
             return response.text();
@@ -80,13 +82,11 @@
   syncCertified(document);
 })();
 
-// Apply for an invoice: pick a saved profile at once; show special-invoice fields only for
-// special invoices (without JavaScript every field stays visible).
+// Apply for an invoice: show special-invoice fields only for special invoices (without
+// JavaScript every field stays visible). A saved profile is applied by its "Use profile"
+// button only: choosing in the list never reloads the page (WCAG 3.2.2).
 (function () {
   "use strict";
-  document.querySelectorAll("form[data-autosubmit] select").forEach(function (select) {
-    select.addEventListener("change", function () { select.form.submit(); });
-  });
   function syncSpecial() {
     document.querySelectorAll("[data-special-only]").forEach(function (block) {
       var special = block.form.querySelector("input[name=invoice_type][value=special]");
