@@ -1,11 +1,20 @@
-"""seed_bench writes bulk data that the ledger checks accept."""
+"""seed_bench writes bulk data that the app's constraints and the ledger checks accept."""
 
+import re
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db.models import F
 
-from invoices.models import Customer, Invoice, LedgerEntry
+from invoices.models import (
+    Customer,
+    Invoice,
+    InvoiceApplication,
+    InvoiceMedium,
+    InvoiceType,
+    LedgerEntry,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +29,26 @@ def test_seed_bench_creates_consistent_bulk_data():
     check = StringIO()
     call_command("check_ledger", stdout=check)
     assert "OK" in check.getvalue()
+
+
+def test_seed_bench_covers_paper_and_digital_invoices_of_both_types():
+    call_command("seed_bench", customers=2, invoices=6, stdout=StringIO())
+
+    kinds = set(Invoice.objects.values_list("medium", "invoice_type"))
+    assert kinds == {(m, t) for m in InvoiceMedium.values for t in InvoiceType.values}
+    digital = Invoice.objects.filter(medium=InvoiceMedium.DIGITAL)
+    assert digital.count() == 2 * 2  # every third invoice
+    for invoice in digital:
+        assert invoice.code == ""
+        assert re.fullmatch(r"[0-9]{20}", invoice.number)
+        with invoice.document.open("rb") as handle:  # the customer can download it
+            assert handle.read().startswith(b"%PDF-")
+    paper = Invoice.objects.filter(medium=InvoiceMedium.PAPER)
+    assert all(len(i.code) == 10 and len(i.number) == 8 for i in paper)
+    assert not InvoiceApplication.objects.exclude(medium=F("invoice__medium")).exists()
+    assert not InvoiceApplication.objects.filter(
+        medium=InvoiceMedium.PAPER, mailing_address=""
+    ).exists()
 
 
 def test_seed_bench_can_run_twice_without_collisions():
