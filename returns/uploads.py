@@ -21,10 +21,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from PIL import Image, ImageOps, UnidentifiedImageError
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
 from returns.exceptions import InvalidUpload
 
@@ -96,6 +92,12 @@ def _active_pdf_content() -> InvalidUpload:
 
 def _check_pdf(data: bytes) -> None:
     """A structurally sound PDF with pages and nothing active in any of its objects."""
+    # Imported here, not at the top: pypdf takes half a second to import, which every process
+    # that loads the services (check_ledger, workers, web) would pay without ever seeing a PDF.
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
     if b"%%EOF" not in data[-2048:]:
         raise InvalidUpload(_("The PDF file is truncated or damaged: upload it again."))
     damaged = InvalidUpload(_("The PDF file is truncated or damaged: upload it again."))
@@ -142,6 +144,8 @@ def _check_pdf(data: bytes) -> None:
 
 def _reencode_image(data: bytes) -> tuple[str, bytes]:
     """Decode the image and encode its pixels again: nothing else of the upload survives."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # on first use, as pypdf above
+
     not_an_image = InvalidUpload(
         _("This file is not a PDF, JPEG or PNG (its content was checked, not its name).")
     )
