@@ -101,7 +101,17 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0))
+# Persistent connections in production: a web or worker process keeps its connection for
+# CONN_MAX_AGE seconds instead of opening one (TLS, authentication, a new backend process) per
+# request or task; health checks ping a reused connection before the first query of each
+# request or task, so one that a failover, a pooler or an operator closed is replaced instead
+# of failing that request. 0 (close after each request) in development and tests, as before.
+DATABASES["default"].setdefault(
+    "CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0 if DEBUG else 60)
+)
+DATABASES["default"].setdefault(
+    "CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -220,6 +230,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = 90
 # stays within it (tests/test_broker_visibility.py).
 TASK_LONGEST_COUNTDOWN_SECONDS = 600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fix-up closes every database connection before and after each task unless
+# this is set; it is, so that the worker follows CONN_MAX_AGE and CONN_HEALTH_CHECKS like the
+# web process (config.celery applies them around each task) and recycles its connection only
+# every 1000 tasks besides.
+CELERY_DB_REUSE_MAX = 1000
 # Publishing must fail fast when Redis is down: the request that committed the work must not
 # hang; the sweeper re-enqueues what was not published.
 # Redis transport: a dead or unroutable broker fails in seconds instead of hanging the request

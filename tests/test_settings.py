@@ -73,3 +73,26 @@ def test_the_test_settings_change_only_the_password_hasher_and_the_upload_folder
         True,
         False,
     ]
+
+
+def _database_settings(**env: str) -> list[str]:
+    result = run_fresh_django(
+        "import django; django.setup(); from django.conf import settings as s; "
+        "d = s.DATABASES['default']; print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'], "
+        "s.CELERY_DB_REUSE_MAX)",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_production_keeps_database_connections_with_health_checks_in_web_and_workers():
+    production = {"DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "billing.example.com"}
+    assert _database_settings(DJANGO_DEBUG="false", **production) == ["60", "True", "1000"]
+    assert _database_settings(DJANGO_DEBUG="false", DATABASE_CONN_MAX_AGE="0", **production) == [
+        "0",
+        "True",
+        "1000",
+    ]
+    # Development and tests close the connection after each request, as before.
+    assert _database_settings(DJANGO_DEBUG="true") == ["0", "True", "1000"]
