@@ -5,6 +5,7 @@ provider and translates its failures into ``SmsTransientError`` (worth retrying)
 ``SmsPermanentError`` (not); recording the outcome is the job of ``notifications.services``.
 """
 
+import functools
 import sys
 import uuid
 from collections.abc import Collection
@@ -278,8 +279,21 @@ BACKENDS: dict[str, type[BaseSmsBackend]] = {
 
 
 def get_sms_backend() -> BaseSmsBackend:
-    """The backend named by ``settings.SMS_BACKEND``: console, memory, twilio or a dotted path."""
+    """The backend named by ``settings.SMS_BACKEND``: console, memory, twilio or a dotted path.
+
+    The Twilio backend is built once per process (per configuration) and reused: its client
+    keeps the HTTPS connection to Twilio open between messages, and building one per message
+    cost a connection and a TLS handshake each time."""
     name = settings.SMS_BACKEND
+    if name == "twilio":
+        return _shared_twilio_backend(
+            settings.TWILIO_ACCOUNT_SID,
+            settings.TWILIO_AUTH_TOKEN,
+            settings.TWILIO_MESSAGING_SERVICE_SID,
+            settings.TWILIO_FROM_NUMBER,
+            settings.TWILIO_API_BASE,
+            settings.TWILIO_TIMEOUT_SECONDS,
+        )
     if name in BACKENDS:
         backend_class: Any = BACKENDS[name]
     elif "." in name:
@@ -295,3 +309,19 @@ def get_sms_backend() -> BaseSmsBackend:
     if not (isinstance(backend_class, type) and issubclass(backend_class, BaseSmsBackend)):
         raise ImproperlyConfigured(f"SMS_BACKEND={name!r} is not a BaseSmsBackend subclass.")
     return backend_class()
+
+
+@functools.lru_cache(maxsize=4)
+def _shared_twilio_backend(*configuration: object) -> TwilioSmsBackend:
+    """One Twilio backend per configuration (the settings it reads are the cache key, so a
+    changed setting, as in tests, gets a backend of its own); built on first use, lazily, so
+    a process that sends nothing never builds one, and a forked pool process builds its own."""
+    return TwilioSmsBackend()
+
+
+def sms_backend_warm_up() -> None:
+    """Import what the configured backend needs to send, so that processes forked after this
+    (Celery's pool) do not each import it on their first message. Twilio's SDK loads its API
+    modules on first use; touching ``messages`` on a throwaway client loads them."""
+    if settings.SMS_BACKEND == "twilio":
+        Client("AC" + "0" * 32, "warm-up").messages  # noqa: B018 (the import is the point)

@@ -49,6 +49,20 @@ def test_r8_the_twilio_backend_is_chosen_when_its_credentials_are_set(twilio_set
     assert isinstance(get_sms_backend(), TwilioSmsBackend)
 
 
+def test_r8_the_twilio_backend_is_built_once_per_process_and_configuration(twilio_settings):
+    # Its client keeps the connection to Twilio open between messages.
+    twilio_settings.SMS_BACKEND = "twilio"
+
+    first = get_sms_backend()
+    assert get_sms_backend() is first
+    assert get_sms_backend().client is first.client
+
+    twilio_settings.TWILIO_FROM_NUMBER = "+15005550007"
+    other = get_sms_backend()
+    assert other is not first
+    assert other.from_number == "+15005550007"
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [
