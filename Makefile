@@ -103,10 +103,11 @@ check: install
 	$(PROD_CHECK_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	$(VENV)/bin/lint-imports --no-logo
 
-# Benchmarks print figures (see bench/run.py); they need PostgreSQL, never run in make test.
-BENCH_ARGS ?=
-bench: install
-	$(PY) bench/run.py $(BENCH_ARGS)
+# Benchmarks of issue 16's goals print figures and ratios (see bench/run.py): PostgreSQL,
+# redis-server, Prism (installed here as for make test) and wrk if installed (apt-get install
+# wrk), else a Python load generator. Never run in make test. BENCH_SCALE=0.1 for a quick run.
+bench: install tests/twilio_mock/node_modules/.installed
+	$(PY) bench/run.py
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -1,32 +1,129 @@
-"""Benchmarks: print figures, assert nothing. Run with `make bench` (PostgreSQL required).
+"""Benchmarks of issue 16's goals: print figures and ratios with their rounds, assert nothing.
 
-Creates (or reuses) the database named by BENCH_DATABASE_URL, migrates it, seeds it with
-`seed_bench`, then measures:
-  - seeding speed,
-  - `check_ledger` over the whole database,
-  - the invoiceable amount (a SUM over the ledger) for one customer,
-  - end-to-end return processing (submit → paper logged → request to the sandbox tax system →
-    its void/red-letter recorded + credit + SMS row),
-  - peak memory (RSS) of this process.
+Run with `make bench` (PostgreSQL and redis-server on this machine; wrk from Debian's packages
+if installed, else a small Python load generator; Prism from tests/twilio_mock). Drops and
+recreates its own database (BENCH_DATABASE_URL), seeds it with `seed_bench`, then measures:
+
+  P4  seeding 1 M ledger entries; `check_ledger` over them as a whole process (Django start-up
+      included), right after the load and then in rounds. Goals: seeding <= 120 s, check <= 5 s.
+  P1  Refund POST through gunicorn (4 sync workers, DJANGO_DEBUG=false, persistent
+      connections) vs the floor, a bare Django project (bench/floor) doing the same
+      transaction in raw SQL in the same gunicorn configuration; wrk, 16 connections,
+      app and floor interleaved round by round, each request refunding an invoice of its own.
+      Goal: app/floor >= 0.5.
+  P3  returns processed by a real Celery worker (production settings, prefork as in
+      docker-compose.yml) on a Redis server of its own: process task, the sandbox tax system,
+      the outcome with its credit, the SMS through the twilio SDK to the Prism mock; vs the
+      mock's own throughput (wrk against Prism) measured just before, in the same round.
+      Goal: returns/s / Prism req/s >= 0.5.
+  P2, P5  not measured here yet: printed as TODO.
+
+Environment: BENCH_SCALE (1.0: 10,000 customers x 99 invoices = 1 M ledger entries; 0.1 for a
+quick run), BENCH_ROUNDS (3), BENCH_ONLY (e.g. "p1,p3"), BENCH_APP_ROOT (the checkout whose
+app is measured: this one by default; another checkout measures its code with this harness on
+the same data, e.g. main's for a "before"), BENCH_RETURNS (P3 returns per round, 200).
 """
 
-import argparse
 import os
-import resource
+import re
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ONLY = {p.strip().lower() for p in os.environ.get("BENCH_ONLY", "p1,p3,p4").split(",")}
+APP_ROOT = Path(os.environ.get("BENCH_APP_ROOT", str(ROOT))).resolve()
+URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/invoice_returns_bench"
+)
+SECRET_KEY = "bench-only-secret-key-" + "x" * 40
+CONNECTIONS = 16  # wrk connections, as the issue measured
+LOAD_SECONDS = float(os.environ.get("BENCH_LOAD_SECONDS", "8"))
+RETURNS_PER_ROUND = int(os.environ.get("BENCH_RETURNS", "200"))
+TWILIO_SID = "AC" + "0123456789abcdef" * 2
+TWILIO_SPEC = ROOT.parent / "shared" / "twilio" / "twilio_api_v2010.json"
+PRISM = ROOT / "tests" / "twilio_mock" / "node_modules" / ".bin" / "prism"
+PYTHON = sys.executable
 
-def _ensure_database(url: str) -> None:
-    import psycopg
+
+def say(line: str = "") -> None:
+    print(line, flush=True)
+
+
+def spread(values: Sequence[float], unit: str = "", digits: int = 2) -> str:
+    rounds = ", ".join(f"{v:.{digits}f}" for v in values)
+    return (
+        f"median {statistics.median(values):.{digits}f}{unit} "
+        f"(min {min(values):.{digits}f}, max {max(values):.{digits}f}; rounds: {rounds})"
+    )
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode} before listening")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{what} did not listen on {port} within {timeout} s")
+
+
+@contextmanager
+def started(command: list[str], *, env: dict[str, str], log: Path, cwd: Path = ROOT):
+    """A server process of the benchmark's own, stopped (its whole group) at the end."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def database_config() -> dict:
     from environ import Env
 
-    config = Env.db_url_config(url)
+    return Env.db_url_config(URL)
+
+
+def recreate_database() -> None:
+    import psycopg
+
+    config = database_config()
     with psycopg.connect(
         host=config["HOST"] or "127.0.0.1",
         port=config["PORT"] or 5432,
@@ -35,117 +132,568 @@ def _ensure_database(url: str) -> None:
         dbname="postgres",
         autocommit=True,
     ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]])
-        if exists.fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{config["NAME"]}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
 
 
-def _timed(label: str, func, *args, **kwargs):
-    started = time.perf_counter()
-    result = func(*args, **kwargs)
-    print(f"{label:<55} {time.perf_counter() - started:8.3f} s")
-    return result
+def app_env(**extra: str) -> dict[str, str]:
+    """Production settings (DJANGO_DEBUG=false) for the app's processes, as deployed."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "SMS_", "TWILIO_", "TAX_"))
+    }
+    return {
+        **clean,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": SECRET_KEY,
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DATABASE_URL": URL,
+        # Both sides with persistent connections, as the issue measures (the app's production
+        # default now; set here so that an older checkout is measured the same way).
+        "DATABASE_CONN_MAX_AGE": "60",
+        "CELERY_BROKER_URL": "",
+        "SMS_BACKEND": "console",
+        "TAX_SYSTEM_BACKEND": "sandbox",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--customers", type=int, default=200)
-    parser.add_argument("--invoices", type=int, default=50)
-    parser.add_argument("--returns", type=int, default=200)
-    args = parser.parse_args()
-
-    url = os.environ.get(
-        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/invoice_returns_bench"
+def manage(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = APP_ROOT
+) -> tuple[float, str]:
+    started_at = time.perf_counter()
+    result = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=cwd,
+        env=env or app_env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    _ensure_database(url)
-    os.environ.update(
-        DATABASE_URL=url,
-        DJANGO_SETTINGS_MODULE="config.settings",
-        DJANGO_DEBUG="true",  # the development set-up (settings default to production)
-        SMS_BACKEND="memory",
-        CELERY_BROKER_URL="",
-        LOG_LEVEL="WARNING",
-        TAX_SYSTEM_BACKEND="sandbox",  # answers at once when eager: the whole round trip
+    elapsed = time.perf_counter() - started_at
+    if result.returncode != 0:
+        raise SystemExit(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed, result.stdout.strip()
+
+
+# --- P4 ---------------------------------------------------------------------------------------
+
+
+def bench_p4(customers: int, invoices: int) -> None:
+    say(f"P4  seed_bench {customers} customers x {invoices} invoices")
+    elapsed, out = manage(
+        "seed_bench", f"--customers={customers}", f"--invoices={invoices}", cwd=ROOT
     )
+    say(f"    seeding (this checkout's seed_bench): {elapsed:.1f} s wall - {out}")
+    say("    goal: seeding <= 120 s at 1 M entries")
+    say(f"    {load_average()}")
+    first, out = manage("check_ledger")
+    say(f"    check_ledger right after the load: {first:.2f} s wall - {out}")
+    times = [manage("check_ledger")[0] for _ in range(ROUNDS)]
+    say(f"    check_ledger (whole process, default jobs): {spread(times, ' s')}")
+    try:
+        serial = [manage("check_ledger", "--jobs=1")[0] for _ in range(ROUNDS)]
+        say(f"    check_ledger --jobs=1 (one check after the other): {spread(serial, ' s')}")
+    except SystemExit:
+        say("    check_ledger --jobs=1: not in this checkout")
+    startup = [manage("help", "check_ledger")[0] for _ in range(ROUNDS)]
+    say(f"    of which Django start-up (manage.py help check_ledger): {spread(startup, ' s')}")
+    say(f"    goal <= 5 s: {'met' if max([first, *times]) <= 5 else 'NOT met'}")
+
+
+# --- the Django side of the harness (sessions, returns to process) -----------------------------
+
+
+def django_setup(broker_url: str = "") -> None:
+    os.environ.update(app_env(CELERY_BROKER_URL=broker_url))
     import django
 
     django.setup()
-    from io import StringIO
 
+
+class Customers:
+    """Hands out the seeded customers in turn, so that each run refunds invoices no other run
+    touched: (customer id, user id, invoice id) of their issued paper invoices."""
+
+    def __init__(self) -> None:
+        from invoices.models import Customer
+
+        self.ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+        self.next = 0
+
+    def left(self) -> int:
+        return len(self.ids) - self.next
+
+    def take(self, count: int) -> list[tuple[int, int, int]]:
+        from invoices.models import Invoice, InvoiceMedium, InvoiceState
+
+        chosen = self.ids[self.next : self.next + count]
+        self.next += len(chosen)
+        return list(
+            Invoice.objects.filter(
+                customer_id__in=chosen, medium=InvoiceMedium.PAPER, state=InvoiceState.ISSUED
+            )
+            .order_by("customer_id", "pk")
+            .values_list("customer_id", "customer__user_id", "pk")
+        )
+
+
+customer_slices: Customers
+
+
+def session_cookie(user_id: int) -> str:
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user = get_user_model().objects.get(pk=user_id)
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key or ""
+
+
+# --- load generation -------------------------------------------------------------------------
+
+
+def lua_requests(requests: list[tuple[str, str, str]], path: Path, threads: int) -> Path:
+    """A wrk script that sends each (path, headers, body) in turn, the threads taking every
+    `threads`-th one from their own starting point: no two requests the same within a run."""
+    lines = ["local items = {"]
+    for url_path, headers, body in requests:
+        header_table = ", ".join(
+            f"[{lua_string(name)}] = {lua_string(value)}"
+            for name, value in (line.split(": ", 1) for line in headers.splitlines() if line)
+        )
+        lines.append(f"  {{{lua_string(url_path)}, {{{header_table}}}, {lua_string(body)}}},")
+    lines.append("}")
+    lines.append(
+        f"""
+local counter = 0
+function setup(thread)
+  counter = counter + 1
+  thread:set("id", counter)
+end
+function init(args)
+  n = id - 1
+  prepared = {{}}
+  for i, item in ipairs(items) do
+    prepared[i] = wrk.format("POST", item[1], item[2], item[3])
+  end
+end
+function request()
+  local item = prepared[(n % #prepared) + 1]
+  n = n + {threads}
+  return item
+end
+"""
+    )
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wrk(url: str, script: Path, seconds: float, threads: int) -> tuple[float, int, int]:
+    """(requests/s, requests, answers neither 2xx nor 3xx) from wrk."""
+    result = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds:g}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout).group(1))
+    total = int(re.search(r"(\d+) requests in", result.stdout).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+    errors = re.search(r"Socket errors: (.*)", result.stdout)
+    if errors:
+        say(f"      wrk socket errors: {errors.group(1)}")
+    return rate, total, int(bad.group(1)) if bad else 0
+
+
+def python_load(
+    base: str, requests: list[tuple[str, str, str]], seconds: float
+) -> tuple[float, int, int]:
+    """The fallback without wrk: CONNECTIONS threads, each with a kept-alive connection."""
+    import http.client
+
+    parsed = urllib.parse.urlparse(base)
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+    state = {"next": 0, "done": 0, "bad": 0}
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        while time.monotonic() < deadline:
+            with lock:
+                item = requests[state["next"] % len(requests)]
+                state["next"] += 1
+            url_path, header_text, body = item
+            headers = dict(line.split(": ", 1) for line in header_text.splitlines() if line)
+            conn.request("POST", url_path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                state["done"] += 1
+                state["bad"] += response.status >= 400
+        conn.close()
+
+    started_at = time.monotonic()
+    workers = [threading.Thread(target=worker) for _ in range(CONNECTIONS)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return state["done"] / (time.monotonic() - started_at), state["done"], state["bad"]
+
+
+def load(
+    base: str, requests: list[tuple[str, str, str]], script: Path, seconds: float = LOAD_SECONDS
+) -> tuple[float, int, int]:
+    if shutil.which("wrk"):
+        return wrk(base, lua_requests(requests, script, threads=2), seconds, threads=2)
+    return python_load(base, requests, seconds)
+
+
+# --- P1 ---------------------------------------------------------------------------------------
+
+REFUND_BODY = (
+    "problem=other&reason_code=issuing_error&reason=bench&certified=no&courier=&tracking_number="
+)
+
+
+def bench_p1(tmp: Path) -> None:
+    from returns.models import ReturnRequest
+
+    generator = "wrk" if shutil.which("wrk") else "a Python load generator (wrk not installed)"
+    say(
+        f"P1  Refund POST: app vs floor, gunicorn 4 sync workers, {generator}, {CONNECTIONS} "
+        f"connections, {LOAD_SECONDS:g} s a run, interleaved"
+    )
+    # Each run refunds invoices of its own, enough for 1,500 requests/s (the floor's rate is
+    # about a third of that here), or what the seeded customers allow (P3 keeps some).
+    per_customer = max(1, len(customer_slices.take(1)))
+    wanted = int(1500 * LOAD_SECONDS) // per_customer + 1
+    customers = min(wanted, (customer_slices.left() - 20) // (2 * ROUNDS + 2))
+    say(f"    {customers * per_customer} invoices a run ({customers} customers)")
+    app_sets, floor_sets = [], []
+    for _ in range(ROUNDS):
+        app_sets.append(customer_slices.take(customers))
+        floor_sets.append(customer_slices.take(customers))
+    csrf = "b" * 32
+    cookies: dict[int, str] = {}
+
+    def app_requests(rows):
+        out = []
+        for _customer_id, user_id, invoice_id in rows:
+            if user_id not in cookies:
+                cookies[user_id] = session_cookie(user_id)
+            headers = (
+                f"Cookie: sessionid={cookies[user_id]}; csrftoken={csrf}\n"
+                "Content-Type: application/x-www-form-urlencoded\n"
+                f"X-CSRFToken: {csrf}\n"
+            )
+            out.append((f"/billing/invoices/{invoice_id}/refund/", headers, REFUND_BODY))
+        return out
+
+    def floor_requests(rows):
+        headers = "Content-Type: application/x-www-form-urlencoded\n"
+        return [(f"/refund/{c}/{i}/", headers, "reason=bench") for c, _u, i in rows]
+
+    app_port, floor_port = free_port(), free_port()
+    config = database_config()
+    gunicorn = [PYTHON, "-m", "gunicorn", "--workers", "4", "--worker-class", "sync"]
+    gunicorn += ["--no-control-socket"]  # its default path is shared by every gunicorn here
+    floor_env = {
+        **app_env(),
+        "DJANGO_SETTINGS_MODULE": "bench.floor.settings",
+        "FLOOR_DB_NAME": config["NAME"],
+        "FLOOR_DB_USER": config["USER"] or "postgres",
+        "FLOOR_DB_PASSWORD": config["PASSWORD"] or "",
+        "FLOOR_DB_HOST": config["HOST"] or "127.0.0.1",
+        "FLOOR_DB_PORT": str(config["PORT"] or 5432),
+        "PYTHONPATH": str(ROOT),
+    }
+    with ExitStack() as stack:
+        app = stack.enter_context(
+            started(
+                [*gunicorn, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
+                env=app_env(),
+                log=tmp / "gunicorn-app.log",
+                cwd=APP_ROOT,
+            )
+        )
+        floor = stack.enter_context(
+            started(
+                [*gunicorn, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
+                env=floor_env,
+                log=tmp / "gunicorn-floor.log",
+            )
+        )
+        wait_port(app_port, app, "gunicorn (app)")
+        wait_port(floor_port, floor, "gunicorn (floor)")
+        # Warm up: every worker process loads its code and opens its connection.
+        app_warm, floor_warm = customer_slices.take(customers), customer_slices.take(customers)
+        load(f"http://127.0.0.1:{app_port}", app_requests(app_warm), tmp / "warm-app.lua", 2)
+        load(
+            f"http://127.0.0.1:{floor_port}", floor_requests(floor_warm), tmp / "warm-floor.lua", 2
+        )
+        app_rates, floor_rates, ratios = [], [], []
+        for n in range(ROUNDS):
+            before = ReturnRequest.objects.count()
+            rate, total, bad = load(
+                f"http://127.0.0.1:{app_port}", app_requests(app_sets[n]), tmp / f"app-{n}.lua"
+            )
+            created = ReturnRequest.objects.count() - before
+            say(
+                f"    round {n + 1} app:   {rate:8.1f} req/s ({total} requests, {bad} not 2xx/3xx, "
+                f"{created} returns created)"
+            )
+            app_rates.append(rate)
+            before = ReturnRequest.objects.count()
+            floor_rate, total, bad = load(
+                f"http://127.0.0.1:{floor_port}",
+                floor_requests(floor_sets[n]),
+                tmp / f"floor-{n}.lua",
+            )
+            created = ReturnRequest.objects.count() - before
+            say(
+                f"    round {n + 1} floor: {floor_rate:8.1f} req/s ({total} requests, {bad} not "
+                f"2xx/3xx, {created} returns created)   {load_average()}"
+            )
+            floor_rates.append(floor_rate)
+            ratios.append(rate / floor_rate)
+    say(f"    app   {spread(app_rates, ' req/s', 1)}")
+    say(f"    floor {spread(floor_rates, ' req/s', 1)}")
+    say(f"    P1 ratio app/floor {spread(ratios, 'x')}  goal >= 0.5x")
+
+
+# --- P3 ---------------------------------------------------------------------------------------
+
+
+def bench_p3(tmp: Path, redis_url: str) -> None:
     from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+    from django.db.models import Max, Min
 
-    from invoices.models import Customer, Invoice, InvoiceState, LedgerEntry
-    from invoices.selectors import invoiceable_amount
+    from invoices.models import Invoice
+    from notifications.models import SmsMessage, SmsStatus
+    from returns.models import ReturnEvent, ReturnRequest, ReturnState
     from returns.services import mail_receipt_log, return_request_submit
 
-    call_command("migrate", verbosity=0)
-    print(f"database: {connection.settings_dict['NAME']}")
-    total = args.customers * args.invoices
-    _timed(
-        f"seed_bench {args.customers} customers x {args.invoices} invoices ({total})",
-        call_command,
-        "seed_bench",
-        customers=args.customers,
-        invoices=args.invoices,
-        stdout=StringIO(),
+    say(
+        f"P3  worker: {RETURNS_PER_ROUND} returns a round processed by a real Celery worker "
+        "(prefork, concurrency 4, queues default,returns,sms) with the twilio SDK against "
+        "Prism, vs Prism's own throughput (wrk, 16 connections) just before"
     )
-    print(
-        f"rows now: {Invoice.objects.count()} invoices, {LedgerEntry.objects.count()} ledger "
-        f"entries, {Customer.objects.count()} customers"
-    )
-    _timed("check_ledger (whole database)", call_command, "check_ledger", stdout=StringIO())
-
-    customer = Customer.objects.order_by("-pk").first()
-    samples = []
-    for _ in range(50):
-        started = time.perf_counter()
-        invoiceable_amount(customer_id=customer.pk)
-        samples.append(time.perf_counter() - started)
-    print(f"{'invoiceable_amount (median of 50)':<55} {statistics.median(samples) * 1000:8.3f} ms")
-
-    finance, _ = get_user_model().objects.get_or_create(username="bench-finance", is_staff=True)
-    invoices = list(
-        Invoice.objects.filter(state=InvoiceState.ISSUED, return_requests__isnull=True)
-        .select_related("customer__user")
-        .order_by("-pk")[: args.returns]
-    )
-    per_return = []
-    queries = []
-    for invoice in invoices:
-        connection.queries_log.clear()  # DEBUG keeps at most 9000 queries; count per return
-        started = time.perf_counter()
-        with CaptureQueriesContext(connection) as captured:
-            return_request_submit(
-                invoice_id=invoice.pk,
-                customer_id=invoice.customer_id,
-                actor=invoice.customer.user,
-                reason="bench",
-                certified=False,
-            )
-            mail_receipt_log(
-                invoice_code=invoice.code,
-                invoice_number=invoice.number,
-                actor=finance,
-                invoice_form_present=True,
-                deduction_form_present=True,
-                undamaged=True,
-            )
-        per_return.append(time.perf_counter() - started)
-        queries.append(len(captured))
-    if per_return:
-        print(
-            f"{'return end to end (submit+paper+tax system+credit+SMS)':<55} "
-            f"{statistics.median(per_return) * 1000:8.1f} ms median, "
-            f"{sorted(per_return)[int(len(per_return) * 0.95) - 1] * 1000:.1f} ms p95, "
-            f"{len(per_return) / sum(per_return):.0f} returns/s, {statistics.median(queries):.0f} "
-            "queries each"
+    if not PRISM.is_file() or not TWILIO_SPEC.is_file():
+        say(
+            f"    skipped: Prism ({PRISM}) or Twilio's description ({TWILIO_SPEC}) missing; "
+            "`make test` installs Prism"
         )
-    _timed("check_ledger after the returns", call_command, "check_ledger", stdout=StringIO())
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{'peak RSS of the benchmark process':<55} {peak_mb:8.1f} MB")
+        return
+    prism_port = free_port()
+    finance, _ = get_user_model().objects.get_or_create(username="bench-finance", is_staff=True)
+    worker_env = app_env(
+        CELERY_BROKER_URL=redis_url,
+        SMS_BACKEND="twilio",
+        TWILIO_API_BASE=f"http://127.0.0.1:{prism_port}",
+        TWILIO_ACCOUNT_SID=TWILIO_SID,
+        TWILIO_AUTH_TOKEN="bench-auth-token",
+        TWILIO_FROM_NUMBER="+15005550006",
+        TAX_SANDBOX_DELAY_SECONDS="0",  # the platform's own delay is not our work
+        LOG_LEVEL="WARNING",
+    )
+    body = urllib.parse.urlencode(
+        {"To": "+8613800138000", "From": "+15005550006", "Body": "发票 12345678 退回成功。"}
+    )
+    import base64
+
+    auth = base64.b64encode(f"{TWILIO_SID}:bench-auth-token".encode()).decode()
+    prism_requests = [
+        (
+            f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json",
+            f"Authorization: Basic {auth}\nContent-Type: application/x-www-form-urlencoded\n",
+            body,
+        )
+    ]
+    rates, prism_rates, ratios = [], [], []
+    with started(
+        # Dynamic answers: a SID of its own for each message (the static example has one SID).
+        [str(PRISM), "mock", "-d", "-p", str(prism_port), "-h", "127.0.0.1", str(TWILIO_SPEC)],
+        env=dict(os.environ),
+        log=tmp / "prism.log",
+    ) as prism:
+        wait_port(prism_port, prism, "Prism", timeout=120)
+        for n in range(ROUNDS):
+            prism_rate, total, bad = load(
+                f"http://127.0.0.1:{prism_port}", prism_requests, tmp / f"prism-{n}.lua"
+            )
+            prism_rates.append(prism_rate)
+            # The round's returns: submitted and their paper logged (complete), so each is in
+            # processing with its task waiting in Redis before the worker starts.
+            invoices: list[int] = []
+            while len(invoices) < RETURNS_PER_ROUND and customer_slices.left():
+                invoices += [i for _c, _u, i in customer_slices.take(5)]
+            invoices = invoices[:RETURNS_PER_ROUND]
+            ids = []
+            for invoice in Invoice.objects.filter(pk__in=invoices).select_related("customer__user"):
+                rr = return_request_submit(
+                    invoice_id=invoice.pk,
+                    customer_id=invoice.customer_id,
+                    actor=invoice.customer.user,
+                    reason="bench",
+                    certified=False,
+                )
+                mail_receipt_log(
+                    invoice_code=invoice.code,
+                    invoice_number=invoice.number,
+                    actor=finance,
+                    invoice_form_present=True,
+                    deduction_form_present=True,
+                    undamaged=True,
+                )
+                ids.append(rr.pk)
+            with started(
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-Q",
+                    "default,returns,sms",
+                    "--concurrency",
+                    "4",
+                    "--loglevel",
+                    "WARNING",
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-n",
+                    f"bench-{os.getpid()}-{n}@%h",
+                ],
+                env=worker_env,
+                log=tmp / f"worker-{n}.log",
+                cwd=APP_ROOT,
+            ):
+                deadline = time.monotonic() + 600
+                while time.monotonic() < deadline:
+                    done = ReturnRequest.objects.filter(
+                        pk__in=ids, state=ReturnState.COMPLETED
+                    ).count()
+                    sent = (  # Twilio (Prism) answered and the answer was recorded
+                        SmsMessage.objects.filter(related_return_id__in=ids)
+                        .exclude(status__in=[SmsStatus.QUEUED, SmsStatus.SENDING])
+                        .count()
+                    )
+                    if done == len(ids) and sent == len(ids):
+                        break
+                    time.sleep(0.5)
+            failed = ReturnRequest.objects.filter(pk__in=ids, state=ReturnState.FAILED).count()
+            first = ReturnEvent.objects.filter(
+                return_request_id__in=ids, from_state=ReturnState.PROCESSING
+            ).aggregate(t=Min("created_at"))["t"]
+            last = SmsMessage.objects.filter(related_return_id__in=ids).aggregate(t=Max("sent_at"))[
+                "t"
+            ]
+            if done != len(ids) or sent != len(ids) or first is None or last is None:
+                say(
+                    f"    round {n + 1}: NOT finished in 600 s: {done} completed, {sent} SMS "
+                    f"sent, {failed} failed; see {tmp}/worker-{n}.log"
+                )
+                continue
+            seconds = (last - first).total_seconds()
+            rate = len(ids) / seconds
+            rates.append(rate)
+            ratios.append(rate / prism_rate)
+            say(
+                f"    round {n + 1}: {rate:6.1f} returns/s ({len(ids)} completed with their SMS "
+                f"sent in {seconds:.1f} s, from the first taken up to the last SMS sent); Prism "
+                f"{prism_rate:6.1f} req/s ({total} requests, {bad} not 2xx)   {load_average()}"
+            )
+    if rates:
+        say(f"    worker {spread(rates, ' returns/s', 1)}")
+        say(f"    Prism  {spread(prism_rates, ' req/s', 1)}")
+        say(f"    P3 ratio worker/Prism {spread(ratios, 'x')}  goal >= 0.5x")
+
+
+def redis_server(tmp: Path) -> tuple[Callable[[], object], str]:
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(tmp)]
+    return (lambda: started(command, env=dict(os.environ), log=tmp / "redis.log")), (
+        f"redis://127.0.0.1:{port}/0"
+    )
+
+
+def main() -> None:
+    customers = max(10, int(10_000 * SCALE))
+    invoices = 99  # + 1 statement credit = 100 ledger entries a customer
+    say(f"benchmarks of issue 16 - {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; app: {APP_ROOT}")
+    say(
+        f"database {database_config()['NAME']} (dropped and created anew); BENCH_SCALE={SCALE:g} "
+        f"({customers * (invoices + 1):,} ledger entries), {ROUNDS} rounds; {load_average()}"
+    )
+    recreate_database()
+    manage("migrate", "--noinput", cwd=ROOT)
+    if "p4" in ONLY:
+        bench_p4(customers, invoices)
+    else:
+        elapsed, out = manage(
+            "seed_bench", f"--customers={customers}", f"--invoices={invoices}", cwd=ROOT
+        )
+        say(f"seeded in {elapsed:.1f} s: {out}")
+    # Stopped from outside (a timeout, Ctrl-C): unwind, so every server started here is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped by SIGTERM"))
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_name:
+        tmp = Path(os.environ.get("BENCH_LOGS", tmp_name))
+        tmp.mkdir(parents=True, exist_ok=True)
+        say(f"logs of the servers: {tmp}")
+        start_redis, redis_url = redis_server(tmp)
+        django_setup(broker_url=redis_url if "p3" in ONLY else "")
+        global customer_slices
+        customer_slices = Customers()
+        if "p1" in ONLY:
+            bench_p1(tmp)
+        else:
+            say("P1  skipped (BENCH_ONLY)")
+        if "p3" in ONLY:
+            if shutil.which("redis-server") is None:
+                say("P3  skipped: redis-server is not installed")
+            else:
+                with start_redis() as redis:
+                    wait_port(int(redis_url.rsplit(":", 1)[1].split("/")[0]), redis, "redis")
+                    bench_p3(tmp, redis_url)
+        else:
+            say("P3  skipped (BENCH_ONLY)")
+    say("P2  TODO: Invoice Management GET vs a bare Django view (the portal's part of issue 16)")
+    say(
+        "P5  TODO: back-office returns list and search at 200,000 returns (the back office's "
+        "part of issue 16)"
+    )
+    say(f"done; {load_average()}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""The floor for P1: a bare Django project, in the same gunicorn configuration as the app.
+
+No apps, no middleware, no templates: one view doing the refund's transaction in raw SQL on
+the app's own database (``bench/floor/views.py``). What the app adds on top of this (sessions,
+authentication, CSRF, forms, the ORM, the rules) is what P1 weighs. Persistent connections with
+health checks, as the app's production settings.
+"""
+
+import os
+
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INSTALLED_APPS: list[str] = []
+MIDDLEWARE: list[str] = []
+ROOT_URLCONF = "bench.floor.urls"
+USE_TZ = True
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": os.environ["FLOOR_DB_NAME"],
+        "USER": os.environ.get("FLOOR_DB_USER", "postgres"),
+        "PASSWORD": os.environ.get("FLOOR_DB_PASSWORD", ""),
+        "HOST": os.environ.get("FLOOR_DB_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("FLOOR_DB_PORT", "5432"),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+}
