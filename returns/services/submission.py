@@ -5,6 +5,7 @@ cancel, say how the paper was sent, reject.
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -19,7 +20,13 @@ from returns.exceptions import (
     ReturnNotCancellable,
     ReturnStateConflict,
 )
-from returns.models import RejectionReason, ReturnProblem, ReturnRequest, ReturnState
+from returns.models import (
+    BLOCKING_STATES,
+    RejectionReason,
+    ReturnProblem,
+    ReturnRequest,
+    ReturnState,
+)
 from returns.rules import (
     invoice_can_be_booked,
     invoice_can_be_certified,
@@ -27,7 +34,7 @@ from returns.rules import (
     return_can_be_rejected,
     return_tracking_can_be_updated,
 )
-from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
+from returns.selectors import mail_receipt_matchable
 from returns.services._common import (
     REASON_MAX,
     Actor,
@@ -79,10 +86,18 @@ def return_request_submit(
         raise InvalidReturnReason(_("Choose the reason code for the tax system."))
     invoice = (
         # Lock the invoice row only: the customer row is locked by ledger writes, always after
-        # the invoice, and locking both here in one statement could deadlock with them.
+        # the invoice, and locking both here in one statement could deadlock with them. The
+        # return that blocks this one (R2), if any, comes in the same statement.
         Invoice.objects.select_for_update(of=("self",))
         .filter(pk=invoice_id, customer_id=customer_id)
         .select_related("customer")
+        .annotate(
+            blocking_return_id=Subquery(
+                ReturnRequest.objects.filter(
+                    invoice_id=OuterRef("pk"), state__in=BLOCKING_STATES
+                ).values("pk")[:1]
+            )
+        )
         .first()
     )
     if invoice is None:
@@ -91,7 +106,7 @@ def return_request_submit(
     refusal = invoice_return_refusal(invoice)  # R1, the same words the Refund page shows
     if refusal is not None:
         raise InvoiceNotEligibleForReturn(refusal)
-    if return_blocking_for_invoice(invoice_id=invoice.pk) is not None:
+    if invoice.blocking_return_id is not None:
         raise ReturnAlreadyOpen()
     digital = invoice.is_digital
     if invoice_can_be_certified(invoice):
@@ -118,20 +133,23 @@ def return_request_submit(
         red_letter_form_number = _check_form_number(red_letter_form_number)
 
     try:
-        with transaction.atomic():
-            rr = ReturnRequest.objects.create(
-                invoice=invoice,
-                medium=invoice.medium,
-                reason=reason,
-                problem=problem,
-                reason_code=reason_code,
-                certified=bool(certified),
-                buyer_booked=bool(buyer_booked),
-                buyer_form_number=buyer_form_number,
-                courier=courier.strip()[:64],
-                tracking_number=tracking_number.strip()[:64],
-                submitted_by=actor,
-            )
+        # No savepoint of its own: nothing is written before this row, and a violation leaves
+        # this service at once, rolling back its own transaction (or savepoint, when called
+        # inside another). The statement read above the blocking return with its snapshot from
+        # before the lock was granted; the partial unique constraint is the last line of defence.
+        rr = ReturnRequest.objects.create(
+            invoice=invoice,
+            medium=invoice.medium,
+            reason=reason,
+            problem=problem,
+            reason_code=reason_code,
+            certified=bool(certified),
+            buyer_booked=bool(buyer_booked),
+            buyer_form_number=buyer_form_number,
+            courier=courier.strip()[:64],
+            tracking_number=tracking_number.strip()[:64],
+            submitted_by=actor,
+        )
     except IntegrityError as exc:
         raise ReturnAlreadyOpen() from exc
     return_event_record(

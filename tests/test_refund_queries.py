@@ -1,0 +1,60 @@
+"""The refund's statements are pinned (issue 16, P1): each fact read once, no savepoint of its
+own, the blocking return read with the lock. Counted, never timed."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from returns.exceptions import ReturnAlreadyOpen
+from returns.models import ReturnRequest, ReturnState
+from returns.services import return_request_submit
+
+pytestmark = pytest.mark.django_db
+
+REFUND = {"problem": "title", "reason_code": "issuing_error", "reason": "Wrong title"}
+
+
+def submit(invoice, actor=None):
+    return return_request_submit(
+        invoice_id=invoice.pk,
+        customer_id=invoice.customer_id,
+        actor=actor or invoice.customer.user,
+        reason="Wrong title",
+    )
+
+
+def test_p1_submitting_a_paper_return_takes_four_statements_and_no_savepoint(invoice):
+    # Lock the invoice with its blocking return, insert the return, its event, look for paper
+    # logged before the submit (R4).
+    actor = invoice.customer.user
+    with CaptureQueriesContext(connection) as captured:
+        rr = submit(invoice, actor)
+
+    statements = [q["sql"] for q in captured.captured_queries]
+    savepoints = [sql for sql in statements if "SAVEPOINT" in sql.upper()]
+    assert rr.state == ReturnState.SUBMITTED
+    # Only the service's own transaction, a savepoint here inside the test's transaction.
+    assert len(savepoints) == 2, savepoints
+    assert len(statements) - len(savepoints) == 4, statements
+
+
+def test_p1_the_refund_post_is_at_most_nine_statements_and_its_transaction(
+    client, invoice, django_assert_max_num_queries
+):
+    # The view reads session, user, customer, invoice and blocking return (5); the service 4.
+    # Its transaction is a savepoint pair here, inside the test's transaction: 11 in all.
+    client.force_login(invoice.customer.user)
+    with django_assert_max_num_queries(9 + 2):
+        response = client.post(reverse("billing:refund", args=[invoice.pk]), REFUND)
+
+    assert response.status_code == 302
+    assert ReturnRequest.objects.filter(invoice=invoice, state=ReturnState.SUBMITTED).count() == 1
+
+
+def test_r2_a_second_submit_is_refused_with_the_lock_read_and_the_first_return_stays(invoice):
+    first = submit(invoice)
+
+    with pytest.raises(ReturnAlreadyOpen):
+        submit(invoice)
+    assert list(ReturnRequest.objects.filter(invoice=invoice)) == [first]
