@@ -19,9 +19,6 @@ from zoneinfo import ZoneInfo
 
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.functional import Promise
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.styles import Font
 
 MONEY_FORMAT = "#,##0.00"
 RATE_FORMAT = "0%"
@@ -57,6 +54,8 @@ def _local(value: dt.datetime, tz: ZoneInfo) -> dt.datetime:
 
 
 def _xlsx_cells(ws: Any, columns: Sequence[Column], row: Sequence[Any], tz: ZoneInfo) -> list:
+    from openpyxl.cell import WriteOnlyCell
+
     cells: list[Any] = []
     for column, value in zip(columns, row, strict=True):
         if value is None or value == "":
@@ -93,6 +92,11 @@ def xlsx_response(
     tz: ZoneInfo,
 ) -> FileResponse:
     """One sheet: a bold header row (frozen), then the rows."""
+    # openpyxl is imported here, not at the top: it takes about a second to import, which
+    # every process that loads the admin (web, workers, check_ledger) would pay otherwise.
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     workbook = Workbook(write_only=True)

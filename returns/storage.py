@@ -2,8 +2,9 @@
 local disk (the embedded default), or an S3-compatible bucket shared by every web replica and
 worker (``PRIVATE_MEDIA_S3_BUCKET``)."""
 
+from typing import Any
+
 from django.core.files.storage import FileSystemStorage
-from storages.backends.s3 import S3Storage
 
 
 class PrivateFileSystemStorage(FileSystemStorage):
@@ -19,12 +20,11 @@ class PrivateFileSystemStorage(FileSystemStorage):
         )
 
 
-class PrivateS3Storage(S3Storage):
-    """The same private files in an S3-compatible bucket (AWS S3, Alibaba Cloud OSS, Tencent
-    COS, MinIO): objects are private (no ACL grants anyone else), never overwritten, and,
-    as on disk, have no URL: the authorised views stream them."""
+def __getattr__(name: str) -> Any:
+    """``returns.storage.PrivateS3Storage`` (the name settings and callers use), imported on
+    first use from ``returns.storage_s3``: see there why."""
+    if name == "PrivateS3Storage":
+        from returns.storage_s3 import PrivateS3Storage
 
-    def url(self, name: str | None, parameters=None, expire=None, http_method=None) -> str:
-        raise ValueError(
-            "Private files have no URL: they are served only through an authorised view."
-        )
+        return PrivateS3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
