@@ -25,9 +25,10 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
         cursor.execute(
             "INSERT INTO returns_returnrequest (state, problem, reason, certified, courier, "
             "tracking_number, outcome, rejection_reason, error, created_at, updated_at, "
-            "invoice_id, submitted_by_id, reason_code, buyer_booked, buyer_form_number, medium) "
+            "invoice_id, submitted_by_id, reason_code, buyer_booked, buyer_form_number, medium, "
+            "rejection_note) "
             "VALUES ('submitted', 'other', %s, false, '', '', '', '', '', %s, %s, %s, %s, "
-            "'issuing_error', false, '', %s) RETURNING id",
+            "'issuing_error', false, '', %s, '') RETURNING id",
             [reason, now, now, invoice_id, user_id, medium],
         )
         (return_id,) = cursor.fetchone()
