@@ -33,12 +33,14 @@ def test_the_worker_reuses_its_connection_and_replaces_one_that_was_terminated(
         (own_pid,) = cursor.fetchone()
     observer = psycopg.connect(database_url(), autocommit=True)
     spare = [own_pid, observer.info.backend_pid]
+    (worker_started,) = observer.execute("SELECT now()").fetchone()
 
     def worker_connections() -> list[int]:
+        # Connections opened since the worker started (earlier tests may have left some).
         rows = observer.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> ALL(%s) AND state = 'idle'",
-            [spare],
+            "AND pid <> ALL(%s) AND state = 'idle' AND backend_start >= %s",
+            [spare, worker_started],
         ).fetchall()
         return [pid for (pid,) in rows]
 
@@ -56,7 +58,7 @@ def test_the_worker_reuses_its_connection_and_replaces_one_that_was_terminated(
             wait_for(lambda: all_sent(3), timeout=60, what="3 SMS sent", processes=(worker,))
             wait_for(
                 lambda: len(worker_connections()) == 1,
-                timeout=10,
+                timeout=20,
                 what="the worker's one idle connection",
                 processes=(worker,),
             )
@@ -71,7 +73,7 @@ def test_the_worker_reuses_its_connection_and_replaces_one_that_was_terminated(
             wait_for(lambda: all_sent(9), timeout=60, what="9 SMS sent", processes=(worker,))
             wait_for(
                 lambda: len(worker_connections()) == 1,
-                timeout=10,
+                timeout=20,
                 what="the worker's new idle connection",
                 processes=(worker,),
             )
