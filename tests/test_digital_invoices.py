@@ -686,3 +686,55 @@ def test_without_a_mail_server_a_digital_invoice_is_not_emailed_and_stays_downlo
     invoice = application.invoice
     assert invoice.emailed_at is None
     assert invoice.document
+
+
+@pytest.mark.parametrize(
+    ("medium", "code", "number", "form", "constraint"),
+    [
+        (InvoiceMedium.DIGITAL, "", "26330000009999999901", "44030026110000123456", None),
+        (InvoiceMedium.PAPER, "3300262130", "61000001", "", None),
+        (InvoiceMedium.PAPER, "3300262130", "61000001", "4403002611000012", None),
+        (
+            InvoiceMedium.DIGITAL,
+            "3300262130",
+            "26330000009999999901",
+            "44030026110000123456",
+            "red_letter_number_format",
+        ),
+        (InvoiceMedium.DIGITAL, "", "61000001", "44030026110000123456", "red_letter_number_format"),
+        (InvoiceMedium.PAPER, "", "26330000009999999901", "", "red_letter_number_format"),
+        (InvoiceMedium.DIGITAL, "", "26330000009999999901", "", "red_letter_form_number_format"),
+        (
+            InvoiceMedium.DIGITAL,
+            "",
+            "26330000009999999901",
+            "4403002611000012",
+            "red_letter_form_number_format",
+        ),
+        (
+            InvoiceMedium.PAPER,
+            "3300262130",
+            "61000001",
+            "44030026110000123456",
+            "red_letter_form_number_format",
+        ),
+    ],
+)
+def test_a_red_letter_invoices_numbers_follow_its_medium(
+    digital, medium, code, number, form, constraint
+):
+    figures = breakdown_from_total(digital.total).negated()
+    create = lambda: RedLetterInvoice.objects.create(  # noqa: E731
+        original=digital,
+        medium=medium,
+        code=code,
+        number=number,
+        red_letter_form_number=form,
+        issued_on=timezone.localdate(timezone.now(), SHANGHAI),
+        **figures.as_fields(),
+    )
+    if constraint is None:
+        assert create().pk
+    else:
+        with pytest.raises(IntegrityError, match=constraint):
+            create()
