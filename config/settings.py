@@ -191,7 +191,7 @@ STORAGES = {
 PRIVATE_MEDIA_S3_BUCKET = env.str("PRIVATE_MEDIA_S3_BUCKET", default="")
 if PRIVATE_MEDIA_S3_BUCKET:
     STORAGES["private"] = {
-        "BACKEND": "returns.storage.PrivateS3Storage",
+        "BACKEND": "returns.storage_s3.PrivateS3Storage",
         "OPTIONS": {
             "bucket_name": PRIVATE_MEDIA_S3_BUCKET,
             "endpoint_url": env.str("PRIVATE_MEDIA_S3_ENDPOINT_URL", default="") or None,

@@ -13,9 +13,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core.enqueue import enqueue_on_commit
@@ -319,9 +320,6 @@ def invoice_email_send(*, invoice_id: int) -> bool:
     the two sends it again on retry, which is the safe side for a delivery. False when there
     is nothing to send (no address, no file, already sent).
     """
-    from django.core.mail import EmailMessage
-    from django.utils import translation
-
     invoice = Invoice.objects.select_related("application", "customer").get(pk=invoice_id)
     application = invoice.application
     if not settings.INVOICE_EMAIL_ENABLED:

@@ -1,8 +1,6 @@
 """Private file storage for uploaded red-letter forms and issued digital invoices (R12): the
 local disk (the embedded default), or an S3-compatible bucket shared by every web replica and
-worker (``PRIVATE_MEDIA_S3_BUCKET``)."""
-
-from typing import Any
+worker (``PRIVATE_MEDIA_S3_BUCKET``, ``returns.storage_s3``)."""
 
 from django.core.files.storage import FileSystemStorage
 
@@ -18,13 +16,3 @@ class PrivateFileSystemStorage(FileSystemStorage):
         raise ValueError(
             "Private files have no URL: they are served only through an authorised view."
         )
-
-
-def __getattr__(name: str) -> Any:
-    """``returns.storage.PrivateS3Storage`` (the name settings and callers use), imported on
-    first use from ``returns.storage_s3``: see there why."""
-    if name == "PrivateS3Storage":
-        from returns.storage_s3 import PrivateS3Storage
-
-        return PrivateS3Storage
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

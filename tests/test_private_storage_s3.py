@@ -13,7 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from invoices.models import Invoice, InvoiceType
 from returns.models import RedLetterForm
-from returns.storage import PrivateS3Storage
+from returns.storage_s3 import PrivateS3Storage
 from tests.factories import CustomerFactory, issue_digital_invoice, issue_invoice
 from tests.processes import free_port, run_fresh_django
 from tests.returns_helpers import MINIMAL_PDF, pdf_upload, submit
@@ -113,7 +113,7 @@ def test_another_process_configured_by_the_environment_reads_the_same_file(s3_en
     script = (
         "import django, json; django.setup()\n"
         "from django.core.files.storage import storages\n"
-        "from returns.storage import PrivateS3Storage\n"
+        "from returns.storage_s3 import PrivateS3Storage\n"
         "storage = storages['private']\n"
         f"with storage.open({invoice.document.name!r}, 'rb') as f: data = f.read()\n"
         "print(json.dumps({'s3': isinstance(storage, PrivateS3Storage), 'size': len(data),"

@@ -88,8 +88,7 @@ def _new_serial(now: dt.datetime) -> str:
 def is_form_number(value: str, medium: str = InvoiceMedium.PAPER) -> bool:
     """A red-letter information form number (paper) is 16 digits; a red-letter confirmation
     form number (digital) is 20."""
-    digits = FORM_NUMBER_DIGITS[InvoiceMedium(medium)]
-    return len(value) == digits and value.isdigit() and value.isascii()
+    return _digits(value, FORM_NUMBER_DIGITS[InvoiceMedium(medium)])
 
 
 def _digits(value: str, count: int) -> bool:

@@ -129,7 +129,7 @@ class SandboxTaxSystem(TaxSystemBackend):
         if timezone.now() < operation.ready_at:
             return TaxResult.pending(serial)
         if operation.result["status"] == ResultStatus.AWAITING_BUYER:
-            return self._buyer_outcome(serial)
+            return _buyer_outcome(serial, operation.result)
         return _result_from_json(serial, operation.result)
 
     simulates_buyer: ClassVar[bool] = True
@@ -155,15 +155,6 @@ class SandboxTaxSystem(TaxSystemBackend):
                     "form_number": result["form_number"],
                 }
             operation.save(update_fields=["result"])
-
-    def _buyer_outcome(self, serial: str) -> TaxResult:
-        """A form awaiting the buyer: still waiting, or lapsed after 72 hours."""
-        operation = TaxSandboxOperation.objects.get(serial=serial)
-        result = operation.result or {}
-        confirm_by = dt.datetime.fromisoformat(result["confirm_by"])
-        if timezone.now() >= confirm_by:
-            return TaxResult.buyer_declined(serial, ResultStatus.EXPIRED, result["form_number"])
-        return TaxResult.awaiting_buyer(serial, result["form_number"], confirm_by)
 
     def issue(self, submission: IssueSubmission) -> IssueResult:
         """A digital invoice is issued at once (the same serial gives the same invoice); a paper
@@ -294,6 +285,14 @@ def _payload(submission: TaxSubmission) -> dict[str, Any]:
         "buyer_booked": submission.buyer_booked,
         "buyer_entered_form": submission.buyer_entered_form,
     }
+
+
+def _buyer_outcome(serial: str, result: dict[str, Any]) -> TaxResult:
+    """A form awaiting the buyer: still waiting, or lapsed after 72 hours."""
+    confirm_by = dt.datetime.fromisoformat(result["confirm_by"])
+    if timezone.now() >= confirm_by:
+        return TaxResult.buyer_declined(serial, ResultStatus.EXPIRED, result["form_number"])
+    return TaxResult.awaiting_buyer(serial, result["form_number"], confirm_by)
 
 
 def _result_from_json(serial: str, data: dict[str, Any]) -> TaxResult:
