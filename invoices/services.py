@@ -22,6 +22,8 @@ from django.utils.translation import gettext as _
 from core.enqueue import enqueue_on_commit
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
+    ApplicationNotCancellable,
+    ApplicationNotPending,
     DuplicateInvoiceNumber,
     InsufficientInvoiceableAmount,
     InvalidInvoiceApplication,
@@ -42,10 +44,11 @@ from invoices.models import (
     LedgerKind,
     Statement,
 )
-from invoices.rules import invoice_application_can_be_issued
+from invoices.rules import invoice_application_can_be_cancelled, invoice_application_can_be_issued
 from invoices.selectors import invoiceable_amount
 from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
+from invoices.taxsystem.interface import get_tax_system
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +227,50 @@ def invoice_application_create(
     return application
 
 
+def invoice_application_issued_by_tax_system(application: InvoiceApplication) -> bool:
+    """Whether the configured tax system issues this application without people."""
+    return get_tax_system().issues_by_itself(application.medium)
+
+
+@transaction.atomic
+def invoice_application_cancel(*, application_id: int, customer_id: int) -> InvoiceApplication:
+    """The customer withdraws an application not issued yet: the amount it debited is credited
+    back, once (R10's ledger stays exact). Cancelling twice is a no-op. Another customer's
+    application is not found (``DoesNotExist``).
+
+    The customer row is locked first, as by every change to its invoiceable amount, then the
+    application; ``invoice_issue`` locks the application, so issuing and cancelling one are
+    serialised and exactly one of them wins.
+    """
+    _customer_lock(customer_id)
+    application = InvoiceApplication.objects.select_for_update().get(
+        pk=application_id, customer_id=customer_id
+    )
+    if application.state == ApplicationState.CANCELLED:
+        return application
+    if not invoice_application_can_be_cancelled(
+        application, issued_by_tax_system=invoice_application_issued_by_tax_system(application)
+    ):
+        if application.state == ApplicationState.PENDING:
+            raise ApplicationNotCancellable(
+                _(
+                    "This digital invoice is being issued by the tax system and cannot be "
+                    "cancelled: once it is issued, return it."
+                )
+            )
+        raise ApplicationNotCancellable()
+    application.state = ApplicationState.CANCELLED
+    application.cancelled_at = timezone.now()
+    application.save(update_fields=["state", "cancelled_at"])
+    LedgerEntry.objects.create(
+        customer_id=customer_id,
+        kind=LedgerKind.APPLICATION_CANCELLED,
+        amount=application.amount,
+        application=application,
+    )
+    return application
+
+
 def _invoice_insert(**fields: Any) -> Invoice:
     try:
         with transaction.atomic():
@@ -274,6 +321,8 @@ def invoice_issue(
     """
     application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
     if not invoice_application_can_be_issued(application):
+        if application.state == ApplicationState.CANCELLED:
+            raise ApplicationNotPending()
         raise ApplicationAlreadyIssued()
     code, number = code.strip(), number.strip()
     digital = application.medium == InvoiceMedium.DIGITAL

@@ -290,6 +290,18 @@ class ApplyForm(PortalForm):
         "InvalidTaxpayerId": "taxpayer_id",
     }
 
+    def mark_wrong(self, fields: tuple[str, ...], *, invoice_number: str) -> None:
+        """Mark the fields the customer said were wrong on a returned invoice: a class the
+        stylesheet shows and a hint the field's description carries (not an error: the
+        customer has not typed anything yet)."""
+        for name in fields:
+            field = self.fields[name]
+            css = field.widget.attrs.get("class", "")
+            field.widget.attrs["class"] = f"{css} marked-wrong".strip()
+            field.help_text = _("You said this was wrong on invoice %(number)s: check it.") % {
+                "number": invoice_number
+            }
+
     def clean_medium(self) -> str:
         return self.cleaned_data["medium"] or InvoiceMedium.PAPER
 

@@ -203,6 +203,18 @@ def return_for_customer(*, customer: Customer, return_request_id: int) -> Return
     )
 
 
+def return_to_reapply_from(*, customer: Customer, invoice_id: int) -> ReturnRequest | None:
+    """The customer's latest return of this invoice (a completed one is always the latest: it
+    blocks any other), or None: another customer's invoice, or one never returned. The caller
+    asks ``return_allows_reapplying``."""
+    return (
+        ReturnRequest.objects.filter(invoice_id=invoice_id, invoice__customer=customer)
+        .select_related("invoice", "invoice__application")
+        .order_by("-id")
+        .first()
+    )
+
+
 def return_events(*, return_request_id: int) -> QuerySet[ReturnEvent]:
     return ReturnEvent.objects.filter(return_request_id=return_request_id).order_by(
         "created_at", "id"

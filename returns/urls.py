@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("billing/invoices/", views.invoice_management, name="invoices"),
     path("billing/invoices/apply/", views.invoice_apply, name="apply"),
+    path(
+        "billing/applications/<int:pk>/cancel/",
+        views.application_cancel,
+        name="application_cancel",
+    ),
     path("billing/invoices/<int:invoice_id>/refund/", views.invoice_refund, name="refund"),
     path(
         "billing/invoices/<int:invoice_id>/download/",
