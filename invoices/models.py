@@ -715,6 +715,10 @@ class NumberSequence(models.Model):
     name = models.CharField(max_length=32, primary_key=True, verbose_name=_("name"))
     last_value = models.PositiveBigIntegerField(default=0, verbose_name=_("last value"))
 
+    class Meta:
+        verbose_name = _("number sequence")
+        verbose_name_plural = _("number sequences")
+
     def __str__(self) -> str:
         return f"{self.name}={self.last_value}"
 
