@@ -10,6 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from core.exceptions import DomainError
 from invoices.models import InvoiceMedium, InvoiceType, ReversalReason
 from invoices.services import money
+from invoices.tax import money_as_written
 from invoices.taxpayer import validate_taxpayer_id
 from invoices.taxsystem.services import is_form_number
 from returns.models import ReturnProblem
@@ -240,6 +241,59 @@ MEDIUM_CHOICES = [
     (InvoiceMedium.PAPER, _("Paper invoice: printed and mailed to you")),
 ]
 MAILING_FIELDS = ("mailing_recipient", "mailing_phone", "mailing_address", "mailing_postal_code")
+
+
+class ReturnEnvelopeForm(PortalForm):
+    """Several paper invoices returned in one envelope: which, why, how it was sent."""
+
+    invoices = forms.TypedMultipleChoiceField(
+        label=_("Invoices in the envelope"),
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": _("Choose the invoices you are mailing back."),
+            "invalid_choice": _(
+                "An invoice you chose cannot be returned in an envelope (it may have just been "
+                "returned): check the list."
+            ),
+        },
+    )
+    problem = RefundForm.declared_fields["problem"]
+    reason_code = RefundForm.declared_fields["reason_code"]
+    reason = RefundForm.declared_fields["reason"]
+    none_certified = forms.BooleanField(
+        label=_("The buyer certified none of the VAT special invoices I chose"),
+        required=False,
+        help_text=_(
+            "A certified special invoice is not mailed: return it on its own with Refund and the "
+            "buyer's red-letter information form."
+        ),
+    )
+    courier = RefundForm.declared_fields["courier"]
+    tracking_number = RefundForm.declared_fields["tracking_number"]
+
+    def __init__(self, *args, invoices: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["invoices"].choices = [
+            (
+                invoice.pk,
+                f"{invoice.number} · {invoice.issued_at:%Y-%m-%d} · "
+                f"{invoice.get_invoice_type_display()} · {money_as_written(invoice.total)}",
+            )
+            for invoice in invoices
+        ]
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "invoice_ids": data["invoices"],
+            "problem": data["problem"],
+            "reason_code": data["reason_code"],
+            "reason": data["reason"],
+            "none_certified": data["none_certified"],
+            "courier": data.get("courier", ""),
+            "tracking_number": data.get("tracking_number", ""),
+        }
 
 
 class ApplyForm(PortalForm):

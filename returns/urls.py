@@ -19,6 +19,8 @@ urlpatterns = [
         views.invoice_document_download,
         name="invoice_download",
     ),
+    path("billing/returns/several/", views.returns_several, name="returns_several"),
+    path("billing/envelopes/<int:pk>/", views.envelope_detail, name="envelope_detail"),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),
     path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),

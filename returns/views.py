@@ -14,10 +14,11 @@ from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from core.exceptions import DomainError
-from invoices.models import ApplicationState, InvoiceApplication
+from invoices.models import ApplicationState, InvoiceApplication, InvoiceType
 from invoices.rules import (
     invoice_application_can_be_cancelled,
     invoice_return_refusal,
@@ -38,7 +39,13 @@ from invoices.services import (
 )
 from invoices.tax import money_as_written
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
-from returns.forms import ApplyForm, RedLetterFormUploadForm, RefundForm, TrackingForm
+from returns.forms import (
+    ApplyForm,
+    RedLetterFormUploadForm,
+    RefundForm,
+    ReturnEnvelopeForm,
+    TrackingForm,
+)
 from returns.rules import (
     red_letter_form_can_be_replaced,
     return_allows_reapplying,
@@ -50,8 +57,10 @@ from returns.rules import (
 )
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
+    envelope_for_customer,
     invoice_document_for_customer,
     invoices_for_management,
+    invoices_to_return_by_mail,
     red_letter_form_current,
     red_letter_forms_for_return,
     return_blocking_for_invoice,
@@ -64,6 +73,7 @@ from returns.selectors import (
 )
 from returns.services import (
     red_letter_form_upload,
+    return_envelope_submit,
     return_request_cancel,
     return_request_simulate_buyer,
     return_request_submit,
@@ -262,6 +272,54 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "mailing": settings.RETURN_MAILING_ADDRESS,
     }
     return render(request, "billing/return_detail.html", context, status=status)
+
+
+@login_required
+def returns_several(request):
+    """Several paper invoices returned at once, in one envelope: one return each."""
+    customer = _customer(request)
+    invoices = invoices_to_return_by_mail(customer=customer)
+    if request.method == "POST":
+        form = ReturnEnvelopeForm(request.POST, invoices=invoices)
+        if form.is_valid():
+            try:
+                envelope = return_envelope_submit(
+                    customer_id=customer.pk, actor=request.user, **form.service_kwargs()
+                )
+            except DomainError as exc:
+                form.add_domain_error(exc)
+            else:
+                count = envelope.returns.count()
+                messages.success(
+                    request,
+                    ngettext(
+                        "%(count)d invoice returned in one envelope.",
+                        "%(count)d invoices returned in one envelope.",
+                        count,
+                    )
+                    % {"count": count},
+                )
+                return redirect("billing:envelope_detail", pk=envelope.pk)
+        status = 400
+    else:
+        form = ReturnEnvelopeForm(invoices=invoices)
+        status = 200
+    context = {
+        "form": form,
+        "has_special": any(invoice.invoice_type == InvoiceType.SPECIAL for invoice in invoices),
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+    return render(request, "billing/return_several.html", context, status=status)
+
+
+@login_required
+def envelope_detail(request, pk: int):
+    """An envelope's returns, where to mail it and what goes in it (another customer's: 404)."""
+    envelope = envelope_for_customer(customer=_customer(request), envelope_id=pk)
+    if envelope is None:
+        raise Http404("No such envelope")
+    context = {"envelope": envelope, "mailing": settings.RETURN_MAILING_ADDRESS}
+    return render(request, "billing/envelope_detail.html", context)
 
 
 @login_required
