@@ -62,7 +62,8 @@ def return_envelope_submit(
         if medium == InvoiceMedium.DIGITAL:
             raise InvalidReturnReason(
                 _(
-                    "Invoice %(number)s is digital: it is not mailed. Return it with Refund on its row."
+                    "Invoice %(number)s is digital: it is not mailed. Return it with Refund on "
+                    "its row."
                 )
                 % {"number": numbers[pk]}
             )
