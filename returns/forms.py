@@ -274,7 +274,9 @@ class ReturnEnvelopeForm(PortalForm):
 
     def __init__(self, *args, invoices: list, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["invoices"].choices = [
+        field = self.fields["invoices"]
+        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field.choices = [
             (
                 invoice.pk,
                 f"{invoice.number} · {invoice.issued_at:%Y-%m-%d} · "
