@@ -4,6 +4,8 @@ Domain errors raised by a service are put back on the form (``add_domain_error``
 re-renders with everything the customer entered and the message next to the right field.
 """
 
+from typing import cast
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
@@ -274,8 +276,7 @@ class ReturnEnvelopeForm(PortalForm):
 
     def __init__(self, *args, invoices: list, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["invoices"]
-        assert isinstance(field, forms.TypedMultipleChoiceField)
+        field = cast(forms.TypedMultipleChoiceField, self.fields["invoices"])
         field.choices = [
             (
                 invoice.pk,
