@@ -34,6 +34,7 @@ from returns.models import (
     MailReceipt,
     RedLetterForm,
     RejectionReason,
+    ReturnEnvelope,
     ReturnEvent,
     ReturnRequest,
 )
@@ -351,6 +352,24 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     search_fields = ["return_request__invoice__number", "note", "actor__username"]
     list_select_related = ["return_request", "actor"]
     date_hierarchy = "created_at"
+
+
+class EnvelopeReturnInline(ReadOnlyInline):
+    model = ReturnRequest
+    fields = ["invoice", "state", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(ReturnEnvelope)
+class ReturnEnvelopeAdmin(ReadOnlyAdmin):
+    """Several paper invoices a customer mailed back in one envelope; each has its return."""
+
+    list_display = ["id", "customer", "courier", "tracking_number", "created_at"]
+    search_fields = ["tracking_number", "customer__name", "customer__taxpayer_id"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    inlines = [EnvelopeReturnInline]
 
 
 def _return_id(tax_request: TaxRequest) -> int | None:

@@ -200,3 +200,15 @@ def test_a_double_submit_creates_one_envelope(client_in, three):
     assert response.status_code == 400
     assert "it may have just been returned" in response.content.decode()
     assert ReturnEnvelope.objects.count() == 1
+
+
+def test_finance_sees_the_envelope_and_its_returns_in_the_back_office(
+    admin_client, customer, three
+):
+    envelope = send(customer, three)
+    page = admin_client.get(
+        reverse("admin:returns_returnenvelope_change", args=[envelope.pk])
+    ).content.decode()
+    assert "SF1234567890" in page
+    for invoice in three:
+        assert str(invoice) in page
