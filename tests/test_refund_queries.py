@@ -6,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.audit.actor import Actor
 from returns.exceptions import ReturnAlreadyOpen
 from returns.models import ReturnRequest, ReturnState
 from returns.services import return_request_submit
@@ -19,7 +20,7 @@ def submit(invoice, actor=None):
     return return_request_submit(
         invoice_id=invoice.pk,
         customer_id=invoice.customer_id,
-        actor=actor or invoice.customer.user,
+        actor=Actor.for_user(actor or invoice.customer.user),
         reason="Wrong title",
     )
 
