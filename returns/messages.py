@@ -40,6 +40,12 @@ def _rejected_with_reason(params: Params) -> str:
     return str(choice) if choice is not None else ""
 
 
+def _paper_logged(params: Params) -> str:
+    if params.get("return"):
+        return _("Paper invoice %(number)s logged for return %(return)s") % params
+    return _("Paper invoice %(number)s logged; no return is waiting for it") % params
+
+
 def _transition(params: Params) -> str:
     """An audit row of a state change: the new state, and the note's key when it has one."""
     label = str(dict(ReturnState.choices).get(params.get("to", ""), params.get("to", "")))
@@ -112,7 +118,7 @@ ACTIONS: dict[str, tuple[Any, bool]] = {
         gettext_lazy("Red-letter information form %(form_number)s rejected: %(reason)s"),
         True,
     ),
-    "paper.logged": (gettext_lazy("Paper invoice %(number)s logged (%(outcome)s)"), False),
+    "paper.logged": (_paper_logged, False),
     "paper.matched": (gettext_lazy("Paper invoice %(number)s matched to return %(return)s"), False),
     "paper.sent_back": (
         gettext_lazy("Paper invoice %(number)s sent back to the customer (%(tracking_number)s)"),

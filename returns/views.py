@@ -46,9 +46,9 @@ from returns.selectors import (
     return_blocking_for_invoice,
     return_buyer_confirmation,
     return_events,
+    return_for_customer,
     return_history_for_customer,
     return_rejection_text,
-    return_for_customer,
     return_tax_outcome,
     return_timeline,
 )
