@@ -225,10 +225,11 @@ class HistoryLine:
 
 
 def _by_for_customer(kind: str) -> str:
-    return {
-        ActorKind.CUSTOMER: _("You"),
-        ActorKind.STAFF: _("Finance"),
-    }.get(kind, _("System"))
+    if kind == ActorKind.CUSTOMER:
+        return _("You")
+    if kind == ActorKind.STAFF:
+        return _("Finance")  # never a staff member's name
+    return _("System")
 
 
 def return_history_for_customer(
