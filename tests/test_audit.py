@@ -520,3 +520,12 @@ def test_the_customers_history_never_shows_staff_names_nor_internal_rows(client,
     assert "(Finance)" in page  # the rejection, by "Finance"
     assert "(You)" in page  # the submission
     assert "The returned paper is incomplete" in page
+
+
+def test_the_return_and_the_customer_page_link_their_audit_log(client, finance, invoice):
+    rr = submit(invoice)
+    client.force_login(finance)
+    page = client.get(f"/admin/returns/returnrequest/{rr.pk}/change/").content.decode()
+    assert f'href="/admin/audit/auditentry/?scope=return:{rr.pk}"' in page
+    page = client.get(f"/admin/invoices/customer/{invoice.customer_id}/page/").content.decode()
+    assert f'href="/admin/audit/auditentry/?customer_id={invoice.customer_id}"' in page
