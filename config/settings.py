@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "config.apps.AxesConfig",  # django-axes, with a translated name
     "csp",
     "config.apps.SiteConfig",
+    "core.audit",
     "invoices",
     "returns",
     "notifications",

@@ -6,3 +6,8 @@ class InvoicesConfig(AppConfig):
     name = "invoices"
     verbose_name = _("Invoices")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from invoices import messages
+
+        messages.register()

@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from core.enqueue import enqueue_on_commit
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
@@ -94,7 +96,11 @@ def _customer_lock(customer_id: int) -> Customer:
 
 
 @transaction.atomic
-def statement_settle(*, statement_id: int) -> LedgerEntry:
+def statement_settle(
+    *,
+    statement_id: int,
+    actor: Actor = Actor.system("invoices.services.statement_settle"),
+) -> LedgerEntry:
     """A paid statement becomes invoiceable: credit its amount once."""
     statement = Statement.objects.select_for_update().get(pk=statement_id)
     _customer_lock(statement.customer_id)
@@ -102,12 +108,20 @@ def statement_settle(*, statement_id: int) -> LedgerEntry:
         raise StatementAlreadySettled()
     statement.settled_at = timezone.now()
     statement.save(update_fields=["settled_at"])
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry.objects.create(
         customer_id=statement.customer_id,
         kind=LedgerKind.STATEMENT_SETTLED,
         amount=statement.amount,
         statement=statement,
     )
+    audit_record(
+        actor=actor,
+        action="statement.settled",
+        obj=statement,
+        customer_id=statement.customer_id,
+        params={"amount": statement.amount},
+    )
+    return entry
 
 
 @transaction.atomic
@@ -129,6 +143,7 @@ def invoice_application_create(
     save_profile_as: str = "",
     medium: str = InvoiceMedium.PAPER,
     email: str = "",
+    actor: Actor = Actor.system("invoices.services.invoice_application_create"),
 ) -> InvoiceApplication:
     """Apply for an invoice and debit the invoiceable amount (R10, R13).
 
@@ -208,6 +223,13 @@ def invoice_application_create(
         amount=-amount,
         application=application,
     )
+    audit_record(
+        actor=actor,
+        action="application.created",
+        obj=application,
+        customer_id=customer.pk,
+        params={"amount": amount, "medium": medium, "invoice_type": invoice_type},
+    )
     if save_profile_as:
         invoice_profile_save(
             customer_id=customer.pk,
@@ -233,7 +255,9 @@ def invoice_application_issued_by_tax_system(application: InvoiceApplication) ->
 
 
 @transaction.atomic
-def invoice_application_cancel(*, application_id: int, customer_id: int) -> InvoiceApplication:
+def invoice_application_cancel(
+    *, application_id: int, customer_id: int, actor: Actor
+) -> InvoiceApplication:
     """The customer withdraws an application not issued yet: the amount it debited is credited
     back, once (R10's ledger stays exact). Cancelling twice is a no-op. Another customer's
     application is not found (``DoesNotExist``).
@@ -267,6 +291,13 @@ def invoice_application_cancel(*, application_id: int, customer_id: int) -> Invo
         kind=LedgerKind.APPLICATION_CANCELLED,
         amount=application.amount,
         application=application,
+    )
+    audit_record(
+        actor=actor,
+        action="application.cancelled",
+        obj=application,
+        customer_id=customer_id,
+        params={"amount": application.amount},
     )
     return application
 
@@ -310,6 +341,7 @@ def invoice_issue(
     tracking_number: str = "",
     document: bytes = b"",
     document_name: str = "",
+    actor: Actor = Actor.system("invoices.services.invoice_issue"),
 ) -> Invoice:
     """Record the invoice the tax system issued for a pending application; it becomes
     returnable (R1).
@@ -355,6 +387,18 @@ def invoice_issue(
         invoice.save(update_fields=["document"])
     application.state = ApplicationState.ISSUED
     application.save(update_fields=["state"])
+    audit_record(
+        actor=actor,
+        action="invoice.issued",
+        obj=invoice,
+        customer_id=invoice.customer_id,
+        params={
+            "application": application.pk,
+            "code": invoice.code,
+            "number": invoice.number,
+            "total": invoice.total,
+        },
+    )
     if digital and application.email:
         from invoices.tasks import invoice_email_task
 

@@ -6,3 +6,9 @@ class ReturnsConfig(AppConfig):
     name = "returns"
     verbose_name = _("Returns")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from returns import audit, messages
+
+        messages.register()
+        audit.register_scopes()

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.models import ApplicationState, InvoiceApplication, InvoiceType
 from invoices.rules import (
@@ -67,6 +68,8 @@ from returns.selectors import (
     return_buyer_confirmation,
     return_events,
     return_for_customer,
+    return_history_for_customer,
+    return_rejection_text,
     return_tax_outcome,
     return_timeline,
     return_to_reapply_from,
@@ -169,7 +172,11 @@ def application_cancel(request, pk: int):
         messages.info(request, _("This application was already cancelled."))
         return redirect("billing:invoices")
     try:
-        invoice_application_cancel(application_id=application.pk, customer_id=customer.pk)
+        invoice_application_cancel(
+            application_id=application.pk,
+            customer_id=customer.pk,
+            actor=Actor.customer(request.user, customer.pk),
+        )
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
@@ -206,7 +213,7 @@ def invoice_refund(request, invoice_id: int):
                 rr = return_request_submit(
                     invoice_id=invoice.pk,
                     customer_id=customer.pk,
-                    actor=request.user,
+                    actor=Actor.customer(request.user, customer.pk),
                     **form.service_kwargs(),
                 )
             except ReturnAlreadyOpen as exc:
@@ -241,6 +248,11 @@ def invoice_refund(request, invoice_id: int):
     return render(request, template, context, status=status)
 
 
+def _actor(request, rr) -> Actor:
+    """The logged-in customer acting on their own return (``_own_return`` checked it)."""
+    return Actor.customer(request.user, rr.invoice.customer_id)
+
+
 @login_required
 def return_detail(request, pk: int):
     return _render_detail(request, _own_return(request, pk))
@@ -252,7 +264,8 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
     context = {
         "rr": rr,
         "invoice": rr.invoice,
-        "events": events,
+        "history": return_history_for_customer(return_request=rr, events=events),
+        "rejection_text": return_rejection_text(return_request=rr, events=events),
         "timeline": return_timeline(return_request=rr, events=events),
         "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
         "current_form": current_form,
@@ -284,7 +297,9 @@ def returns_several(request):
         if form.is_valid():
             try:
                 envelope = return_envelope_submit(
-                    customer_id=customer.pk, actor=request.user, **form.service_kwargs()
+                    customer_id=customer.pk,
+                    actor=Actor.customer(request.user, customer.pk),
+                    **form.service_kwargs(),
                 )
             except DomainError as exc:
                 form.add_domain_error(exc)
@@ -327,7 +342,7 @@ def envelope_detail(request, pk: int):
 def return_cancel(request, pk: int):
     rr = _own_return(request, pk)
     try:
-        return_request_cancel(return_request_id=rr.pk, actor=request.user)
+        return_request_cancel(return_request_id=rr.pk, actor=_actor(request, rr))
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
@@ -343,7 +358,7 @@ def return_tracking(request, pk: int):
     if form.is_valid():
         try:
             return_request_update_tracking(
-                return_request_id=rr.pk, actor=request.user, **form.cleaned_data
+                return_request_id=rr.pk, actor=_actor(request, rr), **form.cleaned_data
             )
         except DomainError as exc:
             form.add_domain_error(exc)
@@ -362,7 +377,7 @@ def return_form_upload(request, pk: int):
         try:
             red_letter_form_upload(
                 return_request_id=rr.pk,
-                actor=request.user,
+                actor=_actor(request, rr),
                 upload=form.cleaned_data["upload"],
                 form_number=form.cleaned_data["form_number"],
             )
@@ -459,6 +474,7 @@ def invoice_apply(request):
             try:
                 application = invoice_application_create(
                     customer_id=customer.pk,
+                    actor=Actor.customer(request.user, customer.pk),
                     save_profile_as=(
                         form.cleaned_data["profile_name"]
                         if form.cleaned_data["save_profile"]

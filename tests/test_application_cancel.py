@@ -10,6 +10,8 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit.actor import Actor
+from core.audit.models import AuditEntry
 from invoices.exceptions import ApplicationNotCancellable, ApplicationNotPending
 from invoices.models import (
     ApplicationState,
@@ -22,6 +24,11 @@ from invoices.rules import invoice_application_can_be_cancelled
 from invoices.selectors import invoiceable_amount
 from invoices.services import invoice_application_cancel, invoice_application_create, invoice_issue
 from tests.factories import VALID_USCC, CustomerFactory, fund, mailing_fields
+
+
+def customer_actor(customer) -> Actor:
+    return Actor.customer(customer.user, customer.pk)
+
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +88,9 @@ def test_r10_cancelling_restores_the_amount_with_one_credit(funded):
     application = apply_paper(funded)
     assert invoiceable_amount(customer_id=funded.pk) == Decimal("700.00")
 
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
 
     application.refresh_from_db()
     assert application.state == ApplicationState.CANCELLED
@@ -90,10 +99,51 @@ def test_r10_cancelling_restores_the_amount_with_one_credit(funded):
     assert (credit.amount, credit.application_id) == (Decimal("300.00"), application.pk)
 
 
+def test_cancelling_is_audited_with_the_customer_as_actor(funded):
+    application = apply_paper(funded)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
+    entry = AuditEntry.objects.get(action="application.cancelled")
+    assert (entry.actor_kind, entry.actor_user, entry.customer_id) == (
+        "customer",
+        funded.user,
+        funded.pk,
+    )
+    assert entry.object_id == str(application.pk)
+    assert entry.text == "Invoice application cancelled: ¥300.00 invoiceable again"
+
+
+def test_applying_from_the_portal_is_audited_with_the_customer_as_actor(client, funded):
+    client.force_login(funded.user)
+    response = client.post(
+        reverse("billing:apply"),
+        {
+            "medium": "digital",
+            "invoice_type": "ordinary",
+            "amount": "120.00",
+            "title": funded.name,
+            "taxpayer_id": VALID_USCC,
+        },
+    )
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="application.created")
+    assert (entry.actor_kind, entry.actor_user, entry.customer_id) == (
+        "customer",
+        funded.user,
+        funded.pk,
+    )
+    assert entry.text == "Applied for an invoice of ¥120.00"
+
+
 def test_cancelling_twice_credits_once(funded):
     application = apply_paper(funded)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
     assert LedgerEntry.objects.filter(kind=LedgerKind.APPLICATION_CANCELLED).count() == 1
     assert invoiceable_amount(customer_id=funded.pk) == Decimal("1000.00")
 
@@ -102,7 +152,9 @@ def test_an_issued_application_is_not_cancelled_and_says_why(funded):
     application = apply_paper(funded)
     invoice_issue(application_id=application.pk, code="3300201130", number="00012346")
     with pytest.raises(ApplicationNotCancellable, match="already been issued"):
-        invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+        invoice_application_cancel(
+            application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+        )
     assert not LedgerEntry.objects.filter(kind=LedgerKind.APPLICATION_CANCELLED).exists()
 
 
@@ -111,13 +163,17 @@ def test_a_digital_application_the_sandbox_issues_at_once_is_not_cancellable(fun
     application = apply_digital(funded)
     application.refresh_from_db()  # the sandbox issued it on commit (eager Celery)
     with pytest.raises(ApplicationNotCancellable):
-        invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+        invoice_application_cancel(
+            application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+        )
 
 
 def test_a_digital_application_finance_issues_by_hand_can_be_cancelled(funded, settings):
     settings.TAX_SYSTEM_BACKEND = "manual"
     application = apply_digital(funded)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
     application.refresh_from_db()
     assert application.state == ApplicationState.CANCELLED
 
@@ -126,14 +182,18 @@ def test_another_customers_application_is_not_found(funded):
     application = apply_paper(funded)
     other = CustomerFactory()
     with pytest.raises(InvoiceApplication.DoesNotExist):
-        invoice_application_cancel(application_id=application.pk, customer_id=other.pk)
+        invoice_application_cancel(
+            application_id=application.pk, customer_id=other.pk, actor=customer_actor(other)
+        )
     application.refresh_from_db()
     assert application.state == ApplicationState.PENDING
 
 
 def test_finance_cannot_issue_a_cancelled_application(funded):
     application = apply_paper(funded)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
     with pytest.raises(ApplicationNotPending, match="cancelled"):
         invoice_issue(application_id=application.pk, code="3300201130", number="00012347")
 
@@ -143,7 +203,9 @@ def test_finance_cannot_issue_a_cancelled_application(funded):
 
 def test_one_cancellation_credit_per_application_is_enforced_by_the_database(funded):
     application = apply_paper(funded)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(
             customer=funded,
@@ -197,7 +259,9 @@ def test_a_cancelled_application_must_say_when_and_only_it(funded):
 
 def test_check_ledger_agrees_after_a_cancellation(funded, capsys):
     application = apply_paper(funded)
-    invoice_application_cancel(application_id=application.pk, customer_id=funded.pk)
+    invoice_application_cancel(
+        application_id=application.pk, customer_id=funded.pk, actor=customer_actor(funded)
+    )
     call_command("check_ledger")
     assert "OK" in capsys.readouterr().out
 

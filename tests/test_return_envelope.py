@@ -7,6 +7,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from core.audit.actor import Actor
+from core.audit.models import AuditEntry
 from invoices.models import InvoiceType
 from returns.exceptions import InvalidReturnReason, InvoiceNotEligibleForReturn, ReturnAlreadyOpen
 from returns.models import ReturnEnvelope, ReturnRequest, ReturnState
@@ -21,7 +23,7 @@ def send(customer, invoices, **overrides):
     kwargs = {
         "customer_id": customer.pk,
         "invoice_ids": [inv.pk for inv in invoices],
-        "actor": customer.user,
+        "actor": Actor.customer(customer.user, customer.pk),
         "reason": "Wrong title on all of them",
         "problem": "title",
         "reason_code": "issuing_error",
@@ -47,6 +49,17 @@ def test_r2_one_return_per_invoice_in_one_envelope(customer, three):
     }
     assert (envelope.courier, envelope.tracking_number) == ("SF Express", "SF1234567890")
     assert all(rr.events.filter(to_state=ReturnState.SUBMITTED).count() == 1 for rr in returns)
+
+
+def test_the_envelope_is_audited_with_the_customer_as_actor(customer, three):
+    envelope = send(customer, three)
+    entry = AuditEntry.objects.get(action="return.envelope_submitted")
+    assert (entry.actor_kind, entry.actor_user, entry.object_id) == (
+        "customer",
+        customer.user,
+        str(envelope.pk),
+    )
+    assert entry.text == "3 paper invoices returned in one envelope (SF1234567890)"
 
 
 def test_r4_each_invoice_of_the_envelope_is_received_on_its_own(

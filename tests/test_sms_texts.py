@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.audit.actor import Actor
 from notifications.models import SmsMessage, SmsPurpose
 from notifications.segments import fits_one_segment, segment_units
 from returns.services import red_letter_form_review, return_request_reject
@@ -65,7 +66,9 @@ def test_r8_a_rejection_with_a_long_reason_is_shortened_to_one_segment(customer)
     invoice = special(customer)
     rr = submit(invoice, certified=False)
     return_request_reject(
-        return_request_id=rr.pk, actor=UserFactory(is_staff=True), reason=LONG_REASON
+        return_request_id=rr.pk,
+        actor=Actor.for_user(UserFactory(is_staff=True)),
+        reason=LONG_REASON,
     )
     text = body(SmsPurpose.RETURN_REJECTED)
     assert_one_segment(text, invoice.number)
@@ -96,7 +99,7 @@ def test_r8_a_form_rejection_with_a_long_reason_is_shortened_to_one_segment(cust
     )
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=UserFactory(is_staff=True),
+        reviewer=Actor.for_user(UserFactory(is_staff=True)),
         approve=False,
         reason=LONG_REASON,
     )

@@ -6,10 +6,11 @@ under one reason, courier and tracking number. All or nothing: one invoice refus
 envelope, and the message names it.
 """
 
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from core.exceptions import DomainError
 from invoices.models import Invoice, InvoiceMedium, InvoiceType, ReversalReason
 from returns.exceptions import InvalidReturnReason
@@ -26,7 +27,7 @@ def return_envelope_submit(
     *,
     customer_id: int,
     invoice_ids: list[int],
-    actor: User,
+    actor: Actor,
     reason: str,
     problem: str = ReturnProblem.OTHER,
     reason_code: str = ReversalReason.ISSUING_ERROR,
@@ -102,4 +103,12 @@ def return_envelope_submit(
             raise type(exc)(
                 _("Invoice %(number)s: %(error)s") % {"number": numbers[pk], "error": exc}
             ) from exc
+    audit_record(
+        actor=actor,
+        action="return.envelope_submitted",
+        obj=envelope,
+        customer_id=customer_id,
+        params={"count": len(ids), "tracking_number": envelope.tracking_number},
+        reason=reason,
+    )
     return envelope

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('invoices', '0011_application_cancel'),
-        ('returns', '0009_backoffice_search_and_rejection_reasons'),
+        ('returns', '0011_roles_audit_log'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
