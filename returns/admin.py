@@ -382,7 +382,7 @@ class ReturnEventAdmin(ReadOnlyAdmin):
 
 class EnvelopeReturnInline(ReadOnlyInline):
     model = ReturnRequest
-    fields = ["invoice", "state", "created_at"]
+    fields = readonly_fields = ("invoice", "state", "created_at")
     show_change_link = True
 
 
