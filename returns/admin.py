@@ -35,6 +35,7 @@ from returns.models import (
     MailReceipt,
     RedLetterForm,
     RejectionReason,
+    ReturnEnvelope,
     ReturnEvent,
     ReturnRequest,
 )
@@ -377,6 +378,23 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     @admin.display(description=_("why"))
     def why(self, event: ReturnEvent) -> str:
         return event.text  # in the staff user's language
+
+
+class EnvelopeReturnInline(ReadOnlyInline):
+    model = ReturnRequest
+    fields = readonly_fields = ("invoice", "state", "created_at")
+    show_change_link = True
+
+
+@admin.register(ReturnEnvelope)
+class ReturnEnvelopeAdmin(ReadOnlyAdmin):
+    """Several paper invoices a customer mailed back in one envelope; each has its return."""
+
+    list_display = ["id", "customer", "courier", "tracking_number", "created_at"]
+    search_fields = ["tracking_number", "customer__name", "customer__taxpayer_id"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    inlines = [EnvelopeReturnInline]
 
 
 def _return_id(tax_request: TaxRequest) -> int | None:

@@ -11,6 +11,7 @@ from core.audit.actor import ActorKind
 from core.audit.messages import message_render
 from invoices.models import (
     DIGITAL_FORM_REGEX,
+    Customer,
     Invoice,
     InvoiceMedium,
     ReturnOutcome,
@@ -138,6 +139,26 @@ class RejectionReason(models.Model):
         return self.text_zh if language.lower().startswith("zh") else self.text_en
 
 
+class ReturnEnvelope(models.Model):
+    """Several paper invoices a customer returns at once, mailed in one envelope: one return
+    each (every rule holds per invoice), one reason, one courier and tracking number."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
+    courier = models.CharField(_("courier"), max_length=64, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("return envelope")
+        verbose_name_plural = _("return envelopes")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return str(_("Envelope #%(id)s") % {"id": self.pk})
+
+
 class ReturnRequest(models.Model):
     invoice = models.ForeignKey(
         Invoice, on_delete=models.PROTECT, related_name="return_requests", verbose_name=_("invoice")
@@ -222,6 +243,15 @@ class ReturnRequest(models.Model):
         related_name="+",
         verbose_name=_("submitted by"),
     )
+    envelope = models.ForeignKey(
+        ReturnEnvelope,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="returns",
+        verbose_name=_("envelope"),
+        help_text=_("Set when the customer returned several paper invoices in one envelope."),
+    )
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
@@ -293,6 +323,12 @@ class ReturnRequest(models.Model):
                 | Q(medium=InvoiceMedium.PAPER, buyer_booked=False, buyer_form_number="")
                 & ~Q(state=ReturnState.AWAITING_BUYER),
                 name="return_medium_fields",
+            ),
+            # Only paper that is mailed goes in an envelope: not a digital invoice, not a
+            # certified special one (the buyer's form stands in for its paper).
+            models.CheckConstraint(
+                condition=Q(envelope__isnull=True) | Q(medium=InvoiceMedium.PAPER, certified=False),
+                name="return_envelope_holds_mailed_paper",
             ),
         ]
 

@@ -9,7 +9,24 @@ red-letter form) takes it as an argument: the caller fetches it.
 from django.utils.translation import gettext as _
 
 from invoices.models import Invoice, InvoiceMedium
-from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
+from returns.models import (
+    FormReviewState,
+    MailReceipt,
+    RedLetterForm,
+    ReturnProblem,
+    ReturnRequest,
+    ReturnState,
+)
+
+# The Apply page's fields each "what was wrong" answer of the Refund dialog points at.
+PROBLEM_FIELDS: dict[str, tuple[str, ...]] = {
+    ReturnProblem.TITLE: ("title",),
+    ReturnProblem.TYPE: ("invoice_type",),
+    ReturnProblem.TAXPAYER_ID: ("taxpayer_id",),
+    ReturnProblem.ADDRESS: ("registered_address", "registered_phone", "bank_name", "bank_account"),
+    ReturnProblem.AMOUNT: ("amount",),
+    ReturnProblem.OTHER: (),
+}
 
 # Before processing: the paper and the buyer's form may still change, finance may still reject.
 BEFORE_PROCESSING = (ReturnState.SUBMITTED, ReturnState.RECEIVED)
@@ -149,3 +166,15 @@ def return_awaits_buyer(rr: ReturnRequest) -> bool:
 def return_outcome_can_be_corrected(rr: ReturnRequest) -> bool:
     """Only a completed return's recorded outcome can be corrected."""
     return rr.state == ReturnState.COMPLETED and rr.tax_request_id is not None
+
+
+def return_problem_fields(problem: str) -> tuple[str, ...]:
+    """The fields to check when applying again after a return for ``problem``: marked on the
+    pre-filled Apply page (none for "Other": the customer's reason says what)."""
+    return PROBLEM_FIELDS.get(problem, ())
+
+
+def return_allows_reapplying(rr: ReturnRequest) -> bool:
+    """A completed return's invoice is voided or reversed and its amount invoiceable again: the
+    customer may apply again, from the returned invoice's details."""
+    return rr.state == ReturnState.COMPLETED

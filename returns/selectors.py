@@ -28,12 +28,17 @@ from invoices.models import (
     BuyerDecision,
     Customer,
     Invoice,
+    InvoiceMedium,
     RedLetterInvoice,
     TaxOperation,
     TaxRequest,
     TaxRequestState,
 )
-from invoices.rules import tax_request_awaits_confirmation_form, tax_request_form_has_lapsed
+from invoices.rules import (
+    invoice_return_refusal,
+    tax_request_awaits_confirmation_form,
+    tax_request_form_has_lapsed,
+)
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
@@ -44,6 +49,7 @@ from returns.models import (
     FormReviewState,
     MailReceipt,
     RedLetterForm,
+    ReturnEnvelope,
     ReturnEvent,
     ReturnRequest,
     ReturnState,
@@ -203,6 +209,47 @@ def return_for_customer(*, customer: Customer, return_request_id: int) -> Return
             Prefetch("invoice__red_letter_invoices", queryset=current, to_attr="current_red")
         )
         .filter(pk=return_request_id)
+        .first()
+    )
+
+
+def invoices_to_return_by_mail(*, customer: Customer, limit: int = 200) -> list[Invoice]:
+    """The customer's paper invoices that can be returned now (R1, R2): what the "Return
+    several invoices" page offers to put in one envelope, newest first."""
+    from invoices.selectors import invoices_for_customer
+
+    blocking = ReturnRequest.objects.filter(invoice=OuterRef("pk"), state__in=BLOCKING_STATES)
+    invoices = (
+        invoices_for_customer(customer=customer)
+        .filter(medium=InvoiceMedium.PAPER)
+        .exclude(Exists(blocking))
+        .order_by("-issued_at", "-id")[:limit]
+    )
+    return [invoice for invoice in invoices if invoice_return_refusal(invoice) is None]
+
+
+def envelope_for_customer(*, customer: Customer, envelope_id: int) -> ReturnEnvelope | None:
+    """One of the customer's envelopes with its returns and their invoices, or None (R12)."""
+    return (
+        ReturnEnvelope.objects.filter(pk=envelope_id, customer=customer)
+        .prefetch_related(
+            Prefetch(
+                "returns",
+                queryset=ReturnRequest.objects.select_related("invoice").order_by("invoice_id"),
+            )
+        )
+        .first()
+    )
+
+
+def return_to_reapply_from(*, customer: Customer, invoice_id: int) -> ReturnRequest | None:
+    """The customer's latest return of this invoice (a completed one is always the latest: it
+    blocks any other), or None: another customer's invoice, or one never returned. The caller
+    asks ``return_allows_reapplying``."""
+    return (
+        ReturnRequest.objects.filter(invoice_id=invoice_id, invoice__customer=customer)
+        .select_related("invoice", "invoice__application")
+        .order_by("-id")
         .first()
     )
 

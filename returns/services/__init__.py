@@ -1,6 +1,7 @@
 """Every write of the return workflow (R1-R9, R11), one module per concern:
 
 - ``submission``: the customer submits, cancels, says how the paper was sent; finance rejects.
+- ``envelope``: several paper invoices returned at once, one return each, in one envelope.
 - ``paper``: finance logs received paper (mail receipts) and it is matched to its return.
 - ``red_letter_forms``: the buyer's red-letter information form, uploaded and reviewed.
 - ``processing``: the request to the tax system, its outcome recorded or corrected, failures,
@@ -19,6 +20,7 @@ Import the public names from here: ``from returns.services import return_request
 """
 
 from returns.services._common import Actor, return_event_record
+from returns.services.envelope import return_envelope_submit
 from returns.services.overdue import return_request_chase_paper, returns_chase_paper
 from returns.services.paper import MailReceiptOutcome, MailReceiptResult, mail_receipt_log
 from returns.services.processing import (
@@ -50,6 +52,7 @@ __all__ = [
     "mail_receipt_log",
     "red_letter_form_review",
     "red_letter_form_upload",
+    "return_envelope_submit",
     "return_event_record",
     "return_request_await_buyer",
     "return_request_buyer_declined",

@@ -65,6 +65,7 @@ def return_request_submit(
     red_letter_form_number: str = "",
     buyer_booked: bool | None = None,
     buyer_form_number: str = "",
+    envelope_id: int | None = None,
 ) -> ReturnRequest:
     """The customer clicks Refund and confirms (R1, R2, R3, R4).
 
@@ -148,6 +149,7 @@ def return_request_submit(
             courier=courier.strip()[:64],
             tracking_number=tracking_number.strip()[:64],
             submitted_by=actor.person,
+            envelope_id=envelope_id,
         )
     except IntegrityError as exc:
         raise ReturnAlreadyOpen() from exc
