@@ -18,6 +18,7 @@ from returns.exceptions import (
     InvoiceNotEligibleForReturn,
     ReturnAlreadyOpen,
     ReturnNotCancellable,
+    ReturnReferenceTaken,
     ReturnStateConflict,
 )
 from returns.models import (
@@ -151,6 +152,10 @@ def return_request_submit(
             submitted_by=actor,
         )
     except IntegrityError as exc:
+        if "reference" in str(exc):
+            # Two returns drew the same reference the same day (see ``returns.references``):
+            # nothing is saved, and the next attempt draws another.
+            raise ReturnReferenceTaken() from exc
         raise ReturnAlreadyOpen() from exc
     return_event_record(
         return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason
