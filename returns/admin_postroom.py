@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from django.contrib import messages
 from django.contrib.admin import ModelAdmin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from core.exceptions import DomainError
 from invoices.models import Invoice
@@ -220,11 +219,12 @@ def mail_receipt_unmatched_view(model_admin: ModelAdmin, request: StaffRequest) 
     return TemplateResponse(request, "admin/returns/mailreceipt/unmatched.html", context)
 
 
-@require_POST
 def mail_receipt_match_view(
     model_admin: ModelAdmin, request: StaffRequest, receipt_id: int
 ) -> HttpResponse:
     _can_log(request)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     return_id = request.POST.get("return_request", "")
     if not return_id.isdigit():
         model_admin.message_user(
@@ -255,11 +255,12 @@ def mail_receipt_match_view(
     return redirect("admin:returns_mailreceipt_unmatched")
 
 
-@require_POST
 def mail_receipt_send_back_view(
     model_admin: ModelAdmin, request: StaffRequest, receipt_id: int
 ) -> HttpResponse:
     _can_log(request)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
     form = SendBackForm(request.POST, prefix=f"r{receipt_id}")
     if not form.is_valid():
         for errors in form.errors.values():

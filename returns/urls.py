@@ -15,6 +15,7 @@ urlpatterns = [
         name="invoice_download",
     ),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
+    path("billing/returns/<int:pk>/slip/", views.return_slip, name="return_slip"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),
     path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),
     path("billing/returns/<int:pk>/form/", views.return_form_upload, name="return_form_upload"),
