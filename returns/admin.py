@@ -105,6 +105,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
     export_columns = RETURN_COLUMNS
     export_name = "returns"
     readonly_fields = (
+        "reference",
         "invoice",
         "kind",
         "state",

@@ -330,3 +330,13 @@ def test_cancelled_return_paper_lands_in_the_queue_through_the_page(finance_clie
     post(finance_client, rr.reference, parts=COMPLETE)
     page = finance_client.get(QUEUE_URL).content.decode()
     assert str(invoice) in page
+
+
+def test_find_answers_a_return_slip_s_reference_typed_or_scanned(finance_client, invoice):
+    from returns.backoffice_selectors import back_office_search
+
+    rr = submit(invoice)
+    assert back_office_search(query=rr.reference).returns == [rr]
+    assert back_office_search(query=rr.reference.lower().replace("-", "")).returns == [rr]
+    page = finance_client.get("/admin/returns/returnrequest/find/", {"q": rr.reference})
+    assert f"/admin/returns/returnrequest/{rr.pk}/change/" in page.content.decode()
