@@ -77,8 +77,9 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
         }
     if result.outcome == MailReceiptOutcome.UNMATCHED or rr is None:  # only unmatched has none
         return messages.INFO, _(
-            "Invoice %(invoice)s logged unmatched: the customer has not submitted a return "
-            "online yet. It is matched automatically when they do."
+            "Invoice %(invoice)s logged unmatched: no open return waits for this paper. It "
+            "waits in “Unmatched paper”, and is matched automatically if the customer submits a "
+            "return."
         ) % {"invoice": result.receipt.invoice}
     if rr.state == ReturnState.REJECTED:
         return messages.WARNING, _(

@@ -209,7 +209,7 @@ def test_r5_incomplete_paper_rejects_the_return_and_says_why(finance_client, spe
 def test_r4_paper_before_the_online_return_is_logged_unmatched(finance_client, invoice):
     response = receipt_post(finance_client, f"{invoice.code} {invoice.number}")
     assert (
-        "logged unmatched: the customer has not submitted a return online yet"
+        "logged unmatched: no open return waits for this paper. It waits in “Unmatched paper”"
         in (messages_of(response)[0])
     )
     receipt = MailReceipt.objects.get()

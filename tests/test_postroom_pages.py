@@ -340,3 +340,24 @@ def test_find_answers_a_return_slip_s_reference_typed_or_scanned(finance_client,
     assert back_office_search(query=rr.reference.lower().replace("-", "")).returns == [rr]
     page = finance_client.get("/admin/returns/returnrequest/find/", {"q": rr.reference})
     assert f"/admin/returns/returnrequest/{rr.pk}/change/" in page.content.decode()
+
+
+def test_the_post_room_is_in_chinese_for_chinese_staff(finance_client, unmatched, invoice):
+    finance_client.cookies["django_language"] = "zh-hans"
+    queue = finance_client.get(QUEUE_URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "未匹配的纸质发票" in queue
+    assert "标记为已寄回" in queue
+    assert "已等待 0 天" in queue
+    log = finance_client.get(LOG_URL, HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "一次登记一个信封" in log
+    assert "向此信封添加另一张发票" in log
+
+
+def test_the_slip_is_in_chinese_for_a_chinese_customer(client, special_invoice):
+    rr = submit(special_invoice, certified=False)
+    client.force_login(special_invoice.customer.user)
+    client.cookies["django_language"] = "zh-hans"
+    page = client.get(slip_url(rr), HTTP_ACCEPT_LANGUAGE="zh-hans").content.decode()
+    assert "退票单" in page
+    assert "信封内应装" in page
+    assert "抵扣联" in page
