@@ -28,7 +28,7 @@ from invoices.admin import CustomerAdmin
 from invoices.models import Customer, TaxRequest, TaxRequestState
 from invoices.rules import tax_request_is_overdue, tax_request_outcome_can_be_corrected
 from invoices.tax import rate_as_printed
-from returns import admin_views
+from returns import admin_postroom, admin_views
 from returns.backoffice_selectors import RETURN_COLUMNS, return_export_rows
 from returns.models import (
     OPEN_STATES,
@@ -111,6 +111,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
     export_columns = RETURN_COLUMNS
     export_name = "returns"
     readonly_fields = (
+        "reference",
         "invoice",
         "kind",
         "state",
@@ -293,8 +294,33 @@ class MailReceiptAdmin(ReadOnlyAdmin):
         return [
             path(
                 "log/",
-                self.admin_site.admin_view(lambda r: admin_views.mail_receipt_log_view(self, r)),
+                self.admin_site.admin_view(lambda r: admin_postroom.mail_receipt_log_view(self, r)),
                 name="returns_mailreceipt_log",
+            ),
+            path(
+                "unmatched/",
+                self.admin_site.admin_view(
+                    lambda r: admin_postroom.mail_receipt_unmatched_view(self, r)
+                ),
+                name="returns_mailreceipt_unmatched",
+            ),
+            path(
+                "unmatched/<int:receipt_id>/match/",
+                self.admin_site.admin_view(
+                    lambda r, receipt_id: admin_postroom.mail_receipt_match_view(
+                        self, r, receipt_id
+                    )
+                ),
+                name="returns_mailreceipt_match",
+            ),
+            path(
+                "unmatched/<int:receipt_id>/send-back/",
+                self.admin_site.admin_view(
+                    lambda r, receipt_id: admin_postroom.mail_receipt_send_back_view(
+                        self, r, receipt_id
+                    )
+                ),
+                name="returns_mailreceipt_send_back",
             ),
             *super().get_urls(),
         ]

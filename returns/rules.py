@@ -93,6 +93,22 @@ def return_paper_is_awaited(rr: ReturnRequest) -> bool:
     )
 
 
+def return_slip_is_offered(rr: ReturnRequest) -> bool:
+    """The customer prints a return slip for the envelope while its paper is awaited (R4):
+    never for a digital invoice (nothing is mailed) nor a certified special invoice (the
+    buyer's form stands in for the paper)."""
+    return return_paper_is_awaited(rr)
+
+
+def paper_parts_to_mail(invoice: Invoice) -> list[str]:
+    """R5: what goes in the envelope: the invoice form, and a special invoice's deduction form
+    too (a complete return, as finance checks it on arrival)."""
+    parts = [str(_("The invoice form (发票联)"))]
+    if invoice.is_special:
+        parts.append(str(_("The deduction form (抵扣联)")))
+    return parts
+
+
 def return_is_before_processing(rr: ReturnRequest) -> bool:
     """Submitted or paper received: the paper and the buyer's form may still change."""
     return rr.state in BEFORE_PROCESSING

@@ -6,6 +6,7 @@ or form answers 404, exactly like one that does not exist (R12).
 
 from pathlib import Path
 
+import segno
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,6 +14,7 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
@@ -48,6 +50,7 @@ from returns.forms import (
     TrackingForm,
 )
 from returns.rules import (
+    paper_parts_to_mail,
     red_letter_form_can_be_replaced,
     return_allows_reapplying,
     return_can_be_cancelled,
@@ -55,6 +58,7 @@ from returns.rules import (
     return_needs_red_letter_form,
     return_paper_is_awaited,
     return_problem_fields,
+    return_slip_is_offered,
 )
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
@@ -277,6 +281,7 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "can_cancel": return_can_be_cancelled(rr),
         "can_reapply": return_allows_reapplying(rr),
         "can_track": return_paper_is_awaited(rr),
+        "can_print_slip": return_slip_is_offered(rr),
         "outcome": return_tax_outcome(return_request=rr),
         "can_change_form": red_letter_form_can_be_replaced(rr, current_form),
         "tracking_form": tracking_form
@@ -335,6 +340,31 @@ def envelope_detail(request, pk: int):
         raise Http404("No such envelope")
     context = {"envelope": envelope, "mailing": settings.RETURN_MAILING_ADDRESS}
     return render(request, "billing/envelope_detail.html", context)
+
+
+@login_required
+def return_slip(request, pk: int):
+    """The return slip the customer prints and puts in the envelope: the return's reference as
+    text and as a QR code (which the post room scans), what goes in the envelope (R5) and the
+    address. Only the owner's (R12), and only while its paper is awaited (R4)."""
+    rr = _own_return(request, pk)
+    if not return_slip_is_offered(rr):
+        raise Http404("No return slip for this return")
+    qr = segno.make_qr(rr.reference, error="m")
+    svg = qr.svg_inline(
+        scale=6,
+        border=2,
+        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
+    )
+    context = {
+        "rr": rr,
+        "invoice": rr.invoice,
+        "parts": paper_parts_to_mail(rr.invoice),
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+        # segno writes the SVG from the reference alone (letters, digits and a dash).
+        "qr_svg": mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)),  # noqa: S308
+    }
+    return render(request, "billing/return_slip.html", context)
 
 
 @login_required

@@ -17,6 +17,7 @@ from returns.exceptions import (
     InvoiceNotEligibleForReturn,
     ReturnAlreadyOpen,
     ReturnNotCancellable,
+    ReturnReferenceTaken,
     ReturnStateConflict,
 )
 from returns.models import (
@@ -152,6 +153,10 @@ def return_request_submit(
             envelope_id=envelope_id,
         )
     except IntegrityError as exc:
+        if "reference" in str(exc):
+            # Two returns drew the same reference the same day (see ``returns.references``):
+            # nothing is saved, and the next attempt draws another.
+            raise ReturnReferenceTaken() from exc
         raise ReturnAlreadyOpen() from exc
     return_event_record(
         return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason
