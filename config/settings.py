@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "config.apps.SiteConfig",
+    "core",
     "invoices",
     "returns",
     "notifications",
@@ -261,6 +262,23 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.*": {"queue": "sms"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_CONSUMER = "config.celery:QuickReconnectConsumer"
+# A worker whose broker went away tries again every this many seconds at most.
+BROKER_RECONNECT_MAX_SECONDS = env.float("BROKER_RECONNECT_MAX_SECONDS", default=3.0)
+
+# The task outbox (core/outbox.py; README, "Recovery"). A task a service enqueues is a row
+# written with its change, published on commit; the relay (manage.py outbox_relay) publishes
+# every OUTBOX_RELAY_INTERVAL_SECONDS what was not (broker down), unless it is younger than
+# OUTBOX_PUBLISH_GRACE_SECONDS (its own commit is still publishing it). A worker holding the
+# message keeps its lease OUTBOX_LEASE_SECONDS ahead; a row whose lease ran out (its worker
+# died) is published again. A message no worker has taken is published again after
+# OUTBOX_QUEUED_LEASE_SECONDS (a last resort: a broker restart is noticed at once). After a
+# failed publish a process leaves publishing to the relay for OUTBOX_PUBLISH_PAUSE_SECONDS.
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
+OUTBOX_PUBLISH_GRACE_SECONDS = env.float("OUTBOX_PUBLISH_GRACE_SECONDS", default=5.0)
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=15.0)
+OUTBOX_QUEUED_LEASE_SECONDS = env.float("OUTBOX_QUEUED_LEASE_SECONDS", default=600.0)
+OUTBOX_PUBLISH_PAUSE_SECONDS = env.float("OUTBOX_PUBLISH_PAUSE_SECONDS", default=5.0)
 
 # The sweeper (Celery beat): re-enqueue work whose task may be lost (broker down at commit, a
 # lost message). A return's task normally finishes well within CELERY_TASK_TIME_LIMIT; a queued

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from notifications.exceptions import SmsOutcomeNotRecorded, SmsTransientError
-from notifications.outage import OutageLog
+from core.outage import OutageLog
 from notifications.services import (
     DATABASE_ERRORS,
     sms_outcome_record,

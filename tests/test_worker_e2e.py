@@ -4,6 +4,7 @@ import pytest
 from django.conf import settings
 
 from core.correlation import correlation_id_reset, correlation_id_set
+from core.models import OutboxMessage
 from invoices.models import TaxSandboxOperation
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnState
@@ -44,6 +45,13 @@ def test_r6_a_transient_tax_system_failure_is_retried_by_the_worker_and_the_answ
     wait_for(lambda: completed_and_texted(rr), timeout=90, what="the return", processes=(worker,))
     assert_returned_exactly_once(invoice)
     assert TaxSandboxOperation.objects.get(serial=rr.tax_request.serial).attempts == 3
+    # Each task's outbox row followed it through its retries and went when it finished.
+    wait_for(
+        lambda: not OutboxMessage.objects.exists(),
+        timeout=10,
+        what="the outbox to empty",
+        processes=(worker,),
+    )
 
 
 def completed_and_texted(rr) -> bool:
