@@ -11,6 +11,7 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    task_received,
     worker_init,
     worker_ready,
 )
@@ -66,6 +67,13 @@ def _outbox_row_settled(**kwargs: Any) -> None:
     from core.outbox import task_postrun_settle_outbox
 
     task_postrun_settle_outbox(**kwargs)
+
+
+@task_received.connect
+def _outbox_lease_taken(**kwargs: Any) -> None:
+    from core.outbox import task_received_renew_lease
+
+    task_received_renew_lease(**kwargs)
 
 
 @worker_ready.connect

@@ -286,9 +286,9 @@ OUTBOX_PUBLISH_PAUSE_SECONDS = env.float("OUTBOX_PUBLISH_PAUSE_SECONDS", default
 # so its threshold is above that.
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
 RETURN_PROCESSING_REQUEUE_AFTER_SECONDS = env.int(
-    "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=120
+    "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=600
 )
-SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=900)
+SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=720)
 # SMS status reconciliation (beat): sent messages whose final status (delivered, failed) has
 # not come by callback after SMS_STATUS_RECONCILE_AFTER_SECONDS are looked up at Twilio, at
 # most SMS_STATUS_RECONCILE_BATCH per run, each no more often than that, for up to
@@ -377,6 +377,8 @@ LOGGING = {
     "filters": {
         "correlation": {"()": "core.logging.CorrelationIdFilter"},
         "mask_phones": {"()": "config.logfilters.PhoneMaskFilter"},
+        # Celery's line per task retry and per reconnection attempt: one per minute and kind.
+        "repeated_lines": {"()": "core.logging.RepeatedLinesFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
@@ -386,7 +388,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json"),
-            "filters": ["correlation", "mask_phones"],
+            "filters": ["repeated_lines", "correlation", "mask_phones"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

@@ -38,6 +38,7 @@ from celery import Task, current_app, current_task, states
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -116,6 +117,7 @@ def outbox_publish_now(message: OutboxMessage) -> bool:
     broker_outage.recovered()
     message_id = message.pk
     try:
+        # Unless a worker took the message meanwhile and already set a (short) lease.
         OutboxMessage.objects.filter(pk=message_id, published_at__isnull=True).update(
             published_at=timezone.now(),
             publish_count=F("publish_count") + 1,
@@ -329,23 +331,28 @@ def _held_outbox_ids() -> set[int]:
 
 
 class OutboxLeaseKeeper(threading.Thread):
-    """In the worker's main process: every ``OUTBOX_LEASE_SECONDS / 3`` push the lease of every
-    row whose message this worker holds. When the main process dies (SIGKILL, OOM, the host)
-    the leases run out within ``OUTBOX_LEASE_SECONDS`` and the relay publishes the tasks again,
-    instead of their messages waiting in Redis's ``unacked`` for the visibility timeout."""
+    """In the worker's main process: as soon as messages arrive, and then every
+    ``OUTBOX_LEASE_SECONDS / 3``, push the lease of every row whose message this worker holds.
+    When the main process dies (SIGKILL, OOM, the host) the leases run out within
+    ``OUTBOX_LEASE_SECONDS`` and the relay publishes the tasks again, instead of their messages
+    waiting in Redis's ``unacked`` for the visibility timeout."""
 
     def __init__(self) -> None:
         super().__init__(name="outbox-lease-keeper", daemon=True)
         self.stop = threading.Event()
+        self.received = threading.Event()
         self.lease = timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
 
     def renew(self) -> int:
         ids = _held_outbox_ids()
         if not ids:
             return 0
+        now = timezone.now()
         try:
-            count = OutboxMessage.objects.filter(pk__in=ids, published_at__isnull=False).update(
-                lease_until=timezone.now() + self.lease
+            # A row whose publisher has not marked it yet is marked here, so that its
+            # publisher's mark (queued lease) does not overwrite this short one.
+            count = OutboxMessage.objects.filter(pk__in=ids).update(
+                lease_until=now + self.lease, published_at=Coalesce("published_at", now)
             )
         except DatabaseError as exc:
             database_outage.failed(exc)
@@ -355,7 +362,11 @@ class OutboxLeaseKeeper(threading.Thread):
         return count
 
     def run(self) -> None:
-        while not self.stop.wait(self.lease.total_seconds() / 3):
+        period = self.lease.total_seconds() / 3
+        while not self.stop.is_set():
+            if self.received.wait(period):
+                self.received.clear()
+                time.sleep(0.1)  # messages come in bursts: one statement for the burst
             try:
                 self.renew()
             except Exception:
@@ -363,6 +374,14 @@ class OutboxLeaseKeeper(threading.Thread):
 
 
 _keeper: OutboxLeaseKeeper | None = None
+
+
+def task_received_renew_lease(request: Any = None, **_: Any) -> None:
+    """``task_received`` (the worker's main process, its event loop): wake the keeper, which
+    takes the lease of the new message at once. Nothing blocking here."""
+    if _keeper is not None and request is not None:
+        if (getattr(request, "request_dict", None) or {}).get(HEADER) is not None:
+            _keeper.received.set()
 
 
 def worker_ready_keep_leases(**_: Any) -> None:

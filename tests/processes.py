@@ -285,3 +285,16 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         for worker in started:
             worker.stop()
         connection.close()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Report a fault test's figures: printed, and shown in the run's summary (``Fault-test
+    figures``) with or without ``-s`` and under pytest-xdist, whose workers' output is not
+    shown (the lines travel in the test report's ``user_properties``)."""
+
+    def report(text: str) -> None:
+        print(text)
+        request.node.user_properties.append(("figures", text.strip()))
+
+    return report
