@@ -102,7 +102,6 @@ class RepeatedLinesFilter(logging.Filter):
         if hidden:
             # Plain text, no % placeholders: the record's own arguments still fill its template.
             record.msg = (
-                f"{record.msg} [{hidden} more like this in the last {self.window:.0f} s "
-                "not shown]"
+                f"{record.msg} [{hidden} more like this in the last {self.window:.0f} s not shown]"
             )
         return True

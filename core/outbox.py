@@ -34,7 +34,8 @@ from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, current_app, current_task, states
+from celery import Task, current_app, states
+from celery._state import get_current_task
 from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.models import F, Q
@@ -168,10 +169,9 @@ def outbox_relay_once(*, batch: int = 500) -> tuple[int, int]:
     """One round of the relay: publish what is due. Returns (published for the first time,
     published again after a lease ran out). A broker error ends the round (logged once per
     outage); the next round tries again."""
-    due = list(
-        outbox_due().order_by("run_at").select_for_update(skip_locked=True)[:batch]
-    )
-    first, again = [], []
+    due = list(outbox_due().order_by("run_at").select_for_update(skip_locked=True)[:batch])
+    first: list[OutboxMessage] = []
+    again: list[OutboxMessage] = []
     for message in due:
         try:
             _send(message)
@@ -206,8 +206,7 @@ def outbox_broker_restarted() -> int:
     ).update(lease_until=timezone.now())
     if count:
         logger.warning(
-            "The broker restarted: %d task(s) published before may be lost; publishing them "
-            "again.",
+            "The broker restarted: %d task(s) published before may be lost; publishing them again.",
             count,
         )
     return count
@@ -220,7 +219,7 @@ def broker_identity() -> str | None:
         channel = conn.default_channel  # connects, or raises when the broker is down
         if getattr(conn.transport, "driver_type", "") != "redis":
             return None
-        info = channel.client.info("server")
+        info = channel.client.info("server")  # type: ignore[attr-defined]  # redis channel
         return str(info.get("run_id") or "") or None
 
 
@@ -275,7 +274,7 @@ def task_publish_keep_outbox_id(headers: dict[str, Any] | None = None, **_: Any)
     carries the row on, so the row follows the task until it is finally done."""
     if headers is None or headers.get(HEADER) is not None:
         return
-    running = current_task._get_current_object() if current_task else None
+    running = get_current_task()
     if running is None or running.request.id != headers.get("id"):
         return
     carried = _outbox_id(running.request)
@@ -314,7 +313,7 @@ def _held_outbox_ids() -> set[int]:
             requests = [
                 *state.active_requests,
                 *state.reserved_requests,
-                *state.scheduled_requests,
+                *state.scheduled_requests,  # type: ignore[attr-defined]  # Celery 5.7
             ]
             break
         except RuntimeError:  # a set changed size while read from this thread
@@ -379,9 +378,9 @@ _keeper: OutboxLeaseKeeper | None = None
 def task_received_renew_lease(request: Any = None, **_: Any) -> None:
     """``task_received`` (the worker's main process, its event loop): wake the keeper, which
     takes the lease of the new message at once. Nothing blocking here."""
-    if _keeper is not None and request is not None:
-        if (getattr(request, "request_dict", None) or {}).get(HEADER) is not None:
-            _keeper.received.set()
+    headers = getattr(request, "request_dict", None) or {}
+    if _keeper is not None and headers.get(HEADER) is not None:
+        _keeper.received.set()
 
 
 def worker_ready_keep_leases(**_: Any) -> None:

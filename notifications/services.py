@@ -172,8 +172,8 @@ def sms_requeue_stuck(*, older_than: timedelta) -> list[int]:
       ``updated_at`` moves at every attempt). Its ``updated_at`` is touched so a backlog is
       not re-enqueued on every sweep.
     - ``sending`` past the sending window (``sms_sending_window``): the run that sent it is
-      dead or gave up; ``sms_send`` takes it over. Its ``updated_at`` is left alone, since that is what
-      tells ``sms_send`` the earlier run is dead.
+      dead or gave up; ``sms_send`` takes it over. Its ``updated_at`` is left alone, since
+      that is what tells ``sms_send`` the earlier run is dead.
 
     ``sms_send`` is idempotent, so a duplicate task sends nothing. Rows locked right now are
     being sent and are skipped. Returns the ids enqueued.

@@ -12,9 +12,9 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from core.outage import OutageLog
 from notifications.exceptions import SmsOutcomeNotRecorded, SmsTransientError
 from notifications.models import SmsStatus
-from core.outage import OutageLog
 from notifications.services import (
     DATABASE_ERRORS,
     sms_outcome_record,
