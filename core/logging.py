@@ -44,8 +44,9 @@ class RepeatedLinesFilter(logging.Filter):
     """One line per outage from Celery and kombu, not one per retry or reconnection attempt.
 
     During an outage Celery logs every task's retry (``Task …[id] retry: Retry in 3s:
-    OperationalError(…)``) and every failed reconnection (``consumer: Cannot connect to …``):
-    thousands of lines a minute. Lines of the ``loggers`` given are grouped by logger and
+    OperationalError(…)``), the retry's arrival (``Task …[id] received``, with an ETA) and
+    every failed reconnection (``consumer: Cannot connect to …``): thousands of lines a
+    minute. Lines of the ``loggers`` given are grouped by logger and
     message template (task retries also by task name); the first of a group is written, the
     rest within ``window`` seconds are counted, and the first after that says how many were
     not shown. Other lines pass untouched; state is per process.
@@ -58,6 +59,7 @@ class RepeatedLinesFilter(logging.Filter):
         window: float = 60.0,
         loggers: tuple[str, ...] = (
             "celery.app.trace",
+            "celery.worker.strategy",
             "celery.worker.consumer",
             "celery.beat",
             "kombu",
@@ -78,10 +80,15 @@ class RepeatedLinesFilter(logging.Filter):
         if not record.name.startswith(self.loggers):
             return None
         template = str(record.msg)
+        args = record.args if isinstance(record.args, dict) else {}
         if record.name == "celery.app.trace":
             if self.RETRY_TEMPLATE_MARK not in template:
                 return None  # successes and failures are each worth their line
-            args = record.args if isinstance(record.args, dict) else {}
+            return (record.name, template, str(args.get("name", "")))
+        if record.name == "celery.worker.strategy":
+            if not args.get("eta"):
+                return None  # a new task's "received" line is worth its line
+            # A retry's (or a countdown's) "received": one per task name and window.
             return (record.name, template, str(args.get("name", "")))
         if record.levelno < logging.WARNING:
             return None
