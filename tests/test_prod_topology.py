@@ -521,6 +521,16 @@ def test_prod_topology_walks_a_return_over_http_and_survives_a_worker_sigkill_ex
             )
             recovered = time.monotonic() - restarted_at
             time.sleep(3)  # let any duplicate task that was still coming arrive
+            # What one web replica (gunicorn, 3 workers), one worker (4 pool processes and its
+            # lease keeper), beat and the relay hold of PostgreSQL (README, Capacity); the
+            # test's lock holder and this query's own connection left out.
+            connections = (
+                db.query(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )[0][0]
+                - 1
+            )
             final = effects(db, [walker | {"return_id": return_id}, *batch])
             texts = {p["mobile"]: 0 for p in [walker, *batch]}
             for message in twilio.created:
@@ -560,6 +570,8 @@ def test_prod_topology_walks_a_return_over_http_and_survives_a_worker_sigkill_ex
         f"{final['completion_sms_per_return']} ({final['sms_statuses']}), completion events "
         f"{final['completion_events_per_return']}"
         f"\n  messages at the Twilio mock per number: {sorted(texts.values())}"
+        f"\n  PostgreSQL connections held by web (3 gunicorn workers), worker (concurrency 4), "
+        f"beat and relay after the run: {connections}"
         f"\n  check_ledger exit {ledger.returncode}: {ledger.stdout.strip()[-300:]}"
         f"\n  wall time {time.monotonic() - started:.1f} s"
     )
