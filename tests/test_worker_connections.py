@@ -42,7 +42,7 @@ def test_the_worker_reuses_its_connection_and_replaces_one_that_was_terminated(
         rows = observer.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> ALL(%s) AND state = 'idle' AND backend_start >= %s "
-            "AND query NOT LIKE 'UPDATE \"core_outboxmessage\" SET \"lease_until\"%%'",
+            'AND query NOT LIKE \'UPDATE "core_outboxmessage" SET "lease_until"%%\'',
             [spare, worker_started],
         ).fetchall()
         return [pid for (pid,) in rows]
