@@ -280,10 +280,10 @@ OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=10.0)
 OUTBOX_QUEUED_LEASE_SECONDS = env.float("OUTBOX_QUEUED_LEASE_SECONDS", default=600.0)
 OUTBOX_PUBLISH_PAUSE_SECONDS = env.float("OUTBOX_PUBLISH_PAUSE_SECONDS", default=5.0)
 
-# The sweeper (Celery beat): re-enqueue work whose task may be lost (broker down at commit, a
-# lost message). A return's task normally finishes well within CELERY_TASK_TIME_LIMIT; a queued
-# SMS may legitimately wait up to the send task's longest retry countdown (600 s) for a retry,
-# so its threshold is above that.
+# The sweepers (Celery beat), a last resort since the task outbox (below) recovers lost tasks
+# within seconds: re-enqueue work that has not moved for a long time. A return's task normally
+# finishes well within CELERY_TASK_TIME_LIMIT; a queued SMS may legitimately wait up to the send
+# task's longest retry countdown (600 s) for a retry, so its threshold is above that.
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
 RETURN_PROCESSING_REQUEUE_AFTER_SECONDS = env.int(
     "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=600
