@@ -375,7 +375,9 @@ def envelope_for_customer(*, customer: Customer, envelope_id: int) -> ReturnEnve
         .prefetch_related(
             Prefetch(
                 "returns",
-                queryset=ReturnRequest.objects.select_related("invoice").order_by("invoice_id"),
+                queryset=ReturnRequest.objects.select_related(
+                    "invoice", "invoice__customer"
+                ).order_by("invoice_id"),
             )
         )
         .first()

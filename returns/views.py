@@ -4,6 +4,7 @@ Every object is looked up through the logged-in customer: another customer's inv
 or form answers 404, exactly like one that does not exist (R12).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import segno
@@ -49,6 +50,7 @@ from returns.forms import (
     ReturnEnvelopeForm,
     TrackingForm,
 )
+from returns.models import ReturnRequest
 from returns.rules import (
     paper_parts_to_mail,
     red_letter_form_can_be_replaced,
@@ -342,6 +344,44 @@ def envelope_detail(request, pk: int):
     return render(request, "billing/envelope_detail.html", context)
 
 
+@dataclass(frozen=True)
+class SlipCode:
+    """One return on a slip: the return and its reference as an inline SVG QR code."""
+
+    rr: ReturnRequest
+    qr_svg: str
+
+
+def _slip_code(rr: ReturnRequest) -> SlipCode:
+    qr = segno.make_qr(rr.reference, error="m")
+    svg = qr.svg_inline(
+        scale=6,
+        border=2,
+        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
+    )
+    # segno writes the SVG from the reference alone (letters, digits and a dash).
+    return SlipCode(rr, mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)))  # noqa: S308
+
+
+@login_required
+def envelope_slip(request, pk: int):
+    """One slip for an envelope of several returns: each return's reference as a QR code (the
+    post room scans each into the same envelope), what goes in it and the address."""
+    envelope = envelope_for_customer(customer=_customer(request), envelope_id=pk)
+    if envelope is None:
+        raise Http404("No such envelope")
+    awaited = [rr for rr in envelope.returns.all() if return_slip_is_offered(rr)]
+    if not awaited:
+        raise Http404("No return of this envelope waits for its paper")
+    context = {
+        "envelope": envelope,
+        "slips": [_slip_code(rr) for rr in awaited],
+        "parts": [(rr.invoice, paper_parts_to_mail(rr.invoice)) for rr in awaited],
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+    return render(request, "billing/envelope_slip.html", context)
+
+
 @login_required
 def return_slip(request, pk: int):
     """The return slip the customer prints and puts in the envelope: the return's reference as
@@ -350,19 +390,12 @@ def return_slip(request, pk: int):
     rr = _own_return(request, pk)
     if not return_slip_is_offered(rr):
         raise Http404("No return slip for this return")
-    qr = segno.make_qr(rr.reference, error="m")
-    svg = qr.svg_inline(
-        scale=6,
-        border=2,
-        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
-    )
     context = {
         "rr": rr,
         "invoice": rr.invoice,
+        "slip": _slip_code(rr),
         "parts": paper_parts_to_mail(rr.invoice),
         "mailing": settings.RETURN_MAILING_ADDRESS,
-        # segno writes the SVG from the reference alone (letters, digits and a dash).
-        "qr_svg": mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)),  # noqa: S308
     }
     return render(request, "billing/return_slip.html", context)
 
