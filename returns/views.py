@@ -39,6 +39,7 @@ from returns.rules import (
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
     invoice_document_for_customer,
+    invoice_management_rows,
     invoices_for_management,
     red_letter_form_current,
     red_letter_forms_for_return,
@@ -93,7 +94,7 @@ def invoice_management(request):
         "customer": customer,
         "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
         "page": page,
-        "invoices": page.object_list,
+        "invoices": invoice_management_rows(page.object_list),
         "status": status,
         "status_choices": [
             ("", _("All")),

@@ -1,0 +1,33 @@
+"""Invoice Management reads a constant number of queries whatever the customer's size (issue
+16, P2): counted, never timed, at 10 and at 1,000 invoices."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from invoices.models import Customer
+
+pytestmark = pytest.mark.django_db
+
+# Session, user, customer; the page's invoices counted for the pager, the invoiceable amount
+# (an index-only SUM), the pending applications, the page's 20 invoices with their holding
+# return, and every return of those 20 (one query for the page).
+INVOICE_MANAGEMENT_QUERIES = 8
+
+
+@pytest.mark.parametrize("invoices", [10, 1000])
+def test_p2_invoice_management_reads_the_same_queries_at_10_and_1000_invoices(
+    client, invoices, django_assert_num_queries
+):
+    call_command("seed_bench", customers=1, invoices=invoices, stdout=StringIO())
+    customer = Customer.objects.get(name__startswith="Bench Customer")
+    client.force_login(customer.user)
+
+    with django_assert_num_queries(INVOICE_MANAGEMENT_QUERIES):
+        response = client.get(reverse("billing:invoices"))
+
+    assert response.status_code == 200
+    assert len(response.context["invoices"]) == min(invoices, 20)
+    assert response.context["invoices"][0].operation == "refund"
