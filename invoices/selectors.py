@@ -3,7 +3,7 @@
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from invoices.models import CENT, ZERO, Customer, Invoice, LedgerEntry
 
@@ -43,3 +43,29 @@ def applications_pending_for_customer(*, customer: Customer, limit: int = 10) ->
             customer=customer, state=ApplicationState.PENDING
         ).order_by("-created_at", "-id")[:limit]
     )
+
+
+# --- Back-office list search ------------------------------------------------------------------
+# Each key through its own index (issue 16, P5): exact or by the beginning, a company name by
+# its part (a trigram index in PostgreSQL). The keys of different tables are joined as a UNION
+# of ids, never OR-ed across a join, which no index serves (a sequential scan of every row).
+
+
+def customers_matching_term(term: str) -> QuerySet[Customer]:
+    """Customers whose name holds ``term``, or whose taxpayer ID or mobile number begins
+    with it."""
+    return Customer.objects.filter(
+        Q(name__icontains=term)
+        | Q(taxpayer_id__startswith=term.upper())
+        | Q(mobile__startswith=term)
+    )
+
+
+def invoice_ids_matching_term(term: str) -> QuerySet:
+    """The ids (a subquery) of the invoices whose number begins with ``term`` or whose code is
+    ``term``, and of the invoices of the customers ``customers_matching_term`` finds."""
+    by_number = Invoice.objects.filter(Q(number__startswith=term) | Q(code=term))
+    by_customer = Invoice.objects.filter(
+        customer_id__in=customers_matching_term(term).order_by().values("pk")
+    )
+    return by_number.order_by().values("pk").union(by_customer.order_by().values("pk"))

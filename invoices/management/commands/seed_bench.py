@@ -28,6 +28,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
+from stdnum.cn import uscc
 
 from invoices.models import (
     ApplicationState,
@@ -101,6 +102,9 @@ def _parameters(run: str, customers: int, invoices: int, password: str) -> dict[
         "customers": customers,
         "invoices": invoices,
         "password": make_password(password or None),
+        # A unified social credit code of its own for each customer, check character included
+        # (back-office search by taxpayer ID finds one customer, as it would in production).
+        "taxpayer_ids": [_taxpayer_id(i) for i in range(customers)],
         "now": now,
         "period": now.date().replace(day=1),
         "funded": INVOICE_AMOUNT * invoices + Decimal("1000.00"),
@@ -119,6 +123,12 @@ def _parameters(run: str, customers: int, invoices: int, password: str) -> dict[
         "applied": LedgerKind.INVOICE_APPLIED.value,
         "document": DIGITAL_DOCUMENT,
     }
+
+
+def _taxpayer_id(i: int) -> str:
+    """A valid 18-character unified social credit code, the ``i``-th of the benchmark's."""
+    head = f"91110000{i:09d}"
+    return head + uscc.calc_check_digit(head)
 
 
 def _tables() -> dict[str, str]:
@@ -145,7 +155,8 @@ STATEMENTS = [
     """
     INSERT INTO {customer} (user_id, name, kind, taxpayer_id, mobile, language, created_at)
     SELECT u.id, 'Bench Customer ' || %(run)s || '-' || s.i, 'enterprise',
-           '91110000600037341L', '+8613' || lpad((s.i %% 1000000000)::text, 9, '0'),
+           (%(taxpayer_ids)s::text[])[s.i + 1],
+           '+8613' || lpad((s.i %% 1000000000)::text, 9, '0'),
            'zh-hans', %(now)s
     FROM {user} AS u
     CROSS JOIN LATERAL (SELECT substr(u.username, length(%(prefix)s) + 1)::int AS i) AS s
