@@ -17,6 +17,42 @@ def invoiceable_amount(*, customer_id: int) -> Decimal:
     return (total["total"] or ZERO).quantize(CENT)
 
 
+def customer_page_header(*, user: User | AnonymousUser) -> Customer | None:
+    """``customer_for_user`` with, in the same query, what Invoice Management shows above its
+    rows: ``invoiceable`` (``invoiceable_amount``'s sum, read off the ledger's index) and
+    ``invoice_count`` (the pager's count of all its invoices)."""
+    from django.db.models import Count, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    if not user.is_authenticated:
+        return None
+    ledger = (
+        LedgerEntry.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    invoices = (
+        Invoice.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    customer = (
+        Customer.objects.filter(user=user)
+        .annotate(
+            invoiceable=Coalesce(Subquery(ledger), ZERO),
+            invoice_count=Coalesce(Subquery(invoices), 0),
+        )
+        .first()
+    )
+    if customer is not None:
+        customer.invoiceable = customer.invoiceable.quantize(CENT)
+    return customer
+
+
 def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:
     return Invoice.objects.filter(customer=customer).select_related("application")
 

@@ -21,6 +21,7 @@ from invoices.rules import invoice_return_refusal, tax_request_awaits_confirmati
 from invoices.selectors import (
     applications_pending_for_customer,
     customer_for_user,
+    customer_page_header,
     invoice_profiles_for_customer,
     invoiceable_amount,
     invoices_for_customer,
@@ -82,17 +83,32 @@ def home(request):
     return redirect("billing:invoices")
 
 
+class _CountedPaginator(Paginator):
+    """A paginator told its count (read with the customer, in the same query)."""
+
+    def __init__(self, object_list, per_page, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached property
+
+
 @login_required
 def invoice_management(request):
-    customer = _customer(request)
+    customer = customer_page_header(user=request.user)
+    if customer is None:
+        raise Http404("No customer account")
     status = request.GET.get("status", "")
     if status not in INVOICE_STATUS_FILTERS:
         status = ""
     invoices = invoices_for_management(customer=customer, status=status)
-    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = (
+        _CountedPaginator(invoices, PAGE_SIZE, count=customer.invoice_count)
+        if not status
+        else Paginator(invoices, PAGE_SIZE)
+    )
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "customer": customer,
-        "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
+        "invoiceable_amount": customer.invoiceable,
         "page": page,
         "invoices": invoice_management_rows(page.object_list),
         "status": status,

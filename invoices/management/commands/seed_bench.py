@@ -58,8 +58,15 @@ class Command(BaseCommand):
         parser.add_argument("--customers", type=int, default=100)
         parser.add_argument("--invoices", type=int, default=10, help="issued invoices per customer")
         parser.add_argument("--password", default="", help="password of the bench-* users")
+        parser.add_argument(
+            "--tied",
+            action="store_true",
+            help="issue each customer's invoices at one instant (a batch: the order's ties)",
+        )
 
-    def handle(self, *args, customers: int, invoices: int, password: str, **options) -> None:
+    def handle(
+        self, *args, customers: int, invoices: int, password: str, tied: bool, **options
+    ) -> None:
         if connection.vendor != "postgresql":
             raise CommandError("seed_bench writes with PostgreSQL's set-based SQL: use PostgreSQL.")
         started = time.perf_counter()
@@ -67,7 +74,7 @@ class Command(BaseCommand):
         storage = Invoice._meta.get_field("document").storage  # where the app reads it
         if not storage.exists(DIGITAL_DOCUMENT):
             storage.save(DIGITAL_DOCUMENT, ContentFile(DIGITAL_DOCUMENT_BYTES))
-        params = _parameters(run, customers, invoices, password)
+        params = _parameters(run, customers, invoices, password, tied)
         with transaction.atomic(), connection.cursor() as cursor:
             for statement in STATEMENTS:
                 cursor.execute(statement.format(**_tables()), params)
@@ -93,7 +100,9 @@ class Command(BaseCommand):
         )
 
 
-def _parameters(run: str, customers: int, invoices: int, password: str) -> dict[str, Any]:
+def _parameters(
+    run: str, customers: int, invoices: int, password: str, tied: bool = False
+) -> dict[str, Any]:
     now = timezone.now()
     figures = breakdown_from_total(INVOICE_AMOUNT)
     return {
@@ -122,6 +131,7 @@ def _parameters(run: str, customers: int, invoices: int, password: str) -> dict[
         "settled": LedgerKind.STATEMENT_SETTLED.value,
         "applied": LedgerKind.INVOICE_APPLIED.value,
         "document": DIGITAL_DOCUMENT,
+        "minute": 0 if tied else 1,  # minutes between two invoices of a customer
     }
 
 
@@ -185,7 +195,8 @@ STATEMENTS = [
            CASE WHEN j %% 3 = 2 THEN %(digital)s ELSE %(paper)s END AS medium,
            CASE WHEN j %% 2 = 0 THEN %(ordinary)s ELSE %(special)s END AS invoice_type,
            nextval(pg_get_serial_sequence('{application}', 'id')) AS application_id,
-           %(now)s::timestamptz - (%(invoices)s - j) * interval '1 minute' AS issued_at
+           %(now)s::timestamptz - (%(invoices)s - j) * %(minute)s * interval '1 minute'
+               AS issued_at
     FROM seed_customer AS c CROSS JOIN generate_series(0, %(invoices)s - 1) AS j
     """,
     """
