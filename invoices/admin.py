@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import ExportMixin, LargeListAdmin, ReadOnlyAdmin
 from core.exceptions import DomainError
+from core.search import search_terms
 from invoices.exports import (
     INVOICE_COLUMNS,
     LEDGER_COLUMNS,
@@ -235,13 +236,8 @@ class InvoiceAdmin(ExportMixin, ReadOnlyAdmin):
     def get_search_results(self, request, queryset, search_term):
         """``search_fields``' keys, each through its own index: every word of the box must
         match an invoice's number or code or its customer (``invoice_ids_matching_term``)."""
-        from django.utils.text import smart_split, unescape_string_literal
-
-        for bit in smart_split(search_term.strip()):
-            if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
-                bit = unescape_string_literal(bit)
-            if bit:
-                queryset = queryset.filter(pk__in=invoice_ids_matching_term(bit))
+        for term in search_terms(search_term):
+            queryset = queryset.filter(pk__in=invoice_ids_matching_term(term))
         return queryset, False
 
     def export_rows(self, queryset):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.exports import Column, ColumnKind
+from core.search import search_terms
 from invoices.codes import InvalidCodeAndNumber, parse_code_and_number
 from invoices.models import (
     INVOICE_KIND_LABELS,
@@ -30,6 +31,7 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
+from invoices.selectors import customers_matching_term
 from invoices.workdays import business_tz, overdue_cutoff
 from notifications.models import SmsMessage
 from returns.models import (
@@ -453,26 +455,10 @@ def _return_rows(
 # --- The lists' search box -----------------------------------------------------------------
 
 
-def search_terms(query: str) -> list[str]:
-    """The words of a list's search box, as Django's admin splits them (quotes keep a phrase
-    together), full-width characters made ASCII."""
-    from django.utils.text import smart_split, unescape_string_literal
-
-    terms = []
-    for bit in smart_split(search_normalise(query)):
-        if bit.startswith(('"', "'")) and bit[0] == bit[-1]:
-            bit = unescape_string_literal(bit)
-        if bit:
-            terms.append(bit)
-    return terms
-
-
 def returns_matching(returns: QuerySet[ReturnRequest], *, query: str) -> QuerySet[ReturnRequest]:
     """The returns list's search: every word must match one key of a return (its invoice's
     number or code, its customer's name, taxpayer ID or mobile, its tracking number), each key
     looked up through its own index and the ids joined as a UNION (issue 16, P5)."""
-    from invoices.selectors import customers_matching_term
-
     for term in search_terms(query):
         by_invoice = ReturnRequest.objects.filter(
             invoice_id__in=Invoice.objects.filter(Q(number__startswith=term) | Q(code=term))

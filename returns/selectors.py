@@ -21,6 +21,8 @@ from django.db.models.expressions import OrderBy
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.functional import Promise
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
 from invoices.models import (
@@ -32,7 +34,13 @@ from invoices.models import (
     TaxRequest,
     TaxRequestState,
 )
-from invoices.rules import tax_request_awaits_confirmation_form, tax_request_form_has_lapsed
+from invoices.rules import (
+    invoice_is_returnable,
+    invoice_issued_by_provider,
+    tax_request_awaits_confirmation_form,
+    tax_request_form_has_lapsed,
+)
+from invoices.tax import money_as_written, rate_as_printed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
@@ -605,12 +613,6 @@ def _url_for_pk(name: str) -> Callable[[int], str]:
 def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
     """The rows of ``invoices_for_management``'s page, ready to show (R1, R11 as the rules
     say: ``invoice_issued_by_provider``, ``invoice_is_returnable``, ``earlier_returns``)."""
-    from django.utils.html import conditional_escape
-    from django.utils.safestring import mark_safe
-
-    from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
-    from invoices.tax import money_as_written, rate_as_printed
-
     return_url = _url_for_pk("billing:return_detail")
     refund_url = _url_for_pk("billing:refund")
     download_url = _url_for_pk("billing:invoice_download")
