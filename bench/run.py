@@ -650,8 +650,12 @@ def bench_p2(tmp: Path) -> None:
     floor_requests = [(f"/invoices/{customer_id}/", "", "")]
     if APP_ROOT == ROOT:
         for size, (_c, size_user) in customers.items():
-            count = len(page_queries("/billing/invoices/", size_user))
-            say(f"    queries per page at {size:,} invoices: {count}")
+            statements = page_queries("/billing/invoices/", size_user)
+            used, scanned = plan_indexes(statements)
+            say(
+                f"    queries per page at {size:,} invoices: {len(statements)}; indexes: "
+                f"{', '.join(used)}{'; sequential scans: ' + ', '.join(scanned) if scanned else ''}"
+            )
     app_port, floor_port = free_port(), free_port()
     with ExitStack() as stack:
         app = stack.enter_context(

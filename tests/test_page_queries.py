@@ -45,3 +45,33 @@ def test_p2_a_filtered_page_counts_its_own_rows(client):
     everything = client.get(reverse("billing:invoices"))
     assert everything.context["page"].paginator.count == 30
     assert everything.context["page"].paginator.num_pages == 2
+
+
+def _plan(queryset, *, sorts: bool = True) -> str:
+    """PostgreSQL's plan with sequential scans (and, ``sorts=False``, sorts) priced out: on
+    tables this small the planner would otherwise scan and sort instead of using an index."""
+    from django.db import connection
+
+    switches = ["enable_seqscan"] + ([] if sorts else ["enable_sort", "enable_incremental_sort"])
+    with connection.cursor() as cursor:
+        for switch in switches:
+            cursor.execute(f"SET {switch} = off")
+    try:
+        return queryset.explain()
+    finally:
+        with connection.cursor() as cursor:
+            for switch in switches:
+                cursor.execute(f"SET {switch} = on")
+
+
+def test_p2_the_page_is_read_in_its_order_off_the_index_even_when_all_invoices_tie():
+    from returns.selectors import invoices_for_management
+
+    call_command("seed_bench", customers=20, invoices=30, tied=True, stdout=StringIO())
+    customer = Customer.objects.filter(name__startswith="Bench Customer").first()
+
+    plan = _plan(invoices_for_management(customer=customer)[:20], sorts=False)
+
+    assert "using invoice_customer_order_idx on invoices_invoice" in plan, plan
+    # No sort of the tied invoices: an index without ``id`` would leave one to do.
+    assert "Sort Key: invoices_invoice" not in plan, plan
