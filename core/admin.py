@@ -18,7 +18,7 @@ from django.urls import URLPattern, path
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from core.exports import Column, ExportFormat, export_response
@@ -65,7 +65,7 @@ class LargeListAdmin(admin.ModelAdmin):
     show_full_result_count = False
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
-    def action_checkbox(self, obj: Any) -> str:
+    def action_checkbox(self, obj: Any) -> SafeString:
         """Django's own checkbox, written out (the same HTML, a test compares them): the form
         widget it renders through the template engine cost more than the rest of its row."""
         label = f"{format_html(gettext('Select this object for an action - {}'), str(obj))}"

@@ -1,5 +1,6 @@
 """Reads that pages, admin and commands share."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -17,10 +18,17 @@ def invoiceable_amount(*, customer_id: int) -> Decimal:
     return (total["total"] or ZERO).quantize(CENT)
 
 
-def customer_page_header(*, user: User | AnonymousUser) -> Customer | None:
+@dataclass(frozen=True)
+class CustomerHeader:
+    customer: Customer
+    invoiceable: Decimal  # ``invoiceable_amount``
+    invoice_count: int  # all its invoices
+
+
+def customer_page_header(*, user: User | AnonymousUser) -> CustomerHeader | None:
     """``customer_for_user`` with, in the same query, what Invoice Management shows above its
-    rows: ``invoiceable`` (``invoiceable_amount``'s sum, read off the ledger's index) and
-    ``invoice_count`` (the pager's count of all its invoices)."""
+    rows: the invoiceable amount (``invoiceable_amount``'s sum, read off the ledger's index)
+    and the pager's count of all its invoices."""
     from django.db.models import Count, OuterRef, Subquery
     from django.db.models.functions import Coalesce
 
@@ -40,7 +48,7 @@ def customer_page_header(*, user: User | AnonymousUser) -> Customer | None:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    customer = (
+    row = (
         Customer.objects.filter(user=user)
         .annotate(
             invoiceable=Coalesce(Subquery(ledger), ZERO),
@@ -48,9 +56,13 @@ def customer_page_header(*, user: User | AnonymousUser) -> Customer | None:
         )
         .first()
     )
-    if customer is not None:
-        customer.invoiceable = customer.invoiceable.quantize(CENT)
-    return customer
+    if row is None:
+        return None
+    return CustomerHeader(
+        customer=row,
+        invoiceable=Decimal(getattr(row, "invoiceable", ZERO)).quantize(CENT),
+        invoice_count=int(getattr(row, "invoice_count", 0)),
+    )
 
 
 def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:

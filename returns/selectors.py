@@ -626,6 +626,9 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
     tz = timezone.get_current_timezone()
     rows = []
     for invoice in invoices:
+        # Annotated by ``invoices_for_management``: the return that holds the invoice.
+        holding_id = getattr(invoice, "return_id", None)
+        holding_state = getattr(invoice, "return_state", None)
         applied = invoice.application.created_at if invoice.application else invoice.issued_at
         earlier = [
             EarlierReturn(
@@ -640,7 +643,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
         ]
         if not invoice_issued_by_provider(invoice):
             operation = "issuer"
-        elif invoice.return_id:
+        elif holding_id:
             operation = "return"
         elif invoice_is_returnable(invoice):
             operation = "refund"
@@ -672,10 +675,8 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 issuer_note=issued_by % {"issuer": invoice.issuer_name}
                 if operation == "issuer"
                 else "",
-                return_url=return_url(invoice.return_id) if invoice.return_id else "",
-                return_label=(
-                    view_return if invoice.return_state == ReturnState.COMPLETED else in_progress
-                ),
+                return_url=return_url(holding_id) if holding_id else "",
+                return_label=view_return if holding_state == ReturnState.COMPLETED else in_progress,
                 refund_url=refund_url(invoice.pk),
             )
         )

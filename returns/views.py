@@ -93,22 +93,23 @@ class _CountedPaginator(Paginator):
 
 @login_required
 def invoice_management(request):
-    customer = customer_page_header(user=request.user)
-    if customer is None:
+    header = customer_page_header(user=request.user)
+    if header is None:
         raise Http404("No customer account")
+    customer = header.customer
     status = request.GET.get("status", "")
     if status not in INVOICE_STATUS_FILTERS:
         status = ""
     invoices = invoices_for_management(customer=customer, status=status)
     paginator = (
-        _CountedPaginator(invoices, PAGE_SIZE, count=customer.invoice_count)
+        _CountedPaginator(invoices, PAGE_SIZE, count=header.invoice_count)
         if not status
         else Paginator(invoices, PAGE_SIZE)
     )
     page = paginator.get_page(request.GET.get("page"))
     context = {
         "customer": customer,
-        "invoiceable_amount": customer.invoiceable,
+        "invoiceable_amount": header.invoiceable,
         "page": page,
         "invoices": invoice_management_rows(page.object_list),
         "status": status,

@@ -10,6 +10,7 @@ courier tracking number; each return was submitted a few seconds before the next
 """
 
 import time
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("seed_bench_returns writes with PostgreSQL's SQL: use PostgreSQL.")
         started = time.perf_counter()
-        params = {
+        params: dict[str, Any] = {
             "returns": returns,
             "now": timezone.now(),
             "issued": InvoiceState.ISSUED.value,
