@@ -569,6 +569,10 @@ def bench_p1(tmp: Path) -> None:
         )
         wait_port(app_port, app, "gunicorn (app)")
         wait_port(floor_port, floor, "gunicorn (floor)")
+        probe_user = customer_slices.take(1)[0][1]
+        probe = {"Cookie": f"sessionid={session_cookie(probe_user)}"}
+        wait_ready(app_port, "/billing/invoices/", probe, "app")
+        wait_ready(floor_port, "/invoices/0/", {}, "floor")
         # Warm up until the rate settles: every worker process has loaded its code (the app's
         # first requests import and build much) and opened its connection.
         for name, port, requests in (
