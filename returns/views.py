@@ -31,6 +31,7 @@ from invoices.rules import (
 from invoices.selectors import (
     applications_pending_for_customer,
     customer_for_user,
+    customer_page_header,
     invoice_profiles_for_customer,
     invoiceable_amount,
     invoices_for_customer,
@@ -66,6 +67,7 @@ from returns.selectors import (
     INVOICE_STATUS_FILTERS,
     envelope_for_customer,
     invoice_document_for_customer,
+    invoice_management_rows,
     invoices_for_management,
     invoices_to_return_by_mail,
     red_letter_form_current,
@@ -113,19 +115,35 @@ def home(request):
     return redirect("billing:invoices")
 
 
+class _CountedPaginator(Paginator):
+    """A paginator told its count (read with the customer, in the same query)."""
+
+    def __init__(self, object_list, per_page, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached property
+
+
 @login_required
 def invoice_management(request):
-    customer = _customer(request)
+    header = customer_page_header(user=request.user)
+    if header is None:
+        raise Http404("No customer account")
+    customer = header.customer
     status = request.GET.get("status", "")
     if status not in INVOICE_STATUS_FILTERS:
         status = ""
     invoices = invoices_for_management(customer=customer, status=status)
-    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = (
+        _CountedPaginator(invoices, PAGE_SIZE, count=header.invoice_count)
+        if not status
+        else Paginator(invoices, PAGE_SIZE)
+    )
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "customer": customer,
-        "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
+        "invoiceable_amount": header.invoiceable,
         "page": page,
-        "invoices": page.object_list,
+        "invoices": invoice_management_rows(page.object_list),
         "status": status,
         "status_choices": [
             ("", _("All")),
