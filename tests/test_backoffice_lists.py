@@ -18,6 +18,7 @@ from core.admin import LargeListPaginator
 from invoices.selectors import customers_matching_term
 from returns.backoffice_selectors import returns_matching
 from returns.models import ReturnRequest, ReturnState
+from returns.references import reference_parse
 from tests.factories import CustomerFactory, issue_invoice
 from tests.returns_helpers import submit
 
@@ -45,6 +46,9 @@ def test_seed_bench_returns_writes_returns_the_constraints_accept_and_the_ledger
     assert bench_returns.count() == 30
     states = set(bench_returns.values_list("state", flat=True))
     assert states == {ReturnState.SUBMITTED, ReturnState.CANCELLED, ReturnState.REJECTED}
+    references = list(bench_returns.values_list("reference", flat=True))
+    assert len(set(references)) == 30
+    assert [reference_parse(ref) for ref in references] == references  # valid check characters
     out = StringIO()
     call_command("check_ledger", stdout=out)
     assert "OK" in out.getvalue()

@@ -6,9 +6,11 @@ customers from the lowest up), each invoice at most once, and only where no retu
 Six in ten returns wait for their paper (submitted), two were cancelled and two rejected with a
 reason: states whose rows every database constraint accepts without paper, forms or a tax
 request, and that move no ledger entry (``check_ledger`` still passes). A paper return has its
-courier tracking number; each return was submitted a few seconds before the next newer one.
+courier tracking number; each return was submitted a few seconds before the next newer one,
+and has a reference dated that day (made in Python, as the app makes it, joined by row number).
 """
 
+import datetime as dt
 import time
 from typing import Any
 
@@ -18,6 +20,22 @@ from django.utils import timezone
 
 from invoices.models import Customer, Invoice, InvoiceMedium, InvoiceState
 from returns.models import BLOCKING_STATES, ReturnRequest, ReturnState
+from returns.references import reference_new
+
+SPACING = dt.timedelta(seconds=7)  # between two returns, newest first
+
+
+def _references(count: int, now: dt.datetime) -> list[str]:
+    """``count`` distinct references, the n-th dated as the n-th newest return."""
+    made: list[str] = []
+    taken: set[str] = set()
+    for n in range(1, count + 1):
+        reference = reference_new(at=now - n * SPACING)
+        while reference in taken:
+            reference = reference_new(at=now - n * SPACING)
+        taken.add(reference)
+        made.append(reference)
+    return made
 
 
 class Command(BaseCommand):
@@ -30,9 +48,11 @@ class Command(BaseCommand):
         if connection.vendor != "postgresql":
             raise CommandError("seed_bench_returns writes with PostgreSQL's SQL: use PostgreSQL.")
         started = time.perf_counter()
+        now = timezone.now()
         params: dict[str, Any] = {
             "returns": returns,
-            "now": timezone.now(),
+            "now": now,
+            "references": _references(returns, now),
             "issued": InvoiceState.ISSUED.value,
             "blocking": [str(state) for state in BLOCKING_STATES],
             "paper": InvoiceMedium.PAPER.value,
@@ -59,7 +79,7 @@ class Command(BaseCommand):
 INSERT_RETURNS = """
 INSERT INTO {returns} (invoice_id, state, problem, reason, reason_code, medium, certified,
     buyer_booked, buyer_form_number, courier, tracking_number, outcome, rejection_reason,
-    rejection_note, error, submitted_by_id, created_at, updated_at)
+    rejection_note, error, submitted_by_id, created_at, updated_at, reference)
 SELECT i.id,
        CASE WHEN i.n %% 10 < 6 THEN %(submitted)s
             WHEN i.n %% 10 < 8 THEN %(cancelled)s ELSE %(rejected)s END,
@@ -71,7 +91,8 @@ SELECT i.id,
             ELSE '' END,
        '', '', c.user_id,
        %(now)s::timestamptz - i.n * interval '7 seconds',
-       %(now)s::timestamptz - i.n * interval '7 seconds'
+       %(now)s::timestamptz - i.n * interval '7 seconds',
+       (%(references)s::text[])[i.n]
 FROM (
     SELECT i.id, i.medium, i.customer_id,
            row_number() OVER (ORDER BY i.customer_id DESC, i.id) AS n
