@@ -7,7 +7,12 @@ import pytest
 
 from tests.services_check import require_postgres
 
-pytest_plugins = ["tests.processes", "tests.twilio_mock.fixtures", "tests.browser_fixtures"]
+pytest_plugins = [
+    "tests.database",
+    "tests.processes",
+    "tests.twilio_mock.fixtures",
+    "tests.browser_fixtures",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
