@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.processes",
     "tests.twilio_mock.fixtures",
     "tests.browser_fixtures",
+    "tests.scheduling",
 ]
 
 
