@@ -2,6 +2,7 @@
 plainly, rather than with a stack trace, when they are unreachable."""
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,6 +30,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "redis_url" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("shared_redis"))
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Every test starts in the default language (English), whatever ran before it on its
+    xdist worker: a request through the test client leaves the language LocaleMiddleware
+    activated on the thread (Django does not reset it), so a Chinese request would turn the
+    next test's messages Chinese."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
