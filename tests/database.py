@@ -189,6 +189,19 @@ def _fast_flush(connection) -> None:
     DatabaseOperations.sql_flush = sql_flush
 
 
+def _drop(connection, old_name: str) -> None:
+    """Drop this process's test database, even if a session of a thread or a process the
+    suite started is still open on it (Django's plain DROP would fail and leave it)."""
+    from django.conf import settings
+
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    with connection.creation._nodb_cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
+    settings.DATABASES[connection.alias]["NAME"] = old_name
+    connection.settings_dict["NAME"] = old_name
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(
     request: pytest.FixtureRequest,
@@ -201,7 +214,6 @@ def django_db_setup(
     """pytest-django's fixture of the same name, with the template and the fast flush."""
     from django.db import DEFAULT_DB_ALIAS, connections
     from django.db.backends.postgresql.operations import DatabaseOperations
-    from django.test.utils import teardown_databases
 
     connection = connections[DEFAULT_DB_ALIAS]
     truncate = DatabaseOperations.sql_flush
@@ -215,10 +227,8 @@ def django_db_setup(
         if not django_db_keepdb:
             with django_db_blocker.unblock():
                 try:
-                    teardown_databases([(connection, old_name, True)], verbosity=0)
+                    _drop(connection, old_name)
                 except Exception as exc:  # as pytest-django: warn, go on
                     request.node.warn(
-                        pytest.PytestWarning(
-                            f"Error when trying to drop the test database: {exc!r}"
-                        )
+                        pytest.PytestWarning(f"Could not drop the test database: {exc!r}")
                     )
