@@ -19,7 +19,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 # pytest-xdist workers; each gets its own test database. Two suit a 2-core machine, and the
 # fault tests' waves of connections share PostgreSQL's 100 (raise it with more cores).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: help install run prod test check bench lint format messages compilemessages worker clean audit
 
@@ -88,7 +88,7 @@ prod: $(VENV)/.synced $(MO_FILES)
 test: install tests/twilio_mock/node_modules/.installed
 	DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) \
 	  CELERY_BROKER_URL= SMS_BACKEND=memory DJANGO_DEBUG=true \
-	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	  $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The CI gates (.ci/run runs them before make test); each one fails the run. The deploy check
 # runs under the production settings of the README, with a throwaway random secret key.

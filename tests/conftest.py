@@ -2,12 +2,19 @@
 plainly, rather than with a stack trace, when they are unreachable."""
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
 from tests.services_check import require_postgres
 
-pytest_plugins = ["tests.processes", "tests.twilio_mock.fixtures", "tests.browser_fixtures"]
+pytest_plugins = [
+    "tests.database",
+    "tests.processes",
+    "tests.twilio_mock.fixtures",
+    "tests.browser_fixtures",
+    "tests.scheduling",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,6 +53,19 @@ def _default_language():
     """Every test starts in the default language: a request through the test client leaves
     its language (LocaleMiddleware) active in the thread, and the next test in the same
     process would otherwise read Chinese messages where it expects English."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _default_language() -> Iterator[None]:
+    """Every test starts in the default language (English), whatever ran before it on its
+    xdist worker: a request through the test client leaves the language LocaleMiddleware
+    activated on the thread (Django does not reset it), so a Chinese request would turn the
+    next test's messages Chinese."""
     from django.utils import translation
 
     translation.deactivate()
