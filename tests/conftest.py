@@ -49,18 +49,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _default_language():
-    """Every test starts in the default language: a request through the test client leaves
-    its language (LocaleMiddleware) active in the thread, and the next test in the same
-    process would otherwise read Chinese messages where it expects English."""
-    from django.utils import translation
-
-    translation.deactivate()
-    yield
-    translation.deactivate()
-
-
-@pytest.fixture(autouse=True)
 def _default_language() -> Iterator[None]:
     """Every test starts in the default language (English), whatever ran before it on its
     xdist worker: a request through the test client leaves the language LocaleMiddleware
