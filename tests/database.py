@@ -130,6 +130,14 @@ def _build_template(connection, cursor, template: str, base: str) -> None:
             cursor.execute(f"DROP DATABASE IF EXISTS {_quote(stale)}")
 
 
+def migrated_template(test_database: str) -> str:
+    """The template a test database (``test_<name>`` or ``test_<name>_gw<n>``) was copied from:
+    migrated, holding the migrations' rows, and never connected to, so it can be copied again
+    while a test database has sessions (a live server's thread keeps one for the session)."""
+    base = re.sub(r"_gw\d+$", "", test_database)
+    return f"{base}_tpl_{_fingerprint()}"
+
+
 def _create_from_template(connection, *, rebuild: bool) -> str:
     """Create this process's test database from the template (made first if missing) and
     point the connection at it; returns the database's name before (for teardown)."""
@@ -137,7 +145,7 @@ def _create_from_template(connection, *, rebuild: bool) -> str:
 
     name = connection.creation._get_test_db_name()  # test_<NAME>, _gw<n> under xdist
     base = re.sub(r"_gw\d+$", "", name)
-    template = f"{base}_tpl_{_fingerprint()}"
+    template = migrated_template(name)
     assert len(template) <= 63, f"the template's name is too long for PostgreSQL: {template}"
     with connection.creation._nodb_cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [template])

@@ -36,6 +36,7 @@ from django.db import connection, connections
 from invoices.models import Customer, LedgerEntry, LedgerKind
 from notifications.models import SmsMessage, SmsPurpose
 from returns.models import ReturnEvent, ReturnRequest, ReturnState
+from tests.database import migrated_template
 from tests.processes import ROOT, free_port, wait_for
 from tests.twilio_mock.recorder import recording_twilio
 
@@ -237,11 +238,13 @@ def _server_url(database: str) -> str:
 
 
 class TopologyDatabase:
-    """A database of this test's own, copied from the migrated (and empty) test database;
-    make prod migrates it (nothing left to apply) as compose's migrate service would."""
+    """A database of this test's own, copied from the migrated (and empty) template the test
+    databases are copied from; make prod migrates it (nothing left to apply) as compose's
+    migrate service would."""
 
-    def __init__(self, template: str) -> None:
-        self.name = f"{template}_topology"[:63]
+    def __init__(self, test_database: str) -> None:
+        template = migrated_template(test_database)
+        self.name = f"{test_database}_topology"[:63]
         self.admin_url = _server_url("postgres")
         connections.close_all()  # a template must have no session
         with psycopg.connect(self.admin_url, autocommit=True) as admin:
@@ -250,7 +253,7 @@ class TopologyDatabase:
                 try:
                     admin.execute(f'CREATE DATABASE "{self.name}" TEMPLATE "{template}"')
                     break
-                except psycopg.errors.ObjectInUse:  # a session of an earlier test, closing
+                except psycopg.errors.ObjectInUse:  # a template is never connected to; in case
                     sessions = admin.execute(
                         "SELECT pid, application_name, state FROM pg_stat_activity "
                         "WHERE datname = %s",
