@@ -14,6 +14,11 @@ urlpatterns = [
         views.invoice_document_download,
         name="invoice_download",
     ),
+    path(
+        "billing/settings/notifications/",
+        views.notification_settings,
+        name="notification_settings",
+    ),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),
     path("billing/returns/<int:pk>/tracking/", views.return_tracking, name="return_tracking"),

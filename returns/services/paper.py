@@ -14,12 +14,12 @@ from django.utils.translation import gettext as _
 from invoices.models import Invoice
 from invoices.rules import invoice_issued_by_provider
 from invoices.workdays import business_tz
-from notifications.models import SmsPurpose
+from notifications.texts import in_each_language
 from returns.exceptions import InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.models import MailReceipt, ReturnRequest, ReturnState
 from returns.rules import paper_is_complete, paper_missing_parts, return_needs_red_letter_form
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
-from returns.services._common import Actor, _advance_if_ready, _reject, _sms_queue, _transition
+from returns.services._common import Actor, _advance_if_ready, _notify, _reject, _transition
 
 
 def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> None:
@@ -33,9 +33,15 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
         # The customer reads this reason (portal, SMS): word it in their language.
         with translation.override(rr.invoice.customer.language):
             rejection = _("The returned paper is incomplete: missing %(parts)s.") % {
-                "parts": ", ".join(paper_missing_parts(receipt))
+                "parts": _list_in_words(paper_missing_parts(receipt))
             }
-        _reject(rr, reason=rejection, actor=actor)
+        parts = in_each_language(lambda: _list_in_words(paper_missing_parts(receipt)))
+        _reject(
+            rr,
+            reason=rejection,
+            actor=actor,
+            sms=("return_rejected_paper_incomplete", {"parts": parts}),
+        )
         return
     _transition(
         rr,
@@ -50,15 +56,21 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
     _advance_if_ready(rr, actor=actor)
     if rr.state == ReturnState.RECEIVED:
         # Only when the return has to wait (for the red-letter form): otherwise the
-        # "completed" text follows within seconds and this one would be noise.
-        _sms_queue(
+        # "completed" text follows within seconds and this one would be noise. The event is
+        # the paper's arrival: paper matched again to a later return (after its form was
+        # rejected) was already told of, and is not told again.
+        _notify(
             rr,
-            purpose=SmsPurpose.RETURN_RECEIVED,
-            render=lambda: (
-                _("We have received the paper invoice %(number)s you returned.")
-                % {"number": rr.invoice.number}
-            ),
+            template="return_received",
+            params={"number": rr.invoice.number},
+            event=f"mail_receipt:{receipt.pk}:received",
         )
+
+
+def _list_in_words(items: list[str]) -> str:
+    """ "a, b" in English, "a、b" in Chinese (the active language)."""
+    separator = "、" if (translation.get_language() or "").startswith("zh") else ", "
+    return separator.join(items)
 
 
 class MailReceiptOutcome(enum.StrEnum):

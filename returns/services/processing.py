@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
 from invoices.models import ReturnOutcome
+from invoices.tax import money_as_written
 from invoices.taxsystem.interface import BUYER_DECLINED, ResultStatus, TaxResult
 from invoices.taxsystem.services import (
     local_minute,
@@ -28,7 +29,6 @@ from invoices.taxsystem.services import (
     tax_request_submit,
     tax_simulate_buyer_decision,
 )
-from notifications.models import SmsPurpose
 from returns.exceptions import ReturnProcessingError, ReturnStateConflict
 from returns.models import ReturnRequest, ReturnState
 from returns.rules import (
@@ -44,8 +44,8 @@ from returns.services._common import (
     Actor,
     Note,
     _lock_return,
+    _notify,
     _reject,
-    _sms_queue,
     _transition,
     return_event_record,
 )
@@ -211,24 +211,19 @@ def return_request_record_outcome(
     _transition(
         rr, to_state=ReturnState.COMPLETED, actor=actor, note=note, fields=("outcome", "error")
     )
-    total = rr.invoice.total
-    _sms_queue(
-        rr,
-        purpose=SmsPurpose.RETURN_COMPLETED,
-        render=lambda: (
-            _(
-                "Invoice %(number)s was reversed by red-letter invoice %(red)s; "
-                "¥%(total)s is invoiceable again. You may apply for a new invoice."
-            )
-            % {"number": rr.invoice.number, "red": red.number, "total": total}
-            if red is not None
-            else _(
-                "Invoice %(number)s was voided; ¥%(total)s is invoiceable again. "
-                "You may apply for a new invoice."
-            )
-            % {"number": rr.invoice.number, "total": total}
-        ),
-    )
+    amount = money_as_written(rr.invoice.total)  # what R7 gave back, with its currency
+    if red is not None:
+        _notify(
+            rr,
+            template="return_completed_reversed",
+            params={"number": rr.invoice.number, "red": red.number, "amount": amount},
+        )
+    else:
+        _notify(
+            rr,
+            template="return_completed_voided",
+            params={"number": rr.invoice.number, "amount": amount},
+        )
     return rr
 
 
@@ -269,20 +264,14 @@ def return_request_await_buyer(
         ) % {"form": tax_request.red_letter_form_number, "deadline": local_minute(deadline)}
 
     _transition(rr, to_state=ReturnState.AWAITING_BUYER, actor=actor, note=note)
-    _sms_queue(
+    _notify(
         rr,
-        purpose=SmsPurpose.BUYER_CONFIRMATION,
-        render=lambda: (
-            _(
-                "Invoice %(number)s: please confirm red-letter confirmation form %(form)s on "
-                "your e-tax platform by %(deadline)s (Beijing time)."
-            )
-            % {
-                "number": rr.invoice.number,
-                "form": tax_request.red_letter_form_number,
-                "deadline": local_minute(deadline),
-            }
-        ),
+        template="buyer_confirmation",
+        params={
+            "number": rr.invoice.number,
+            "form": tax_request.red_letter_form_number,
+            "deadline": local_minute(deadline),
+        },
     )
     return rr
 
@@ -312,7 +301,8 @@ def return_request_buyer_declined(
                 "The buyer refused red-letter confirmation form %(form)s; the invoice stays "
                 "valid. You may return it again."
             ) % {"form": form}
-    _reject(rr, reason=str(reason), actor=actor)
+    template = "return_rejected_buyer_lapsed" if expired else "return_rejected_buyer_refused"
+    _reject(rr, reason=str(reason), actor=actor, sms=(template, {"form": form}))
     return rr
 
 

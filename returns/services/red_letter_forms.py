@@ -9,8 +9,6 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from invoices.taxsystem.services import is_form_number
-from notifications.models import SmsPurpose
-from notifications.segments import fit_one_segment
 from returns.exceptions import InvalidReturnReason, InvalidUpload, ReturnStateConflict
 from returns.models import FormReviewState, RedLetterForm, ReturnRequest, ReturnState
 from returns.rules import (
@@ -25,8 +23,8 @@ from returns.services._common import (
     Actor,
     _advance_if_ready,
     _lock_return,
+    _notify,
     _reject,
-    _sms_queue,
 )
 from returns.uploads import sniff_red_letter_form
 
@@ -128,21 +126,17 @@ def red_letter_form_review(
             rejection = _("The red-letter information form was rejected: %(reason)s") % {
                 "reason": reason
             }
-        _reject(rr, reason=rejection, actor=reviewer)
-    else:
-        _sms_queue(
+        _reject(
             rr,
-            purpose=SmsPurpose.FORM_REJECTED,
-            render=lambda: fit_one_segment(
-                lambda text: (
-                    _(
-                        "The red-letter form for invoice %(number)s was rejected: %(reason)s. "
-                        "Please upload it again."
-                    )
-                    % {"number": rr.invoice.number, "reason": text}
-                ),
-                reason,
-            ),
-            key_suffix=str(form.pk),
+            reason=rejection,
+            actor=reviewer,
+            sms=("return_rejected_form", {"note": reason}),
+        )
+    else:
+        _notify(
+            rr,
+            template="form_rejected",
+            params={"number": rr.invoice.number, "note": reason},
+            event=f"return:{rr.pk}:form_rejected:{form.pk}",
         )
     return form

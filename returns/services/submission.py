@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy
 from invoices.models import Invoice, InvoiceMedium, ReversalReason
 from invoices.rules import invoice_return_refusal
 from invoices.taxsystem.services import is_form_number
+from notifications.texts import Params
 from returns.exceptions import (
     InvalidReturnReason,
     InvalidUpload,
@@ -238,5 +239,13 @@ def return_request_reject(
     rr.rejection_choice = choice
     rr.rejection_note = note
     text = _rejection_text(choice, note, language=rr.invoice.customer.language)
-    _reject(rr, reason=text, actor=actor, fields=("rejection_choice", "rejection_note"))
+    sms: tuple[str, Params] | None = None  # finance's own words: quoted
+    if choice is not None:
+        listed = {"en": choice.text_en, "zh-hans": choice.text_zh}  # the customer's language
+        sms = (
+            ("return_rejected_reason_note", {"reason": listed, "note": note})
+            if note
+            else ("return_rejected_reason", {"reason": listed})
+        )
+    _reject(rr, reason=text, actor=actor, fields=("rejection_choice", "rejection_note"), sms=sms)
     return rr
