@@ -243,8 +243,23 @@ def test_the_portal_refuses_sms_without_a_mobile(client):
     answer = client.post(
         reverse("billing:notification_settings"),
         {"notify_by": "sms", "email": ADDRESS, "language": "zh-hans"},
-        HTTP_ACCEPT_LANGUAGE="zh-hans",
     )
     assert answer.status_code == 400
+    assert "No mobile number is on file for SMS" in answer.content.decode()
     customer.refresh_from_db()
     assert customer.notify_by == ""
+
+
+def test_r8_the_return_of_a_customer_told_by_email_shows_the_email_step(
+    client, django_capture_on_commit_callbacks
+):
+    from returns.models import ReturnRequest
+
+    customer = customer_with(notify_by=NotifyBy.EMAIL, language="en")
+    invoice = complete_a_return(customer, django_capture_on_commit_callbacks)
+    rr = ReturnRequest.objects.get(invoice=invoice)
+    client.force_login(customer.user)
+    page = client.get(reverse("billing:return_detail", args=[rr.pk]))
+    text = page.content.decode()
+    assert "Email sent" in text
+    assert "SMS sent" not in text
