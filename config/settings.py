@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "config.apps.SiteConfig",
+    "core.audit",
     "invoices",
     "returns",
     "notifications",

@@ -14,6 +14,8 @@ from django.http import FileResponse, HttpRequest, HttpResponseRedirect, Streami
 from django.urls import URLPattern, path
 from django.utils import timezone
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from core.exports import Column, ExportFormat, export_response
 
 
@@ -73,6 +75,18 @@ class ExportMixin(admin.ModelAdmin):
         except IncorrectLookupParameters:
             return HttpResponseRedirect("../?e=1")
         queryset = changelist.get_queryset(request)
+        # Who took which rows out of the back office, with the filters they used.
+        audit_record(
+            actor=Actor.staff(request.user),
+            action="export.downloaded",
+            object_type=self.opts.label_lower,
+            object_id="*",
+            params={
+                "list": self.opts.label_lower,
+                "format": str(export_format),
+                "query": request.GET.urlencode() or "-",
+            },
+        )
         stamp = timezone.localtime(timezone.now(), ZoneInfo(settings.BUSINESS_TIME_ZONE))
         return export_response(
             export_format,

@@ -12,6 +12,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ExportMixin, ReadOnlyAdmin
+from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.exports import (
     INVOICE_COLUMNS,
@@ -136,7 +137,7 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
             form = InvoiceIssueForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                invoice = self._issue(application, form)
+                invoice = self._issue(application, form, Actor.staff(request.user))
             except DomainError as exc:
                 # Nothing saved. A digital entry's refusal may be about the number or the file.
                 form.add_error(None if digital else "code_and_number", str(exc))
@@ -163,7 +164,9 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
 
     @staticmethod
     def _issue(
-        application: InvoiceApplication, form: InvoiceIssueForm | DigitalInvoiceIssueForm
+        application: InvoiceApplication,
+        form: InvoiceIssueForm | DigitalInvoiceIssueForm,
+        actor: Actor,
     ) -> Invoice:
         if isinstance(form, DigitalInvoiceIssueForm):
             document, document_name = form.document_content()
@@ -173,6 +176,7 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
                 number=form.cleaned_data["number"],
                 document=document,
                 document_name=document_name,
+                actor=actor,
             )
         code, number = form.cleaned_data["code_and_number"]
         return invoice_issue(
@@ -181,6 +185,7 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
             number=number,
             courier=form.cleaned_data["courier"],
             tracking_number=form.cleaned_data["tracking_number"],
+            actor=actor,
         )
 
     @staticmethod

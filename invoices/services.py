@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from core.enqueue import enqueue_on_commit
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
@@ -93,7 +95,11 @@ def _customer_lock(customer_id: int) -> Customer:
 
 
 @transaction.atomic
-def statement_settle(*, statement_id: int) -> LedgerEntry:
+def statement_settle(
+    *,
+    statement_id: int,
+    actor: Actor = Actor.system("invoices.services.statement_settle"),
+) -> LedgerEntry:
     """A paid statement becomes invoiceable: credit its amount once."""
     statement = Statement.objects.select_for_update().get(pk=statement_id)
     _customer_lock(statement.customer_id)
@@ -101,12 +107,20 @@ def statement_settle(*, statement_id: int) -> LedgerEntry:
         raise StatementAlreadySettled()
     statement.settled_at = timezone.now()
     statement.save(update_fields=["settled_at"])
-    return LedgerEntry.objects.create(
+    entry = LedgerEntry.objects.create(
         customer_id=statement.customer_id,
         kind=LedgerKind.STATEMENT_SETTLED,
         amount=statement.amount,
         statement=statement,
     )
+    audit_record(
+        actor=actor,
+        action="statement.settled",
+        obj=statement,
+        customer_id=statement.customer_id,
+        params={"amount": statement.amount},
+    )
+    return entry
 
 
 @transaction.atomic
@@ -265,6 +279,7 @@ def invoice_issue(
     tracking_number: str = "",
     document: bytes = b"",
     document_name: str = "",
+    actor: Actor = Actor.system("invoices.services.invoice_issue"),
 ) -> Invoice:
     """Record the invoice the tax system issued for a pending application; it becomes
     returnable (R1).
@@ -308,6 +323,18 @@ def invoice_issue(
         invoice.save(update_fields=["document"])
     application.state = ApplicationState.ISSUED
     application.save(update_fields=["state"])
+    audit_record(
+        actor=actor,
+        action="invoice.issued",
+        obj=invoice,
+        customer_id=invoice.customer_id,
+        params={
+            "application": application.pk,
+            "code": invoice.code,
+            "number": invoice.number,
+            "total": invoice.total,
+        },
+    )
     if digital and application.email:
         from invoices.tasks import invoice_email_task
 

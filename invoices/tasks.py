@@ -6,6 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from core.audit.actor import Actor
 from invoices.services import invoice_email_send
 from invoices.taxsystem.interface import TaxSystemTransientError
 from invoices.taxsystem.services import tax_invoice_issue
@@ -22,7 +23,7 @@ from invoices.taxsystem.services import tax_invoice_issue
 def invoice_issue_task(application_id: int) -> None:
     """Issue a digital invoice through the tax system (idempotent by the application's serial).
     Given up, the application stays pending in finance's queue, to be issued by hand."""
-    tax_invoice_issue(application_id=application_id)
+    tax_invoice_issue(application_id=application_id, actor=Actor.system(invoice_issue_task.name))
 
 
 @shared_task(

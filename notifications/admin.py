@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
+from core.audit.actor import Actor
 from notifications.exceptions import SmsProviderUnavailable
 from notifications.models import EmailNotification, SmsMessage, SmsPendingStatusCallback, SmsStatus
 from notifications.services import sms_resend
@@ -35,7 +36,7 @@ class SmsMessageAdmin(ReadOnlyAdmin):
                 skipped += 1
                 continue
             try:
-                sms = sms_resend(sms_message_id=sms_id)
+                sms = sms_resend(sms_message_id=sms_id, actor=Actor.staff(request.user))
             except SmsProviderUnavailable:
                 unavailable += 1
                 continue

@@ -17,6 +17,8 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from core.correlation import correlation_id
 from core.enqueue import enqueue_on_commit
 from notifications.backends import ProviderStatus, SendResult, get_sms_backend
@@ -432,7 +434,7 @@ def _sms_fail_unsent(*, sms_message_id: int, error: str, sending_since: datetime
     return sms
 
 
-def sms_resend(*, sms_message_id: int) -> SmsMessage:
+def sms_resend(*, sms_message_id: int, actor: Actor) -> SmsMessage:
     """Staff action on a failed SMS: ask the provider first, then send again only if needed.
 
     A message can be recorded failed although it reached the provider (its answer was lost
@@ -460,14 +462,29 @@ def sms_resend(*, sms_message_id: int) -> SmsMessage:
         raise SmsProviderUnavailable() from exc
     if found is not None and _TWILIO_STATUS.get(found.status) != SmsStatus.FAILED:
         return _sms_record_found_after_failure(
-            sms_message_id=sms.pk, found=found, failed_at=failed_at
+            sms_message_id=sms.pk, found=found, failed_at=failed_at, actor=actor
         )
-    return _sms_requeue_failed(sms_message_id=sms.pk)
+    return _sms_requeue_failed(sms_message_id=sms.pk, actor=actor)
+
+
+def _sms_resend_record(sms: SmsMessage, *, actor: Actor, outcome: str) -> None:
+    """The audit row of a resend: requeued, or found already sent at the provider."""
+    audit_record(
+        actor=actor,
+        action="sms.resent",
+        obj=sms,
+        params={
+            "to": sms.to,
+            "purpose": sms.purpose,
+            "outcome": outcome,
+            "return": sms.related_return_id,
+        },
+    )
 
 
 @transaction.atomic
 def _sms_record_found_after_failure(
-    *, sms_message_id: int, found: SendResult, failed_at: datetime
+    *, sms_message_id: int, found: SendResult, failed_at: datetime, actor: Actor
 ) -> SmsMessage:
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
     if sms.status != SmsStatus.FAILED or sms.updated_at != failed_at:
@@ -495,11 +512,12 @@ def _sms_record_found_after_failure(
     )
     _apply_provider_status(sms, found.status)
     _apply_pending_callbacks(sms)
+    _sms_resend_record(sms, actor=actor, outcome="found_sent")
     return sms
 
 
 @transaction.atomic
-def _sms_requeue_failed(*, sms_message_id: int) -> SmsMessage:
+def _sms_requeue_failed(*, sms_message_id: int, actor: Actor) -> SmsMessage:
     sms = SmsMessage.objects.select_for_update().get(pk=sms_message_id)
     if sms.status != SmsStatus.FAILED:
         return sms
@@ -508,6 +526,7 @@ def _sms_requeue_failed(*, sms_message_id: int) -> SmsMessage:
     sms.error_message = ""
     sms.save(update_fields=["status", "error_code", "error_message", "updated_at"])
     _enqueue_send(sms)
+    _sms_resend_record(sms, actor=actor, outcome="requeued")
     return sms
 
 

@@ -22,6 +22,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from core.admin import ExportMixin, ReadOnlyAdmin, ReadOnlyInline
+from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.admin import CustomerAdmin
 from invoices.models import Customer, TaxRequest, TaxRequestState
@@ -48,7 +49,7 @@ from returns.services import return_request_reject, return_request_retry
 
 class ReturnEventInline(ReadOnlyInline):
     model = ReturnEvent
-    readonly_fields = ("created_at", "actor", "from_state", "to_state", "note")
+    readonly_fields = ("created_at", "actor_kind", "actor", "from_state", "to_state", "why")
     fields = readonly_fields
     extra = 0
     can_delete = False
@@ -56,6 +57,10 @@ class ReturnEventInline(ReadOnlyInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("actor")
+
+    @admin.display(description=_("why"))
+    def why(self, event: ReturnEvent) -> str:
+        return event.text  # in the staff user's language
 
 
 class ReturnActionForm(helpers.ActionForm):
@@ -125,6 +130,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
         "error",
         "submitted_by",
         "created_at",
+        "audit_log",
     )
     fields = readonly_fields
     # Asked of a paper return only / of a digital return only (数电票: no paper, no mailing).
@@ -177,6 +183,14 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
             decision,
         )
 
+    @admin.display(description=_("audit log"))
+    def audit_log(self, obj: ReturnRequest) -> str:
+        """Every action on this return, its invoice, paper, tax request and SMS."""
+        url = reverse("admin:audit_auditentry_changelist")
+        return format_html(
+            '<a href="{}?scope=return:{}">{}</a>', url, obj.pk, gettext("Every action recorded")
+        )
+
     @admin.display(description=_("customer"), ordering="invoice__customer__name")
     def customer(self, obj: ReturnRequest) -> str:
         return obj.invoice.customer.name
@@ -219,7 +233,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
             try:
                 return_request_reject(
                     return_request_id=pk,
-                    actor=request.user,
+                    actor=Actor.staff(request.user),
                     reason=reason,
                     rejection_choice_id=choice_id,
                 )
@@ -243,7 +257,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
     def retry(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
         for pk in queryset.values_list("pk", flat=True):
             try:
-                return_request_retry(return_request_id=pk, actor=request.user)
+                return_request_retry(return_request_id=pk, actor=Actor.staff(request.user))
             except DomainError as exc:
                 self.message_user(
                     request,
@@ -346,11 +360,23 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
 class ReturnEventAdmin(ReadOnlyAdmin):
     """The whole audit trail (R11), searchable across returns; each return shows its own inline."""
 
-    list_display = ["created_at", "return_request", "from_state", "to_state", "actor", "note"]
-    list_filter = ["to_state"]
+    list_display = [
+        "created_at",
+        "return_request",
+        "from_state",
+        "to_state",
+        "actor_kind",
+        "actor",
+        "why",
+    ]
+    list_filter = ["to_state", "actor_kind"]
     search_fields = ["return_request__invoice__number", "note", "actor__username"]
     list_select_related = ["return_request", "actor"]
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("why"))
+    def why(self, event: ReturnEvent) -> str:
+        return event.text  # in the staff user's language
 
 
 def _return_id(tax_request: TaxRequest) -> int | None:

@@ -23,6 +23,7 @@ from django.utils.timesince import timesince, timeuntil
 from django.utils.translation import gettext as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.exceptions import TaxOutcomeInvalid
 from invoices.models import BuyerDecision, TaxOperation, TaxRequest, TaxRequestState
@@ -107,7 +108,7 @@ def mail_receipt_log_view(model_admin: ModelAdmin, request: StaffRequest) -> Htt
             result = mail_receipt_log(
                 invoice_code=code,
                 invoice_number=number,
-                actor=request.user,
+                actor=Actor.staff(request.user),
                 received_at=data["received_at"],
                 courier=data["courier"],
                 tracking_number=data["tracking_number"],
@@ -155,7 +156,7 @@ def red_letter_form_review_view(
             try:
                 red_letter_form_review(
                     red_letter_form_id=red_letter_form.pk,
-                    reviewer=request.user,
+                    reviewer=Actor.staff(request.user),
                     approve=approve,
                     reason=form.cleaned_data["reason"],
                 )
@@ -519,13 +520,15 @@ def _record(
     try:
         if decision == BuyerDecision.CONFIRMED:
             return_request = return_request_record_outcome(
-                return_request_id=return_request.pk, result=form.result(), actor=request.user
+                return_request_id=return_request.pk,
+                result=form.result(),
+                actor=Actor.staff(request.user),
             )
         else:
             return_request = return_request_buyer_declined(
                 return_request_id=return_request.pk,
                 expired=decision == BuyerDecision.EXPIRED,
-                actor=request.user,
+                actor=Actor.staff(request.user),
             )
     except DomainError as exc:
         # Nothing saved; what was typed stays in the fields. A void's refusal is about its
@@ -583,7 +586,7 @@ def tax_request_confirmation_form_view(
                 return_request_id=return_request.pk,
                 form_number=form.cleaned_data["form_number"],
                 entered_at=form.cleaned_data["entered_at"],
-                actor=request.user,
+                actor=Actor.staff(request.user),
             )
         except DomainError as exc:
             form.add_error(None, str(exc))  # nothing saved; the entry stays for correction
@@ -638,7 +641,7 @@ def tax_request_correct_view(
         try:
             return_request_correct_outcome(
                 return_request_id=return_request.pk,
-                actor=request.user,
+                actor=Actor.staff(request.user),
                 reason=data["reason"],
                 code=data.get("code", ""),
                 number=data.get("number", ""),

@@ -1,11 +1,14 @@
 """Return requests, their audit trail, received paper (mail receipts) and red-letter forms."""
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from core.audit.actor import ActorKind
+from core.audit.messages import message_render
 from invoices.models import (
     DIGITAL_FORM_REGEX,
     Invoice,
@@ -321,7 +324,18 @@ class ReturnEvent(models.Model):
     to_state = models.CharField(
         max_length=16, choices=ReturnState.choices, verbose_name=_("to state")
     )
+    actor_kind = models.CharField(
+        _("actor type"), max_length=8, choices=ActorKind.choices, default=ActorKind.SYSTEM
+    )
+    # Text a person typed, kept as typed; rows older than the message keys hold their note as
+    # it was worded then (in the customer's language), and show it so.
     note = models.CharField(_("why"), max_length=500, blank=True)
+    # What the system says: a message key and its parameters, worded when shown, in the
+    # reader's language (returns/messages.py).
+    note_key = models.CharField(_("message key"), max_length=64, blank=True)
+    note_params = models.JSONField(
+        _("message parameters"), default=dict, blank=True, encoder=DjangoJSONEncoder
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("at"))
 
     class Meta:
@@ -332,6 +346,13 @@ class ReturnEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"
+
+    @property
+    def text(self) -> str:
+        """The note in the reader's (active) language: the system's words, then what a person
+        typed, as typed."""
+        worded = message_render(self.note_key, self.note_params) if self.note_key else ""
+        return " ".join(part for part in (worded, self.note) if part)
 
 
 class FormReviewState(models.TextChoices):

@@ -18,6 +18,7 @@ _VIEW_RETURNS = [
     ("invoices", "view_invoice"),
     ("invoices", "view_customer"),
     ("invoices", "view_taxrequest"),
+    ("audit", "view_auditentry"),
 ]
 ROLES: dict[str, list[tuple[str, str]]] = {
     FINANCE_STAFF: [

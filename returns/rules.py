@@ -15,22 +15,33 @@ from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRe
 BEFORE_PROCESSING = (ReturnState.SUBMITTED, ReturnState.RECEIVED)
 
 
-def paper_missing_parts(receipt: MailReceipt) -> list[str]:
-    """R5: what makes this paper incomplete, in words (empty when complete). A special invoice
-    comes back with its deduction form too; every part undamaged."""
+def paper_missing_part_keys(receipt: MailReceipt) -> list[str]:
+    """R5: what makes this paper incomplete, as keys (``returns.messages.PAPER_PARTS``; empty
+    when complete). A special invoice comes back with its deduction form too; every part
+    undamaged."""
     missing = []
     if not receipt.invoice_form_present:
-        missing.append(str(_("the invoice form")))
+        missing.append("invoice_form")
     if receipt.invoice.is_special and not receipt.deduction_form_present:
-        missing.append(str(_("the deduction form")))
+        missing.append("deduction_form")
     if not receipt.undamaged:
-        missing.append(str(_("undamaged paper")))
+        missing.append("undamaged")
     return missing
+
+
+def paper_missing_parts(receipt: MailReceipt) -> list[str]:
+    """R5: what makes this paper incomplete, in words (empty when complete)."""
+    words = {
+        "invoice_form": _("the invoice form"),
+        "deduction_form": _("the deduction form"),
+        "undamaged": _("undamaged paper"),
+    }
+    return [str(words[key]) for key in paper_missing_part_keys(receipt)]
 
 
 def paper_is_complete(receipt: MailReceipt) -> bool:
     """R5: the paper has every part, undamaged."""
-    return not paper_missing_parts(receipt)
+    return not paper_missing_part_keys(receipt)
 
 
 def invoice_can_be_certified(invoice: Invoice) -> bool:

@@ -22,6 +22,9 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
+from core.audit.actor import ActorKind
+from core.audit.models import AuditEntry
+from core.audit.services import object_label
 from invoices.models import (
     BuyerDecision,
     Customer,
@@ -40,6 +43,7 @@ from invoices.rules import (
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
+from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
     BLOCKING_STATES,
     OPEN_STATES,
@@ -213,6 +217,63 @@ def return_events(*, return_request_id: int) -> QuerySet[ReturnEvent]:
     return ReturnEvent.objects.filter(return_request_id=return_request_id).order_by(
         "created_at", "id"
     )
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    """One line of a return's history as its customer reads it: when, what, by whom ("You",
+    "Finance" or "System": never a staff member's name)."""
+
+    at: dt.datetime
+    title: str
+    text: str
+    by: str
+
+
+def _by_for_customer(kind: str) -> str:
+    if kind == ActorKind.CUSTOMER:
+        return _("You")
+    if kind == ActorKind.STAFF:
+        return _("Finance")  # never a staff member's name
+    return _("System")
+
+
+def return_history_for_customer(
+    *, return_request: ReturnRequest, events: list[ReturnEvent]
+) -> list[HistoryLine]:
+    """The customer's history of their return, in the reader's language: every state change
+    (with the system's words, and what people typed for the customer) and the other actions
+    that concern them (shipping details, red-letter forms). Staff-only rows (paper logged,
+    exports, SMS resent, internal notes, a failure's raw error) are not shown."""
+    lines = [
+        HistoryLine(
+            at=event.created_at,
+            title=event.get_to_state_display(),
+            # A failure's raw error is for staff; the page says "delayed" instead.
+            text="" if event.to_state == ReturnState.FAILED and not event.note_key else event.text,
+            by=_by_for_customer(event.actor_kind),
+        )
+        for event in events
+    ]
+    entries = AuditEntry.objects.filter(
+        object_type=object_label(return_request),
+        object_id=str(return_request.pk),
+        action__in=CUSTOMER_HISTORY_ACTIONS,
+    ).order_by("at", "id")
+    lines += [
+        HistoryLine(at=entry.at, title=entry.text, text="", by=_by_for_customer(entry.actor_kind))
+        for entry in entries
+    ]
+    return sorted(lines, key=lambda line: line.at)
+
+
+def return_rejection_text(*, return_request: ReturnRequest, events: list[ReturnEvent]) -> str:
+    """Why the return was rejected, in the reader's language (the stored reason is worded in
+    the customer's saved language, for the SMS; old rows have only that)."""
+    rejected = [event for event in events if event.to_state == ReturnState.REJECTED]
+    if rejected and (rejected[-1].note_key or rejected[-1].note):
+        return rejected[-1].text
+    return return_request.rejection_reason
 
 
 def red_letter_forms_for_return(*, return_request_id: int) -> QuerySet[RedLetterForm]:
@@ -436,9 +497,10 @@ def _sms_step(rr: ReturnRequest, *, completed: bool) -> TimelineStep:
     channels = customer_notify_channels(
         customer, email_possible=settings.NOTIFICATION_EMAIL_ENABLED
     )
+    message: SmsMessage | EmailNotification | None
     if NotifyBy.SMS not in channels and NotifyBy.EMAIL in channels:
         label = _("Email sent")
-        message: SmsMessage | EmailNotification | None = (
+        message = (
             EmailNotification.objects.filter(
                 related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
             )

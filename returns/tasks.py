@@ -9,6 +9,7 @@ from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from core.audit.actor import Actor
 from core.enqueue import enqueue
 from invoices.taxsystem.interface import TaxSystemTransientError
 from returns.services.overdue import returns_chase_paper
@@ -45,7 +46,9 @@ class ReturnProcessTask(DjangoTask):
         return_request_id = kwargs.get("return_request_id", args[0] if args else None)
         if return_request_id is not None:
             return_request_mark_failed(
-                return_request_id=return_request_id, error=f"{exc.__class__.__name__}: {exc}"
+                return_request_id=return_request_id,
+                error=f"{exc.__class__.__name__}: {exc}",
+                actor=Actor.system(self.name),
             )
 
 
@@ -59,7 +62,7 @@ class ReturnProcessTask(DjangoTask):
     max_retries=5,
 )
 def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None:
-    return_request_process(return_request_id=return_request_id)
+    return_request_process(return_request_id=return_request_id, actor=Actor.system(self.name))
 
 
 @shared_task(
@@ -75,7 +78,9 @@ def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None
 def return_tax_submit_task(self: ReturnProcessTask, return_request_id: int) -> None:
     """Submit the return's request to the tax system (idempotent by its serial), then ask for
     the result when the backend answers asynchronously."""
-    poll_after = return_tax_submit(return_request_id=return_request_id)
+    poll_after = return_tax_submit(
+        return_request_id=return_request_id, actor=Actor.system(self.name)
+    )
     if poll_after is not None:
         # A broker blip here is logged, not a failed return: the sweeper asks again later.
         enqueue(return_tax_poll_task, return_request_id, countdown=poll_countdown(poll_after))
@@ -96,7 +101,7 @@ def return_tax_poll_task(self: ReturnProcessTask, return_request_id: int) -> Non
 
     Run eagerly (no worker, so no timer), a pending answer is left to the sweeper.
     """
-    poll_after = return_tax_poll(return_request_id=return_request_id)
+    poll_after = return_tax_poll(return_request_id=return_request_id, actor=Actor.system(self.name))
     if poll_after is not None and not self.request.is_eager:
         raise self.retry(countdown=max(poll_countdown(poll_after), 1.0))
 
@@ -116,4 +121,4 @@ def returns_chase_paper_task() -> None:
     """Celery beat, daily: remind customers whose paper has not come (14 and 30 days after
     Refund, once each) and close their returns after 60 days. Running it twice, or late,
     sends nothing twice."""
-    returns_chase_paper()
+    returns_chase_paper(actor=Actor.system(returns_chase_paper_task.name))

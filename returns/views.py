@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.models import NotifyBy
 from invoices.rules import (
@@ -61,6 +62,8 @@ from returns.selectors import (
     return_buyer_confirmation,
     return_events,
     return_for_customer,
+    return_history_for_customer,
+    return_rejection_text,
     return_tax_outcome,
     return_timeline,
 )
@@ -147,7 +150,7 @@ def invoice_refund(request, invoice_id: int):
                 rr = return_request_submit(
                     invoice_id=invoice.pk,
                     customer_id=customer.pk,
-                    actor=request.user,
+                    actor=Actor.customer(request.user, customer.pk),
                     **form.service_kwargs(),
                 )
             except ReturnAlreadyOpen as exc:
@@ -182,6 +185,11 @@ def invoice_refund(request, invoice_id: int):
     return render(request, template, context, status=status)
 
 
+def _actor(request, rr) -> Actor:
+    """The logged-in customer acting on their own return (``_own_return`` checked it)."""
+    return Actor.customer(request.user, rr.invoice.customer_id)
+
+
 @login_required
 def return_detail(request, pk: int):
     return _render_detail(request, _own_return(request, pk))
@@ -193,7 +201,8 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
     context = {
         "rr": rr,
         "invoice": rr.invoice,
-        "events": events,
+        "history": return_history_for_customer(return_request=rr, events=events),
+        "rejection_text": return_rejection_text(return_request=rr, events=events),
         "timeline": return_timeline(return_request=rr, events=events),
         "forms": list(red_letter_forms_for_return(return_request_id=rr.pk)),
         "current_form": current_form,
@@ -219,7 +228,7 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
 def return_cancel(request, pk: int):
     rr = _own_return(request, pk)
     try:
-        return_request_cancel(return_request_id=rr.pk, actor=request.user)
+        return_request_cancel(return_request_id=rr.pk, actor=_actor(request, rr))
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
@@ -235,7 +244,7 @@ def return_tracking(request, pk: int):
     if form.is_valid():
         try:
             return_request_update_tracking(
-                return_request_id=rr.pk, actor=request.user, **form.cleaned_data
+                return_request_id=rr.pk, actor=_actor(request, rr), **form.cleaned_data
             )
         except DomainError as exc:
             form.add_domain_error(exc)
@@ -254,7 +263,7 @@ def return_form_upload(request, pk: int):
         try:
             red_letter_form_upload(
                 return_request_id=rr.pk,
-                actor=request.user,
+                actor=_actor(request, rr),
                 upload=form.cleaned_data["upload"],
                 form_number=form.cleaned_data["form_number"],
             )

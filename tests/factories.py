@@ -175,3 +175,15 @@ def marketplace_invoice(customer: Customer, **overrides) -> Invoice:
         "issued_at": timezone.now(),
     } | overrides
     return invoice_record_marketplace(customer_id=customer.pk, **fields)
+
+
+def staff_actor(username: str = "clerk"):
+    """A staff member acting in the back office (a typed actor, core.audit.actor)."""
+    from django.contrib.auth.models import User
+
+    from core.audit.actor import Actor
+
+    user = User.objects.filter(username=username).first() or UserFactory(
+        username=username, is_staff=True
+    )
+    return Actor.staff(user)

@@ -6,6 +6,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 from pypdf import PdfWriter
 
+from core.audit.actor import Actor
 from returns.services import mail_receipt_log, return_request_submit
 
 
@@ -41,7 +42,7 @@ def submit(invoice, *, reason="Wrong title", **kwargs):
     return return_request_submit(
         invoice_id=invoice.pk,
         customer_id=invoice.customer_id,
-        actor=invoice.customer.user,
+        actor=Actor.for_user(invoice.customer.user),
         reason=reason,
         **kwargs,
     )
@@ -56,7 +57,10 @@ def log_paper(invoice, actor, *, complete=True, **kwargs):
         "undamaged": True,
     } | kwargs
     return mail_receipt_log(
-        invoice_code=invoice.code, invoice_number=invoice.number, actor=actor, **parts
+        invoice_code=invoice.code,
+        invoice_number=invoice.number,
+        actor=Actor.for_user(actor),
+        **parts,
     )
 
 

@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from core.audit.actor import Actor
 from invoices.models import Invoice, ReversalReason, TaxRequest
 from invoices.taxsystem.interface import TaxResult
 from invoices.taxsystem.services import tax_outcome_record, tax_request_open, tax_request_submit
@@ -24,4 +25,6 @@ def void_or_reverse(
         now=now,
     )
     result: TaxResult = tax_request_submit(tax_request_id=tax_request.pk)
-    return tax_outcome_record(tax_request_id=tax_request.pk, result=result, actor=None)
+    return tax_outcome_record(
+        tax_request_id=tax_request.pk, result=result, actor=Actor.system("tests")
+    )

@@ -13,6 +13,7 @@ from django.db import connection
 from django.utils import timezone
 from openpyxl import load_workbook
 
+from core.audit.actor import Actor
 from invoices.models import (
     InvoiceType,
     LedgerEntry,
@@ -377,10 +378,13 @@ def test_finance_rejects_with_a_listed_reason_and_the_customer_reads_it_in_their
     assert en_return.rejection_reason == "The paper invoice has not arrived. (SF1234)"
     sms = SmsMessage.objects.get(related_return_id=zh_return.pk, purpose=SmsPurpose.RETURN_REJECTED)
     assert "我们尚未收到您寄回的纸质发票" in sms.body
-    # The customer's return page shows the reason.
+    # The customer's return page shows the reason in the language the page is read in (issue
+    # 12): the listed reason in Chinese or English, finance's own text as typed.
     finance_client.force_login(company.user)
-    page = finance_client.get(f"/billing/returns/{zh_return.pk}/").content.decode()
+    page = finance_client.get(f"/billing/returns/{zh_return.pk}/", **ZH).content.decode()
     assert "我们尚未收到您寄回的纸质发票。 (SF1234)" in page
+    page = finance_client.get(f"/billing/returns/{zh_return.pk}/").content.decode()
+    assert "The paper invoice has not arrived. (SF1234)" in page
 
 
 def test_the_reject_action_offers_the_reasons_in_the_staff_users_language(finance_client, company):
@@ -398,11 +402,13 @@ def test_a_typed_reason_alone_still_rejects_and_a_retired_reason_is_refused(fina
 
     with pytest.raises(InvalidReturnReason):
         return_request_reject(
-            return_request_id=rr.pk, actor=finance, rejection_choice_id=retired.pk
+            return_request_id=rr.pk, actor=Actor.for_user(finance), rejection_choice_id=retired.pk
         )
     with pytest.raises(InvalidReturnReason):
-        return_request_reject(return_request_id=rr.pk, actor=finance, reason="  ")
-    rr = return_request_reject(return_request_id=rr.pk, actor=finance, reason="Typed only")
+        return_request_reject(return_request_id=rr.pk, actor=Actor.for_user(finance), reason="  ")
+    rr = return_request_reject(
+        return_request_id=rr.pk, actor=Actor.for_user(finance), reason="Typed only"
+    )
     assert (rr.rejection_reason, rr.rejection_choice) == ("Typed only", None)
 
 

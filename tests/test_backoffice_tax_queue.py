@@ -19,6 +19,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import (
     Invoice,
     InvoiceState,
@@ -125,7 +126,7 @@ def certified_awaiting_tax(invoice: Invoice, finance, capture) -> ReturnRequest:
         log_paper(invoice, finance)
         red_letter_form_review(
             red_letter_form_id=return_request.red_letter_forms.get().pk,
-            reviewer=staff_in_role(ADMIN_REVIEWERS, username="rev.form"),
+            reviewer=Actor.for_user(staff_in_role(ADMIN_REVIEWERS, username="rev.form")),
             approve=True,
         )
     return_request.refresh_from_db()
@@ -382,7 +383,7 @@ def test_r11_the_recording_clerk_is_in_the_timeline_and_the_admin_history(
     finance_client.post(record_url(return_request.tax_request), red_letter_post(invoice))
     event = return_request.events.get(to_state=ReturnState.COMPLETED)
     assert (event.actor, event.from_state) == (finance, ReturnState.AWAITING_TAX)
-    assert "90000017" in event.note
+    assert "90000017" in event.text
     entry = LogEntry.objects.get(object_id=str(return_request.tax_request_id))
     assert (entry.user, entry.change_message) == (finance, "Outcome recorded")
 

@@ -14,6 +14,7 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import (
     ApplicationState,
     Customer,
@@ -502,14 +503,16 @@ def test_demo_back_office_work_can_be_done_and_the_ledger_stays_true(
                     red_letter_form_number=f"33010{today:%y%m%d}00031",
                 ),
             ),
-            actor=finance,
+            actor=Actor.for_user(finance),
         )
         failed = list(ReturnRequest.objects.filter(state="failed"))  # a paper and a digital one
         assert len(failed) == 2
         for rr in failed:
-            return_request_retry(return_request_id=rr.pk, actor=finance)
+            return_request_retry(return_request_id=rr.pk, actor=Actor.for_user(finance))
         form = RedLetterForm.objects.get(review_state=FormReviewState.PENDING)
-        red_letter_form_review(red_letter_form_id=form.pk, reviewer=reviewer, approve=True)
+        red_letter_form_review(
+            red_letter_form_id=form.pk, reviewer=Actor.for_user(reviewer), approve=True
+        )
     for rr in (task, *failed, form.return_request):
         rr.refresh_from_db()
         assert state_of(rr) == "completed:reversed", rr

@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pypdf import PdfReader
 
+from core.audit.actor import Actor
 from invoices.exceptions import InvalidInvoiceApplication, TaxOutcomeConflict, TaxOutcomeInvalid
 from invoices.models import (
     ApplicationState,
@@ -403,7 +404,7 @@ def test_r4_paper_cannot_be_logged_for_a_digital_invoice(digital, finance_user):
         mail_receipt_log(
             invoice_code="",
             invoice_number=digital.number,
-            actor=finance_user,
+            actor=Actor.for_user(finance_user),
             invoice_form_present=True,
             deduction_form_present=False,
             undamaged=True,
@@ -467,7 +468,9 @@ def test_r6_a_void_outcome_is_never_recorded_for_a_digital_invoice(digital):
     )
     voided = TaxResult.voided(tax_request.serial, timezone.localdate(timezone.now(), SHANGHAI))
     with pytest.raises(TaxOutcomeInvalid):
-        tax_outcome_record(tax_request_id=tax_request.pk, result=voided, actor=None)
+        tax_outcome_record(
+            tax_request_id=tax_request.pk, result=voided, actor=Actor.system("tests")
+        )
     digital.refresh_from_db()
     assert digital.state == InvoiceState.ISSUED
     assert credits(digital) == 0

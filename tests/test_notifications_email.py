@@ -7,6 +7,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import Customer, InvoiceType, NotifyBy
 from invoices.rules import customer_notify_channels
 from notifications.models import EmailNotification, EmailStatus, SmsMessage, SmsPurpose
@@ -136,7 +137,9 @@ def test_r8_email_carries_the_typed_reason_whole_and_quoted():
     invoice = issue_invoice(customer)
     rr = submit(invoice)
     reason = "The title does not match the registered company name. " * 4
-    return_request_reject(return_request_id=rr.pk, actor=UserFactory(is_staff=True), reason=reason)
+    return_request_reject(
+        return_request_id=rr.pk, actor=Actor.for_user(UserFactory(is_staff=True)), reason=reason
+    )
     email = EmailNotification.objects.get()
     assert email.body.startswith(
         f"Your return of invoice {invoice.number} was rejected: “{reason.strip()[:-1]}”. "

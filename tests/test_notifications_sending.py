@@ -26,6 +26,7 @@ from notifications.services import (
     sms_status_update,
 )
 from notifications.tasks import sms_send_task
+from tests.factories import staff_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -330,7 +331,7 @@ def test_r8_staff_resend_queues_a_failed_sms_again_and_sends_it_after_commit(
     sms = sms_mark_failed(sms_message_id=_queue().pk, error="gave up")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        requeued = sms_resend(sms_message_id=sms.pk)
+        requeued = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert requeued.status == SmsStatus.QUEUED
     assert requeued.error_message == ""
@@ -346,7 +347,7 @@ def test_r8_resend_is_a_no_op_for_an_sms_that_has_not_failed(
     sms = sms_send(sms_message_id=_queue().pk)
 
     with django_capture_on_commit_callbacks() as callbacks:
-        unchanged = sms_resend(sms_message_id=sms.pk)
+        unchanged = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert unchanged.status == SmsStatus.SENT
     assert callbacks == []
@@ -615,7 +616,7 @@ def test_r8_resend_of_a_failed_sms_that_had_reached_twilio_records_it_and_sends_
     SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED, error_message="gave up")
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        settled = sms_resend(sms_message_id=sms.pk)
+        settled = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert callbacks == []  # nothing enqueued
     assert settled.status == SmsStatus.SENT
@@ -630,7 +631,7 @@ def test_r8_resend_records_the_status_twilio_has_for_the_message_it_found(sms_ou
     sms_outbox[0]["status"] = "delivered"
     SmsMessage.objects.filter(pk=sms.pk).update(status=SmsStatus.FAILED)
 
-    settled = sms_resend(sms_message_id=sms.pk)
+    settled = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert settled.status == SmsStatus.DELIVERED
     assert settled.delivered_at is not None
@@ -644,7 +645,7 @@ def test_r8_resend_sends_again_a_message_twilio_itself_reported_undelivered(
     sms_status_update(provider_id=sms.provider_id, status="undelivered", error_code="30003")
 
     with django_capture_on_commit_callbacks(execute=True):
-        resent = sms_resend(sms_message_id=sms.pk)
+        resent = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert resent.status == SmsStatus.QUEUED
     sms.refresh_from_db()
@@ -663,7 +664,7 @@ def test_r8_resend_refuses_while_twilio_cannot_be_asked_and_leaves_the_sms_faile
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(SmsProviderUnavailable, match="try again"),
     ):
-        sms_resend(sms_message_id=sms.pk)
+        sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert callbacks == []
     sms.refresh_from_db()

@@ -15,6 +15,7 @@ from notifications.exceptions import SmsPermanentError, SmsTransientError
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import sms_message_queue, sms_send
 from notifications.tasks import sms_send_task
+from tests.factories import staff_actor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.twilio_mock]
 
@@ -225,7 +226,7 @@ def test_r8_resend_asks_twilio_with_a_valid_request_and_records_the_message_it_f
 
     monkeypatch.setattr("notifications.services.get_sms_backend", lambda: backend)
 
-    settled = sms_resend(sms_message_id=sms.pk)
+    settled = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert settled.provider_id == example.sid
     assert settled.status == SmsStatus.SENT  # Prism's example says "sent"

@@ -9,6 +9,7 @@ from twilio.request_validator import RequestValidator
 
 from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsPurpose, SmsStatus
 from notifications.services import sms_status_update
+from tests.factories import staff_actor
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +200,7 @@ def test_r8_a_callback_for_a_sid_found_by_a_resend_look_up_is_applied(client, sm
     sid = InMemorySmsBackend().send(to=sms.to, body=sms.body).provider_id
     _post(client, _callback("delivered", sid=sid))  # nothing knew this SID yet
 
-    settled = sms_resend(sms_message_id=sms.pk)
+    settled = sms_resend(sms_message_id=sms.pk, actor=staff_actor())
 
     assert settled.provider_id == sid
     assert settled.status == SmsStatus.DELIVERED

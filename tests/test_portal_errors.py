@@ -11,6 +11,7 @@ from django.test import Client, RequestFactory
 from django.utils import timezone, translation
 
 from config import views as errors
+from core.audit.actor import Actor
 from invoices.tax import money_as_written
 from tests.factories import CustomerFactory, UserFactory
 
@@ -198,7 +199,7 @@ def test_r11_an_invoices_row_keeps_its_rejected_and_cancelled_returns(client, fi
     customer = CustomerFactory()
     invoice = issue_invoice(customer)
     cancelled = submit(invoice)
-    return_request_cancel(return_request_id=cancelled.pk, actor=customer.user)
+    return_request_cancel(return_request_id=cancelled.pk, actor=Actor.for_user(customer.user))
     rejected = submit(invoice)
     log_paper(invoice, finance_user, complete=False)
     open_now = submit(invoice, reason="Third time")

@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import InvoiceState, InvoiceType, ReversalReason
 from invoices.taxsystem.interface import RedLetterIssued, TaxResult
 from notifications.models import SmsMessage, SmsPurpose
@@ -378,7 +379,7 @@ def test_r7_finance_recording_the_red_letter_invoice_shows_it_on_the_return_page
                     total=Decimal("-1000.00"),
                 ),
             ),
-            actor=finance,
+            actor=Actor.for_user(finance),
         )
     page = text(element(detail(client_in, rr).content.decode(), "section", "data-outcome"))
     assert "Red-letter invoice code and number 044031900111 00012345" in page
@@ -518,7 +519,7 @@ def test_r9_a_cancelled_return_stops_the_progress_bar_where_it_was_cancelled(cli
     from returns.services import return_request_cancel
 
     rr = submit(invoice)
-    return_request_cancel(return_request_id=rr.pk, actor=invoice.customer.user)
+    return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(invoice.customer.user))
     steps = steps_of(detail(client_in, rr))
     # Nothing after the cancellation will happen: the bar ends there, with when.
     assert list(steps) == ["submitted", "ended"]

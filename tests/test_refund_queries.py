@@ -6,6 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.audit.actor import Actor
 from returns.exceptions import ReturnAlreadyOpen
 from returns.models import ReturnRequest, ReturnState
 from returns.services import return_request_submit
@@ -19,14 +20,14 @@ def submit(invoice, actor=None):
     return return_request_submit(
         invoice_id=invoice.pk,
         customer_id=invoice.customer_id,
-        actor=actor or invoice.customer.user,
+        actor=Actor.for_user(actor or invoice.customer.user),
         reason="Wrong title",
     )
 
 
-def test_p1_submitting_a_paper_return_takes_four_statements_and_no_savepoint(invoice):
-    # Lock the invoice with its blocking return, insert the return, its event, look for paper
-    # logged before the submit (R4).
+def test_p1_submitting_a_paper_return_takes_five_statements_and_no_savepoint(invoice):
+    # Lock the invoice with its blocking return, insert the return, its event and its audit row
+    # (issue 11), look for paper logged before the submit (R4).
     actor = invoice.customer.user
     with CaptureQueriesContext(connection) as captured:
         rr = submit(invoice, actor)
@@ -36,16 +37,16 @@ def test_p1_submitting_a_paper_return_takes_four_statements_and_no_savepoint(inv
     assert rr.state == ReturnState.SUBMITTED
     # Only the service's own transaction, a savepoint here inside the test's transaction.
     assert len(savepoints) == 2, savepoints
-    assert len(statements) - len(savepoints) == 4, statements
+    assert len(statements) - len(savepoints) == 5, statements
 
 
-def test_p1_the_refund_post_is_at_most_nine_statements_and_its_transaction(
+def test_p1_the_refund_post_is_at_most_ten_statements_and_its_transaction(
     client, invoice, django_assert_max_num_queries
 ):
-    # The view reads session, user, customer, invoice and blocking return (5); the service 4.
-    # Its transaction is a savepoint pair here, inside the test's transaction: 11 in all.
+    # The view reads session, user, customer, invoice and blocking return (5); the service 5.
+    # Its transaction is a savepoint pair here, inside the test's transaction: 12 in all.
     client.force_login(invoice.customer.user)
-    with django_assert_max_num_queries(9 + 2):
+    with django_assert_max_num_queries(10 + 2):
         response = client.post(reverse("billing:refund", args=[invoice.pk]), REFUND)
 
     assert response.status_code == 302

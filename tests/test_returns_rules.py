@@ -5,7 +5,9 @@ import datetime as dt
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, transaction
+from django.utils import translation
 
+from core.audit.actor import Actor
 from invoices.models import Invoice, InvoiceState, LedgerEntry, LedgerKind
 from notifications import backends
 from notifications.models import SmsMessage, SmsPurpose
@@ -208,14 +210,16 @@ def test_r3_certified_return_is_not_processed_without_an_approved_form(
     with django_capture_on_commit_callbacks(execute=True):
         form = red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=rr.submitted_by,
+            actor=Actor.for_user(rr.submitted_by),
             upload=pdf_upload(),
             form_number="4403202612000001",
         )
     rr.refresh_from_db()
     assert rr.state == ReturnState.RECEIVED  # uploaded, not yet approved
     with django_capture_on_commit_callbacks(execute=True):
-        red_letter_form_review(red_letter_form_id=form.pk, reviewer=reviewer(), approve=True)
+        red_letter_form_review(
+            red_letter_form_id=form.pk, reviewer=Actor.for_user(reviewer()), approve=True
+        )
     rr.refresh_from_db()
     assert rr.state == ReturnState.COMPLETED
     assert rr.outcome == "reversed"
@@ -249,7 +253,7 @@ def test_r3_a_replaced_form_leaves_the_old_one_marked_replaced(special_invoice):
     )
     red_letter_form_upload(
         return_request_id=rr.pk,
-        actor=rr.submitted_by,
+        actor=Actor.for_user(rr.submitted_by),
         upload=SimpleUploadedFile("f.png", png_bytes()),
         form_number="4403202612000012",
     )
@@ -274,7 +278,7 @@ def test_r3_a_replaced_scan_leaves_the_disk_once_the_replacement_is_committed(
     with django_capture_on_commit_callbacks(execute=True):
         new = red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=rr.submitted_by,
+            actor=Actor.for_user(rr.submitted_by),
             upload=SimpleUploadedFile("f.png", png_bytes()),
             form_number="4403202612000012",
         )
@@ -295,7 +299,7 @@ def test_r3_the_same_scan_uploaded_again_is_kept(
     with django_capture_on_commit_callbacks(execute=True):
         again = red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=rr.submitted_by,
+            actor=Actor.for_user(rr.submitted_by),
             upload=pdf_upload(),
             form_number="4403202612000012",
         )
@@ -311,7 +315,9 @@ def test_r3_a_rejected_form_must_have_a_reason(special_invoice):
     )
     form = rr.red_letter_forms.get()
     with pytest.raises(InvalidReturnReason):
-        red_letter_form_review(red_letter_form_id=form.pk, reviewer=reviewer(), approve=False)
+        red_letter_form_review(
+            red_letter_form_id=form.pk, reviewer=Actor.for_user(reviewer()), approve=False
+        )
     with pytest.raises(IntegrityError), transaction.atomic():
         RedLetterForm.objects.filter(pk=form.pk).update(review_state="rejected", review_reason="")
 
@@ -327,7 +333,7 @@ def test_r3_rejecting_the_form_before_the_paper_arrives_lets_the_customer_upload
     )
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=reviewer(),
+        reviewer=Actor.for_user(reviewer()),
         approve=False,
         reason="Blurred scan",
     )
@@ -335,7 +341,7 @@ def test_r3_rejecting_the_form_before_the_paper_arrives_lets_the_customer_upload
     assert rr.state == ReturnState.SUBMITTED
     assert red_letter_form_upload(
         return_request_id=rr.pk,
-        actor=rr.submitted_by,
+        actor=Actor.for_user(rr.submitted_by),
         upload=pdf_upload(),
         form_number="4403202612000011",
     )
@@ -353,7 +359,7 @@ def test_r3_rejecting_the_form_once_the_paper_is_in_rejects_the_return(
     log_paper(special_invoice, finance_user)
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=reviewer(),
+        reviewer=Actor.for_user(reviewer()),
         approve=False,
         reason="Wrong form number",
     )
@@ -374,7 +380,7 @@ def test_r3_after_a_form_rejection_a_new_return_reuses_the_complete_paper(
     log_paper(special_invoice, finance_user)
     red_letter_form_review(
         red_letter_form_id=first.red_letter_forms.get().pk,
-        reviewer=reviewer(),
+        reviewer=Actor.for_user(reviewer()),
         approve=False,
         reason="Wrong form number",
     )
@@ -471,7 +477,7 @@ def test_r4_an_unknown_invoice_number_saves_nothing(invoice, finance_user):
         mail_receipt_log(
             invoice_code=invoice.code,
             invoice_number="99999999",
-            actor=finance_user,
+            actor=Actor.for_user(finance_user),
             invoice_form_present=True,
             deduction_form_present=True,
             undamaged=True,
@@ -607,7 +613,7 @@ def test_a_return_whose_invoice_was_voided_elsewhere_fails_visibly_and_can_be_re
     assert "voided" in rr.error
     Invoice.objects.filter(pk=invoice.pk).update(state=InvoiceState.ISSUED)
     with django_capture_on_commit_callbacks(execute=True):
-        return_request_retry(return_request_id=rr.pk, actor=finance_user)
+        return_request_retry(return_request_id=rr.pk, actor=Actor.for_user(finance_user))
     rr.refresh_from_db()
     assert rr.state == ReturnState.COMPLETED
 
@@ -713,14 +719,15 @@ def test_r8_paper_received_is_texted_when_the_return_waits_for_the_form(
 def test_r9_the_customer_may_cancel_before_the_paper_is_logged(invoice):
     rr = submit(invoice)
     assert (
-        return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by).state == "cancelled"
+        return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by)).state
+        == "cancelled"
     )
 
 
 def test_r9_cancelling_twice_is_a_no_op(invoice):
     rr = submit(invoice)
-    return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
-    return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
+    return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
+    return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
     assert rr.events.filter(to_state=ReturnState.CANCELLED).count() == 1
 
 
@@ -728,7 +735,7 @@ def test_r9_the_customer_cannot_cancel_once_the_paper_is_logged(invoice, finance
     rr = submit(invoice)
     log_paper(invoice, finance_user)
     with pytest.raises(ReturnNotCancellable, match="paper has been received"):
-        return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
+        return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
 
 
 # R11 --------------------------------------------------------------------------------------
@@ -753,15 +760,15 @@ def test_r11_every_state_change_is_recorded_with_who_when_from_to_and_why(
     assert events[1].actor == finance_user
     assert events[3].actor is None
     rr.refresh_from_db()
-    assert rr.tax_request.serial in events[3].note
+    assert rr.tax_request.serial in events[3].text
     assert events[4].actor is None  # the sandbox answered: the system recorded it
-    assert events[4].note == f"Voided in the tax system on {rr.tax_request.voided_on:%Y-%m-%d}"
+    assert events[4].text == f"Voided in the tax system on {rr.tax_request.voided_on:%Y-%m-%d}"
     assert all(e.created_at is not None for e in events)
 
 
 def test_r11_a_cancellation_is_recorded(invoice):
     rr = submit(invoice)
-    return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
+    return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
     last = rr.events.order_by("id").last()
     assert (last.from_state, last.to_state, last.actor) == (
         "submitted",
@@ -779,7 +786,10 @@ def test_r12_a_customer_cannot_return_another_customers_invoice(invoice):
 
     with pytest.raises(InvoiceNotEligibleForReturn, match="No such invoice"):
         return_request_submit(
-            invoice_id=invoice.pk, customer_id=stranger.pk, actor=stranger.user, reason="mine now"
+            invoice_id=invoice.pk,
+            customer_id=stranger.pk,
+            actor=Actor.for_user(stranger.user),
+            reason="mine now",
         )
     assert not ReturnRequest.objects.exists()
 
@@ -801,19 +811,23 @@ def test_r12_uploaded_forms_are_not_stored_under_a_public_media_url(special_invo
 def test_state_conflicts_are_reported_in_words(invoice):
     rr = submit(invoice)
     with pytest.raises(ReturnStateConflict, match="failed"):
-        return_request_retry(return_request_id=rr.pk, actor=rr.submitted_by)
+        return_request_retry(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
 
 
-def test_r11_notes_the_system_writes_are_in_the_customers_language(
+def test_r11_notes_the_system_writes_are_in_the_readers_language(
     customer, finance_user, django_capture_on_commit_callbacks
 ):
-    customer.language = "zh-hans"
+    # Issue 12: stored as message keys, worded when read (it was the customer's saved language
+    # at write time). Whatever the customer's saved language, a Chinese reader reads Chinese.
+    customer.language = "en"
     customer.save(update_fields=["language"])
     invoice = issue_invoice(customer)
     rr = submit(invoice, reason="Wrong title")
     with django_capture_on_commit_callbacks(execute=True):
         log_paper(invoice, finance_user)
-    notes = list(rr.events.order_by("id").values_list("note", flat=True))
+    events = list(rr.events.order_by("id"))
+    with translation.override("zh-hans"):
+        notes = [event.text for event in events]
     assert notes[0] == "Wrong title"  # typed by the customer: kept as typed
     assert notes[1].startswith("纸票于")
     tax_request = ReturnRequest.objects.get(pk=rr.pk).tax_request
@@ -829,7 +843,7 @@ def test_r11_the_paper_date_in_the_timeline_is_the_shanghai_date(invoice, financ
     # 17:00 UTC on the 24th is already 01:00 on the 25th in Shanghai.
     log_paper(invoice, finance_user, received_at=dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC))
     rr = ReturnRequest.objects.get(invoice=invoice)
-    assert rr.events.get(to_state=ReturnState.RECEIVED).note == "Paper received on 2026-11-25"
+    assert rr.events.get(to_state=ReturnState.RECEIVED).text == "Paper received on 2026-11-25"
 
 
 def test_r11_paper_logged_first_is_recorded_as_received_by_finance_not_the_customer(
@@ -898,14 +912,19 @@ def test_r3_closing_a_return_withdraws_its_unreviewed_form_from_the_queue(
         red_letter_form_number="4403202612000011",
     )
     if close == "cancel":
-        return_request_cancel(return_request_id=rr.pk, actor=rr.submitted_by)
+        return_request_cancel(return_request_id=rr.pk, actor=Actor.for_user(rr.submitted_by))
     else:
-        return_request_reject(return_request_id=rr.pk, actor=finance_user, reason="Duplicate")
+        return_request_reject(
+            return_request_id=rr.pk, actor=Actor.for_user(finance_user), reason="Duplicate"
+        )
     form = rr.red_letter_forms.get()
     assert form.review_state == FormReviewState.WITHDRAWN
     with pytest.raises(ReturnStateConflict, match="can no longer be reviewed"):
         red_letter_form_review(
-            red_letter_form_id=form.pk, reviewer=reviewer(), approve=False, reason="Blurred"
+            red_letter_form_id=form.pk,
+            reviewer=Actor.for_user(reviewer()),
+            approve=False,
+            reason="Blurred",
         )
     assert not SmsMessage.objects.filter(purpose=SmsPurpose.FORM_REJECTED).exists()
 

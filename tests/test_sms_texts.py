@@ -14,6 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import InvoiceType, ReversalReason
 from invoices.taxsystem.services import local_minute
 from notifications.models import SmsMessage, SmsPurpose
@@ -235,7 +236,9 @@ TYPED = {"zh-hans": "发票抬头与公司名称不符", "en": "The title does n
 def test_r8_rejected_text_quotes_what_finance_typed(customer, lang, staff):
     invoice = paper(customer)
     rr = uncertified(invoice)
-    return_request_reject(return_request_id=rr.pk, actor=staff, reason=TYPED[lang] + "。")
+    return_request_reject(
+        return_request_id=rr.pk, actor=Actor.for_user(staff), reason=TYPED[lang] + "。"
+    )
     n = invoice.number
     expected = {
         "zh-hans": (
@@ -258,7 +261,7 @@ def test_r8_rejected_text_gives_a_listed_reason_in_the_customers_language(custom
     rr = uncertified(invoice)
     return_request_reject(
         return_request_id=rr.pk,
-        actor=staff,
+        actor=Actor.for_user(staff),
         rejection_choice_id=listed("The paper invoice has not arrived.").pk,
     )
     n = invoice.number
@@ -277,7 +280,7 @@ def test_r8_rejected_text_gives_a_listed_reason_then_the_typed_note_quoted(custo
     rr = uncertified(invoice)
     return_request_reject(
         return_request_id=rr.pk,
-        actor=staff,
+        actor=Actor.for_user(staff),
         rejection_choice_id=listed("The paper invoice has not arrived.").pk,
         reason={"zh-hans": "已等候三周", "en": "Waited three weeks"}[lang],
     )
@@ -320,7 +323,7 @@ def test_r8_rejected_for_its_form_text_quotes_the_reviewer(
     log_paper(invoice, staff)  # received: waits for the form
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=staff,
+        reviewer=Actor.for_user(staff),
         approve=False,
         reason={"zh-hans": "表上的税号有误", "en": "The taxpayer ID on the form is wrong"}[lang],
     )
@@ -343,7 +346,7 @@ def test_r8_form_rejected_text_asks_for_a_new_upload(customer, lang, staff):
     rr = with_form(invoice)
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=staff,
+        reviewer=Actor.for_user(staff),
         approve=False,
         reason={"zh-hans": "扫描件模糊", "en": "The scan is blurred"}[lang],
     )
@@ -403,7 +406,9 @@ def test_r8_paper_overdue_text(customer, lang):
 def test_r8_the_sms_row_keeps_the_template_and_its_parameters(customer, staff):
     invoice = paper(customer)
     rr = uncertified(invoice)
-    return_request_reject(return_request_id=rr.pk, actor=staff, reason="Wrong title")
+    return_request_reject(
+        return_request_id=rr.pk, actor=Actor.for_user(staff), reason="Wrong title"
+    )
     sms = the_sms(SmsPurpose.RETURN_REJECTED)
     assert (sms.template, sms.params) == (
         "return_rejected_note",
@@ -433,7 +438,7 @@ def test_r8_the_signature_is_a_setting(settings, staff):
 def test_r8_a_long_typed_reason_is_shortened_and_quoted_to_fit_one_segment(customer, lang, staff):
     invoice = paper(customer)
     rr = uncertified(invoice)
-    return_request_reject(return_request_id=rr.pk, actor=staff, reason=LONG_REASON)
+    return_request_reject(return_request_id=rr.pk, actor=Actor.for_user(staff), reason=LONG_REASON)
     sms = the_sms(SmsPurpose.RETURN_REJECTED)
     assert segment_count(sms.body) == 1
     opening, closing = {"zh-hans": ("「", "...」"), "en": ('"', '..."')}[lang]
@@ -451,7 +456,7 @@ def test_r8_a_typed_reason_longer_than_the_limit_is_cut_even_when_segments_allow
     invoice = paper(customer)
     rr = uncertified(invoice)
     reason = "扫描件" * 100  # Chinese in an English text: kept over two segments, but limited
-    return_request_reject(return_request_id=rr.pk, actor=staff, reason=reason)
+    return_request_reject(return_request_id=rr.pk, actor=Actor.for_user(staff), reason=reason)
     body = the_sms(SmsPurpose.RETURN_REJECTED).body
     quoted = body.split('"', 1)[1].split('"', 1)[0]
     assert len(quoted) <= FREE_TEXT_MAX
@@ -463,7 +468,9 @@ def test_r8_an_english_sms_keeps_a_chinese_reason_whole(staff):
     invoice = paper(customer)
     rr = uncertified(invoice)
     return_request_reject(
-        return_request_id=rr.pk, actor=staff, reason="发票抬头与营业执照上的公司名称不一致"
+        return_request_id=rr.pk,
+        actor=Actor.for_user(staff),
+        reason="发票抬头与营业执照上的公司名称不一致",
     )
     body = the_sms(SmsPurpose.RETURN_REJECTED).body
     assert body == (
@@ -486,7 +493,7 @@ def test_r8_a_phrase_the_reviewer_already_wrote_is_not_doubled(lang, reason, phr
     rr = with_form(invoice)
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=staff,
+        reviewer=Actor.for_user(staff),
         approve=False,
         reason=reason,
     )
@@ -506,7 +513,7 @@ def test_r8_paper_matched_again_to_a_new_return_is_told_as_received_once(
     log_paper(invoice, staff)
     red_letter_form_review(
         red_letter_form_id=first.red_letter_forms.get().pk,
-        reviewer=staff,
+        reviewer=Actor.for_user(staff),
         approve=False,
         reason="表上的税号有误",
     )

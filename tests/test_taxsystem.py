@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.exceptions import TaxOutcomeConflict, TaxOutcomeInvalid
 from invoices.models import (
     InvoiceState,
@@ -299,7 +300,7 @@ def test_r6_r7_r8_finance_records_the_red_letter_invoice_and_the_return_complete
     rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+            return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
         )
     rr = assert_returned_exactly_once(invoice, outcome="reversed")
     red = RedLetterInvoice.objects.get(original=invoice)
@@ -321,7 +322,9 @@ def test_r6_finance_records_a_void_with_its_date(
     today = timezone.localdate(timezone.now(), SHANGHAI)
     with django_capture_on_commit_callbacks(execute=True):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=TaxResult.voided("x", today), actor=finance_user
+            return_request_id=rr.pk,
+            result=TaxResult.voided("x", today),
+            actor=Actor.for_user(finance_user),
         )
     rr = assert_returned_exactly_once(invoice, outcome="voided")
     assert rr.tax_request.voided_on == today
@@ -335,7 +338,9 @@ def test_r6_recording_the_same_outcome_twice_is_a_no_op(
     for _click in range(2):
         with django_capture_on_commit_callbacks(execute=True):
             return_request_record_outcome(
-                return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+                return_request_id=rr.pk,
+                result=red_letter(invoice),
+                actor=Actor.for_user(finance_user),
             )
     assert_returned_exactly_once(invoice, outcome="reversed")
 
@@ -346,13 +351,13 @@ def test_r6_a_different_second_outcome_is_refused(
     invoice = issue_invoice(customer, issued_at=last_month())
     rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
     return_request_record_outcome(
-        return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+        return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
     )
     with pytest.raises(TaxOutcomeConflict):
         return_request_record_outcome(
             return_request_id=rr.pk,
             result=red_letter(invoice, number="61000002"),
-            actor=finance_user,
+            actor=Actor.for_user(finance_user),
         )
     assert RedLetterInvoice.objects.get(original=invoice).number == "61000001"
 
@@ -376,7 +381,9 @@ def test_r6_a_bad_red_letter_entry_is_refused_with_a_reason_and_nothing_saved(
     rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
     with pytest.raises(TaxOutcomeInvalid, match=message):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=red_letter(invoice, **overrides), actor=finance_user
+            return_request_id=rr.pk,
+            result=red_letter(invoice, **overrides),
+            actor=Actor.for_user(finance_user),
         )
     rr.refresh_from_db()
     assert rr.state == ReturnState.AWAITING_TAX
@@ -394,7 +401,7 @@ def test_r6_a_red_letter_number_already_used_is_refused(
         return_request_record_outcome(
             return_request_id=rr.pk,
             result=red_letter(invoice, code=taken.code, number=taken.number),
-            actor=finance_user,
+            actor=Actor.for_user(finance_user),
         )
 
 
@@ -406,11 +413,13 @@ def test_r6_a_red_letter_number_used_by_another_red_letter_invoice_is_refused(
     first_rr = awaiting(first, finance_user, django_capture_on_commit_callbacks)
     second_rr = awaiting(second, finance_user, django_capture_on_commit_callbacks)
     return_request_record_outcome(
-        return_request_id=first_rr.pk, result=red_letter(first), actor=finance_user
+        return_request_id=first_rr.pk, result=red_letter(first), actor=Actor.for_user(finance_user)
     )
     with pytest.raises(TaxOutcomeInvalid, match="already recorded"):
         return_request_record_outcome(
-            return_request_id=second_rr.pk, result=red_letter(second), actor=finance_user
+            return_request_id=second_rr.pk,
+            result=red_letter(second),
+            actor=Actor.for_user(finance_user),
         )
     second_rr.refresh_from_db()
     assert second_rr.state == ReturnState.AWAITING_TAX
@@ -423,7 +432,9 @@ def test_r6_a_void_outside_the_month_of_issue_is_refused(
     next_month = timezone.localdate(timezone.now(), SHANGHAI).replace(day=1) + dt.timedelta(40)
     with pytest.raises(TaxOutcomeInvalid, match="month of issue"):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=TaxResult.voided("x", next_month), actor=finance_user
+            return_request_id=rr.pk,
+            result=TaxResult.voided("x", next_month),
+            actor=Actor.for_user(finance_user),
         )
 
 
@@ -436,7 +447,7 @@ def test_r6_a_void_recorded_for_a_red_letter_request_is_refused(
         return_request_record_outcome(
             return_request_id=rr.pk,
             result=TaxResult.voided("x", timezone.localdate(timezone.now(), SHANGHAI)),
-            actor=finance_user,
+            actor=Actor.for_user(finance_user),
         )
 
 
@@ -448,12 +459,12 @@ def test_r6_the_sellers_form_number_is_required_for_an_earlier_month_special(
     assert rr.tax_request.seller_files_form
     with pytest.raises(TaxOutcomeInvalid, match="seller filed"):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+            return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
         )
     return_request_record_outcome(
         return_request_id=rr.pk,
         result=red_letter(invoice, red_letter_form_number="4403262611000999"),
-        actor=finance_user,
+        actor=Actor.for_user(finance_user),
     )
     red = RedLetterInvoice.objects.get(original=invoice)
     assert red.red_letter_form_number == "4403262611000999"
@@ -473,14 +484,16 @@ def test_r6_a_certified_reversal_carries_the_buyers_form_number(
     with django_capture_on_commit_callbacks(execute=True):
         red_letter_form_review(
             red_letter_form_id=rr.red_letter_forms.get().pk,
-            reviewer=UserFactory(username="reviewer", is_staff=True),
+            reviewer=Actor.for_user(UserFactory(username="reviewer", is_staff=True)),
             approve=True,
         )
     rr.refresh_from_db()
     assert rr.state == ReturnState.AWAITING_TAX
     assert rr.tax_request.red_letter_form_number == BUYER_FORM
     return_request_record_outcome(
-        return_request_id=rr.pk, result=red_letter(special_invoice), actor=finance_user
+        return_request_id=rr.pk,
+        result=red_letter(special_invoice),
+        actor=Actor.for_user(finance_user),
     )
     assert RedLetterInvoice.objects.get(original=special_invoice).red_letter_form_number == (
         BUYER_FORM
@@ -504,7 +517,7 @@ def test_r4_a_certified_special_invoice_proceeds_on_the_approved_form_without_pa
     with django_capture_on_commit_callbacks(execute=True):
         red_letter_form_review(
             red_letter_form_id=rr.red_letter_forms.get().pk,
-            reviewer=UserFactory(username="reviewer", is_staff=True),
+            reviewer=Actor.for_user(UserFactory(username="reviewer", is_staff=True)),
             approve=True,
         )
     rr = assert_returned_exactly_once(special_invoice, outcome="reversed")
@@ -537,7 +550,7 @@ def test_r6_a_permanent_refusal_fails_the_return_visibly_and_staff_retry_it(
 
     settings.TAX_SANDBOX_FAIL = ""
     with django_capture_on_commit_callbacks(execute=True):
-        return_request_retry(return_request_id=rr.pk, actor=finance_user)
+        return_request_retry(return_request_id=rr.pk, actor=Actor.for_user(finance_user))
     rr = assert_returned_exactly_once(invoice)
     assert rr.tax_request_id != refused.pk  # a refused request is replaced, never reused
 
@@ -580,7 +593,7 @@ def test_r7_recording_is_one_transaction_with_the_credit(
     monkeypatch.setattr(tax_services.LedgerEntry.objects, "create", broken)
     with pytest.raises(IntegrityError):
         return_request_record_outcome(
-            return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+            return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
         )
     invoice.refresh_from_db()
     assert invoice.state == InvoiceState.ISSUED
@@ -591,7 +604,11 @@ def test_r7_recording_is_one_transaction_with_the_credit(
 def test_recording_the_outcome_directly_refuses_a_pending_result(invoice):
     tax_request = open_request(invoice)
     with pytest.raises(TaxOutcomeInvalid, match="completed outcome"):
-        tax_outcome_record(tax_request_id=tax_request.pk, result=TaxResult.pending("x"), actor=None)
+        tax_outcome_record(
+            tax_request_id=tax_request.pk,
+            result=TaxResult.pending("x"),
+            actor=Actor.system("tests"),
+        )
 
 
 # Corrections: audited, never an edit in place ------------------------------------------------
@@ -601,7 +618,7 @@ def completed_reversal(customer, finance_user, capture):
     invoice = issue_invoice(customer, issued_at=last_month())
     rr = awaiting(invoice, finance_user, capture)
     return_request_record_outcome(
-        return_request_id=rr.pk, result=red_letter(invoice), actor=finance_user
+        return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
     )
     return invoice, ReturnRequest.objects.get(pk=rr.pk)
 
@@ -613,7 +630,7 @@ def test_r11_a_mistyped_red_letter_number_is_corrected_by_a_new_row_with_an_audi
     reviewer = UserFactory(username="reviewer", is_staff=True)
     return_request_correct_outcome(
         return_request_id=rr.pk,
-        actor=reviewer,
+        actor=Actor.for_user(reviewer),
         reason="Typed 61000001 for 61000010",
         number="61000010",
     )
@@ -628,7 +645,7 @@ def test_r11_a_mistyped_red_letter_number_is_corrected_by_a_new_row_with_an_audi
     assert (correction.corrected_by, correction.reason) == (reviewer, "Typed 61000001 for 61000010")
     event = rr.events.order_by("id").last()
     assert (event.actor, event.from_state, event.to_state) == (reviewer, "completed", "completed")
-    assert "61000010" in event.note
+    assert "61000010" in event.text
     credits = LedgerEntry.objects.filter(invoice=invoice, kind=LedgerKind.INVOICE_RETURNED)
     assert credits.count() == 1  # the ledger is untouched
 
@@ -640,15 +657,18 @@ def test_r11_a_correction_needs_a_reason_and_a_change(
     reviewer = UserFactory(username="reviewer", is_staff=True)
     with pytest.raises(TaxOutcomeInvalid, match="Say why"):
         return_request_correct_outcome(
-            return_request_id=rr.pk, actor=reviewer, reason=" ", number="61000010"
+            return_request_id=rr.pk, actor=Actor.for_user(reviewer), reason=" ", number="61000010"
         )
     with pytest.raises(TaxOutcomeInvalid, match="changes nothing"):
         return_request_correct_outcome(
-            return_request_id=rr.pk, actor=reviewer, reason="same", number="61000001"
+            return_request_id=rr.pk,
+            actor=Actor.for_user(reviewer),
+            reason="same",
+            number="61000001",
         )
     with pytest.raises(TaxOutcomeInvalid, match="8 digits"):
         return_request_correct_outcome(
-            return_request_id=rr.pk, actor=reviewer, reason="typo", number="6100"
+            return_request_id=rr.pk, actor=Actor.for_user(reviewer), reason="typo", number="6100"
         )
     assert not TaxOutcomeCorrection.objects.exists()
     assert RedLetterInvoice.objects.get().superseded_at is None
@@ -664,15 +684,21 @@ def test_r11_a_void_date_is_corrected_with_an_audit_record(
     return_request_record_outcome(
         return_request_id=rr.pk,
         result=TaxResult.voided("x", dt.date(2026, 11, 20)),
-        actor=finance_user,
+        actor=Actor.for_user(finance_user),
     )
     reviewer = UserFactory(username="reviewer", is_staff=True)
     with pytest.raises(TaxOutcomeInvalid, match="month of issue"):
         return_request_correct_outcome(
-            return_request_id=rr.pk, actor=reviewer, reason="typo", voided_on=dt.date(2026, 12, 1)
+            return_request_id=rr.pk,
+            actor=Actor.for_user(reviewer),
+            reason="typo",
+            voided_on=dt.date(2026, 12, 1),
         )
     return_request_correct_outcome(
-        return_request_id=rr.pk, actor=reviewer, reason="typo", voided_on=dt.date(2026, 11, 18)
+        return_request_id=rr.pk,
+        actor=Actor.for_user(reviewer),
+        reason="typo",
+        voided_on=dt.date(2026, 11, 18),
     )
     correction = TaxOutcomeCorrection.objects.get()
     assert (correction.before, correction.after) == (
@@ -702,7 +728,7 @@ def test_r7_corrections_are_append_only(
     _invoice, rr = completed_reversal(customer, finance_user, django_capture_on_commit_callbacks)
     return_request_correct_outcome(
         return_request_id=rr.pk,
-        actor=UserFactory(username="reviewer", is_staff=True),
+        actor=Actor.for_user(UserFactory(username="reviewer", is_staff=True)),
         reason="typo",
         number="61000010",
     )
@@ -745,7 +771,7 @@ def test_r4_paper_of_a_certified_return_never_makes_it_incomplete(
     with django_capture_on_commit_callbacks(execute=True):
         red_letter_form_review(
             red_letter_form_id=rr.red_letter_forms.get().pk,
-            reviewer=UserFactory(username="reviewer", is_staff=True),
+            reviewer=Actor.for_user(UserFactory(username="reviewer", is_staff=True)),
             approve=True,
         )
     assert_returned_exactly_once(special_invoice, outcome="reversed")

@@ -2,6 +2,7 @@
 
 import pytest
 
+from core.audit.actor import Actor
 from returns.models import ReturnRequest, ReturnState
 from returns.services import return_request_record_outcome
 from tests.concurrency import run_concurrently
@@ -24,7 +25,7 @@ def test_r6_r7_two_finance_staff_recording_at_once_record_one_outcome(settings):
     results = run_concurrently(
         *[
             lambda clerk=clerk: return_request_record_outcome(
-                return_request_id=rr.pk, result=red_letter(invoice), actor=clerk
+                return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(clerk)
             )
             for clerk in clerks
         ]

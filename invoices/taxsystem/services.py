@@ -14,11 +14,12 @@ from collections.abc import Iterable
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
     InvoiceNotReturnable,
@@ -222,7 +223,11 @@ def invoice_issue_serial(application_id: int) -> str:
     return f"IS{application_id:012d}"
 
 
-def tax_invoice_issue(*, application_id: int) -> Invoice | None:
+def tax_invoice_issue(
+    *,
+    application_id: int,
+    actor: Actor = Actor.system("invoices.taxsystem.services.tax_invoice_issue"),
+) -> Invoice | None:
     """Ask the tax system to issue the invoice for a pending application, outside any
     transaction (it may call out), and record what it issued (``invoice_issue``).
 
@@ -271,6 +276,7 @@ def tax_invoice_issue(*, application_id: int) -> Invoice | None:
             issued_at=issued.issued_at,
             document=issued.document,
             document_name=issued.document_name,
+            actor=actor,
         )
     except ApplicationAlreadyIssued:
         return Invoice.objects.filter(application=application).first()
@@ -468,7 +474,7 @@ def tax_request_buyer_declined(*, tax_request_id: int, expired: bool) -> TaxRequ
 
 
 @transaction.atomic
-def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | None) -> TaxRequest:
+def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: Actor) -> TaxRequest:
     """Record what the tax system did (R6) and credit the invoiceable amount once (R7).
 
     Validated against the request and the original: a void on a date R6 allows; a red-letter
@@ -508,7 +514,7 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         tax_request.buyer_decision = BuyerDecision.CONFIRMED  # confirming issues it (确认即开票)
     tax_request.state = TaxRequestState.DONE
     tax_request.completed_at = now
-    tax_request.recorded_by = actor
+    tax_request.recorded_by = actor.user
     tax_request.save(
         update_fields=[
             "state",
@@ -524,6 +530,20 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: User | 
         kind=LedgerKind.INVOICE_RETURNED,
         amount=invoice.total,
         invoice=invoice,
+    )
+    issued = tax_request.red_letter_invoice if tax_request.operation != TaxOperation.VOID else None
+    audit_record(
+        actor=actor,
+        action="tax.outcome_recorded",
+        obj=tax_request,
+        customer_id=invoice.customer_id,
+        params={
+            "serial": tax_request.serial,
+            "invoice": invoice.number,
+            "operation": tax_request.operation,
+            "outcome": issued.number if issued is not None else f"{tax_request.voided_on:%Y-%m-%d}",
+            "credited": invoice.total,
+        },
     )
     return tax_request
 
@@ -684,7 +704,7 @@ def _check_red_letter(
 def tax_outcome_correct(
     *,
     tax_request_id: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     code: str = "",
     number: str = "",
@@ -747,13 +767,22 @@ def tax_outcome_correct(
         old.superseded_at = timezone.now()
         old.save(update_fields=["superseded_at"])
         _red_letter_insert(checked, invoice=invoice, tax_request=tax_request)
-    return TaxOutcomeCorrection.objects.create(
+    correction = TaxOutcomeCorrection.objects.create(
         tax_request=tax_request,
         before=before,
         after=after,
         reason=reason[:500],
-        corrected_by=actor,
+        corrected_by=actor.person,
     )
+    audit_record(
+        actor=actor,
+        action="tax.outcome_corrected",
+        obj=tax_request,
+        customer_id=invoice.customer_id,
+        params={"serial": tax_request.serial, "before": before, "after": after},
+        reason=correction.reason,
+    )
+    return correction
 
 
 def _red_letter_fields(code: str, number: str, issued_on: dt.date) -> dict[str, str]:

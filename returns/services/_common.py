@@ -1,16 +1,17 @@
-"""What every return service shares: the audit trail, the state transition, the lock
+"""What every return service shares: the timeline and audit log, the state transition, the lock
 order, rejecting, advancing to processing when ready (R4) and telling the customer (R8).
 """
 
-from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.utils import translation
-from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from core.audit.actor import Actor
+from core.audit.messages import message_render
+from core.audit.services import audit_record
 from core.enqueue import enqueue_on_commit
 from invoices.models import Invoice, NotifyBy
 from invoices.rules import customer_notify_channels
@@ -29,11 +30,6 @@ from returns.selectors import red_letter_form_current
 REASON_MAX = 500
 
 
-# Who acts: the logged-in customer or staff member, or None when the system itself does it.
-# ``User`` is settings.AUTH_USER_MODEL (Django's own; the project sets no custom user model).
-Actor = User | None
-
-
 def return_event_record(
     *,
     return_request: ReturnRequest,
@@ -41,33 +37,60 @@ def return_event_record(
     from_state: str,
     to_state: str,
     note: str = "",
+    key: str = "",
+    params: Mapping[str, Any] | None = None,
+    action: str = "",
 ) -> ReturnEvent:
-    """The audit trail (R11): who (None for the system), when, from, to and why."""
-    return ReturnEvent.objects.create(
+    """The return's timeline (R11) and the audit log, in the caller's transaction: who (a
+    typed actor), when, from, to and why. ``note`` is text a person typed, kept as typed;
+    what the system says is a message ``key`` and its ``params``, worded when shown in the
+    reader's language. ``action`` names the audit action (``return.<to_state>`` unless said)."""
+    params = dict(params or {})
+    event = ReturnEvent.objects.create(
         return_request=return_request,
-        actor=actor,
+        actor=actor.user,
+        actor_kind=actor.kind,
         from_state=from_state,
         to_state=to_state,
         note=note[:REASON_MAX],
+        note_key=key,
+        note_params=params,
     )
-
-
-Note = str | Promise | Callable[[], str]
+    audit_record(
+        actor=actor,
+        action=action or f"return.{to_state}",
+        obj=return_request,
+        customer_id=return_request.invoice.customer_id,
+        params={"from": from_state, "to": to_state, "note_key": key, "note_params": params},
+        reason=note,
+    )
+    return event
 
 
 def _transition(
-    rr: ReturnRequest, *, to_state: str, actor: Actor, note: Note = "", fields: tuple[str, ...] = ()
+    rr: ReturnRequest,
+    *,
+    to_state: str,
+    actor: Actor,
+    note: str = "",
+    key: str = "",
+    params: Mapping[str, Any] | None = None,
+    fields: tuple[str, ...] = (),
+    action: str = "",
 ) -> None:
-    """Change state and record it. The customer reads the timeline, so a note the system words
-    (a lazy string, or a callable for one with values) is rendered in the customer's language;
-    text a person typed is kept as typed."""
+    """Change state and record it (``return_event_record``)."""
     from_state = rr.state
     rr.state = to_state
     rr.save(update_fields=["state", "updated_at", *fields])
-    with translation.override(rr.invoice.customer.language):
-        text = note() if callable(note) else str(note)
     return_event_record(
-        return_request=rr, actor=actor, from_state=from_state, to_state=to_state, note=text
+        return_request=rr,
+        actor=actor,
+        from_state=from_state,
+        to_state=to_state,
+        note=note,
+        key=key,
+        params=params,
+        action=action,
     )
 
 
@@ -108,24 +131,32 @@ def _withdraw_pending_forms(rr: ReturnRequest) -> None:
 def _reject(
     rr: ReturnRequest,
     *,
-    reason: str,
     actor: Actor,
+    note: str = "",
+    key: str = "",
+    params: Mapping[str, Any] | None = None,
     fields: tuple[str, ...] = (),
     sms: tuple[str, Params] | None = None,
 ) -> None:
-    """*rejected* with ``reason`` (the portal's words); the customer is told by ``sms`` (a
-    template and its parameters), by default the reason as typed, quoted."""
-    rr.rejection_reason = reason[:REASON_MAX]
+    """*rejected*: the timeline keeps the reason as key + parameters (and what a person typed);
+    ``rejection_reason`` holds it worded in the customer's language, for the portal. The
+    customer is told by ``sms`` (a template of ``notifications.texts`` and its parameters);
+    by default the reason as typed, quoted."""
+    with translation.override(rr.invoice.customer.language):
+        worded = message_render(key, params) if key else ""
+    rr.rejection_reason = " ".join(part for part in (worded, note) if part)[:REASON_MAX]
     _transition(
         rr,
         to_state=ReturnState.REJECTED,
         actor=actor,
-        note=reason,
+        note=note,
+        key=key,
+        params=params,
         fields=("rejection_reason", *fields),
     )
     _withdraw_pending_forms(rr)
-    template, params = sms or ("return_rejected_note", {"note": rr.rejection_reason})
-    _notify(rr, template=template, params={"number": rr.invoice.number, **params})
+    template, sms_params = sms or ("return_rejected_note", {"note": rr.rejection_reason})
+    _notify(rr, template=template, params={"number": rr.invoice.number, **sms_params})
 
 
 def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
@@ -135,19 +166,19 @@ def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
     if return_is_digital(rr):
         if rr.state != ReturnState.SUBMITTED:
             return
-        note = gettext_lazy("A digital invoice is not mailed: sent to the tax system")
+        key = "return.digital_sent"
     elif return_needs_red_letter_form(rr):
         if not return_is_before_processing(rr):
             return
         form = red_letter_form_current(return_request_id=rr.pk)
         if not return_is_ready_to_process(rr, form):
             return
-        note = gettext_lazy("Red-letter information form approved: ready to process")
+        key = "return.ready_form_approved"
     elif rr.state == ReturnState.RECEIVED and return_is_ready_to_process(rr, None):
-        note = gettext_lazy("Ready to process")
+        key = "return.ready"
     else:
         return
-    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, note=note)
+    _transition(rr, to_state=ReturnState.PROCESSING, actor=actor, key=key)
     from returns.tasks import return_process_task
 
     enqueue_on_commit(return_process_task, rr.pk)

@@ -7,9 +7,9 @@ import logging
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.utils import timezone, translation
-from django.utils.translation import gettext as _
+from django.utils import timezone
 
+from core.audit.actor import Actor
 from notifications.models import EmailNotification, SmsMessage, SmsPurpose
 from returns.backoffice_selectors import returns_paper_overdue
 from returns.models import ReturnRequest
@@ -33,7 +33,12 @@ def _days_waiting(rr: ReturnRequest, now: dt.datetime) -> int:
 
 
 @transaction.atomic
-def return_request_chase_paper(*, return_request_id: int, now: dt.datetime) -> str:
+def return_request_chase_paper(
+    *,
+    return_request_id: int,
+    now: dt.datetime,
+    actor: Actor = Actor.system("returns.services.return_request_chase_paper"),
+) -> str:
     """Remind or close one return whose paper has not come: "closed", "reminded:<days>" or ""
     (nothing due, already done, or the paper came meanwhile). Idempotent: each reminder has
     its own SMS idempotency key (``return:<id>:paper_reminder:<days>``), a closed return is
@@ -43,15 +48,11 @@ def return_request_chase_paper(*, return_request_id: int, now: dt.datetime) -> s
         return ""
     days = _days_waiting(rr, now)
     if days >= PAPER_CLOSE_DAYS:
-        with translation.override(rr.invoice.customer.language):
-            reason = _(
-                "The paper invoice did not arrive within %(days)d days, so the return is "
-                "closed. When you find the invoice, return it again and mail it."
-            ) % {"days": PAPER_CLOSE_DAYS}
         _reject(
             rr,
-            reason=reason,
-            actor=None,
+            actor=actor,
+            key="return.closed_no_paper",
+            params={"days": PAPER_CLOSE_DAYS},
             sms=("return_rejected_paper_overdue", {"days": PAPER_CLOSE_DAYS}),
         )
         return "closed"
@@ -75,7 +76,11 @@ def return_request_chase_paper(*, return_request_id: int, now: dt.datetime) -> s
     return f"reminded:{reminder}" if channels else ""
 
 
-def returns_chase_paper(*, now: dt.datetime | None = None) -> PaperChaseReport:
+def returns_chase_paper(
+    *,
+    now: dt.datetime | None = None,
+    actor: Actor = Actor.system("returns.services.returns_chase_paper"),
+) -> PaperChaseReport:
     """The daily run (beat): every paper return waiting for its paper at least 14 days, each
     in its own transaction (one customer's trouble does not hold back the others)."""
     now = now or timezone.now()
@@ -84,7 +89,7 @@ def returns_chase_paper(*, now: dt.datetime | None = None) -> PaperChaseReport:
         returns_paper_overdue(now=now, days=min(PAPER_REMINDER_DAYS)).values_list("pk", flat=True)
     )
     for return_request_id in ids:
-        done = return_request_chase_paper(return_request_id=return_request_id, now=now)
+        done = return_request_chase_paper(return_request_id=return_request_id, now=now, actor=actor)
         if done == "closed":
             report.closed.append(return_request_id)
         elif done.startswith("reminded:"):

@@ -6,20 +6,26 @@ import datetime as dt
 import enum
 from dataclasses import dataclass
 
-from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from invoices.models import Invoice
 from invoices.rules import invoice_issued_by_provider
 from invoices.workdays import business_tz
 from notifications.texts import in_each_language
 from returns.exceptions import InvoiceNotEligibleForReturn, UnknownInvoice
+from returns.messages import PAPER_PARTS
 from returns.models import MailReceipt, ReturnRequest, ReturnState
-from returns.rules import paper_is_complete, paper_missing_parts, return_needs_red_letter_form
+from returns.rules import (
+    paper_is_complete,
+    paper_missing_part_keys,
+    return_needs_red_letter_form,
+)
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
-from returns.services._common import Actor, _advance_if_ready, _notify, _reject, _transition
+from returns.services._common import _advance_if_ready, _notify, _reject, _transition
 
 
 def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> None:
@@ -27,30 +33,25 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
     rr.mail_receipt = receipt
     # A certified special invoice's return does not need its paper (R4): whatever came is kept
     # and never makes the return incomplete.
-    missing = [] if return_needs_red_letter_form(rr) else paper_missing_parts(receipt)
+    missing = [] if return_needs_red_letter_form(rr) else paper_missing_part_keys(receipt)
     if missing:
         rr.save(update_fields=["mail_receipt", "updated_at"])
-        # The customer reads this reason (portal, SMS): word it in their language.
-        with translation.override(rr.invoice.customer.language):
-            rejection = _("The returned paper is incomplete: missing %(parts)s.") % {
-                "parts": _list_in_words(paper_missing_parts(receipt))
-            }
-        parts = in_each_language(lambda: _list_in_words(paper_missing_parts(receipt)))
+        words = in_each_language(lambda: _list_in_words([str(PAPER_PARTS[p]) for p in missing]))
         _reject(
             rr,
-            reason=rejection,
             actor=actor,
-            sms=("return_rejected_paper_incomplete", {"parts": parts}),
+            key="paper.incomplete",
+            params={"parts": missing},
+            sms=("return_rejected_paper_incomplete", {"parts": words}),
         )
         return
+    received_on = f"{timezone.localtime(receipt.received_at, business_tz()):%Y-%m-%d}"
     _transition(
         rr,
         to_state=ReturnState.RECEIVED,
         actor=actor,
-        note=lambda: (
-            _("Paper received on %(date)s")
-            % {"date": f"{timezone.localtime(receipt.received_at, business_tz()):%Y-%m-%d}"}
-        ),
+        key="paper.received_on",
+        params={"date": received_on},
         fields=("mail_receipt",),
     )
     _advance_if_ready(rr, actor=actor)
@@ -91,7 +92,7 @@ def mail_receipt_log(
     *,
     invoice_code: str,
     invoice_number: str,
-    actor: User,
+    actor: Actor,
     invoice_form_present: bool,
     deduction_form_present: bool,
     undamaged: bool,
@@ -134,7 +135,7 @@ def mail_receipt_log(
     receipt = MailReceipt(
         invoice=invoice,
         received_at=received_at or timezone.now(),
-        received_by=actor,
+        received_by=actor.user,
         courier=courier.strip()[:64],
         tracking_number=tracking_number.strip()[:64],
         invoice_form_present=invoice_form_present,
@@ -155,11 +156,38 @@ def mail_receipt_log(
 
     receipt.save()
     if rr is None:
+        _paper_logged_record(receipt, actor=actor, outcome=MailReceiptOutcome.UNMATCHED)
         return MailReceiptResult(MailReceiptOutcome.UNMATCHED, receipt, None)
     rr = (
         ReturnRequest.objects.select_for_update(of=("self",))
         .select_related("invoice", "invoice__customer")
         .get(pk=rr.pk)
     )
+    _paper_logged_record(receipt, actor=actor, outcome=MailReceiptOutcome.MATCHED, rr=rr)
     _match_receipt(rr, receipt=receipt, actor=actor)
     return MailReceiptResult(MailReceiptOutcome.MATCHED, receipt, rr)
+
+
+def _paper_logged_record(
+    receipt: MailReceipt,
+    *,
+    actor: Actor,
+    outcome: MailReceiptOutcome,
+    rr: ReturnRequest | None = None,
+) -> None:
+    """The audit row of logged paper: what came, complete or not; finance's notes are the
+    reason (internal: the customer never sees this row)."""
+    audit_record(
+        actor=actor,
+        action="paper.logged",
+        obj=receipt,
+        customer_id=receipt.invoice.customer_id,
+        params={
+            "number": receipt.invoice.number,
+            "outcome": str(outcome),
+            "return": rr.pk if rr is not None else None,
+            "missing": paper_missing_part_keys(receipt),
+            "tracking_number": receipt.tracking_number,
+        },
+        reason=receipt.notes,
+    )

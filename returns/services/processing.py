@@ -5,12 +5,10 @@ recorded or corrected, failures and staff retries.
 import datetime as dt
 import logging
 
-from django.contrib.auth.models import User
 from django.db import transaction
-from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from core.audit.actor import Actor
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
 from invoices.models import ReturnOutcome
@@ -41,8 +39,6 @@ from returns.rules import (
 )
 from returns.selectors import red_letter_form_current
 from returns.services._common import (
-    Actor,
-    Note,
     _lock_return,
     _notify,
     _reject,
@@ -56,7 +52,11 @@ logger = logging.getLogger(__name__)
 WAITING_ON_TAX_SYSTEM = (ReturnState.AWAITING_TAX, ReturnState.AWAITING_BUYER)
 
 
-def return_request_process(*, return_request_id: int) -> ReturnRequest:
+def return_request_process(
+    *,
+    return_request_id: int,
+    actor: Actor = Actor.system("returns.services.return_request_process"),
+) -> ReturnRequest:
     """Turn the void-or-reverse decision (R6) into a request to the tax system.
 
     The return then waits in *awaiting the tax system*; it completes only when the tax
@@ -65,14 +65,16 @@ def return_request_process(*, return_request_id: int) -> ReturnRequest:
     A permanent failure moves the return to *failed* with the error, for staff to retry.
     """
     try:
-        return _process(return_request_id)
+        return _process(return_request_id, actor=actor)
     except DomainError as exc:
         logger.warning("return %s failed: %s", return_request_id, exc)
-        return return_request_mark_failed(return_request_id=return_request_id, error=str(exc))
+        return return_request_mark_failed(
+            return_request_id=return_request_id, error=str(exc), actor=actor
+        )
 
 
 @transaction.atomic
-def _process(return_request_id: int) -> ReturnRequest:
+def _process(return_request_id: int, *, actor: Actor) -> ReturnRequest:
     rr = _lock_return(return_request_id)
     if rr.state != ReturnState.PROCESSING:
         logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
@@ -96,11 +98,9 @@ def _process(return_request_id: int) -> ReturnRequest:
     _transition(
         rr,
         to_state=ReturnState.AWAITING_TAX,
-        actor=None,
-        note=lambda: (
-            _("Sent to the tax system: %(operation)s (request %(serial)s)")
-            % {"operation": tax_request.get_operation_display(), "serial": tax_request.serial}
-        ),
+        actor=actor,
+        key="tax.sent",
+        params={"operation": tax_request.operation, "serial": tax_request.serial},
         fields=("tax_request", "error"),
     )
     from returns.tasks import return_tax_submit_task
@@ -115,7 +115,9 @@ def _process(return_request_id: int) -> ReturnRequest:
     return rr
 
 
-def return_tax_submit(*, return_request_id: int) -> float | None:
+def return_tax_submit(
+    *, return_request_id: int, actor: Actor = Actor.system("returns.services.return_tax_submit")
+) -> float | None:
     """Hand the return's request to the tax-system backend, outside any transaction.
 
     Returns how many seconds to wait before asking for the result, or None when nothing is
@@ -126,35 +128,40 @@ def return_tax_submit(*, return_request_id: int) -> float | None:
     if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_submit(tax_request_id=rr.tax_request_id)
-    return _apply_tax_result(rr, result)
+    return _apply_tax_result(rr, result, actor=actor)
 
 
-def return_tax_poll(*, return_request_id: int) -> float | None:
+def return_tax_poll(
+    *, return_request_id: int, actor: Actor = Actor.system("returns.services.return_tax_poll")
+) -> float | None:
     """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
     rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
     if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_query(tax_request_id=rr.tax_request_id)
-    return _apply_tax_result(rr, result)
+    return _apply_tax_result(rr, result, actor=actor)
 
 
-def _apply_tax_result(rr: ReturnRequest, result: TaxResult) -> float | None:
+def _apply_tax_result(rr: ReturnRequest, result: TaxResult, *, actor: Actor) -> float | None:
     if result.status == ResultStatus.DONE:
-        return_request_record_outcome(return_request_id=rr.pk, result=result)
+        return_request_record_outcome(return_request_id=rr.pk, result=result, actor=actor)
         return None
     if result.status == ResultStatus.REFUSED:
-        return_request_tax_refused(return_request_id=rr.pk, error=result.error)
+        return_request_tax_refused(return_request_id=rr.pk, error=result.error, actor=actor)
         return None
     if result.status in BUYER_DECLINED:
         return_request_buyer_declined(
-            return_request_id=rr.pk, expired=result.status == ResultStatus.EXPIRED
+            return_request_id=rr.pk, expired=result.status == ResultStatus.EXPIRED, actor=actor
         )
         return None
     if result.status == ResultStatus.AWAITING_BUYER:
         # The buyer has up to 72 hours: no tight polling. The sweeper asks again every
         # TAX_POLL_REQUEUE_AFTER_SECONDS (and the sandbox's "I have confirmed it" at once).
         return_request_await_buyer(
-            return_request_id=rr.pk, form_number=result.form_number, confirm_by=result.confirm_by
+            return_request_id=rr.pk,
+            form_number=result.form_number,
+            confirm_by=result.confirm_by,
+            actor=actor,
         )
         return None
     assert rr.tax_request is not None  # noqa: S101 (checked by the callers)
@@ -163,12 +170,15 @@ def _apply_tax_result(rr: ReturnRequest, result: TaxResult) -> float | None:
 
 @transaction.atomic
 def return_request_record_outcome(
-    *, return_request_id: int, result: TaxResult, actor: Actor = None
+    *,
+    return_request_id: int,
+    result: TaxResult,
+    actor: Actor = Actor.system("returns.services.return_request_record_outcome"),
 ) -> ReturnRequest:
     """Record the tax system's outcome: the invoice is voided or reversed, its total credited
     (R6, R7), the return completed and the success SMS queued (R8), in one transaction.
 
-    Finance records it by hand (manual backend) or the backend's answer does (``actor`` None).
+    Finance records it by hand (manual backend) or the backend's answer does (a system actor).
     Recording the same outcome twice is a no-op; two people recording at once queue on the
     invoice lock and the second sees the first's outcome.
     """
@@ -188,28 +198,25 @@ def return_request_record_outcome(
             rr,
             to_state=ReturnState.AWAITING_TAX,
             actor=actor,
-            note=lambda: (
-                _("The buyer confirmed red-letter confirmation form %(form)s")
-                % {"form": tax_request.red_letter_form_number}
-            ),
+            key="tax.buyer_confirmed",
+            params={"form": tax_request.red_letter_form_number},
         )
     red = tax_request.red_letter_invoice
     rr.outcome = ReturnOutcome.REVERSED if red is not None else ReturnOutcome.VOIDED
     rr.error = ""
 
-    def note() -> str:  # rendered in the customer's language
-        if red is not None:
-            return _("Red-letter invoice %(code)s %(number)s issued on %(date)s") % {
-                "code": red.code,
-                "number": red.number,
-                "date": red.issued_on.isoformat(),
-            }
-        return _("Voided in the tax system on %(date)s") % {
-            "date": f"{tax_request.voided_on:%Y-%m-%d}"
-        }
-
+    if red is not None:
+        key = "tax.reversed"
+        params = {"code": red.code, "number": red.number, "date": red.issued_on.isoformat()}
+    else:
+        key, params = "tax.voided", {"date": f"{tax_request.voided_on:%Y-%m-%d}"}
     _transition(
-        rr, to_state=ReturnState.COMPLETED, actor=actor, note=note, fields=("outcome", "error")
+        rr,
+        to_state=ReturnState.COMPLETED,
+        actor=actor,
+        key=key,
+        params=params,
+        fields=("outcome", "error"),
     )
     amount = money_as_written(rr.invoice.total)  # what R7 gave back, with its currency
     if red is not None:
@@ -234,7 +241,7 @@ def return_request_await_buyer(
     form_number: str,
     confirm_by: dt.datetime | None = None,
     entered_at: dt.datetime | None = None,
-    actor: Actor = None,
+    actor: Actor = Actor.system("returns.services.return_request_await_buyer"),
 ) -> ReturnRequest:
     """The red-letter confirmation form is entered and awaits the buyer (a digital invoice the
     buyer booked or confirmed the use of): the return shows the form's number, what to do and
@@ -257,13 +264,13 @@ def return_request_await_buyer(
     deadline = tax_request.confirm_by
     assert deadline is not None  # noqa: S101 (a database constraint)
 
-    def note() -> str:
-        return _(
-            "Red-letter confirmation form %(form)s entered: the buyer confirms it on its "
-            "e-tax platform by %(deadline)s"
-        ) % {"form": tax_request.red_letter_form_number, "deadline": local_minute(deadline)}
-
-    _transition(rr, to_state=ReturnState.AWAITING_BUYER, actor=actor, note=note)
+    _transition(
+        rr,
+        to_state=ReturnState.AWAITING_BUYER,
+        actor=actor,
+        key="tax.awaiting_buyer",
+        params={"form": tax_request.red_letter_form_number, "deadline": local_minute(deadline)},
+    )
     _notify(
         rr,
         template="buyer_confirmation",
@@ -278,7 +285,10 @@ def return_request_await_buyer(
 
 @transaction.atomic
 def return_request_buyer_declined(
-    *, return_request_id: int, expired: bool, actor: Actor = None
+    *,
+    return_request_id: int,
+    expired: bool,
+    actor: Actor = Actor.system("returns.services.return_request_buyer_declined"),
 ) -> ReturnRequest:
     """The buyer refused the red-letter confirmation form or let 72 hours pass: nothing was
     issued, the invoice stays valid, the return ends *rejected* with that reason (the
@@ -289,20 +299,10 @@ def return_request_buyer_declined(
     if rr.state != ReturnState.AWAITING_BUYER or rr.tax_request_id is None:
         raise ReturnStateConflict(_("Only a return awaiting the buyer's confirmation can end so."))
     tax_request = tax_request_buyer_declined(tax_request_id=rr.tax_request_id, expired=expired)
+    key = "tax.buyer_lapsed" if expired else "tax.buyer_refused"
     form = tax_request.red_letter_form_number
-    with translation.override(rr.invoice.customer.language):
-        if expired:
-            reason = _(
-                "Red-letter confirmation form %(form)s was not confirmed within 72 hours and "
-                "lapsed; the invoice stays valid. You may return it again."
-            ) % {"form": form}
-        else:
-            reason = _(
-                "The buyer refused red-letter confirmation form %(form)s; the invoice stays "
-                "valid. You may return it again."
-            ) % {"form": form}
     template = "return_rejected_buyer_lapsed" if expired else "return_rejected_buyer_refused"
-    _reject(rr, reason=str(reason), actor=actor, sms=(template, {"form": form}))
+    _reject(rr, actor=actor, key=key, params={"form": form}, sms=(template, {"form": form}))
     return rr
 
 
@@ -330,7 +330,7 @@ def return_request_simulate_buyer(
 def return_request_correct_outcome(
     *,
     return_request_id: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     code: str = "",
     number: str = "",
@@ -353,27 +353,26 @@ def return_request_correct_outcome(
         voided_on=voided_on,
     )
 
-    def note() -> str:
-        after = ", ".join(correction.after.values())
-        return _("Outcome corrected to %(after)s: %(reason)s") % {
-            "after": after,
-            "reason": correction.reason,
-        }
-
-    with translation.override(rr.invoice.customer.language):
-        text = str(note())
     return_event_record(
         return_request=rr,
         actor=actor,
         from_state=rr.state,
         to_state=rr.state,
-        note=text,
+        key="note.outcome_corrected",
+        # The reviewer's reason is typed text: a parameter, shown as typed in any language.
+        params={"after": ", ".join(correction.after.values()), "reason": correction.reason},
+        action="return.outcome_corrected",
     )
     return rr
 
 
 @transaction.atomic
-def return_request_tax_refused(*, return_request_id: int, error: str) -> ReturnRequest:
+def return_request_tax_refused(
+    *,
+    return_request_id: int,
+    error: str,
+    actor: Actor = Actor.system("returns.services.return_request_tax_refused"),
+) -> ReturnRequest:
     """The tax system refused the request for good: the return fails, visibly, for staff."""
     rr = _lock_return(return_request_id)
     if rr.tax_request_id is None or rr.state != ReturnState.AWAITING_TAX:
@@ -382,22 +381,45 @@ def return_request_tax_refused(*, return_request_id: int, error: str) -> ReturnR
     return _fail(
         rr,
         error=f"The tax system refused the request: {error}",  # for staff, who read both
-        note=lambda: _("The tax system refused the request: %(error)s") % {"error": error},
+        actor=actor,
+        key="tax.refused",
+        params={"error": error},
     )
 
 
 @transaction.atomic
-def return_request_mark_failed(*, return_request_id: int, error: str) -> ReturnRequest:
+def return_request_mark_failed(
+    *,
+    return_request_id: int,
+    error: str,
+    actor: Actor = Actor.system("returns.services.return_request_mark_failed"),
+) -> ReturnRequest:
     rr = _lock_return(return_request_id)
     if rr.state not in (ReturnState.PROCESSING, ReturnState.AWAITING_TAX):
         return rr
-    return _fail(rr, error=error)
+    return _fail(rr, error=error, actor=actor)
 
 
-def _fail(rr: ReturnRequest, *, error: str, note: Note | None = None) -> ReturnRequest:
-    """*failed*, with the error for staff and a timeline note (the customer's language)."""
+def _fail(
+    rr: ReturnRequest,
+    *,
+    error: str,
+    actor: Actor,
+    key: str = "",
+    params: dict[str, str] | None = None,
+) -> ReturnRequest:
+    """*failed*, with the error for staff; the timeline says it by key when the system words
+    it, else shows the error as it came."""
     rr.error = error
-    _transition(rr, to_state=ReturnState.FAILED, actor=None, note=note or error, fields=("error",))
+    _transition(
+        rr,
+        to_state=ReturnState.FAILED,
+        actor=actor,
+        note="" if key else error,
+        key=key,
+        params=params,
+        fields=("error",),
+    )
     return rr
 
 
@@ -411,7 +433,11 @@ def return_request_retry(*, return_request_id: int, actor: Actor) -> ReturnReque
     if not return_can_be_retried(rr):
         raise ReturnStateConflict(_("Only a failed return can be retried."))
     _transition(
-        rr, to_state=ReturnState.PROCESSING, actor=actor, note=gettext_lazy("Retried by staff")
+        rr,
+        to_state=ReturnState.PROCESSING,
+        actor=actor,
+        key="return.retried_by_staff",
+        action="return.retried",
     )
     from returns.tasks import return_process_task
 

@@ -2,12 +2,13 @@
 the customer uploads or replaces it, an admin reviewer approves or rejects it.
 """
 
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.audit.actor import Actor
+from core.audit.services import audit_record
 from invoices.taxsystem.services import is_form_number
 from returns.exceptions import InvalidReturnReason, InvalidUpload, ReturnStateConflict
 from returns.models import FormReviewState, RedLetterForm, ReturnRequest, ReturnState
@@ -20,7 +21,6 @@ from returns.rules import (
 from returns.selectors import red_letter_form_current
 from returns.services._common import (
     REASON_MAX,
-    Actor,
     _advance_if_ready,
     _lock_return,
     _notify,
@@ -50,13 +50,27 @@ def _form_create(
         size=sniffed.size,
         sha256=sniffed.sha256,
         form_number=form_number,
-        uploaded_by=actor,
+        uploaded_by=actor.user,
     )
     # Stored under its content hash: a rolled-back upload leaves at most an orphan file that the
     # same scan would overwrite, never a row pointing at a missing file.
     form.file.save("scan", sniffed.file, save=False)
     form.save()
     return form
+
+
+def _form_audit(
+    rr: ReturnRequest, form: RedLetterForm, *, actor: Actor, action: str, reason: str = ""
+) -> None:
+    """The audit row of a form uploaded, replaced or reviewed: on the return (its timeline)."""
+    audit_record(
+        actor=actor,
+        action=action,
+        obj=rr,
+        customer_id=rr.invoice.customer_id,
+        params={"form": form.pk, "form_number": form.form_number, "reason": reason},
+        reason=reason,
+    )
 
 
 @transaction.atomic
@@ -77,6 +91,12 @@ def red_letter_form_upload(
         current.review_state = FormReviewState.REPLACED
         current.save(update_fields=["review_state"])
     form = _form_create(rr, upload=upload, form_number=form_number, actor=actor)
+    _form_audit(
+        rr,
+        form,
+        actor=actor,
+        action="red_letter_form.replaced" if current is not None else "red_letter_form.uploaded",
+    )
     old_name = current.file.name if current is not None else None
     if current is not None and old_name and old_name != form.file.name:
         # The replaced scan leaves the disk once the replacement is committed (its row stays, as
@@ -89,7 +109,7 @@ def red_letter_form_upload(
 
 @transaction.atomic
 def red_letter_form_review(
-    *, red_letter_form_id: int, reviewer: User, approve: bool, reason: str = ""
+    *, red_letter_form_id: int, reviewer: Actor, approve: bool, reason: str = ""
 ) -> RedLetterForm:
     """An admin reviewer approves or rejects a form scan. Approving completes R4 when the
     paper is in; rejecting a form whose paper is in rejects the return (DESIGN.md states).
@@ -115,21 +135,25 @@ def red_letter_form_review(
     if not approve and not reason:
         raise InvalidReturnReason(_("Say why the form is rejected: the customer will see it."))
     form.review_state = wanted
-    form.reviewer = reviewer
+    form.reviewer = reviewer.user
     form.reviewed_at = timezone.now()
     form.review_reason = reason[:REASON_MAX]
     form.save(update_fields=["review_state", "reviewer", "reviewed_at", "review_reason"])
+    _form_audit(
+        rr,
+        form,
+        actor=reviewer,
+        action="red_letter_form.approved" if approve else "red_letter_form.rejected",
+        reason=form.review_reason,
+    )
     if approve:
         _advance_if_ready(rr, actor=reviewer)
     elif rr.state == ReturnState.RECEIVED:
-        with translation.override(rr.invoice.customer.language):
-            rejection = _("The red-letter information form was rejected: %(reason)s") % {
-                "reason": reason
-            }
         _reject(
             rr,
-            reason=rejection,
             actor=reviewer,
+            key="form.rejected",
+            params={"reason": reason},
             sms=("return_rejected_form", {"note": reason}),
         )
     else:

@@ -2,13 +2,12 @@
 cancel, say how the paper was sent, reject.
 """
 
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
+from core.audit.services import audit_record
 from invoices.models import Invoice, InvoiceMedium, ReversalReason
 from invoices.rules import invoice_return_refusal
 from invoices.taxsystem.services import is_form_number
@@ -48,7 +47,7 @@ from returns.services._common import (
     return_event_record,
 )
 from returns.services.paper import _match_receipt
-from returns.services.red_letter_forms import _check_form_number, _form_create
+from returns.services.red_letter_forms import _check_form_number, _form_audit, _form_create
 
 
 @transaction.atomic
@@ -56,7 +55,7 @@ def return_request_submit(
     *,
     invoice_id: int,
     customer_id: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     problem: str = ReturnProblem.OTHER,
     reason_code: str = ReversalReason.ISSUING_ERROR,
@@ -149,7 +148,7 @@ def return_request_submit(
             buyer_form_number=buyer_form_number,
             courier=courier.strip()[:64],
             tracking_number=tracking_number.strip()[:64],
-            submitted_by=actor,
+            submitted_by=actor.person,
         )
     except IntegrityError as exc:
         raise ReturnAlreadyOpen() from exc
@@ -157,15 +156,19 @@ def return_request_submit(
         return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason
     )
     if red_letter_form is not None:
-        _form_create(rr, upload=red_letter_form, form_number=red_letter_form_number, actor=actor)
+        form = _form_create(
+            rr, upload=red_letter_form, form_number=red_letter_form_number, actor=actor
+        )
+        _form_audit(rr, form, actor=actor, action="red_letter_form.uploaded")
     if digital:
-        _advance_if_ready(rr, actor=None)  # R4: nothing to mail, straight to processing
+        # R4: nothing to mail, straight to processing (the system's doing, within this submit)
+        _advance_if_ready(rr, actor=Actor.system("returns.services.return_request_submit"))
         return rr
 
     receipt = mail_receipt_matchable(invoice_id=invoice.pk)
     if receipt is not None:
         # The paper was logged by finance before this submit: they received it, not the customer.
-        _match_receipt(rr, receipt=receipt, actor=receipt.received_by)
+        _match_receipt(rr, receipt=receipt, actor=Actor.staff(receipt.received_by))
     return rr
 
 
@@ -177,9 +180,7 @@ def return_request_cancel(*, return_request_id: int, actor: Actor) -> ReturnRequ
         return rr
     if not return_can_be_cancelled(rr):
         raise ReturnNotCancellable()
-    _transition(
-        rr, to_state=ReturnState.CANCELLED, actor=actor, note=gettext_lazy("Cancelled by customer")
-    )
+    _transition(rr, to_state=ReturnState.CANCELLED, actor=actor, key="return.cancelled_by_customer")
     _withdraw_pending_forms(rr)
     return rr
 
@@ -192,20 +193,18 @@ def return_request_update_tracking(
     rr = _lock_return(return_request_id)
     if not return_tracking_can_be_updated(rr):
         raise ReturnStateConflict(_("The paper has already been received."))
+    before = {"courier": rr.courier, "tracking_number": rr.tracking_number}
     rr.courier = courier.strip()[:64]
     rr.tracking_number = tracking_number.strip()[:64]
     rr.save(update_fields=["courier", "tracking_number", "updated_at"])
+    audit_record(
+        actor=actor,
+        action="return.tracking_edited",
+        obj=rr,
+        customer_id=rr.invoice.customer_id,
+        params={"courier": rr.courier, "tracking_number": rr.tracking_number, "before": before},
+    )
     return rr
-
-
-def _rejection_text(choice: RejectionReason | None, note: str, *, language: str) -> str:
-    """What the customer reads: the listed reason in their language, then the text finance
-    added (as typed)."""
-    if choice is None:
-        return note
-    if not note:
-        return choice.text_in(language)
-    return f"{choice.text_in(language)} {note}"
 
 
 @transaction.atomic
@@ -219,7 +218,7 @@ def return_request_reject(
     """Finance rejects a return (e.g. incomplete paper) with a reason the customer sees (R5):
     a reason from the list (``rejection_choice_id``), text of its own (``reason``), or both.
     The return keeps both; ``rejection_reason`` holds them together in the customer's
-    language, for the portal and the SMS."""
+    language, for the SMS; the timeline words the listed reason in the reader's language."""
     if rejection_choice_id is None:
         note = _clean_reason(reason)
     else:
@@ -238,7 +237,6 @@ def return_request_reject(
             raise InvalidReturnReason(_("Choose a rejection reason from the list."))
     rr.rejection_choice = choice
     rr.rejection_note = note
-    text = _rejection_text(choice, note, language=rr.invoice.customer.language)
     sms: tuple[str, Params] | None = None  # finance's own words: quoted
     if choice is not None:
         listed = {"en": choice.text_en, "zh-hans": choice.text_zh}  # the customer's language
@@ -247,5 +245,13 @@ def return_request_reject(
             if note
             else ("return_rejected_reason", {"reason": listed})
         )
-    _reject(rr, reason=text, actor=actor, fields=("rejection_choice", "rejection_note"), sms=sms)
+    _reject(
+        rr,
+        actor=actor,
+        note=note,  # as finance typed it
+        key="return.rejected_choice" if choice is not None else "",
+        params={"choice": choice.pk} if choice is not None else None,
+        fields=("rejection_choice", "rejection_note"),
+        sms=sms,
+    )
     return rr

@@ -10,6 +10,7 @@ from pypdf import PdfWriter
 from pypdf.actions import JavaScript
 from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
+from core.audit.actor import Actor
 from returns.exceptions import InvalidUpload
 from returns.models import RedLetterForm, ReturnRequest
 from returns.services import red_letter_form_upload
@@ -159,7 +160,7 @@ def test_a_return_takes_at_most_ten_forms(special_invoice, settings):
     for n in range(1, 10):
         red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=user,
+            actor=Actor.for_user(user),
             upload=SimpleUploadedFile("scan.png", _png(n)),
             form_number=FORM_NUMBER,
         )
@@ -167,7 +168,7 @@ def test_a_return_takes_at_most_ten_forms(special_invoice, settings):
     with pytest.raises(InvalidUpload, match="already has 10 uploaded forms"):
         red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=user,
+            actor=Actor.for_user(user),
             upload=SimpleUploadedFile("scan.png", _png(99)),
             form_number=FORM_NUMBER,
         )
@@ -181,7 +182,7 @@ def test_a_customer_uploads_a_limited_volume_a_day(special_invoice, settings):
     with pytest.raises(InvalidUpload, match="uploaded too much today"):
         red_letter_form_upload(
             return_request_id=rr.pk,
-            actor=special_invoice.customer.user,
+            actor=Actor.for_user(special_invoice.customer.user),
             upload=SimpleUploadedFile("scan.png", _png(2)),
             form_number=FORM_NUMBER,
         )

@@ -34,6 +34,7 @@ from django.db.models import Max, QuerySet
 from django.test import override_settings
 from django.utils import timezone
 
+from core.audit.actor import Actor
 from invoices.models import (
     ApplicationState,
     Customer,
@@ -419,7 +420,7 @@ class Command(BaseCommand):
         rr = return_request_submit(
             invoice_id=invoice.pk,
             customer_id=customer.pk,
-            actor=customer.user,
+            actor=Actor.customer(customer.user, customer.pk),
             reason=story.reason,
             problem=story.problem,
             reason_code=story.reason_code,
@@ -442,7 +443,9 @@ class Command(BaseCommand):
                 return_tax_poll(return_request_id=rr.pk)
         if story.cancelled is not None:
             self._clock_to(story.cancelled)
-            return_request_cancel(return_request_id=rr.pk, actor=customer.user)
+            return_request_cancel(
+                return_request_id=rr.pk, actor=Actor.customer(customer.user, customer.pk)
+            )
         if story.paper is not None:
             self._paper(code, planned.number, story.paper)
             self._drive(rr.pk)
@@ -451,7 +454,7 @@ class Command(BaseCommand):
         mail_receipt_log(
             invoice_code=code,
             invoice_number=number,
-            actor=self.finance,
+            actor=Actor.staff(self.finance),
             invoice_form_present=paper.invoice_form,
             deduction_form_present=paper.deduction_form,
             undamaged=paper.undamaged,
