@@ -445,7 +445,7 @@ def invoice_profile_save(*, customer_id: int, name: str, **fields: str) -> Invoi
 
 @transaction.atomic
 def customer_notifications_update(
-    *, customer_id: int, notify_by: str, email: str, language: str
+    *, customer_id: int, notify_by: str, email: str, language: str, actor: Actor
 ) -> Customer:
     """The customer chooses how they hear about their returns (SMS, email or both), in which
     language, and the address emails go to (their log-in's). Email needs an address, SMS a
@@ -467,11 +467,22 @@ def customer_notifications_update(
         )
     if language not in dict(settings.LANGUAGES):
         raise InvalidNotificationSettings(_("Choose a language."))
-    if (customer.notify_by, customer.language) != (notify_by, language):
+    before = {"notify_by": customer.notify_by, "language": customer.language}
+    after = {"notify_by": notify_by, "language": language}
+    changed = before != after or customer.user.email != email
+    if before != after:
         customer.notify_by = notify_by
         customer.language = language
         customer.save(update_fields=["notify_by", "language"])
     if customer.user.email != email:
         customer.user.email = email
         customer.user.save(update_fields=["email"])
+    if changed:
+        audit_record(
+            actor=actor,
+            action="customer.notifications_changed",
+            obj=customer,
+            customer_id=customer.pk,
+            params={**after, "email": email},
+        )
     return customer

@@ -414,7 +414,11 @@ def notification_settings(request):
     )
     if request.method == "POST" and form.is_valid():
         try:
-            customer_notifications_update(customer_id=customer.pk, **form.cleaned_data)
+            customer_notifications_update(
+                customer_id=customer.pk,
+                actor=Actor.customer(request.user, customer.pk),
+                **form.cleaned_data,
+            )
         except DomainError as exc:
             form.add_domain_error(exc)
         else:

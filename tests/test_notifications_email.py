@@ -7,7 +7,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from core.audit.actor import Actor
+from core.audit.actor import Actor, ActorKind
+from core.audit.models import AuditEntry
 from invoices.models import Customer, InvoiceType, NotifyBy
 from invoices.rules import customer_notify_channels
 from notifications.models import EmailNotification, EmailStatus, SmsMessage, SmsPurpose
@@ -225,6 +226,15 @@ def test_the_customer_chooses_email_and_its_language_in_the_portal(client):
         "a@example.cn",
         "zh-hans",
     )
+    entry = AuditEntry.objects.get(action="customer.notifications_changed")
+    assert (entry.actor_kind, entry.actor_user, entry.customer_id) == (
+        ActorKind.CUSTOMER,
+        customer.user,
+        customer.pk,
+    )
+    assert entry.params == {"notify_by": "both", "language": "zh-hans", "email": "a@example.cn"}
+    client.post(url, {"notify_by": "both", "email": "a@example.cn", "language": "zh-hans"})
+    assert AuditEntry.objects.filter(action="customer.notifications_changed").count() == 1
 
 
 def test_the_portal_refuses_email_without_an_address(client):
