@@ -1,4 +1,6 @@
+from axes.apps import AppConfig as AxesAppConfig
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SiteConfig(AppConfig):
@@ -9,3 +11,10 @@ class SiteConfig(AppConfig):
 
     def ready(self) -> None:
         from config import signals  # noqa: F401 (connects the receivers)
+
+
+class AxesConfig(AxesAppConfig):
+    """django-axes under a name the back office shows in the staff's language (the package
+    ships no Chinese catalog: ``config/third_party_strings.py`` carries its words)."""
+
+    verbose_name = _("Log-in protection")

@@ -49,7 +49,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "axes",
+    "config.apps.AxesConfig",  # django-axes, with a translated name
     "csp",
     "config.apps.SiteConfig",
     "core.audit",

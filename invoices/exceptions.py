@@ -17,8 +17,20 @@ class InvalidInvoiceApplication(DomainError):
     default_message = _("The invoice application is incomplete.")
 
 
-class ApplicationAlreadyIssued(DomainError):
+class ApplicationNotPending(DomainError):
+    """Only a pending application is issued or cancelled."""
+
+    default_message = _("This application was cancelled by the customer: it cannot be issued.")
+
+
+class ApplicationAlreadyIssued(ApplicationNotPending):
     default_message = _("An invoice has already been issued for this application.")
+
+
+class ApplicationNotCancellable(DomainError):
+    default_message = _(
+        "An invoice has already been issued for this application: return the invoice instead."
+    )
 
 
 class DuplicateInvoiceNumber(DomainError):

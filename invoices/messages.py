@@ -35,6 +35,11 @@ def register() -> None:
     message_register(
         "invoice.issued", gettext_lazy("Invoice %(code)s %(number)s issued (¥%(total)s)")
     )
+    message_register("application.created", gettext_lazy("Applied for an invoice of ¥%(amount)s"))
+    message_register(
+        "application.cancelled",
+        gettext_lazy("Invoice application cancelled: ¥%(amount)s invoiceable again"),
+    )
     message_register(
         "statement.settled", gettext_lazy("Statement settled: ¥%(amount)s invoiceable")
     )

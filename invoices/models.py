@@ -160,6 +160,7 @@ def _number_format(medium_field: str = "medium") -> Q:
 class ApplicationState(models.TextChoices):
     PENDING = "pending", _("Pending")
     ISSUED = "issued", _("Issued")
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 class InvoiceApplication(models.Model):
@@ -195,6 +196,7 @@ class InvoiceApplication(models.Model):
         default=ApplicationState.PENDING,
     )
     created_at = models.DateTimeField(_("applied at"), auto_now_add=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("invoice application")
@@ -220,6 +222,11 @@ class InvoiceApplication(models.Model):
                 condition=~Q(medium=InvoiceMedium.PAPER)
                 | (~Q(mailing_recipient="") & ~Q(mailing_phone="") & ~Q(mailing_address="")),
                 name="application_paper_has_mailing_address",
+            ),
+            models.CheckConstraint(
+                condition=Q(state=ApplicationState.CANCELLED, cancelled_at__isnull=False)
+                | (~Q(state=ApplicationState.CANCELLED) & Q(cancelled_at__isnull=True)),
+                name="application_cancelled_when_and_only_then",
             ),
         ]
 
@@ -728,6 +735,10 @@ class NumberSequence(models.Model):
     name = models.CharField(max_length=32, primary_key=True, verbose_name=_("name"))
     last_value = models.PositiveBigIntegerField(default=0, verbose_name=_("last value"))
 
+    class Meta:
+        verbose_name = _("number sequence")
+        verbose_name_plural = _("number sequences")
+
     def __str__(self) -> str:
         return f"{self.name}={self.last_value}"
 
@@ -736,6 +747,7 @@ class LedgerKind(models.TextChoices):
     STATEMENT_SETTLED = "statement_settled", _("Statement settled")
     INVOICE_APPLIED = "invoice_applied", _("Invoice applied for")
     INVOICE_RETURNED = "invoice_returned", _("Invoice returned")
+    APPLICATION_CANCELLED = "application_cancelled", _("Application cancelled")
 
 
 class LedgerEntry(models.Model):
@@ -786,6 +798,11 @@ class LedgerEntry(models.Model):
                     Q(kind=LedgerKind.STATEMENT_SETTLED, amount__gt=0, statement__isnull=False)
                     | Q(kind=LedgerKind.INVOICE_APPLIED, amount__lt=0, application__isnull=False)
                     | Q(kind=LedgerKind.INVOICE_RETURNED, amount__gt=0, invoice__isnull=False)
+                    | Q(
+                        kind=LedgerKind.APPLICATION_CANCELLED,
+                        amount__gt=0,
+                        application__isnull=False,
+                    )
                 ),
                 name="ledger_kind_sign_and_reference",
             ),
@@ -798,6 +815,11 @@ class LedgerEntry(models.Model):
                 fields=["application"],
                 condition=Q(kind=LedgerKind.INVOICE_APPLIED),
                 name="ledger_one_debit_per_application",
+            ),
+            models.UniqueConstraint(
+                fields=["application"],
+                condition=Q(kind=LedgerKind.APPLICATION_CANCELLED),
+                name="ledger_one_credit_per_cancelled_application",
             ),
             models.UniqueConstraint(
                 fields=["invoice"],

@@ -62,8 +62,17 @@ def void_or_reverse_decision(
 
 
 def invoice_application_can_be_issued(application: InvoiceApplication) -> bool:
-    """An application gets one paper invoice: only a pending one can be issued."""
+    """An application gets one invoice: only a pending one can be issued."""
     return application.state == ApplicationState.PENDING
+
+
+def invoice_application_can_be_cancelled(
+    application: InvoiceApplication, *, issued_by_tax_system: bool
+) -> bool:
+    """The customer may cancel an application until it is issued, as long as people issue it
+    (finance prints a paper invoice, or keys a digital one into the tax system): one the tax
+    system issues by itself is already on its way there, so it is returned once issued."""
+    return application.state == ApplicationState.PENDING and not issued_by_tax_system
 
 
 def tax_request_outcome_can_be_recorded(tax_request: TaxRequest) -> bool:

@@ -24,6 +24,8 @@ from core.audit.services import audit_record
 from core.enqueue import enqueue_on_commit
 from invoices.exceptions import (
     ApplicationAlreadyIssued,
+    ApplicationNotCancellable,
+    ApplicationNotPending,
     DuplicateInvoiceNumber,
     InsufficientInvoiceableAmount,
     InvalidInvoiceApplication,
@@ -46,10 +48,11 @@ from invoices.models import (
     NotifyBy,
     Statement,
 )
-from invoices.rules import invoice_application_can_be_issued
+from invoices.rules import invoice_application_can_be_cancelled, invoice_application_can_be_issued
 from invoices.selectors import invoiceable_amount
 from invoices.tax import breakdown_from_total
 from invoices.taxpayer import validate_taxpayer_id
+from invoices.taxsystem.interface import get_tax_system
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ def invoice_application_create(
     save_profile_as: str = "",
     medium: str = InvoiceMedium.PAPER,
     email: str = "",
+    actor: Actor = Actor.system("invoices.services.invoice_application_create"),
 ) -> InvoiceApplication:
     """Apply for an invoice and debit the invoiceable amount (R10, R13).
 
@@ -221,6 +225,13 @@ def invoice_application_create(
         amount=-amount,
         application=application,
     )
+    audit_record(
+        actor=actor,
+        action="application.created",
+        obj=application,
+        customer_id=customer.pk,
+        params={"amount": amount, "medium": medium, "invoice_type": invoice_type},
+    )
     if save_profile_as:
         invoice_profile_save(
             customer_id=customer.pk,
@@ -237,6 +248,59 @@ def invoice_application_create(
         from invoices.tasks import invoice_issue_task
 
         enqueue_on_commit(invoice_issue_task, application.pk)
+    return application
+
+
+def invoice_application_issued_by_tax_system(application: InvoiceApplication) -> bool:
+    """Whether the configured tax system issues this application without people."""
+    return get_tax_system().issues_by_itself(application.medium)
+
+
+@transaction.atomic
+def invoice_application_cancel(
+    *, application_id: int, customer_id: int, actor: Actor
+) -> InvoiceApplication:
+    """The customer withdraws an application not issued yet: the amount it debited is credited
+    back, once (R10's ledger stays exact). Cancelling twice is a no-op. Another customer's
+    application is not found (``DoesNotExist``).
+
+    The customer row is locked first, as by every change to its invoiceable amount, then the
+    application; ``invoice_issue`` locks the application, so issuing and cancelling one are
+    serialised and exactly one of them wins.
+    """
+    _customer_lock(customer_id)
+    application = InvoiceApplication.objects.select_for_update().get(
+        pk=application_id, customer_id=customer_id
+    )
+    if application.state == ApplicationState.CANCELLED:
+        return application
+    if not invoice_application_can_be_cancelled(
+        application, issued_by_tax_system=invoice_application_issued_by_tax_system(application)
+    ):
+        if application.state == ApplicationState.PENDING:
+            raise ApplicationNotCancellable(
+                _(
+                    "This digital invoice is being issued by the tax system and cannot be "
+                    "cancelled: once it is issued, return it."
+                )
+            )
+        raise ApplicationNotCancellable()
+    application.state = ApplicationState.CANCELLED
+    application.cancelled_at = timezone.now()
+    application.save(update_fields=["state", "cancelled_at"])
+    LedgerEntry.objects.create(
+        customer_id=customer_id,
+        kind=LedgerKind.APPLICATION_CANCELLED,
+        amount=application.amount,
+        application=application,
+    )
+    audit_record(
+        actor=actor,
+        action="application.cancelled",
+        obj=application,
+        customer_id=customer_id,
+        params={"amount": application.amount},
+    )
     return application
 
 
@@ -291,6 +355,8 @@ def invoice_issue(
     """
     application = InvoiceApplication.objects.select_for_update().get(pk=application_id)
     if not invoice_application_can_be_issued(application):
+        if application.state == ApplicationState.CANCELLED:
+            raise ApplicationNotPending()
         raise ApplicationAlreadyIssued()
     code, number = code.strip(), number.strip()
     digital = application.medium == InvoiceMedium.DIGITAL

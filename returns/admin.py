@@ -28,13 +28,14 @@ from invoices.admin import CustomerAdmin
 from invoices.models import Customer, TaxRequest, TaxRequestState
 from invoices.rules import tax_request_is_overdue, tax_request_outcome_can_be_corrected
 from invoices.tax import rate_as_printed
-from returns import admin_views
+from returns import admin_postroom, admin_views
 from returns.backoffice_selectors import RETURN_COLUMNS, return_export_rows
 from returns.models import (
     OPEN_STATES,
     MailReceipt,
     RedLetterForm,
     RejectionReason,
+    ReturnEnvelope,
     ReturnEvent,
     ReturnRequest,
 )
@@ -110,6 +111,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
     export_columns = RETURN_COLUMNS
     export_name = "returns"
     readonly_fields = (
+        "reference",
         "invoice",
         "kind",
         "state",
@@ -292,8 +294,33 @@ class MailReceiptAdmin(ReadOnlyAdmin):
         return [
             path(
                 "log/",
-                self.admin_site.admin_view(lambda r: admin_views.mail_receipt_log_view(self, r)),
+                self.admin_site.admin_view(lambda r: admin_postroom.mail_receipt_log_view(self, r)),
                 name="returns_mailreceipt_log",
+            ),
+            path(
+                "unmatched/",
+                self.admin_site.admin_view(
+                    lambda r: admin_postroom.mail_receipt_unmatched_view(self, r)
+                ),
+                name="returns_mailreceipt_unmatched",
+            ),
+            path(
+                "unmatched/<int:receipt_id>/match/",
+                self.admin_site.admin_view(
+                    lambda r, receipt_id: admin_postroom.mail_receipt_match_view(
+                        self, r, receipt_id
+                    )
+                ),
+                name="returns_mailreceipt_match",
+            ),
+            path(
+                "unmatched/<int:receipt_id>/send-back/",
+                self.admin_site.admin_view(
+                    lambda r, receipt_id: admin_postroom.mail_receipt_send_back_view(
+                        self, r, receipt_id
+                    )
+                ),
+                name="returns_mailreceipt_send_back",
             ),
             *super().get_urls(),
         ]
@@ -377,6 +404,23 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     @admin.display(description=_("why"))
     def why(self, event: ReturnEvent) -> str:
         return event.text  # in the staff user's language
+
+
+class EnvelopeReturnInline(ReadOnlyInline):
+    model = ReturnRequest
+    fields = readonly_fields = ("invoice", "state", "created_at")
+    show_change_link = True
+
+
+@admin.register(ReturnEnvelope)
+class ReturnEnvelopeAdmin(ReadOnlyAdmin):
+    """Several paper invoices a customer mailed back in one envelope; each has its return."""
+
+    list_display = ["id", "customer", "courier", "tracking_number", "created_at"]
+    search_fields = ["tracking_number", "customer__name", "customer__taxpayer_id"]
+    list_select_related = ["customer"]
+    date_hierarchy = "created_at"
+    inlines = [EnvelopeReturnInline]
 
 
 def _return_id(tax_request: TaxRequest) -> int | None:

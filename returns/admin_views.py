@@ -1,4 +1,5 @@
-"""Back-office pages beyond the model lists: logging received paper, reviewing a red-letter form
+"""Back-office pages beyond the model lists (the post room's are in ``admin_postroom``): the
+words for logged paper, reviewing a red-letter form
 and streaming its scan, recording the tax system's outcome of a request (and, for a digital
 invoice, its red-letter confirmation form and the buyer's decision). Thin: they check
 permissions, parse a form, call a service and say what happened. Reached through the model
@@ -42,7 +43,6 @@ from returns.forms_admin import (
     BuyerDecisionForm,
     ConfirmationFormEntryForm,
     FormReviewForm,
-    MailReceiptLogForm,
     TaxOutcomeCorrectionForm,
     TaxOutcomeForm,
 )
@@ -51,7 +51,6 @@ from returns.rules import red_letter_form_can_be_reviewed
 from returns.services import (
     MailReceiptOutcome,
     MailReceiptResult,
-    mail_receipt_log,
     red_letter_form_review,
     return_request_await_buyer,
     return_request_buyer_declined,
@@ -79,8 +78,9 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
         }
     if result.outcome == MailReceiptOutcome.UNMATCHED or rr is None:  # only unmatched has none
         return messages.INFO, _(
-            "Invoice %(invoice)s logged unmatched: the customer has not submitted a return "
-            "online yet. It is matched automatically when they do."
+            "Invoice %(invoice)s logged unmatched: no open return waits for this paper. It "
+            "waits in “Unmatched paper”, and is matched automatically if the customer submits a "
+            "return."
         ) % {"invoice": result.receipt.invoice}
     if rr.state == ReturnState.REJECTED:
         return messages.WARNING, _(
@@ -95,44 +95,6 @@ def mail_receipt_outcome_message(result: MailReceiptResult) -> tuple[int, str]:
     return messages.SUCCESS, _(
         "Matched to return #%(id)s: the paper is complete and the return is now being processed."
     ) % {"id": rr.pk}
-
-
-def mail_receipt_log_view(model_admin: ModelAdmin, request: StaffRequest) -> HttpResponse:
-    if not request.user.has_perm("returns.log_mailreceipt"):
-        raise PermissionDenied
-    form = MailReceiptLogForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        code, number = form.cleaned_data["code_and_number"]
-        data = form.cleaned_data
-        try:
-            result = mail_receipt_log(
-                invoice_code=code,
-                invoice_number=number,
-                actor=Actor.staff(request.user),
-                received_at=data["received_at"],
-                courier=data["courier"],
-                tracking_number=data["tracking_number"],
-                invoice_form_present=data["invoice_form_present"],
-                deduction_form_present=data["deduction_form_present"],
-                undamaged=data["undamaged"],
-                notes=data["notes"],
-            )
-        except DomainError as exc:
-            # Nothing saved: the entry stays in the field for correction.
-            form.add_error("code_and_number", str(exc))
-        else:
-            if result.outcome != MailReceiptOutcome.DUPLICATE:
-                model_admin.log_addition(request, result.receipt, [{"added": {}}])
-            level, text = mail_receipt_outcome_message(result)
-            model_admin.message_user(request, text, level)
-            return redirect("admin:returns_mailreceipt_log")
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": _("Log received paper invoice"),
-        "form": form,
-        "opts": model_admin.model._meta,
-    }
-    return TemplateResponse(request, "admin/returns/mailreceipt/log.html", context)
 
 
 def red_letter_form_review_view(

@@ -40,6 +40,7 @@ from returns.models import (
     ReturnRequest,
     ReturnState,
 )
+from returns.references import reference_parse
 
 SEARCH_LIMIT = 50  # rows per kind of result; the lists behind the links hold the rest
 PAGE_LIMIT = 200  # rows per section of the customer page
@@ -76,7 +77,7 @@ def search_normalise(query: str) -> str:
 def back_office_search(*, query: str) -> SearchResults:
     """Customers, invoices and returns matching ``query``, by its shape:
 
-    - ``#123``: return 123; digits alone: also a return id;
+    - ``#123``: return 123; digits alone: also a return id; a return slip's reference;
     - 8 digits: a paper invoice number; 20 digits: a digital invoice number, or a 12-digit
       code + 8-digit number as a scanner reads it; a code and a number separated by a space;
     - a taxpayer ID (15, 18 or 20 characters, or its beginning), a courier tracking number
@@ -95,8 +96,12 @@ def back_office_search(*, query: str) -> SearchResults:
     tracking = ""
 
     ref = _RETURN_REF.fullmatch(q)
+    slip = reference_parse(q)
     if ref:
         return_ids.add(int(ref.group(1)))
+    elif slip is not None:
+        # A return slip's reference (R261130-7KM4QXG), typed or scanned: its unique index.
+        return_ids.update(ReturnRequest.objects.filter(reference=slip).values_list("pk", flat=True))
     elif _DIGITS.fullmatch(q):
         if len(q) <= 18:
             return_ids.add(int(q))

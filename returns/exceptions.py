@@ -13,6 +13,24 @@ class ReturnAlreadyOpen(DomainError):
     default_message = _("This invoice already has a return in progress.")
 
 
+class ReturnReferenceTaken(DomainError):
+    default_message = _("Something went wrong while saving your return: please submit it again.")
+
+
+class ReturnNotAwaitingPaper(DomainError):
+    default_message = _("This return is not waiting for paper.")
+
+
+class MailReceiptAlreadyHandled(DomainError):
+    default_message = _("This paper is no longer in the unmatched paper queue.")
+
+
+class InvalidScan(DomainError):
+    default_message = _(
+        "This scan is not a return slip, an invoice code and number or an invoice QR code."
+    )
+
+
 class InvalidReturnReason(DomainError):
     default_message = _("Please give a reason of 1 to 500 characters.")
 

@@ -4,6 +4,8 @@ Domain errors raised by a service are put back on the form (``add_domain_error``
 re-renders with everything the customer entered and the message next to the right field.
 """
 
+from typing import cast
+
 from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
@@ -11,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from core.exceptions import DomainError
 from invoices.models import InvoiceMedium, InvoiceType, NotifyBy, ReversalReason
 from invoices.services import money
+from invoices.tax import money_as_written
 from invoices.taxpayer import validate_taxpayer_id
 from invoices.taxsystem.services import is_form_number
 from returns.models import ReturnProblem
@@ -243,6 +246,60 @@ MEDIUM_CHOICES = [
 MAILING_FIELDS = ("mailing_recipient", "mailing_phone", "mailing_address", "mailing_postal_code")
 
 
+class ReturnEnvelopeForm(PortalForm):
+    """Several paper invoices returned in one envelope: which, why, how it was sent."""
+
+    invoices = forms.TypedMultipleChoiceField(
+        label=_("Invoices in the envelope"),
+        coerce=int,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": _("Choose the invoices you are mailing back."),
+            "invalid_choice": _(
+                "An invoice you chose cannot be returned in an envelope (it may have just been "
+                "returned): check the list."
+            ),
+        },
+    )
+    problem = RefundForm.declared_fields["problem"]
+    reason_code = RefundForm.declared_fields["reason_code"]
+    reason = RefundForm.declared_fields["reason"]
+    none_certified = forms.BooleanField(
+        label=_("The buyer certified none of the VAT special invoices I chose"),
+        required=False,
+        help_text=_(
+            "A certified special invoice is not mailed: return it on its own with Refund and the "
+            "buyer's red-letter information form."
+        ),
+    )
+    courier = RefundForm.declared_fields["courier"]
+    tracking_number = RefundForm.declared_fields["tracking_number"]
+
+    def __init__(self, *args, invoices: list, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.TypedMultipleChoiceField, self.fields["invoices"])
+        field.choices = [
+            (
+                invoice.pk,
+                f"{invoice.number} · {invoice.issued_at:%Y-%m-%d} · "
+                f"{invoice.get_invoice_type_display()} · {money_as_written(invoice.total)}",
+            )
+            for invoice in invoices
+        ]
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "invoice_ids": data["invoices"],
+            "problem": data["problem"],
+            "reason_code": data["reason_code"],
+            "reason": data["reason"],
+            "none_certified": data["none_certified"],
+            "courier": data.get("courier", ""),
+            "tracking_number": data.get("tracking_number", ""),
+        }
+
+
 class ApplyForm(PortalForm):
     medium = forms.ChoiceField(
         label=_("Digital or paper"),
@@ -290,6 +347,18 @@ class ApplyForm(PortalForm):
         "InsufficientInvoiceableAmount": "amount",
         "InvalidTaxpayerId": "taxpayer_id",
     }
+
+    def mark_wrong(self, fields: tuple[str, ...], *, invoice_number: str) -> None:
+        """Mark the fields the customer said were wrong on a returned invoice: a class the
+        stylesheet shows and a hint the field's description carries (not an error: the
+        customer has not typed anything yet)."""
+        for name in fields:
+            field = self.fields[name]
+            css = field.widget.attrs.get("class", "")
+            field.widget.attrs["class"] = f"{css} marked-wrong".strip()
+            field.help_text = _("You said this was wrong on invoice %(number)s: check it.") % {
+                "number": invoice_number
+            }
 
     def clean_medium(self) -> str:
         return self.cleaned_data["medium"] or InvoiceMedium.PAPER

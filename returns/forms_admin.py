@@ -1,22 +1,62 @@
 """Forms of the finance back office (admin pages). They parse input; services do the work."""
 
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from invoices.forms_admin import CodeAndNumberField
+from core.exceptions import DomainError
 from invoices.models import BuyerDecision, InvoiceMedium, TaxOperation, TaxRequest
 from invoices.tax import TaxBreakdown
 from invoices.taxsystem.interface import RedLetterIssued, TaxResult, TaxSubmission
+from returns.scans import Scan, scan_parse
+
+
+class ScanField(forms.CharField):
+    """The post room's scan field: a return slip's reference, an invoice code and number, or
+    the QR code printed on the paper invoice, as a scanner types it (``returns.scans``).
+    Cleans to a ``Scan``, or None when empty (an envelope already holding invoices is saved
+    with the field empty)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("label", _("Invoice code and number"))
+        kwargs.setdefault("max_length", 200)
+        kwargs.setdefault("required", False)
+        kwargs.setdefault(
+            "help_text",
+            _(
+                "Scan the return slip or the QR code on the invoice, or type the code (10 or 12 "
+                "digits) and number (8 digits). Enter moves on to the parts."
+            ),
+        )
+        kwargs.setdefault(
+            "widget",
+            forms.TextInput(
+                attrs={"autofocus": True, "autocomplete": "off", "size": 50, "spellcheck": "false"}
+            ),
+        )
+        super().__init__(**kwargs)
+
+    def clean(self, value) -> Scan | None:
+        text = super().clean(value)
+        if not text:
+            return None
+        try:
+            return scan_parse(text)
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc), code="invalid") from exc
 
 
 class MailReceiptLogForm(forms.Form):
-    """In keyboard order: scan (the scanner's Enter moves on to the checkboxes, see the
-    template), tick the parts that are there, then the courier; Enter there saves."""
+    """One envelope, in keyboard order: scan (the scanner's Enter moves on to the parts, see
+    the template), tick the parts that are there, then the courier; Enter there saves. To put
+    another invoice in the same envelope, Enter on a part (or "Add another invoice to this
+    envelope") keeps this one in the envelope and empties the scan field for the next one;
+    the envelope's invoices travel with the form (``envelope``), re-read on every post."""
 
-    code_and_number = CodeAndNumberField()
+    code_and_number = ScanField()
     invoice_form_present = forms.BooleanField(label=_("Invoice form present"), required=False)
     deduction_form_present = forms.BooleanField(
         label=_("Deduction form present"),
@@ -33,6 +73,49 @@ class MailReceiptLogForm(forms.Form):
     )
     notes = forms.CharField(
         label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60})
+    )
+
+    ENVELOPE_FIELDS = ("courier", "tracking_number", "received_at", "notes")
+
+
+@dataclass(frozen=True)
+class EnvelopeLine:
+    """An invoice already in the envelope being logged: the scan as typed, and its parts."""
+
+    text: str
+    invoice_form_present: bool
+    deduction_form_present: bool
+    undamaged: bool
+
+    @property
+    def posted(self) -> str:
+        """The hidden field's value: three flags, a bar, the scan."""
+        flags = (self.invoice_form_present, self.deduction_form_present, self.undamaged)
+        return "".join("1" if flag else "0" for flag in flags) + "|" + self.text
+
+
+def envelope_lines(values: list[str]) -> list[EnvelopeLine]:
+    """The envelope's lines as posted (``EnvelopeLine.posted``); anything else is dropped."""
+    lines = []
+    for value in values[:50]:
+        flags, _bar, text = value.partition("|")
+        if len(flags) == 3 and set(flags) <= {"0", "1"} and text.strip():
+            lines.append(EnvelopeLine(text.strip()[:200], *(flag == "1" for flag in flags)))
+    return lines
+
+
+class SendBackForm(forms.Form):
+    """Unmatched paper mailed back to the customer: the courier and its tracking number."""
+
+    courier = forms.CharField(label=_("Courier"), max_length=64, required=False)
+    tracking_number = forms.CharField(
+        label=_("Tracking number"),
+        max_length=64,
+        error_messages={
+            "required": _(
+                "Enter the courier's tracking number of the envelope sent back to the customer."
+            )
+        },
     )
 
 

@@ -60,6 +60,7 @@ VALUES: dict[str, str] = {
     "voided": InvoiceState.VOIDED,
     "reversed": InvoiceState.REVERSED,
     "app_issued": ApplicationState.ISSUED,
+    "cancelled": ApplicationState.CANCELLED,
     "returned": LedgerKind.INVOICE_RETURNED,
     "done": TaxRequestState.DONE,
     "void": TaxOperation.VOID,
@@ -102,9 +103,10 @@ def _rows(sql: str) -> Sequence[tuple[Any, ...]]:
 
 
 def check_ledger_balances() -> dict[str, list[str]]:
-    """Each customer's ledger equals what its statements, applications and returns say, and
-    (R10) its running invoiceable amount never dipped below zero. One ordered pass over the
-    ledger gives both: the running balance's minimum and its last value, the balance."""
+    """Each customer's ledger equals what its statements, applications (not the cancelled
+    ones: their debit was credited back) and returns say, and (R10) its running invoiceable
+    amount never dipped below zero. One ordered pass over the ledger gives both: the running
+    balance's minimum and its last value, the balance."""
     rows = _rows(
         """
         WITH ledger AS (
@@ -125,6 +127,7 @@ def check_ledger_balances() -> dict[str, list[str]]:
                        WHERE settled_at IS NOT NULL GROUP BY customer_id) AS s
                 ON s.customer_id = c.id
             LEFT JOIN (SELECT customer_id, SUM(amount) AS total FROM {application}
+                       WHERE state <> %(cancelled)s
                        GROUP BY customer_id) AS a ON a.customer_id = c.id
             LEFT JOIN (SELECT customer_id, SUM(total) AS total FROM {invoice}
                        WHERE state IN (%(voided)s, %(reversed)s)

@@ -118,6 +118,10 @@ ACTIONS: dict[str, tuple[Any, bool]] = {
         gettext_lazy("Red-letter information form %(form_number)s rejected: %(reason)s"),
         True,
     ),
+    "return.envelope_submitted": (
+        gettext_lazy("%(count)s paper invoices returned in one envelope (%(tracking_number)s)"),
+        True,
+    ),
     "paper.logged": (_paper_logged, False),
     "paper.matched": (gettext_lazy("Paper invoice %(number)s matched to return %(return)s"), False),
     "paper.sent_back": (

@@ -11,6 +11,7 @@ from core.audit.actor import ActorKind
 from core.audit.messages import message_render
 from invoices.models import (
     DIGITAL_FORM_REGEX,
+    Customer,
     Invoice,
     InvoiceMedium,
     ReturnOutcome,
@@ -18,6 +19,7 @@ from invoices.models import (
     TaxRequest,
     private_storage,
 )
+from returns.references import REFERENCE_REGEX, reference_new_now
 
 
 class ReturnState(models.TextChoices):
@@ -86,6 +88,21 @@ class MailReceipt(models.Model):
     undamaged = models.BooleanField(_("undamaged"))
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    # Paper that matched no open return, mailed back to the customer: it leaves the unmatched
+    # paper queue and is never matched again.
+    sent_back_at = models.DateTimeField(_("sent back at"), null=True, blank=True)
+    sent_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("sent back by"),
+    )
+    sent_back_courier = models.CharField(_("sent back with courier"), max_length=64, blank=True)
+    sent_back_tracking_number = models.CharField(
+        _("sent back with tracking number"), max_length=64, blank=True
+    )
 
     class Meta:
         verbose_name = _("mail receipt")
@@ -99,6 +116,26 @@ class MailReceipt(models.Model):
                 name="mail_receipt_tracking_idx",
                 opclasses=["varchar_pattern_ops"],
                 condition=~Q(tracking_number=""),
+            ),
+            # The unmatched paper queue: what is still held, oldest first.
+            models.Index(
+                fields=["received_at", "id"],
+                name="mail_receipt_held_idx",
+                condition=Q(sent_back_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            # Sent back: when, by whom and the courier's tracking number, all or nothing.
+            models.CheckConstraint(
+                condition=Q(
+                    sent_back_at__isnull=True,
+                    sent_back_by__isnull=True,
+                    sent_back_courier="",
+                    sent_back_tracking_number="",
+                )
+                | Q(sent_back_at__isnull=False, sent_back_by__isnull=False)
+                & ~Q(sent_back_tracking_number=""),
+                name="mail_receipt_sent_back_complete",
             )
         ]
 
@@ -138,7 +175,31 @@ class RejectionReason(models.Model):
         return self.text_zh if language.lower().startswith("zh") else self.text_en
 
 
+class ReturnEnvelope(models.Model):
+    """Several paper invoices a customer returns at once, mailed in one envelope: one return
+    each (every rule holds per invoice), one reason, one courier and tracking number."""
+
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", verbose_name=_("customer")
+    )
+    courier = models.CharField(_("courier"), max_length=64, blank=True)
+    tracking_number = models.CharField(_("tracking number"), max_length=64, blank=True)
+    created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("return envelope")
+        verbose_name_plural = _("return envelopes")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return str(_("Envelope #%(id)s") % {"id": self.pk})
+
+
 class ReturnRequest(models.Model):
+    # What the customer's return slip prints and the post room scans (``returns.references``).
+    reference = models.CharField(
+        _("reference"), max_length=16, unique=True, default=reference_new_now, editable=False
+    )
     invoice = models.ForeignKey(
         Invoice, on_delete=models.PROTECT, related_name="return_requests", verbose_name=_("invoice")
     )
@@ -222,6 +283,15 @@ class ReturnRequest(models.Model):
         related_name="+",
         verbose_name=_("submitted by"),
     )
+    envelope = models.ForeignKey(
+        ReturnEnvelope,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="returns",
+        verbose_name=_("envelope"),
+        help_text=_("Set when the customer returned several paper invoices in one envelope."),
+    )
     created_at = models.DateTimeField(_("submitted at"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, verbose_name=_("updated at"))
 
@@ -256,6 +326,9 @@ class ReturnRequest(models.Model):
                 name="return_one_open_per_mail_receipt",
             ),
             models.CheckConstraint(condition=~Q(reason=""), name="return_reason_not_empty"),
+            models.CheckConstraint(
+                condition=Q(reference__regex=REFERENCE_REGEX), name="return_reference_format"
+            ),
             models.CheckConstraint(
                 condition=Q(state=ReturnState.COMPLETED, outcome__in=["voided", "reversed"])
                 | (~Q(state=ReturnState.COMPLETED) & Q(outcome="")),
@@ -293,6 +366,12 @@ class ReturnRequest(models.Model):
                 | Q(medium=InvoiceMedium.PAPER, buyer_booked=False, buyer_form_number="")
                 & ~Q(state=ReturnState.AWAITING_BUYER),
                 name="return_medium_fields",
+            ),
+            # Only paper that is mailed goes in an envelope: not a digital invoice, not a
+            # certified special one (the buyer's form stands in for its paper).
+            models.CheckConstraint(
+                condition=Q(envelope__isnull=True) | Q(medium=InvoiceMedium.PAPER, certified=False),
+                name="return_envelope_holds_mailed_paper",
             ),
         ]
 

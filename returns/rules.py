@@ -9,7 +9,24 @@ red-letter form) takes it as an argument: the caller fetches it.
 from django.utils.translation import gettext as _
 
 from invoices.models import Invoice, InvoiceMedium
-from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
+from returns.models import (
+    FormReviewState,
+    MailReceipt,
+    RedLetterForm,
+    ReturnProblem,
+    ReturnRequest,
+    ReturnState,
+)
+
+# The Apply page's fields each "what was wrong" answer of the Refund dialog points at.
+PROBLEM_FIELDS: dict[str, tuple[str, ...]] = {
+    ReturnProblem.TITLE: ("title",),
+    ReturnProblem.TYPE: ("invoice_type",),
+    ReturnProblem.TAXPAYER_ID: ("taxpayer_id",),
+    ReturnProblem.ADDRESS: ("registered_address", "registered_phone", "bank_name", "bank_account"),
+    ReturnProblem.AMOUNT: ("amount",),
+    ReturnProblem.OTHER: (),
+}
 
 # Before processing: the paper and the buyer's form may still change, finance may still reject.
 BEFORE_PROCESSING = (ReturnState.SUBMITTED, ReturnState.RECEIVED)
@@ -74,6 +91,22 @@ def return_paper_is_awaited(rr: ReturnRequest) -> bool:
         and not return_needs_red_letter_form(rr)
         and not return_is_digital(rr)
     )
+
+
+def return_slip_is_offered(rr: ReturnRequest) -> bool:
+    """The customer prints a return slip for the envelope while its paper is awaited (R4):
+    never for a digital invoice (nothing is mailed) nor a certified special invoice (the
+    buyer's form stands in for the paper)."""
+    return return_paper_is_awaited(rr)
+
+
+def paper_parts_to_mail(invoice: Invoice) -> list[str]:
+    """R5: what goes in the envelope: the invoice form, and a special invoice's deduction form
+    too (a complete return, as finance checks it on arrival)."""
+    parts = [str(_("The invoice form (发票联)"))]
+    if invoice.is_special:
+        parts.append(str(_("The deduction form (抵扣联)")))
+    return parts
 
 
 def return_is_before_processing(rr: ReturnRequest) -> bool:
@@ -149,3 +182,15 @@ def return_awaits_buyer(rr: ReturnRequest) -> bool:
 def return_outcome_can_be_corrected(rr: ReturnRequest) -> bool:
     """Only a completed return's recorded outcome can be corrected."""
     return rr.state == ReturnState.COMPLETED and rr.tax_request_id is not None
+
+
+def return_problem_fields(problem: str) -> tuple[str, ...]:
+    """The fields to check when applying again after a return for ``problem``: marked on the
+    pre-filled Apply page (none for "Other": the customer's reason says what)."""
+    return PROBLEM_FIELDS.get(problem, ())
+
+
+def return_allows_reapplying(rr: ReturnRequest) -> bool:
+    """A completed return's invoice is voided or reversed and its amount invoiceable again: the
+    customer may apply again, from the returned invoice's details."""
+    return rr.state == ReturnState.COMPLETED

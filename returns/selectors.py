@@ -29,20 +29,25 @@ from invoices.models import (
     BuyerDecision,
     Customer,
     Invoice,
+    InvoiceMedium,
     NotifyBy,
     RedLetterInvoice,
     TaxOperation,
     TaxRequest,
     TaxRequestState,
 )
+from invoices.qr import invoice_qr_disagreements
 from invoices.rules import (
     customer_notify_channels,
+    invoice_issued_by_provider,
+    invoice_return_refusal,
     tax_request_awaits_confirmation_form,
     tax_request_form_has_lapsed,
 )
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
+from returns.exceptions import InvalidScan, InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
     BLOCKING_STATES,
@@ -50,6 +55,7 @@ from returns.models import (
     FormReviewState,
     MailReceipt,
     RedLetterForm,
+    ReturnEnvelope,
     ReturnEvent,
     ReturnRequest,
     ReturnState,
@@ -60,6 +66,7 @@ from returns.rules import (
     return_is_digital,
     return_needs_red_letter_form,
 )
+from returns.scans import Scan, ScanKind
 
 
 def return_blocking_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
@@ -73,13 +80,13 @@ def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
     That is paper not held by another open or completed return, and either never matched at
     all (logged before the customer submitted) or complete (finance still holds good paper,
     e.g. after a return was rejected because of its red-letter form). Incomplete paper that
-    already caused a rejection is never matched again. Complete paper wins over incomplete
-    paper (a corrected envelope), then the newest.
+    already caused a rejection is never matched again, nor paper sent back to the customer.
+    Complete paper wins over incomplete paper (a corrected envelope), then the newest.
     """
     held = ReturnRequest.objects.filter(mail_receipt=OuterRef("pk"), state__in=BLOCKING_STATES)
     ever_matched = ReturnRequest.objects.filter(mail_receipt=OuterRef("pk"))
     candidates = (
-        MailReceipt.objects.filter(invoice_id=invoice_id)
+        MailReceipt.objects.filter(invoice_id=invoice_id, sent_back_at__isnull=True)
         .exclude(Exists(held))
         .annotate(ever_matched=Exists(ever_matched))
         .select_related("invoice")
@@ -89,6 +96,142 @@ def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
     # A stable sort: complete paper first, then the newest.
     complete_first = sorted(usable, key=lambda receipt: not paper_is_complete(receipt))
     return complete_first[0] if complete_first else None
+
+
+# --- The post room ----------------------------------------------------------------------------
+
+
+def _digital_not_mailed(invoice_number: str) -> InvoiceNotEligibleForReturn:
+    return InvoiceNotEligibleForReturn(
+        _(
+            "Invoice %(number)s is a digital invoice: digital invoices are not mailed, and their "
+            "returns are handled online only. Nothing to log."
+        )
+        % {"number": invoice_number}
+    )
+
+
+def invoice_for_scan(*, scan: Scan) -> Invoice:
+    """The invoice a scan stands for, when its paper can be logged: a return slip's return's
+    invoice, the invoice with that code and number, or the invoice in the QR code when the
+    code agrees with it (type, amount, issue date). Refused with a message otherwise: no such
+    invoice, a digital invoice (never mailed), another issuer's invoice, a disagreement."""
+    invoice: Invoice | None
+    if scan.kind == ScanKind.SLIP:
+        rr = (
+            ReturnRequest.objects.filter(reference=scan.reference)
+            .select_related("invoice__customer")
+            .first()
+        )
+        if rr is None:
+            raise UnknownInvoice(
+                _("No return has reference %(reference)s: check the slip.")
+                % {"reference": scan.reference}
+            )
+        invoice = rr.invoice
+    else:
+        if scan.qr is not None and not scan.qr.is_paper:
+            raise _digital_not_mailed(scan.qr.number)
+        invoice = (
+            Invoice.objects.filter(code=scan.code, number=scan.number)
+            .select_related("customer")
+            .first()
+        )
+        if invoice is None:
+            typed = "".join(scan.text.split())
+            if scan.kind == ScanKind.CODE_AND_NUMBER and len(typed) == 20:
+                # 20 digits also read as a 12-digit code and a number: a digital invoice's?
+                digital = Invoice.objects.filter(code="", number=typed).first()
+                if digital is not None:
+                    raise _digital_not_mailed(digital.number)
+            raise UnknownInvoice(
+                _("No invoice has code %(code)s and number %(number)s: check the entry.")
+                % {"code": scan.code, "number": scan.number}
+            )
+    if invoice.is_digital:
+        raise _digital_not_mailed(invoice.number)
+    if not invoice_issued_by_provider(invoice):
+        raise InvoiceNotEligibleForReturn(
+            _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
+        )
+    if scan.qr is not None:
+        problems = invoice_qr_disagreements(
+            scan.qr,
+            special=invoice.is_special,
+            amount=invoice.amount,
+            total=invoice.total,
+            issued_on=timezone.localtime(invoice.issued_at, business_tz()).date(),
+        )
+        if problems:
+            raise InvalidScan(
+                _(
+                    "The QR code does not agree with invoice %(invoice)s: %(problems)s. Nothing "
+                    "was logged: set the paper aside and check it."
+                )
+                % {"invoice": invoice, "problems": "; ".join(problems)}
+            )
+    return invoice
+
+
+def return_awaiting_paper_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
+    """The open return of this invoice that waits for its paper, if any (R4)."""
+    return (
+        ReturnRequest.objects.filter(
+            invoice_id=invoice_id,
+            state=ReturnState.SUBMITTED,
+            medium=InvoiceMedium.PAPER,
+            certified=False,
+        )
+        .order_by("-id")
+        .first()
+    )
+
+
+def mail_receipts_unmatched() -> QuerySet[MailReceipt]:
+    """The unmatched paper queue, oldest first: paper logged that no return took (never
+    applied for, cancelled, rejected, or not needed), not yet sent back to the customer. Each
+    row carries the open return of its invoice that still waits for paper, if any
+    (``awaiting_return_id``, ``awaiting_return_reference``): the one it can be matched to."""
+    taken = ReturnRequest.objects.filter(mail_receipt=OuterRef("pk"))
+    awaiting = ReturnRequest.objects.filter(
+        invoice_id=OuterRef("invoice_id"),
+        state=ReturnState.SUBMITTED,
+        medium=InvoiceMedium.PAPER,
+        certified=False,
+    ).order_by("-id")
+    return (
+        MailReceipt.objects.filter(sent_back_at__isnull=True)
+        .exclude(Exists(taken))
+        .annotate(
+            awaiting_return_id=Subquery(awaiting.values("pk")[:1]),
+            awaiting_return_reference=Subquery(awaiting.values("reference")[:1]),
+        )
+        .select_related("invoice__customer", "received_by")
+        .order_by("received_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class LoggedPaper:
+    receipt: MailReceipt
+    return_request: ReturnRequest | None  # the return that took it; None: unmatched
+
+
+def mail_receipts_logged_recently(*, receipt_ids: list[int]) -> list[LoggedPaper]:
+    """The receipts a clerk just logged (the post room's "Just logged"), newest first, each
+    with the return that took it, if any. Two queries."""
+    receipts = (
+        MailReceipt.objects.filter(pk__in=receipt_ids)
+        .select_related("invoice__customer")
+        .prefetch_related(
+            Prefetch("return_requests", queryset=ReturnRequest.objects.order_by("-id"))
+        )
+        .order_by("-id")
+    )
+    return [
+        LoggedPaper(receipt, next(iter(receipt.return_requests.all()), None))
+        for receipt in receipts
+    ]
 
 
 def red_letter_form_current(*, return_request_id: int) -> RedLetterForm | None:
@@ -209,6 +352,47 @@ def return_for_customer(*, customer: Customer, return_request_id: int) -> Return
             Prefetch("invoice__red_letter_invoices", queryset=current, to_attr="current_red")
         )
         .filter(pk=return_request_id)
+        .first()
+    )
+
+
+def invoices_to_return_by_mail(*, customer: Customer, limit: int = 200) -> list[Invoice]:
+    """The customer's paper invoices that can be returned now (R1, R2): what the "Return
+    several invoices" page offers to put in one envelope, newest first."""
+    from invoices.selectors import invoices_for_customer
+
+    blocking = ReturnRequest.objects.filter(invoice=OuterRef("pk"), state__in=BLOCKING_STATES)
+    invoices = (
+        invoices_for_customer(customer=customer)
+        .filter(medium=InvoiceMedium.PAPER)
+        .exclude(Exists(blocking))
+        .order_by("-issued_at", "-id")[:limit]
+    )
+    return [invoice for invoice in invoices if invoice_return_refusal(invoice) is None]
+
+
+def envelope_for_customer(*, customer: Customer, envelope_id: int) -> ReturnEnvelope | None:
+    """One of the customer's envelopes with its returns and their invoices, or None (R12)."""
+    return (
+        ReturnEnvelope.objects.filter(pk=envelope_id, customer=customer)
+        .prefetch_related(
+            Prefetch(
+                "returns",
+                queryset=ReturnRequest.objects.select_related("invoice").order_by("invoice_id"),
+            )
+        )
+        .first()
+    )
+
+
+def return_to_reapply_from(*, customer: Customer, invoice_id: int) -> ReturnRequest | None:
+    """The customer's latest return of this invoice (a completed one is always the latest: it
+    blocks any other), or None: another customer's invoice, or one never returned. The caller
+    asks ``return_allows_reapplying``."""
+    return (
+        ReturnRequest.objects.filter(invoice_id=invoice_id, invoice__customer=customer)
+        .select_related("invoice", "invoice__application")
+        .order_by("-id")
         .first()
     )
 

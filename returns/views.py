@@ -6,6 +6,7 @@ or form answers 404, exactly like one that does not exist (R12).
 
 from pathlib import Path
 
+import segno
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -13,14 +14,17 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from core.audit.actor import Actor
 from core.exceptions import DomainError
-from invoices.models import NotifyBy
+from invoices.models import ApplicationState, InvoiceApplication, InvoiceType, NotifyBy
 from invoices.rules import (
     customer_notify_channels,
+    invoice_application_can_be_cancelled,
     invoice_return_refusal,
     tax_request_awaits_confirmation_form,
 )
@@ -34,7 +38,9 @@ from invoices.selectors import (
 from invoices.services import (
     PROFILE_FIELDS,
     customer_notifications_update,
+    invoice_application_cancel,
     invoice_application_create,
+    invoice_application_issued_by_tax_system,
 )
 from invoices.tax import money_as_written
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
@@ -43,19 +49,26 @@ from returns.forms import (
     NotificationSettingsForm,
     RedLetterFormUploadForm,
     RefundForm,
+    ReturnEnvelopeForm,
     TrackingForm,
 )
 from returns.rules import (
+    paper_parts_to_mail,
     red_letter_form_can_be_replaced,
+    return_allows_reapplying,
     return_can_be_cancelled,
     return_is_digital,
     return_needs_red_letter_form,
     return_paper_is_awaited,
+    return_problem_fields,
+    return_slip_is_offered,
 )
 from returns.selectors import (
     INVOICE_STATUS_FILTERS,
+    envelope_for_customer,
     invoice_document_for_customer,
     invoices_for_management,
+    invoices_to_return_by_mail,
     red_letter_form_current,
     red_letter_forms_for_return,
     return_blocking_for_invoice,
@@ -66,9 +79,11 @@ from returns.selectors import (
     return_rejection_text,
     return_tax_outcome,
     return_timeline,
+    return_to_reapply_from,
 )
 from returns.services import (
     red_letter_form_upload,
+    return_envelope_submit,
     return_request_cancel,
     return_request_simulate_buyer,
     return_request_submit,
@@ -121,9 +136,64 @@ def invoice_management(request):
             ("reversed", _("Reversed")),
         ],
         "apply_url": reverse("billing:apply"),
-        "pending_applications": applications_pending_for_customer(customer=customer),
+        "pending_applications": _with_cancel_offer(
+            applications_pending_for_customer(customer=customer)
+        ),
     }
     return render(request, "billing/invoice_management.html", context)
+
+
+def _return_to_reapply_from(request, customer):
+    """The completed return whose invoice the Apply page starts from (``?reapply=<invoice>``);
+    404 for an invoice not returned, another customer's or a malformed id."""
+    invoice_id = request.GET.get("reapply", "")
+    if not invoice_id.isdigit():
+        raise Http404("No such invoice")
+    rr = return_to_reapply_from(customer=customer, invoice_id=int(invoice_id))
+    if rr is None or not return_allows_reapplying(rr) or rr.invoice.application is None:
+        raise Http404("No returned invoice to apply again from")
+    return rr
+
+
+def _with_cancel_offer(applications: list) -> list:
+    """Each pending application with ``can_cancel``: whether the row offers "Cancel application"."""
+    by_tax_system: dict[str, bool] = {}
+    for application in applications:
+        medium = application.medium
+        if medium not in by_tax_system:
+            by_tax_system[medium] = invoice_application_issued_by_tax_system(application)
+        application.can_cancel = invoice_application_can_be_cancelled(
+            application, issued_by_tax_system=by_tax_system[medium]
+        )
+    return applications
+
+
+@login_required
+@require_POST
+def application_cancel(request, pk: int):
+    """Cancel an application not issued yet (another customer's: 404); a second click says it
+    was already cancelled."""
+    customer = _customer(request)
+    application = get_object_or_404(InvoiceApplication, pk=pk, customer=customer)
+    if application.state == ApplicationState.CANCELLED:
+        messages.info(request, _("This application was already cancelled."))
+        return redirect("billing:invoices")
+    try:
+        invoice_application_cancel(
+            application_id=application.pk,
+            customer_id=customer.pk,
+            actor=Actor.customer(request.user, customer.pk),
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        amount = money_as_written(application.amount)
+        messages.success(
+            request,
+            _("Your application for %(amount)s was cancelled; %(amount)s is invoiceable again.")
+            % {"amount": amount},
+        )
+    return redirect("billing:invoices")
 
 
 def _refund_context(invoice, form) -> dict:
@@ -212,7 +282,9 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "awaits_confirmation_form": rr.tax_request is not None
         and tax_request_awaits_confirmation_form(rr.tax_request),
         "can_cancel": return_can_be_cancelled(rr),
+        "can_reapply": return_allows_reapplying(rr),
         "can_track": return_paper_is_awaited(rr),
+        "can_print_slip": return_slip_is_offered(rr),
         "outcome": return_tax_outcome(return_request=rr),
         "can_change_form": red_letter_form_can_be_replaced(rr, current_form),
         "tracking_form": tracking_form
@@ -221,6 +293,81 @@ def _render_detail(request, rr, *, tracking_form=None, upload_form=None, status:
         "mailing": settings.RETURN_MAILING_ADDRESS,
     }
     return render(request, "billing/return_detail.html", context, status=status)
+
+
+@login_required
+def returns_several(request):
+    """Several paper invoices returned at once, in one envelope: one return each."""
+    customer = _customer(request)
+    invoices = invoices_to_return_by_mail(customer=customer)
+    if request.method == "POST":
+        form = ReturnEnvelopeForm(request.POST, invoices=invoices)
+        if form.is_valid():
+            try:
+                envelope = return_envelope_submit(
+                    customer_id=customer.pk,
+                    actor=Actor.customer(request.user, customer.pk),
+                    **form.service_kwargs(),
+                )
+            except DomainError as exc:
+                form.add_domain_error(exc)
+            else:
+                count = envelope.returns.count()
+                messages.success(
+                    request,
+                    ngettext(
+                        "%(count)d invoice returned in one envelope.",
+                        "%(count)d invoices returned in one envelope.",
+                        count,
+                    )
+                    % {"count": count},
+                )
+                return redirect("billing:envelope_detail", pk=envelope.pk)
+        status = 400
+    else:
+        form = ReturnEnvelopeForm(invoices=invoices)
+        status = 200
+    context = {
+        "form": form,
+        "has_special": any(invoice.invoice_type == InvoiceType.SPECIAL for invoice in invoices),
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+    return render(request, "billing/return_several.html", context, status=status)
+
+
+@login_required
+def envelope_detail(request, pk: int):
+    """An envelope's returns, where to mail it and what goes in it (another customer's: 404)."""
+    envelope = envelope_for_customer(customer=_customer(request), envelope_id=pk)
+    if envelope is None:
+        raise Http404("No such envelope")
+    context = {"envelope": envelope, "mailing": settings.RETURN_MAILING_ADDRESS}
+    return render(request, "billing/envelope_detail.html", context)
+
+
+@login_required
+def return_slip(request, pk: int):
+    """The return slip the customer prints and puts in the envelope: the return's reference as
+    text and as a QR code (which the post room scans), what goes in the envelope (R5) and the
+    address. Only the owner's (R12), and only while its paper is awaited (R4)."""
+    rr = _own_return(request, pk)
+    if not return_slip_is_offered(rr):
+        raise Http404("No return slip for this return")
+    qr = segno.make_qr(rr.reference, error="m")
+    svg = qr.svg_inline(
+        scale=6,
+        border=2,
+        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
+    )
+    context = {
+        "rr": rr,
+        "invoice": rr.invoice,
+        "parts": paper_parts_to_mail(rr.invoice),
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+        # segno writes the SVG from the reference alone (letters, digits and a dash).
+        "qr_svg": mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)),  # noqa: S308
+    }
+    return render(request, "billing/return_slip.html", context)
 
 
 @login_required
@@ -360,6 +507,7 @@ def invoice_apply(request):
             try:
                 application = invoice_application_create(
                     customer_id=customer.pk,
+                    actor=Actor.customer(request.user, customer.pk),
                     save_profile_as=(
                         form.cleaned_data["profile_name"]
                         if form.cleaned_data["save_profile"]
@@ -379,15 +527,27 @@ def invoice_apply(request):
         status = 400
     else:
         initial = {}
+        reapply_from = None
         profile_id = request.GET.get("profile")
         if profile_id:
             profile = next((p for p in profiles if str(p.pk) == profile_id), None)
             if profile is None:
                 raise Http404("No such profile")
             initial = {key: getattr(profile, key) for key in PROFILE_FIELDS}
+        elif "reapply" in request.GET:
+            reapply_from = _return_to_reapply_from(request, customer)
+            application = reapply_from.invoice.application
+            initial = {key: getattr(application, key) for key in PROFILE_FIELDS}
+            initial["amount"] = f"{reapply_from.invoice.total:.2f}"
         form = ApplyForm(initial=initial)
+        if reapply_from is not None:
+            form.mark_wrong(
+                return_problem_fields(reapply_from.problem),
+                invoice_number=reapply_from.invoice.number,
+            )
         status = 200
     context = {
+        "reapply_from": reapply_from if request.method != "POST" else None,
         "form": form,
         "profiles": profiles,
         "selected_profile": request.GET.get("profile", ""),

@@ -26,6 +26,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _default_language():
+    """Every test starts in the default language: a request through the test client leaves
+    its language (LocaleMiddleware) active in the thread, and the next test in the same
+    process would otherwise read Chinese messages where it expects English."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _private_media(settings, tmp_path, monkeypatch):
     """Uploaded files go to a per-test folder, never into the work tree.
 

@@ -209,7 +209,7 @@ def test_r5_incomplete_paper_rejects_the_return_and_says_why(finance_client, spe
 def test_r4_paper_before_the_online_return_is_logged_unmatched(finance_client, invoice):
     response = receipt_post(finance_client, f"{invoice.code} {invoice.number}")
     assert (
-        "logged unmatched: the customer has not submitted a return online yet"
+        "logged unmatched: no open return waits for this paper. It waits in “Unmatched paper”"
         in (messages_of(response)[0])
     )
     receipt = MailReceipt.objects.get()
@@ -243,7 +243,10 @@ def test_an_unknown_invoice_number_saves_nothing_and_keeps_the_entry(finance_cli
 
 def test_a_malformed_entry_is_refused_by_the_form(finance_client):
     response = receipt_post(finance_client, "12345")
-    assert "Enter the invoice code (10 or 12 digits)" in response.content.decode()
+    # The field takes a return slip, an invoice's QR code or a code and number: it names all.
+    page = response.content.decode()
+    assert "12345 is not a return slip" in page
+    assert "or an invoice code (10 or 12 digits) and number (8 digits)" in page
     assert MailReceipt.objects.count() == 0
 
 
@@ -444,9 +447,11 @@ def _returns(count: int) -> None:
 
 
 def _copy(row, **changes):
-    """An unsaved copy of a row, with its own primary key to come."""
+    """An unsaved copy of a row, with its own primary key (and unique values) to come."""
     fields = {
-        f.attname: getattr(row, f.attname) for f in row._meta.concrete_fields if not f.primary_key
+        f.attname: getattr(row, f.attname)
+        for f in row._meta.concrete_fields
+        if not f.primary_key and not f.unique
     }
     for name in changes:
         fields.pop(row._meta.get_field(name).attname, None)

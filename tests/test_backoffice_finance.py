@@ -579,6 +579,6 @@ def test_the_overview_shows_money_awaiting_and_restored_by_outcome_and_kind(
     assert kinds["Digital invoice (VAT special invoice)"] == Decimal("106.00")
     assert kinds["Paper VAT ordinary invoice"] == Decimal("318.00")
     page = finance_client.get("/admin/").content.decode()
-    assert 'id="money-awaiting">212.00<' in page
-    assert 'id="money-restored">424.00<' in page
+    assert 'id="money-awaiting">¥212.00<' in page
+    assert 'id="money-restored">¥424.00<' in page
     assert awaiting.state == ReturnState.SUBMITTED

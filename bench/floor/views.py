@@ -1,9 +1,26 @@
 """The refund's transaction in raw SQL: lock the customer's invoice, insert the return and its
 event (the rows the app writes for a paper return), answer with the redirect the app answers."""
 
+import secrets
+
 from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseNotFound, HttpResponseRedirect
 from django.utils import timezone
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def _reference(now) -> str:
+    """A return reference as the app draws one (``returns.references``; the floor imports no
+    app): R, the Beijing date, six random characters and a Luhn mod 32 check character."""
+    from zoneinfo import ZoneInfo
+
+    from stdnum import luhn
+
+    body = f"{now.astimezone(ZoneInfo('Asia/Shanghai')):%y%m%d}" + "".join(
+        secrets.choice(_ALPHABET) for _ in range(6)
+    )
+    return f"R{body[:6]}-{body[6:]}{luhn.calc_check_digit(body, alphabet=_ALPHABET)}"
 
 
 def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
@@ -26,10 +43,10 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
             "INSERT INTO returns_returnrequest (state, problem, reason, certified, courier, "
             "tracking_number, outcome, rejection_reason, error, created_at, updated_at, "
             "invoice_id, submitted_by_id, reason_code, buyer_booked, buyer_form_number, medium, "
-            "rejection_note) "
+            "rejection_note, reference) "
             "VALUES ('submitted', 'other', %s, false, '', '', '', '', '', %s, %s, %s, %s, "
-            "'issuing_error', false, '', %s, '') RETURNING id",
-            [reason, now, now, invoice_id, user_id, medium],
+            "'issuing_error', false, '', %s, '', %s) RETURNING id",
+            [reason, now, now, invoice_id, user_id, medium, _reference(now)],
         )
         (return_id,) = cursor.fetchone()
         cursor.execute(

@@ -182,6 +182,11 @@ class TaxSystemBackend(ABC):
     def query(self, serial: str) -> TaxResult:
         """The result of the submission with this serial."""
 
+    def issues_by_itself(self, medium: str) -> bool:
+        """Whether ``issue`` issues invoices of ``medium`` without people (then an application
+        is with the tax system from the moment it is made, and cannot be cancelled)."""
+        return False
+
     def issue(self, submission: IssueSubmission) -> IssueResult:
         """Issue an invoice; the same serial twice issues once. PENDING when people issue it
         in the tax system and record it by hand."""

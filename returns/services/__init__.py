@@ -1,7 +1,10 @@
 """Every write of the return workflow (R1-R9, R11), one module per concern:
 
 - ``submission``: the customer submits, cancels, says how the paper was sent; finance rejects.
-- ``paper``: finance logs received paper (mail receipts) and it is matched to its return.
+- ``envelope``: several paper invoices a customer returns at once, one return each, in one
+  envelope.
+- ``paper``: finance logs received paper (mail receipts, one envelope at a time) and it is
+  matched to its return; unmatched paper is matched by hand or sent back to the customer.
 - ``red_letter_forms``: the buyer's red-letter information form, uploaded and reviewed.
 - ``processing``: the request to the tax system, its outcome recorded or corrected, failures,
   retries.
@@ -19,8 +22,17 @@ Import the public names from here: ``from returns.services import return_request
 """
 
 from returns.services._common import Actor, return_event_record
+from returns.services.envelope import return_envelope_submit
 from returns.services.overdue import return_request_chase_paper, returns_chase_paper
-from returns.services.paper import MailReceiptOutcome, MailReceiptResult, mail_receipt_log
+from returns.services.paper import (
+    EnvelopeItem,
+    MailReceiptOutcome,
+    MailReceiptResult,
+    mail_envelope_log,
+    mail_receipt_log,
+    mail_receipt_match,
+    mail_receipt_send_back,
+)
 from returns.services.processing import (
     return_request_await_buyer,
     return_request_buyer_declined,
@@ -45,11 +57,16 @@ from returns.services.sweeper import returns_repoll_tax, returns_requeue_stuck
 
 __all__ = [
     "Actor",
+    "EnvelopeItem",
     "MailReceiptOutcome",
     "MailReceiptResult",
+    "mail_envelope_log",
     "mail_receipt_log",
+    "mail_receipt_match",
+    "mail_receipt_send_back",
     "red_letter_form_review",
     "red_letter_form_upload",
+    "return_envelope_submit",
     "return_event_record",
     "return_request_await_buyer",
     "return_request_buyer_declined",

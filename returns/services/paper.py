@@ -4,6 +4,7 @@ online return, and it is matched to the return exactly once.
 
 import datetime as dt
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -16,13 +17,21 @@ from invoices.models import Invoice
 from invoices.rules import invoice_issued_by_provider
 from invoices.workdays import business_tz
 from notifications.texts import in_each_language
-from returns.exceptions import InvoiceNotEligibleForReturn, UnknownInvoice
+from returns.audit import mail_receipt_matched_record, mail_receipt_sent_back_record
+from returns.exceptions import (
+    InvalidMailReceipt,
+    InvoiceNotEligibleForReturn,
+    MailReceiptAlreadyHandled,
+    ReturnNotAwaitingPaper,
+    UnknownInvoice,
+)
 from returns.messages import PAPER_PARTS
 from returns.models import MailReceipt, ReturnRequest, ReturnState
 from returns.rules import (
     paper_is_complete,
     paper_missing_part_keys,
     return_needs_red_letter_form,
+    return_paper_is_awaited,
 )
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
 from returns.services._common import _advance_if_ready, _notify, _reject, _transition
@@ -116,6 +125,78 @@ def mail_receipt_log(
             _("No invoice has code %(code)s and number %(number)s: check the entry.")
             % {"code": invoice_code, "number": invoice_number}
         )
+    return _log_locked(
+        invoice,
+        actor=actor,
+        parts=EnvelopeItem(invoice.pk, invoice_form_present, deduction_form_present, undamaged),
+        received_at=received_at or timezone.now(),
+        courier=courier,
+        tracking_number=tracking_number,
+        notes=notes,
+    )
+
+
+@dataclass(frozen=True)
+class EnvelopeItem:
+    """One invoice in an envelope, with the parts finance found of it (R5)."""
+
+    invoice_id: int
+    invoice_form_present: bool
+    deduction_form_present: bool
+    undamaged: bool
+
+
+@transaction.atomic
+def mail_envelope_log(
+    *,
+    items: Sequence[EnvelopeItem],
+    actor: Actor,
+    received_at: dt.datetime | None = None,
+    courier: str = "",
+    tracking_number: str = "",
+    notes: str = "",
+) -> list[MailReceiptResult]:
+    """One envelope holding one or more invoices: each is logged as ``mail_receipt_log`` logs
+    one (matched to its return, or waiting unmatched), with the envelope's courier, tracking
+    number and time. All or nothing: when one invoice is refused, nothing is saved. The
+    invoices are locked together, in primary-key order. Results in the order given."""
+    if not items:
+        raise InvalidMailReceipt(_("Scan at least one invoice for this envelope."))
+    ids = [item.invoice_id for item in items]
+    if len(set(ids)) != len(ids):
+        raise InvalidMailReceipt(_("The same invoice is twice in this envelope."))
+    invoices = {
+        invoice.pk: invoice
+        for invoice in Invoice.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    if len(invoices) != len(ids):
+        raise UnknownInvoice()
+    at = received_at or timezone.now()
+    return [
+        _log_locked(
+            invoices[item.invoice_id],
+            actor=actor,
+            parts=item,
+            received_at=at,
+            courier=courier,
+            tracking_number=tracking_number,
+            notes=notes,
+        )
+        for item in items
+    ]
+
+
+def _log_locked(
+    invoice: Invoice,
+    *,
+    actor: Actor,
+    parts: EnvelopeItem,
+    received_at: dt.datetime,
+    courier: str,
+    tracking_number: str,
+    notes: str,
+) -> MailReceiptResult:
+    """Log paper of an invoice whose row the caller has locked."""
     if not invoice_issued_by_provider(invoice):
         raise InvoiceNotEligibleForReturn(
             _("Issued by %(issuer)s: it is not returned here.") % {"issuer": invoice.issuer_name}
@@ -134,13 +215,13 @@ def mail_receipt_log(
         rr = None
     receipt = MailReceipt(
         invoice=invoice,
-        received_at=received_at or timezone.now(),
-        received_by=actor.user,
+        received_at=received_at,
+        received_by=actor.person,
         courier=courier.strip()[:64],
         tracking_number=tracking_number.strip()[:64],
-        invoice_form_present=invoice_form_present,
-        deduction_form_present=deduction_form_present and invoice.is_special,
-        undamaged=undamaged,
+        invoice_form_present=parts.invoice_form_present,
+        deduction_form_present=parts.deduction_form_present and invoice.is_special,
+        undamaged=parts.undamaged,
         notes=notes.strip(),
     )
     if rr is None:
@@ -191,3 +272,115 @@ def _paper_logged_record(
         },
         reason=receipt.notes,
     )
+
+
+# --- The unmatched paper queue ------------------------------------------------------------------
+
+
+def _lock_receipt(mail_receipt_id: int) -> MailReceipt:
+    """Lock the receipt's invoice first (the module's lock order), then the receipt."""
+    invoice_id = (
+        MailReceipt.objects.filter(pk=mail_receipt_id).values_list("invoice_id", flat=True).first()
+    )
+    if invoice_id is None:
+        raise MailReceiptAlreadyHandled(_("No such paper was logged."))
+    Invoice.objects.select_for_update().filter(pk=invoice_id).get()
+    return (
+        MailReceipt.objects.select_for_update(of=("self",))
+        .select_related("invoice__customer")
+        .get(pk=mail_receipt_id)
+    )
+
+
+def _taken_by(receipt: MailReceipt) -> ReturnRequest | None:
+    return receipt.return_requests.order_by("-id").first()
+
+
+@transaction.atomic
+def mail_receipt_match(
+    *, mail_receipt_id: int, return_request_id: int, actor: Actor
+) -> ReturnRequest:
+    """Match unmatched paper to an open return of its invoice that waits for paper, by hand;
+    R4 and R5 apply as when the paper is logged (complete → received and on; incomplete →
+    rejected with the reason). Matching twice is a no-op; paper sent back, or taken by another
+    return, and a return that does not wait for paper are refused."""
+    return_invoice_id = (
+        ReturnRequest.objects.filter(pk=return_request_id)
+        .values_list("invoice_id", flat=True)
+        .first()
+    )
+    receipt_invoice_id = (
+        MailReceipt.objects.filter(pk=mail_receipt_id).values_list("invoice_id", flat=True).first()
+    )
+    if receipt_invoice_id is None:
+        raise MailReceiptAlreadyHandled(_("No such paper was logged."))
+    if return_invoice_id != receipt_invoice_id:
+        raise ReturnNotAwaitingPaper(_("Paper is matched only to a return of its own invoice."))
+    Invoice.objects.select_for_update().filter(pk=receipt_invoice_id).get()
+    rr = (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("invoice__customer", "mail_receipt")
+        .get(pk=return_request_id)
+    )
+    receipt = MailReceipt.objects.select_for_update(of=("self",)).get(pk=mail_receipt_id)
+    if rr.mail_receipt_id == receipt.pk:
+        return rr  # matched already (a double submit, or another clerk)
+    _refuse_if_handled(receipt)
+    if not return_paper_is_awaited(rr):
+        raise ReturnNotAwaitingPaper(
+            _("Return %(reference)s does not wait for paper: it is %(state)s.")
+            % {"reference": rr.reference, "state": rr.get_state_display().lower()}
+        )
+    receipt.invoice = rr.invoice  # the same row, already locked and loaded
+    mail_receipt_matched_record(receipt=receipt, return_request=rr, actor=actor)
+    _match_receipt(rr, receipt=receipt, actor=actor)
+    return rr
+
+
+def _refuse_if_handled(receipt: MailReceipt) -> None:
+    if receipt.sent_back_at is not None:
+        raise MailReceiptAlreadyHandled(
+            _("This paper was sent back to the customer on %(date)s (tracking %(tracking)s).")
+            % {
+                "date": f"{timezone.localtime(receipt.sent_back_at, business_tz()):%Y-%m-%d}",
+                "tracking": receipt.sent_back_tracking_number,
+            }
+        )
+    taken = _taken_by(receipt)
+    if taken is not None:
+        raise MailReceiptAlreadyHandled(
+            _("This paper is already matched to return %(reference)s.")
+            % {"reference": taken.reference}
+        )
+
+
+@transaction.atomic
+def mail_receipt_send_back(
+    *, mail_receipt_id: int, actor: Actor, tracking_number: str, courier: str = ""
+) -> MailReceipt:
+    """Unmatched paper mailed back to the customer, with the courier's tracking number
+    (required): it leaves the unmatched paper queue and is never matched again. Sending it
+    back again with the same tracking number is a no-op; paper a return took is refused."""
+    tracking_number = tracking_number.strip()[:64]
+    if not tracking_number:
+        raise InvalidMailReceipt(
+            _("Enter the courier's tracking number of the envelope sent back to the customer.")
+        )
+    receipt = _lock_receipt(mail_receipt_id)
+    if receipt.sent_back_at is not None and receipt.sent_back_tracking_number == tracking_number:
+        return receipt
+    _refuse_if_handled(receipt)
+    receipt.sent_back_at = timezone.now()
+    receipt.sent_back_by = actor.person
+    receipt.sent_back_courier = courier.strip()[:64]
+    receipt.sent_back_tracking_number = tracking_number
+    receipt.save(
+        update_fields=[
+            "sent_back_at",
+            "sent_back_by",
+            "sent_back_courier",
+            "sent_back_tracking_number",
+        ]
+    )
+    mail_receipt_sent_back_record(receipt=receipt, actor=actor, tracking_number=tracking_number)
+    return receipt

@@ -18,6 +18,7 @@ from returns.exceptions import (
     InvoiceNotEligibleForReturn,
     ReturnAlreadyOpen,
     ReturnNotCancellable,
+    ReturnReferenceTaken,
     ReturnStateConflict,
 )
 from returns.models import (
@@ -66,6 +67,7 @@ def return_request_submit(
     red_letter_form_number: str = "",
     buyer_booked: bool | None = None,
     buyer_form_number: str = "",
+    envelope_id: int | None = None,
 ) -> ReturnRequest:
     """The customer clicks Refund and confirms (R1, R2, R3, R4).
 
@@ -149,8 +151,13 @@ def return_request_submit(
             courier=courier.strip()[:64],
             tracking_number=tracking_number.strip()[:64],
             submitted_by=actor.person,
+            envelope_id=envelope_id,
         )
     except IntegrityError as exc:
+        if "reference" in str(exc):
+            # Two returns drew the same reference the same day (see ``returns.references``):
+            # nothing is saved, and the next attempt draws another.
+            raise ReturnReferenceTaken() from exc
         raise ReturnAlreadyOpen() from exc
     return_event_record(
         return_request=rr, actor=actor, from_state="", to_state=ReturnState.SUBMITTED, note=reason

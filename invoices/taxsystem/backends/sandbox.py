@@ -156,6 +156,9 @@ class SandboxTaxSystem(TaxSystemBackend):
                 }
             operation.save(update_fields=["result"])
 
+    def issues_by_itself(self, medium: str) -> bool:
+        return medium == InvoiceMedium.DIGITAL
+
     def issue(self, submission: IssueSubmission) -> IssueResult:
         """A digital invoice is issued at once (the same serial gives the same invoice); a paper
         one is printed and mailed by people, who record it by hand."""

@@ -368,11 +368,12 @@ class Command(BaseCommand):
         total: str,
         medium: str = InvoiceMedium.PAPER,
     ) -> InvoiceApplication:
+        fields: dict[str, Any] = company.application_fields(invoice_type, medium)
         return invoice_application_create(
             customer_id=self._customer(company).pk,
             invoice_type=invoice_type,
             amount=total,
-            **company.application_fields(invoice_type, medium),
+            **fields,
         )
 
     def _invoice(self, planned: PlannedInvoice, code: str) -> None:

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0010_backoffice_search_indexes'),
+        ('invoices', '0011_application_cancel'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
