@@ -25,7 +25,7 @@ TEST_WORKERS ?= 2
 
 help:
 	@echo "make run    - set up, migrate, load demo data and serve on http://127.0.0.1:8000"
-	@echo "make prod   - the production topology (gunicorn, worker, beat; DJANGO_DEBUG=false) on"
+	@echo "make prod   - the production topology (gunicorn, worker, beat, relay; DJANGO_DEBUG=false) on"
 	@echo "              PostgreSQL + Redis, as docker-compose.yml runs it; needs DATABASE_URL,"
 	@echo "              CELERY_BROKER_URL, DJANGO_SECRET_KEY, DJANGO_ALLOWED_HOSTS (README)"
 	@echo "make test   - the whole suite on PostgreSQL + Redis (127.0.0.1)"
@@ -64,7 +64,7 @@ run: install
 	$(PY) manage.py demo_data
 	$(PY) manage.py runserver 127.0.0.1:8000
 
-# The production topology without containers: the Procfile's web, worker and beat (the commands
+# The production topology without containers: the Procfile's web, worker, beat and relay (the commands
 # of docker-compose.yml, word for word) under honcho, with production settings, after what
 # compose does first: refuse a missing setting, migrate (its one-shot service), collect static
 # files (its image build). PROD_PROCESSES picks some of them (e.g. "web beat"); WEB_PORT

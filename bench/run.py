@@ -16,12 +16,22 @@ recreates its own database (BENCH_DATABASE_URL), seeds it with `seed_bench`, the
       the outcome with its credit, the SMS through the twilio SDK to the Prism mock; vs the
       mock's own throughput (wrk against Prism) measured just before, in the same round.
       Goal: returns/s / Prism req/s >= 0.5.
-  P2, P5  not measured here yet: printed as TODO.
+  P2  Invoice Management GET (a customer with 1,000 invoices issued at one instant: the
+      order's ties) through gunicorn vs the floor's view doing the same reads in raw SQL
+      (bench/floor), wrk, interleaved as P1; the queries per page at 10, 1,000 and 10,000
+      invoices, and the page's latency at each size (growth). Goal: app/floor >= 0.3, flat.
+  P5  back-office returns list, its search by invoice number and by taxpayer ID, and "Find"
+      by taxpayer ID, at 200,000 returns (seed_bench_returns): p50/p95 of requests one at a
+      time through gunicorn, with the queries of each page and the indexes their plans use.
+      Goal: <= 50 ms p50 each.
 
 Environment: BENCH_SCALE (1.0: 10,000 customers x 99 invoices = 1 M ledger entries; 0.1 for a
-quick run), BENCH_ROUNDS (3), BENCH_ONLY (e.g. "p1,p3"), BENCH_APP_ROOT (the checkout whose
-app is measured: this one by default; another checkout measures its code with this harness on
-the same data, e.g. main's for a "before"), BENCH_RETURNS (P3 returns per round, 200).
+quick run; P5's returns scale with it), BENCH_ROUNDS (3), BENCH_ONLY (e.g. "p2,p5"),
+BENCH_APP_ROOT (the checkout whose app is measured: this one by default; another checkout
+measures its code with this harness on the same data, e.g. main's for a "before"; the queries
+and plans of P2 and P5 are this checkout's, printed only when it is the one measured),
+BENCH_RETURNS (P3 returns per round, 200), BENCH_P5_RETURNS (200,000 x BENCH_SCALE),
+BENCH_P5_REQUESTS (requests of each P5 page a round, 10).
 """
 
 import os
@@ -45,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-ONLY = {p.strip().lower() for p in os.environ.get("BENCH_ONLY", "p1,p3,p4").split(",")}
+ONLY = {p.strip().lower() for p in os.environ.get("BENCH_ONLY", "p1,p2,p3,p4,p5").split(",")}
 APP_ROOT = Path(os.environ.get("BENCH_APP_ROOT", str(ROOT))).resolve()
 URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/invoice_returns_bench"
@@ -265,7 +275,9 @@ def session_cookie(user_id: int) -> str:
 # --- load generation -------------------------------------------------------------------------
 
 
-def lua_requests(requests: list[tuple[str, str, str]], path: Path, threads: int) -> Path:
+def lua_requests(
+    requests: list[tuple[str, str, str]], path: Path, threads: int, method: str = "POST"
+) -> Path:
     """A wrk script that sends each (path, headers, body) in turn, the threads taking every
     `threads`-th one from their own starting point: no two requests the same within a run."""
     lines = ["local items = {"]
@@ -287,7 +299,7 @@ function init(args)
   n = id - 1
   prepared = {{}}
   for i, item in ipairs(items) do
-    prepared[i] = wrk.format("POST", item[1], item[2], item[3])
+    prepared[i] = wrk.format("{method}", item[1], item[2], item[3])
   end
 end
 function request()
@@ -333,7 +345,7 @@ def wrk(url: str, script: Path, seconds: float, threads: int) -> tuple[float, in
 
 
 def python_load(
-    base: str, requests: list[tuple[str, str, str]], seconds: float
+    base: str, requests: list[tuple[str, str, str]], seconds: float, method: str = "POST"
 ) -> tuple[float, int, int]:
     """The fallback without wrk: CONNECTIONS threads, each with a kept-alive connection."""
     import http.client
@@ -351,7 +363,7 @@ def python_load(
                 state["next"] += 1
             url_path, header_text, body = item
             headers = dict(line.split(": ", 1) for line in header_text.splitlines() if line)
-            conn.request("POST", url_path, body=body, headers=headers)
+            conn.request(method, url_path, body=body or None, headers=headers)
             response = conn.getresponse()
             response.read()
             with lock:
@@ -369,11 +381,126 @@ def python_load(
 
 
 def load(
-    base: str, requests: list[tuple[str, str, str]], script: Path, seconds: float = LOAD_SECONDS
+    base: str,
+    requests: list[tuple[str, str, str]],
+    script: Path,
+    seconds: float = LOAD_SECONDS,
+    method: str = "POST",
 ) -> tuple[float, int, int]:
     if shutil.which("wrk"):
-        return wrk(base, lua_requests(requests, script, threads=2), seconds, threads=2)
-    return python_load(base, requests, seconds)
+        return wrk(base, lua_requests(requests, script, 2, method), seconds, threads=2)
+    return python_load(base, requests, seconds, method)
+
+
+# --- the servers measured --------------------------------------------------------------------
+
+GUNICORN = [PYTHON, "-m", "gunicorn", "--workers", "4", "--worker-class", "sync"]
+GUNICORN += ["--no-control-socket"]  # its default path is shared by every gunicorn here
+
+
+def floor_environment() -> dict[str, str]:
+    """The floor's settings (bench/floor): the app's database, nothing of the app."""
+    config = database_config()
+    return {
+        **app_env(),
+        "DJANGO_SETTINGS_MODULE": "bench.floor.settings",
+        "FLOOR_DB_NAME": config["NAME"],
+        "FLOOR_DB_USER": config["USER"] or "postgres",
+        "FLOOR_DB_PASSWORD": config["PASSWORD"] or "",
+        "FLOOR_DB_HOST": config["HOST"] or "127.0.0.1",
+        "FLOOR_DB_PORT": str(config["PORT"] or 5432),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def wait_ready(port: int, path: str, headers: dict[str, str], what: str) -> None:
+    """Until every gunicorn worker has booted and answered: on a busy machine the four
+    workers' imports take a minute or more after the master listens."""
+    import http.client
+
+    deadline = time.monotonic() + 300
+    answered = 0
+    while answered < 12:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{what}: no answer to GET {path} within 300 s")
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            answered += response.status == 200
+        except OSError:
+            time.sleep(1)
+        finally:
+            conn.close()
+
+
+def latencies(port: int, path: str, cookie: str, count: int) -> list[float]:
+    """Milliseconds of ``count`` GETs one after the other on one kept-alive connection (after
+    a few unmeasured ones), each answered 200."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {"Cookie": f"sessionid={cookie}"}
+    times = []
+    for n in range(count + 3):
+        started_at = time.perf_counter()
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        elapsed = (time.perf_counter() - started_at) * 1000
+        if response.status != 200:
+            raise SystemExit(f"GET {path} answered {response.status}")
+        if n >= 3:
+            times.append(elapsed)
+    conn.close()
+    return times
+
+
+def page_queries(path: str, user_id: int) -> list[str]:
+    """The SQL one GET of ``path`` runs, in this process (this checkout's code)."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(get_user_model().objects.get(pk=user_id))
+    client.get(path)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(path)
+    if response.status_code != 200:
+        raise SystemExit(f"GET {path} answered {response.status_code} in process")
+    return [q["sql"] for q in captured.captured_queries]
+
+
+def plan_indexes(statements: list[str]) -> tuple[list[str], list[str]]:
+    """(indexes used, tables read by a sequential scan) in the plans of ``statements``."""
+    from django.db import connection
+
+    used: list[str] = []
+    scanned: list[str] = []
+    with connection.cursor() as cursor:
+        for sql in statements:
+            if not sql.lstrip().upper().startswith("SELECT"):
+                continue
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            for name in re.findall(r"Index (?:Only )?Scan(?: Backward)? using (\w+)", plan):
+                if name not in used:
+                    used.append(name)
+            for name in re.findall(r"Bitmap Index Scan on (\w+)", plan):
+                if name not in used:
+                    used.append(name)
+            for name in re.findall(r"Seq Scan on (\w+)", plan):
+                if name not in scanned:
+                    scanned.append(name)
+    return used, scanned
 
 
 # --- P1 ---------------------------------------------------------------------------------------
@@ -422,19 +549,8 @@ def bench_p1(tmp: Path) -> None:
         return [(f"/refund/{c}/{i}/", headers, "reason=bench") for c, _u, i in rows]
 
     app_port, floor_port = free_port(), free_port()
-    config = database_config()
-    gunicorn = [PYTHON, "-m", "gunicorn", "--workers", "4", "--worker-class", "sync"]
-    gunicorn += ["--no-control-socket"]  # its default path is shared by every gunicorn here
-    floor_env = {
-        **app_env(),
-        "DJANGO_SETTINGS_MODULE": "bench.floor.settings",
-        "FLOOR_DB_NAME": config["NAME"],
-        "FLOOR_DB_USER": config["USER"] or "postgres",
-        "FLOOR_DB_PASSWORD": config["PASSWORD"] or "",
-        "FLOOR_DB_HOST": config["HOST"] or "127.0.0.1",
-        "FLOOR_DB_PORT": str(config["PORT"] or 5432),
-        "PYTHONPATH": str(ROOT),
-    }
+    gunicorn = GUNICORN
+    floor_env = floor_environment()
     with ExitStack() as stack:
         app = stack.enter_context(
             started(
@@ -453,6 +569,10 @@ def bench_p1(tmp: Path) -> None:
         )
         wait_port(app_port, app, "gunicorn (app)")
         wait_port(floor_port, floor, "gunicorn (floor)")
+        probe_user = customer_slices.take(1)[0][1]
+        probe = {"Cookie": f"sessionid={session_cookie(probe_user)}"}
+        wait_ready(app_port, "/billing/invoices/", probe, "app")
+        wait_ready(floor_port, "/invoices/0/", {}, "floor")
         # Warm up until the rate settles: every worker process has loaded its code (the app's
         # first requests import and build much) and opened its connection.
         for name, port, requests in (
@@ -501,6 +621,195 @@ def bench_p1(tmp: Path) -> None:
     say(f"    app   {spread(app_rates, ' req/s', 1)}")
     say(f"    floor {spread(floor_rates, ' req/s', 1)}")
     say(f"    P1 ratio app/floor {spread(ratios, 'x')}  goal >= 0.5x")
+
+
+# --- P2 ---------------------------------------------------------------------------------------
+
+P2_SIZES = (10, 1000, 10_000)  # invoices of the customers of P2's growth; 1,000 for the ratio
+
+
+def seed_customer(invoices: int, *, tied: bool) -> tuple[int, int]:
+    """(customer id, user id) of a customer seed_bench makes with ``invoices`` invoices."""
+    from invoices.models import Customer
+
+    args = ["seed_bench", "--customers=1", f"--invoices={invoices}"]
+    _elapsed, out = manage(*args, *(["--tied"] if tied else []), cwd=ROOT)
+    run = re.search(r"\(run (\w+)\)", out).group(1)
+    customer = Customer.objects.get(name=f"Bench Customer {run}-0")
+    return customer.pk, customer.user_id
+
+
+def bench_p2(tmp: Path) -> None:
+    generator = "wrk" if shutil.which("wrk") else "a Python load generator (wrk not installed)"
+    say(
+        "P2  Invoice Management GET (20 rows of a customer with 1,000 invoices, issued at one "
+        f"instant) vs the floor: gunicorn 4 sync workers, {generator}, {CONNECTIONS} "
+        f"connections, {LOAD_SECONDS:g} s a run, interleaved"
+    )
+    manage("collectstatic", "--noinput")  # DJANGO_DEBUG=false serves the hashed files
+    customers = {size: seed_customer(size, tied=True) for size in P2_SIZES}
+    cookies = {size: session_cookie(user_id) for size, (_c, user_id) in customers.items()}
+    customer_id, _user_id = customers[1000]
+    app_requests = [("/billing/invoices/", f"Cookie: sessionid={cookies[1000]}\n", "")]
+    floor_requests = [(f"/invoices/{customer_id}/", "", "")]
+    if APP_ROOT == ROOT:
+        for size, (_c, size_user) in customers.items():
+            statements = page_queries("/billing/invoices/", size_user)
+            used, scanned = plan_indexes(statements)
+            say(
+                f"    queries per page at {size:,} invoices: {len(statements)}; indexes: "
+                f"{', '.join(used)}{'; sequential scans: ' + ', '.join(scanned) if scanned else ''}"
+            )
+    app_port, floor_port = free_port(), free_port()
+    with ExitStack() as stack:
+        app = stack.enter_context(
+            started(
+                [*GUNICORN, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
+                env=app_env(),
+                log=tmp / "gunicorn-p2-app.log",
+                cwd=APP_ROOT,
+            )
+        )
+        floor = stack.enter_context(
+            started(
+                [*GUNICORN, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
+                env=floor_environment(),
+                log=tmp / "gunicorn-p2-floor.log",
+            )
+        )
+        wait_port(app_port, app, "gunicorn (app)")
+        wait_port(floor_port, floor, "gunicorn (floor)")
+        wait_ready(app_port, "/billing/invoices/", {"Cookie": f"sessionid={cookies[1000]}"}, "app")
+        wait_ready(floor_port, f"/invoices/{customer_id}/", {}, "floor")
+        for name, port, requests in (
+            ("app", app_port, app_requests),
+            ("floor", floor_port, floor_requests),
+        ):
+            rates: list[float] = []
+            for attempt in range(30):
+                rate, _total, bad = load(
+                    f"http://127.0.0.1:{port}",
+                    requests,
+                    tmp / f"p2-warm-{name}-{attempt}.lua",
+                    2,
+                    "GET",
+                )
+                if bad:
+                    raise SystemExit(f"P2 {name}: {bad} errors while warming up; see {tmp}")
+                rates.append(rate)
+                if len(rates) >= 3 and rates[-1] > 0 and rates[-1] < 1.2 * rates[-2]:
+                    break
+            say(f"    warm-up {name}: {', '.join(f'{r:.0f}' for r in rates)} req/s")
+        app_rates, floor_rates, ratios = [], [], []
+        for n in range(ROUNDS):
+            rate, total, bad = load(
+                f"http://127.0.0.1:{app_port}", app_requests, tmp / f"p2-app-{n}.lua", method="GET"
+            )
+            say(f"    round {n + 1} app:   {rate:8.1f} req/s ({total} requests, {bad} not 2xx/3xx)")
+            floor_rate, total, bad = load(
+                f"http://127.0.0.1:{floor_port}",
+                floor_requests,
+                tmp / f"p2-floor-{n}.lua",
+                method="GET",
+            )
+            say(
+                f"    round {n + 1} floor: {floor_rate:8.1f} req/s ({total} requests, {bad} not "
+                f"2xx/3xx)   {load_average()}"
+            )
+            app_rates.append(rate)
+            floor_rates.append(floor_rate)
+            ratios.append(rate / floor_rate)
+        say(f"    app   {spread(app_rates, ' req/s', 1)}")
+        say(f"    floor {spread(floor_rates, ' req/s', 1)}")
+        say(f"    P2 ratio app/floor {spread(ratios, 'x')}  goal >= 0.3x")
+        # Growth: one request at a time, the page of customers of 10, 1,000 and 10,000 invoices
+        # (each batch issued at one instant), in turn, so that the load moves them alike.
+        times: dict[int, list[float]] = {size: [] for size in P2_SIZES}
+        for _ in range(5):
+            for size in P2_SIZES:
+                times[size] += latencies(app_port, "/billing/invoices/", cookies[size], 10)
+        growth = " / ".join(f"{statistics.median(times[size]):.1f}" for size in P2_SIZES)
+        say(
+            f"    P2 growth, page latency p50 at {' / '.join(f'{s:,}' for s in P2_SIZES)} "
+            f"invoices: {growth} ms (p95 "
+            f"{' / '.join(f'{percentile(times[s], 0.95):.1f}' for s in P2_SIZES)})"
+            f"   {load_average()}"
+        )
+
+
+# --- P5 ---------------------------------------------------------------------------------------
+
+
+P5_REQUESTS = int(os.environ.get("BENCH_P5_REQUESTS", "10"))  # a page's requests a round
+
+
+def bench_p5(tmp: Path) -> None:
+    from django.contrib.auth import get_user_model
+
+    from invoices.models import InvoiceMedium
+    from returns.models import ReturnRequest
+
+    wanted = int(os.environ.get("BENCH_P5_RETURNS", max(100, int(200_000 * SCALE))))
+    elapsed, out = manage("seed_bench_returns", f"--returns={wanted}", cwd=ROOT)
+    total = ReturnRequest.objects.count()
+    say(
+        f"P5  back-office returns list and search at {total:,} returns, one request at a time "
+        f"(gunicorn 4 sync workers); seeded in {elapsed:.1f} s: {out}"
+    )
+    admin, _ = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    cookie = session_cookie(admin.pk)
+    sample = (
+        ReturnRequest.objects.filter(medium=InvoiceMedium.PAPER)
+        .select_related("invoice__customer")
+        .order_by("-pk")[total // 3]
+    )
+    digitals = ReturnRequest.objects.filter(medium=InvoiceMedium.DIGITAL)
+    digital = digitals.select_related("invoice").order_by("-pk")[digitals.count() // 3]
+    number, taxpayer_id = sample.invoice.number, sample.invoice.customer.taxpayer_id
+    same_number = ReturnRequest.objects.filter(invoice__number=number).count()
+    pages = {
+        "returns list": "/admin/returns/returnrequest/",
+        f"search by paper invoice number ({same_number:,} returns share it)": (
+            f"/admin/returns/returnrequest/?q={number}"
+        ),
+        "search by digital invoice number": (
+            f"/admin/returns/returnrequest/?q={digital.invoice.number}"
+        ),
+        "search by taxpayer ID": f"/admin/returns/returnrequest/?q={taxpayer_id}",
+        "Find by taxpayer ID": f"/admin/returns/returnrequest/find/?q={taxpayer_id}",
+    }
+    port = free_port()
+    times: dict[str, list[float]] = {name: [] for name in pages}
+    with started(
+        [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
+        env=app_env(),
+        log=tmp / "gunicorn-p5.log",
+        cwd=APP_ROOT,
+    ) as app:
+        wait_port(port, app, "gunicorn (app)")
+        wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, "app")
+        for path in pages.values():  # every worker reads each page once at least
+            latencies(port, path, cookie, 5)
+        loads = []
+        for _ in range(ROUNDS):
+            for name, path in pages.items():
+                times[name] += latencies(port, path, cookie, P5_REQUESTS)
+            loads.append(load_average())
+    for name, path in pages.items():
+        line = (
+            f"    {name}: p50 {statistics.median(times[name]):.1f} ms, "
+            f"p95 {percentile(times[name], 0.95):.1f} ms ({len(times[name])} requests)"
+        )
+        if APP_ROOT == ROOT:
+            statements = page_queries(path, admin.pk)
+            used, scanned = plan_indexes(statements)
+            line += f"; {len(statements)} queries; indexes: {', '.join(used) or 'none'}"
+            if scanned:
+                line += f"; sequential scans: {', '.join(scanned)}"
+        say(line)
+    say(f"    goal <= 50 ms p50 each; {loads[-1]} (per round: {'; '.join(loads)})")
 
 
 # --- P3 ---------------------------------------------------------------------------------------
@@ -674,7 +983,7 @@ def main() -> None:
         f"({customers * (invoices + 1):,} ledger entries), {ROUNDS} rounds; {load_average()}"
     )
     recreate_database()
-    manage("migrate", "--noinput", cwd=ROOT)
+    manage("migrate", "--noinput")  # the measured checkout's schema (its indexes)
     if "p4" in ONLY:
         bench_p4(customers, invoices)
     else:
@@ -705,11 +1014,14 @@ def main() -> None:
                     bench_p3(tmp, redis_url)
         else:
             say("P3  skipped (BENCH_ONLY)")
-    say("P2  TODO: Invoice Management GET vs a bare Django view (the portal's part of issue 16)")
-    say(
-        "P5  TODO: back-office returns list and search at 200,000 returns (the back office's "
-        "part of issue 16)"
-    )
+        if "p2" in ONLY:
+            bench_p2(tmp)
+        else:
+            say("P2  skipped (BENCH_ONLY)")
+        if "p5" in ONLY:
+            bench_p5(tmp)
+        else:
+            say("P5  skipped (BENCH_ONLY)")
     say(f"done; {load_average()}")
 
 

@@ -11,8 +11,11 @@ from celery.signals import (
     setup_logging,
     task_postrun,
     task_prerun,
+    task_received,
     worker_init,
+    worker_ready,
 )
+from celery.worker.consumer import Consumer
 
 from core.correlation import (
     task_postrun_reset_correlation_id,
@@ -47,6 +50,62 @@ def _database_connections_as_django_requests(sender: Any = None, **_: Any) -> No
         if not conn.in_atomic_block:
             with suppress(DatabaseError):  # the connection is dropped all the same
                 conn.close_if_unusable_or_obsolete()
+
+
+# The task outbox (core/outbox.py): a retry carries its row on; a finished task deletes it; the
+# worker's main process keeps the leases of the messages it holds. Imported when called: the
+# models are not loaded when this module is.
+@before_task_publish.connect
+def _outbox_header_follows_retries(**kwargs: Any) -> None:
+    from core.outbox import task_publish_keep_outbox_id
+
+    task_publish_keep_outbox_id(**kwargs)
+
+
+@task_postrun.connect
+def _outbox_row_settled(**kwargs: Any) -> None:
+    from core.outbox import task_postrun_settle_outbox
+
+    task_postrun_settle_outbox(**kwargs)
+
+
+@task_received.connect
+def _outbox_lease_taken(**kwargs: Any) -> None:
+    from core.outbox import task_received_renew_lease
+
+    task_received_renew_lease(**kwargs)
+
+
+@worker_ready.connect
+def _outbox_leases_kept(**kwargs: Any) -> None:
+    from core.outbox import worker_ready_keep_leases
+
+    worker_ready_keep_leases(**kwargs)
+
+
+class QuickReconnectConsumer(Consumer):
+    """Celery's consumer, reconnecting to a broker that went away every
+    ``BROKER_RECONNECT_MAX_SECONDS`` at most (kombu's default grows to 30 s, which alone would
+    spend the 30 s a worker has to finish the work once the broker is back). Each attempt's
+    error line is collapsed by the logging filter (core.logging.RepeatedLinesFilter)."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        from django.conf import settings
+
+        ensure = conn.ensure_connection
+        cap = float(settings.BROKER_RECONNECT_MAX_SECONDS)
+
+        def quicker(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("interval_start", min(1.0, cap))
+            kwargs.setdefault("interval_step", 1.0)
+            kwargs.setdefault("interval_max", cap)
+            return ensure(*args, **kwargs)
+
+        conn.ensure_connection = quicker
+        try:
+            return super().ensure_connected(conn)
+        finally:
+            conn.ensure_connection = ensure
 
 
 @worker_init.connect

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "config.apps.AxesConfig",  # django-axes, with a translated name
     "csp",
     "config.apps.SiteConfig",
+    "core",
     "core.audit",
     "invoices",
     "returns",
@@ -264,16 +265,33 @@ CELERY_TASK_ROUTES = {
     "notifications.tasks.*": {"queue": "sms"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_CONSUMER = "config.celery:QuickReconnectConsumer"
+# A worker whose broker went away tries again every this many seconds at most.
+BROKER_RECONNECT_MAX_SECONDS = env.float("BROKER_RECONNECT_MAX_SECONDS", default=3.0)
 
-# The sweeper (Celery beat): re-enqueue work whose task may be lost (broker down at commit, a
-# lost message). A return's task normally finishes well within CELERY_TASK_TIME_LIMIT; a queued
-# SMS may legitimately wait up to the send task's longest retry countdown (600 s) for a retry,
-# so its threshold is above that.
+# The task outbox (core/outbox.py; README, "Recovery"). A task a service enqueues is a row
+# written with its change, published on commit; the relay (manage.py outbox_relay) publishes
+# every OUTBOX_RELAY_INTERVAL_SECONDS what was not (broker down), unless it is younger than
+# OUTBOX_PUBLISH_GRACE_SECONDS (its own commit is still publishing it). A worker holding the
+# message keeps its lease OUTBOX_LEASE_SECONDS ahead; a row whose lease ran out (its worker
+# died) is published again. A message no worker has taken is published again after
+# OUTBOX_QUEUED_LEASE_SECONDS (a last resort: a broker restart is noticed at once). After a
+# failed publish a process leaves publishing to the relay for OUTBOX_PUBLISH_PAUSE_SECONDS.
+OUTBOX_RELAY_INTERVAL_SECONDS = env.float("OUTBOX_RELAY_INTERVAL_SECONDS", default=2.0)
+OUTBOX_PUBLISH_GRACE_SECONDS = env.float("OUTBOX_PUBLISH_GRACE_SECONDS", default=5.0)
+OUTBOX_LEASE_SECONDS = env.float("OUTBOX_LEASE_SECONDS", default=10.0)
+OUTBOX_QUEUED_LEASE_SECONDS = env.float("OUTBOX_QUEUED_LEASE_SECONDS", default=600.0)
+OUTBOX_PUBLISH_PAUSE_SECONDS = env.float("OUTBOX_PUBLISH_PAUSE_SECONDS", default=5.0)
+
+# The sweepers (Celery beat), a last resort since the task outbox (below) recovers lost tasks
+# within seconds: re-enqueue work that has not moved for a long time. A return's task normally
+# finishes well within CELERY_TASK_TIME_LIMIT; a queued SMS may legitimately wait up to the send
+# task's longest retry countdown (600 s) for a retry, so its threshold is above that.
 SWEEP_INTERVAL_SECONDS = env.int("SWEEP_INTERVAL_SECONDS", default=60)
 RETURN_PROCESSING_REQUEUE_AFTER_SECONDS = env.int(
-    "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=120
+    "RETURN_PROCESSING_REQUEUE_AFTER_SECONDS", default=600
 )
-SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=900)
+SMS_QUEUED_REQUEUE_AFTER_SECONDS = env.int("SMS_QUEUED_REQUEUE_AFTER_SECONDS", default=720)
 # SMS status reconciliation (beat): sent messages whose final status (delivered, failed) has
 # not come by callback after SMS_STATUS_RECONCILE_AFTER_SECONDS are looked up at Twilio, at
 # most SMS_STATUS_RECONCILE_BATCH per run, each no more often than that, for up to
@@ -367,6 +385,8 @@ LOGGING = {
     "filters": {
         "correlation": {"()": "core.logging.CorrelationIdFilter"},
         "mask_phones": {"()": "config.logfilters.PhoneMaskFilter"},
+        # Celery's line per task retry and per reconnection attempt: one per minute and kind.
+        "repeated_lines": {"()": "core.logging.RepeatedLinesFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s %(message)s"},
@@ -376,7 +396,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": env.str("LOG_FORMAT", default="plain" if DEBUG else "json"),
-            "filters": ["correlation", "mask_phones"],
+            "filters": ["repeated_lines", "correlation", "mask_phones"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

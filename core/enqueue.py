@@ -1,10 +1,12 @@
-"""Publishing a task after commit without letting a broker outage break the committed work.
+"""Publishing a task after commit without letting a broker outage break the committed work,
+and without losing the task.
 
-``task.delay_on_commit(...)`` publishes in an ``on_commit`` callback; when Redis is down the
-publish raises there, after the database work has committed, and the user who just succeeded
-sees a 500. ``enqueue_on_commit`` publishes the same way but catches the broker's failure, logs
-it and leaves the row as it is: the work is in the database (a return in ``processing``, an SMS
-in ``queued``) and the periodic sweeper publishes it again once the broker is back.
+With a broker (production), ``enqueue_on_commit`` writes the task into the outbox in the
+caller's transaction and publishes it right after the commit (``core.outbox``): a broker
+outage is logged once, the user who just succeeded sees their success page, and the relay
+publishes the row as soon as the broker is back; a worker that dies holding the message has
+it published again within seconds. In eager mode (development without a broker, and tests)
+the task runs on commit, in process, as ``task.delay_on_commit`` would.
 
 It lives in ``core`` because every app enqueues; it knows nothing about any app's models.
 """
@@ -17,17 +19,22 @@ from django.db import transaction
 from kombu.exceptions import OperationalError as BrokerError
 
 from core.correlation import correlation_id, correlation_id_reset, correlation_id_set
+from core.outbox import outbox_enabled, outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
 
 def enqueue(task: Task, *args: Any, countdown: float | None = None) -> bool:
-    """Publish ``task`` with positional ids now (to run after ``countdown`` seconds, if given).
-    False (and a log line) when the broker is down.
+    """Publish ``task`` with positional ids now (to run after ``countdown`` seconds, if given);
+    inside a transaction, once it commits. False (and a log line) when the broker is down: with
+    a broker the outbox row stays for the relay.
 
     Only the broker's own failure is caught: in eager mode (development, tests) the task runs
     here and its errors behave as they would without this helper.
     """
+    if outbox_enabled(task):
+        outcome = outbox_enqueue(task.name, args, countdown=countdown)
+        return all(outcome)
     try:
         if countdown is None:
             task.delay(*args)
@@ -47,7 +54,12 @@ def enqueue(task: Task, *args: Any, countdown: float | None = None) -> bool:
 def enqueue_on_commit(task: Task, *args: Any) -> None:
     """Publish ``task`` after the current transaction commits; a broker outage is logged only.
 
-    The task carries the correlation id current now, whenever the commit runs the callback."""
+    With a broker the task is written to the outbox in this transaction (``core.outbox``):
+    it exists exactly when the change it follows committed, and is published until a worker
+    finishes it. The task carries the correlation id current now, whenever it is published."""
+    if outbox_enabled(task):
+        outbox_enqueue(task.name, args)
+        return
     current = correlation_id()
 
     def publish() -> None:

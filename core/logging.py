@@ -38,3 +38,77 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class RepeatedLinesFilter(logging.Filter):
+    """One line per outage from Celery and kombu, not one per retry or reconnection attempt.
+
+    During an outage Celery logs every task's retry (``Task …[id] retry: Retry in 3s:
+    OperationalError(…)``), the retry's arrival (``Task …[id] received``, with an ETA) and
+    every failed reconnection (``consumer: Cannot connect to …``): thousands of lines a
+    minute. Lines of the ``loggers`` given are grouped by logger and
+    message template (task retries also by task name); the first of a group is written, the
+    rest within ``window`` seconds are counted, and the first after that says how many were
+    not shown. Other lines pass untouched; state is per process.
+    """
+
+    RETRY_TEMPLATE_MARK = "retry"
+
+    def __init__(
+        self,
+        window: float = 60.0,
+        loggers: tuple[str, ...] = (
+            "celery.app.trace",
+            "celery.worker.strategy",
+            "celery.worker.consumer",
+            "celery.beat",
+            "kombu",
+        ),
+        clock: Any = None,
+    ) -> None:
+        super().__init__()
+        import threading
+        import time
+
+        self.window = window
+        self.loggers = tuple(loggers)
+        self.clock = clock or time.monotonic
+        self._groups: dict[tuple[str, str, str], list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _key(self, record: logging.LogRecord) -> tuple[str, str, str] | None:
+        if not record.name.startswith(self.loggers):
+            return None
+        template = str(record.msg)
+        args = record.args if isinstance(record.args, dict) else {}
+        if record.name == "celery.app.trace":
+            if self.RETRY_TEMPLATE_MARK not in template:
+                return None  # successes and failures are each worth their line
+            return (record.name, template, str(args.get("name", "")))
+        if record.name == "celery.worker.strategy":
+            if not args.get("eta"):
+                return None  # a new task's "received" line is worth its line
+            # A retry's (or a countdown's) "received": one per task name and window.
+            return (record.name, template, str(args.get("name", "")))
+        if record.levelno < logging.WARNING:
+            return None
+        return (record.name, template, "")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = self._key(record)
+        if key is None:
+            return True
+        with self._lock:
+            now = self.clock()
+            group = self._groups.get(key)
+            if group is not None and now - group[0] < self.window:
+                group[1] += 1
+                return False
+            self._groups[key] = [now, 0]
+            hidden = int(group[1]) if group is not None else 0
+        if hidden:
+            # Plain text, no % placeholders: the record's own arguments still fill its template.
+            record.msg = (
+                f"{record.msg} [{hidden} more like this in the last {self.window:.0f} s not shown]"
+            )
+        return True

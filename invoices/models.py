@@ -317,7 +317,14 @@ class Invoice(models.Model):
         verbose_name_plural = _("invoices")
         ordering = ["-issued_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "-issued_at"], name="invoice_customer_idx"),
+            # A customer's invoices in the page's order, ties on the instant broken by id as
+            # the ordering does (invoices issued in one batch share ``issued_at``): a page is
+            # read straight off the index, whatever the number of invoices (issue 16, P2).
+            models.Index(
+                fields=["customer", "-issued_at", "-id"], name="invoice_customer_order_idx"
+            ),
+            # The back office's invoices list in its default order (Meta.ordering).
+            models.Index(fields=["-issued_at", "-id"], name="invoice_order_idx"),
             # Back-office search by the number alone (8-digit paper, 20-digit digital), exact or
             # by its beginning; code + number is served by the unique constraint's index.
             models.Index(
@@ -791,7 +798,11 @@ class LedgerEntry(models.Model):
         verbose_name = _("ledger entry")
         verbose_name_plural = _("ledger entries")
         ordering = ["id"]
-        indexes = [models.Index(fields=["customer", "id"], name="ledger_customer_idx")]
+        # A customer's entries in order, with their amounts in the index itself: the invoiceable
+        # amount (``invoiceable_amount``) is an index-only SUM, never a read of the table.
+        indexes = [
+            models.Index(fields=["customer", "id", "amount"], name="ledger_customer_amount_idx")
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=(

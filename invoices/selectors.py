@@ -1,9 +1,10 @@
 """Reads that pages, admin and commands share."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from invoices.models import CENT, ZERO, Customer, Invoice, LedgerEntry
 
@@ -15,6 +16,53 @@ def invoiceable_amount(*, customer_id: int) -> Decimal:
     """
     total = LedgerEntry.objects.filter(customer_id=customer_id).aggregate(total=Sum("amount"))
     return (total["total"] or ZERO).quantize(CENT)
+
+
+@dataclass(frozen=True)
+class CustomerHeader:
+    customer: Customer
+    invoiceable: Decimal  # ``invoiceable_amount``
+    invoice_count: int  # all its invoices
+
+
+def customer_page_header(*, user: User | AnonymousUser) -> CustomerHeader | None:
+    """``customer_for_user`` with, in the same query, what Invoice Management shows above its
+    rows: the invoiceable amount (``invoiceable_amount``'s sum, read off the ledger's index)
+    and the pager's count of all its invoices."""
+    from django.db.models import Count, OuterRef, Subquery
+    from django.db.models.functions import Coalesce
+
+    if not user.is_authenticated:
+        return None
+    ledger = (
+        LedgerEntry.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    invoices = (
+        Invoice.objects.filter(customer=OuterRef("pk"))
+        .order_by()
+        .values("customer")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    row = (
+        Customer.objects.filter(user=user)
+        .annotate(
+            invoiceable=Coalesce(Subquery(ledger), ZERO),
+            invoice_count=Coalesce(Subquery(invoices), 0),
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return CustomerHeader(
+        customer=row,
+        invoiceable=Decimal(getattr(row, "invoiceable", ZERO)).quantize(CENT),
+        invoice_count=int(getattr(row, "invoice_count", 0)),
+    )
 
 
 def invoices_for_customer(*, customer: Customer) -> QuerySet[Invoice]:
@@ -43,3 +91,29 @@ def applications_pending_for_customer(*, customer: Customer, limit: int = 10) ->
             customer=customer, state=ApplicationState.PENDING
         ).order_by("-created_at", "-id")[:limit]
     )
+
+
+# --- Back-office list search ------------------------------------------------------------------
+# Each key through its own index (issue 16, P5): exact or by the beginning, a company name by
+# its part (a trigram index in PostgreSQL). The keys of different tables are joined as a UNION
+# of ids, never OR-ed across a join, which no index serves (a sequential scan of every row).
+
+
+def customers_matching_term(term: str) -> QuerySet[Customer]:
+    """Customers whose name holds ``term``, or whose taxpayer ID or mobile number begins
+    with it."""
+    return Customer.objects.filter(
+        Q(name__icontains=term)
+        | Q(taxpayer_id__startswith=term.upper())
+        | Q(mobile__startswith=term)
+    )
+
+
+def invoice_ids_matching_term(term: str) -> QuerySet:
+    """The ids (a subquery) of the invoices whose number begins with ``term`` or whose code is
+    ``term``, and of the invoices of the customers ``customers_matching_term`` finds."""
+    by_number = Invoice.objects.filter(Q(number__startswith=term) | Q(code=term))
+    by_customer = Invoice.objects.filter(
+        customer_id__in=customers_matching_term(term).order_by().values("pk")
+    )
+    return by_number.order_by().values("pk").union(by_customer.order_by().values("pk"))

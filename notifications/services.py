@@ -155,9 +155,30 @@ def sms_message_queue(
     return sms
 
 
+# Beyond the longest a send's HTTP exchange can last: a worker paused by a busy host, the write
+# of the answer after it.
+SENDING_WINDOW_MARGIN = timedelta(seconds=10)
+
+
+def sms_sending_window() -> timedelta:
+    """How long a message may stay *sending* while the run that sends it is alive.
+
+    The run's only wait in *sending* is its one HTTP request to the provider, which the SDK
+    makes with ``TWILIO_TIMEOUT_SECONDS`` for connecting and again for the answer (no retries):
+    twice the timeout plus ``SENDING_WINDOW_MARGIN`` (30 s with the default 10 s timeout).
+    After it the run is dead or has given up, and the message is settled by asking the
+    provider (``sms_send``) instead of waiting for a fixed 180 s."""
+    return timedelta(seconds=2 * settings.TWILIO_TIMEOUT_SECONDS) + SENDING_WINDOW_MARGIN
+
+
+def sms_sending_settles_in(sms: SmsMessage) -> float:
+    """Seconds until a *sending* message's window has passed (0 when it has)."""
+    remaining = sms.updated_at + sms_sending_window() - timezone.now()
+    return max(remaining.total_seconds(), 0.0)
+
+
 def _sending_stale_before() -> datetime:
-    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + SENDING_TAKEOVER_MARGIN
-    return timezone.now() - limit
+    return timezone.now() - sms_sending_window()
 
 
 def _sending_is_stale(sms: SmsMessage) -> bool:
@@ -173,9 +194,9 @@ def sms_requeue_stuck(*, older_than: timedelta) -> list[int]:
       countdown, because a message waiting for its retry is also ``queued`` (its
       ``updated_at`` moves at every attempt). Its ``updated_at`` is touched so a backlog is
       not re-enqueued on every sweep.
-    - ``sending`` past the task's hard time limit: the run that sent it is dead;
-      ``sms_send`` takes it over. Its ``updated_at`` is left alone, since that is what
-      tells ``sms_send`` the earlier run is dead.
+    - ``sending`` past the sending window (``sms_sending_window``): the run that sent it is
+      dead or gave up; ``sms_send`` takes it over. Its ``updated_at`` is left alone, since
+      that is what tells ``sms_send`` the earlier run is dead.
 
     ``sms_send`` is idempotent, so a duplicate task sends nothing. Rows locked right now are
     being sent and are skipped. Returns the ids enqueued.
@@ -223,8 +244,9 @@ def sms_send(*, sms_message_id: int) -> SmsMessage:
       it, died mid-call (acks_late redelivers the task when a worker is lost), or got no answer
       (``SmsOutcomeUnknown``: a read timeout). Twilio takes no idempotency key, so sending
       again blindly could text the customer twice. While the earlier run may still be alive
-      (within the task's hard time limit plus a margin) we return quietly. After that, the
-      sweeper re-enqueues the message and this function *asks the provider* whether a message
+      (within ``sms_sending_window``, derived from the HTTP timeout) we return quietly, and
+      the task tries again when the window has passed (the sweeper too, as a last resort);
+      then this function *asks the provider* whether a message
       with this body went to this number since the attempt began (``find_sent``): if so it is
       recorded as sent with the provider's id; only if not is it sent again.
     """

@@ -14,8 +14,9 @@ from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import DatabaseError, connections
 
+from core.outage import OutageLog
 from notifications.exceptions import SmsOutcomeNotRecorded, SmsTransientError
-from notifications.outage import OutageLog
+from notifications.models import SmsStatus
 from notifications.services import (
     DATABASE_ERRORS,
     email_notification_give_up,
@@ -24,6 +25,7 @@ from notifications.services import (
     sms_pending_callbacks_purge,
     sms_requeue_stuck,
     sms_send,
+    sms_sending_settles_in,
     sms_settle_after_giving_up,
     sms_status_reconcile,
 )
@@ -34,10 +36,12 @@ logger = logging.getLogger(__name__)
 SEND_MAX_RETRIES = 6
 SEND_RETRY_BACKOFF_MAX = 600
 # Database errors (connections terminated by a failover, a pooler, an operator): retried longer
-# and closer together, since the SMS itself is fine; about five minutes in all on average. When
-# they run out the message is left as it is for the sweeper, never failed.
-DATABASE_MAX_RETRIES = 15
-DATABASE_RETRY_BACKOFF_MAX = 60
+# and closer together, since the SMS itself is fine: at most 10 s apart, so a message waits at
+# most that long once the database is back; about two and a half minutes in all on average.
+# When they run out the message is left as it is, never failed, and its outbox row is kept:
+# the relay publishes the task again once no worker holds it (core/outbox.py).
+DATABASE_MAX_RETRIES = 30
+DATABASE_RETRY_BACKOFF_MAX = 10
 
 # One warning per database outage in this process, not one per retry (notifications/outage.py).
 database_outage = OutageLog(logger, "The database (SMS sending)")
@@ -129,13 +133,15 @@ def sms_send_task(
       provider had already answered (``SmsOutcomeNotRecorded``), the retry carries the answer
       in ``outcome`` and writes it first: a message Twilio accepted gets its SID, and is
       never sent again nor failed.
+    - the outcome is unknown (no answer in time) or another run is sending it: tried again
+      when the sending window has passed, which asks the provider first.
     - anything else: ``on_failure`` settles the message (asking the provider when it may
       have reached it).
     """
     try:
         if outcome is not None:
             sms_outcome_record(sms_message_id=sms_message_id, **outcome)
-        sms_send(sms_message_id=sms_message_id)
+        sms = sms_send(sms_message_id=sms_message_id)
     except SmsOutcomeNotRecorded as exc:
         raise _retry_after_database_error(self, sms_message_id, exc, exc.outcome) from exc
     except DATABASE_ERRORS as exc:
@@ -146,6 +152,10 @@ def sms_send_task(
             exc=exc, countdown=_backoff(self.request.retries, SEND_RETRY_BACKOFF_MAX)
         ) from exc
     database_outage.recovered()
+    if sms.status == SmsStatus.SENDING and not self.request.is_eager:
+        # The provider's answer was lost, or another run is sending it: come back when the
+        # sending window has passed, and settle it by asking the provider (``sms_send``).
+        raise self.retry(countdown=sms_sending_settles_in(sms) + 1)
 
 
 def _retry_after_database_error(

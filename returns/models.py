@@ -305,6 +305,8 @@ class ReturnRequest(models.Model):
         ]
         indexes = [
             models.Index(fields=["state", "created_at"], name="return_state_idx"),
+            # The back office's returns list in its default order (Meta.ordering), newest first.
+            models.Index(fields=["-created_at", "-id"], name="return_order_idx"),
             # Back-office search: the courier's tracking number, exact or by its beginning.
             models.Index(
                 fields=["tracking_number"],

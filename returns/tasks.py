@@ -1,6 +1,7 @@
 """Thin tasks: ids in, a service does the work, the task owns the retry policy."""
 
 import datetime as dt
+import logging
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -20,6 +21,8 @@ from returns.services.processing import (
     return_tax_submit,
 )
 from returns.services.sweeper import returns_repoll_tax, returns_requeue_stuck
+
+logger = logging.getLogger(__name__)
 
 # How often a pending tax-system result is asked for before the return is marked failed (for
 # staff to retry); with the sandbox's 5 s and a provider's 30 s that is minutes to hours.
@@ -42,7 +45,17 @@ class ReturnProcessTask(DjangoTask):
         kwargs: dict[str, Any],
         einfo: ExceptionInfo,
     ) -> None:
-        """An unexpected error (a bug) or exhausted retries: record it, never lose it."""
+        """An unexpected error (a bug) or exhausted retries: record it, never lose it. Not
+        when the database was the problem: the return is fine, and the task's outbox row,
+        kept for it, has the relay publish it again (core/outbox.py)."""
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            logger.warning(
+                "%s%r gave up after database errors (%s); the outbox relay publishes it again.",
+                self.name,
+                args,
+                exc.__class__.__name__,
+            )
+            return
         return_request_id = kwargs.get("return_request_id", args[0] if args else None)
         if return_request_id is not None:
             return_request_mark_failed(

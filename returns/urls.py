@@ -26,6 +26,7 @@ urlpatterns = [
     ),
     path("billing/returns/several/", views.returns_several, name="returns_several"),
     path("billing/envelopes/<int:pk>/", views.envelope_detail, name="envelope_detail"),
+    path("billing/envelopes/<int:pk>/slip/", views.envelope_slip, name="envelope_slip"),
     path("billing/returns/<int:pk>/", views.return_detail, name="return_detail"),
     path("billing/returns/<int:pk>/slip/", views.return_slip, name="return_slip"),
     path("billing/returns/<int:pk>/cancel/", views.return_cancel, name="return_cancel"),

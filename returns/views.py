@@ -4,6 +4,7 @@ Every object is looked up through the logged-in customer: another customer's inv
 or form answers 404, exactly like one that does not exist (R12).
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import segno
@@ -31,6 +32,7 @@ from invoices.rules import (
 from invoices.selectors import (
     applications_pending_for_customer,
     customer_for_user,
+    customer_page_header,
     invoice_profiles_for_customer,
     invoiceable_amount,
     invoices_for_customer,
@@ -52,6 +54,7 @@ from returns.forms import (
     ReturnEnvelopeForm,
     TrackingForm,
 )
+from returns.models import ReturnRequest
 from returns.rules import (
     paper_parts_to_mail,
     red_letter_form_can_be_replaced,
@@ -67,6 +70,7 @@ from returns.selectors import (
     INVOICE_STATUS_FILTERS,
     envelope_for_customer,
     invoice_document_for_customer,
+    invoice_management_rows,
     invoices_for_management,
     invoices_to_return_by_mail,
     red_letter_form_current,
@@ -114,19 +118,35 @@ def home(request):
     return redirect("billing:invoices")
 
 
+class _CountedPaginator(Paginator):
+    """A paginator told its count (read with the customer, in the same query)."""
+
+    def __init__(self, object_list, per_page, *, count: int) -> None:
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count  # Paginator.count is a cached property
+
+
 @login_required
 def invoice_management(request):
-    customer = _customer(request)
+    header = customer_page_header(user=request.user)
+    if header is None:
+        raise Http404("No customer account")
+    customer = header.customer
     status = request.GET.get("status", "")
     if status not in INVOICE_STATUS_FILTERS:
         status = ""
     invoices = invoices_for_management(customer=customer, status=status)
-    page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
+    paginator = (
+        _CountedPaginator(invoices, PAGE_SIZE, count=header.invoice_count)
+        if not status
+        else Paginator(invoices, PAGE_SIZE)
+    )
+    page = paginator.get_page(request.GET.get("page"))
     context = {
         "customer": customer,
-        "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
+        "invoiceable_amount": header.invoiceable,
         "page": page,
-        "invoices": page.object_list,
+        "invoices": invoice_management_rows(page.object_list),
         "status": status,
         "status_choices": [
             ("", _("All")),
@@ -345,6 +365,44 @@ def envelope_detail(request, pk: int):
     return render(request, "billing/envelope_detail.html", context)
 
 
+@dataclass(frozen=True)
+class SlipCode:
+    """One return on a slip: the return and its reference as an inline SVG QR code."""
+
+    rr: ReturnRequest
+    qr_svg: str
+
+
+def _slip_code(rr: ReturnRequest) -> SlipCode:
+    qr = segno.make_qr(rr.reference, error="m")
+    svg = qr.svg_inline(
+        scale=6,
+        border=2,
+        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
+    )
+    # segno writes the SVG from the reference alone (letters, digits and a dash).
+    return SlipCode(rr, mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)))  # noqa: S308
+
+
+@login_required
+def envelope_slip(request, pk: int):
+    """One slip for an envelope of several returns: each return's reference as a QR code (the
+    post room scans each into the same envelope), what goes in it and the address."""
+    envelope = envelope_for_customer(customer=_customer(request), envelope_id=pk)
+    if envelope is None:
+        raise Http404("No such envelope")
+    awaited = [rr for rr in envelope.returns.all() if return_slip_is_offered(rr)]
+    if not awaited:
+        raise Http404("No return of this envelope waits for its paper")
+    context = {
+        "envelope": envelope,
+        "slips": [_slip_code(rr) for rr in awaited],
+        "parts": [(rr.invoice, paper_parts_to_mail(rr.invoice)) for rr in awaited],
+        "mailing": settings.RETURN_MAILING_ADDRESS,
+    }
+    return render(request, "billing/envelope_slip.html", context)
+
+
 @login_required
 def return_slip(request, pk: int):
     """The return slip the customer prints and puts in the envelope: the return's reference as
@@ -353,19 +411,12 @@ def return_slip(request, pk: int):
     rr = _own_return(request, pk)
     if not return_slip_is_offered(rr):
         raise Http404("No return slip for this return")
-    qr = segno.make_qr(rr.reference, error="m")
-    svg = qr.svg_inline(
-        scale=6,
-        border=2,
-        title=_("QR code of return %(reference)s") % {"reference": rr.reference},
-    )
     context = {
         "rr": rr,
         "invoice": rr.invoice,
+        "slip": _slip_code(rr),
         "parts": paper_parts_to_mail(rr.invoice),
         "mailing": settings.RETURN_MAILING_ADDRESS,
-        # segno writes the SVG from the reference alone (letters, digits and a dash).
-        "qr_svg": mark_safe(svg.replace("<svg ", '<svg role="img" ', 1)),  # noqa: S308
     }
     return render(request, "billing/return_slip.html", context)
 

@@ -25,6 +25,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("shared_redis"))
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """The figures fault tests reported (``tests.processes.figures``), one block per test."""
+    lines = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            for name, value in getattr(report, "user_properties", []):
+                if name == "figures":
+                    lines.append(f"{report.nodeid} ({outcome}):\n  {value}")
+    if lines:
+        terminalreporter.write_sep("=", "Fault-test figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _default_language():
     """Every test starts in the default language: a request through the test client leaves

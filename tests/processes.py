@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -172,7 +173,8 @@ class RedisServer:
 
 
 class Worker:
-    """A ``celery worker`` process on the given broker, the test database and extra env."""
+    """A ``celery worker`` process (or another ``command``: the outbox relay) on the given
+    broker, the test database and extra env."""
 
     def __init__(
         self,
@@ -182,6 +184,7 @@ class Worker:
         name: str,
         pool: str = "solo",
         env: dict[str, str] | None = None,
+        command: list[str] | None = None,
     ) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
@@ -195,11 +198,13 @@ class Worker:
             "PRIVATE_MEDIA_ROOT": str(workdir),
             **(env or {}),
         }
-        command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES]
-        command += ["--pool", pool, "--without-heartbeat", "--without-gossip", "--without-mingle"]
-        if pool == "prefork":
-            command += ["--concurrency", "1"]
-        command += ["-l", "INFO", "-n", f"{name}-{os.getpid()}@%h"]
+        if command is None:  # a Celery worker; another command (the outbox relay) as given
+            command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", QUEUES]
+            command += ["--pool", pool, "--without-heartbeat", "--without-gossip"]
+            command += ["--without-mingle"]
+            if pool == "prefork":
+                command += ["--concurrency", "1"]
+            command += ["-l", "INFO", "-n", f"{name}-{os.getpid()}@%h"]
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(
                 command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
@@ -258,6 +263,9 @@ def celery_publishing_to(broker_url: str) -> Iterator[None]:
         celery_app.amqp._producer_pool = None
 
 
+RELAY = [sys.executable, "manage.py", "outbox_relay"]
+
+
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis server of this test's own; stopped at the end even if the test fails."""
@@ -285,3 +293,99 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
         for worker in started:
             worker.stop()
         connection.close()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Report a fault test's figures: printed, and shown in the run's summary (``Fault-test
+    figures``) with or without ``-s`` and under pytest-xdist, whose workers' output is not
+    shown (the lines travel in the test report's ``user_properties``)."""
+
+    def report(text: str) -> None:
+        print(text)
+        request.node.user_properties.append(("figures", text.strip()))
+
+    return report
+
+
+class TcpProxy:
+    """A TCP proxy between processes the test starts and PostgreSQL, which the test takes
+    down and brings back: ``down()`` closes every connection through it and refuses new ones
+    (as a failover or a restart does), ``up()`` accepts again. The machine's PostgreSQL and
+    everyone else's connections to it are never touched."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.connections = 0
+
+    def up(self) -> None:
+        listener = socket.create_server(("127.0.0.1", self.port))
+        listener.settimeout(0.2)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while self._listener is listener:
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            client.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+                self.connections += 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def down(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for end in sockets:
+            with suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def url_for(self, database_url: str) -> str:
+        """``database_url`` (of the test database) through this proxy."""
+        host_port = database_url.split("@", 1)[1].split("/", 1)[0]
+        return database_url.replace(f"@{host_port}/", f"@127.0.0.1:{self.port}/")
+
+
+@pytest.fixture
+def database_proxy() -> Iterator[TcpProxy]:
+    """A proxy to the test database's server, up; taken down at the end even if the test
+    fails."""
+    db = connection.settings_dict
+    proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
+    proxy.up()
+    try:
+        yield proxy
+    finally:
+        proxy.down()

@@ -22,7 +22,7 @@ from django.db import connection, transaction
 
 from notifications.models import SmsMessage, SmsPurpose, SmsStatus
 from notifications.services import sms_message_queue
-from tests.processes import celery_publishing_to, database_url, free_port, wait_for
+from tests.processes import RELAY, celery_publishing_to, database_url, free_port, wait_for
 from tests.twilio_mock.recorder import recording_twilio
 
 pytestmark = [
@@ -59,8 +59,9 @@ class ConnectionKiller:
         self.db.close()
 
 
+@pytest.mark.xdist_group("fault_connections_terminated")
 def test_r8_fault_connections_terminated_while_sending_mark_no_sms_failed_and_send_none_twice(
-    private_redis, start_worker, twilio_mock_url
+    private_redis, start_worker, twilio_mock_url, figures
 ):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -114,7 +115,7 @@ def test_r8_fault_connections_terminated_while_sending_mark_no_sms_failed_and_se
     failed_that_reached = [b for b, s, _ in rows if s == SmsStatus.FAILED and b in reached]
     sent_twice = [body for body, count in reached.items() if count > 1]
     outage_warnings = worker_log.count("The database (SMS sending) unreachable")
-    print(
+    figures(
         f"\nconnections terminated during sending: {MESSAGES} SMS, "
         f"{killer.terminated} connections terminated while Twilio held a message; "
         f"{len(reached)} texts reached the mock ({sum(reached.values())} requests); "
@@ -191,3 +192,84 @@ def test_r8_fault_resending_sms_falsely_marked_failed_texts_nobody_twice(
         in shown
     )
     assert "2 messages queued for sending again." in shown
+
+
+DATABASE_OUTAGE_SECONDS = 20
+DOWN_MESSAGES = 20
+
+
+def _db_now():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.xdist_group("fault_database_down")
+def test_r8_fault_database_down_20_s_no_sms_waits_more_than_30_s_after_it_returns(
+    private_redis, start_worker, database_proxy, figures
+):
+    """PostgreSQL unreachable for the worker and the relay for 20 s (through a proxy the test
+    takes down: their connections closed, new ones refused), while SMS are queued by the web
+    side (this process, which still reaches the database) and published. Each send fails on
+    the database and is retried with backoff; none may wait more than 30 s once it is back."""
+    through_proxy = {"DATABASE_URL": database_proxy.url_for(database_url())}
+    with celery_publishing_to(private_redis.url):
+        relay = start_worker(
+            broker_url=private_redis.url, name="relay", command=RELAY, env=through_proxy
+        )
+        worker = start_worker(broker_url=private_redis.url, name="db-down", env=through_proxy)
+        wait_for(
+            lambda: "ready." in worker.log_path.read_text(errors="replace"),
+            timeout=60,
+            what="the worker",
+            processes=(worker,),
+        )
+        database_proxy.down()
+        down_at = time.monotonic()
+        lines_at_down = worker.log_path.read_text(errors="replace").count("\n")
+        with transaction.atomic():  # published to Redis when this commits
+            for n in range(DOWN_MESSAGES):
+                sms_message_queue(
+                    to=f"+86138002{n:05d}",
+                    body=f"发票 {30000000 + n} 退回成功。您可以重新申请开票。",
+                    purpose=SmsPurpose.RETURN_COMPLETED,
+                    idempotency_key=f"return:{n}:return_completed",
+                    related_return_id=n,
+                )
+        time.sleep(max(0.0, DATABASE_OUTAGE_SECONDS - (time.monotonic() - down_at)))
+        worker_log = worker.log_path.read_text(errors="replace")
+        lines_during = worker_log.count("\n") - lines_at_down
+        retries_during = worker_log.count(" retry: ")
+        database_proxy.up()
+        back_at = _db_now()
+
+        def all_sent() -> bool:
+            return SmsMessage.objects.filter(status=SmsStatus.SENT).count() == DOWN_MESSAGES
+
+        wait_for(
+            all_sent,
+            timeout=90,
+            what="every SMS after the database came back",
+            processes=(worker, relay),
+        )
+        worker_log = worker.log_path.read_text(errors="replace")
+
+    waits = sorted(
+        (sent_at - back_at).total_seconds()
+        for sent_at in SmsMessage.objects.values_list("sent_at", flat=True)
+    )
+    attempts = list(SmsMessage.objects.values_list("attempts", flat=True))
+    figures(
+        f"\ndatabase down {DATABASE_OUTAGE_SECONDS} s for the worker and the relay (proxy "
+        f"closed): {DOWN_MESSAGES} SMS queued and published during the outage; worker log: "
+        f"{lines_during} lines during the outage, of which {retries_during} Celery retry "
+        f"lines shown (the rest collapsed), "
+        f"{worker_log.count('The database (SMS sending) unreachable')} outage warning(s); "
+        f"after it returned every SMS sent, waits {waits[0]:.1f}-{waits[-1]:.1f} s "
+        f"(median {waits[len(waits) // 2]:.1f} s; target <= 30 s); send attempts per SMS "
+        f"{sorted(set(attempts))}; {SmsMessage.objects.filter(status=SmsStatus.FAILED).count()} "
+        "failed"
+    )
+    assert waits[-1] <= 30
+    assert set(attempts) == {1}  # the database failed before the send, never Twilio
+    call_command("check_ledger")

@@ -4,7 +4,7 @@ import logging
 
 from django.db import OperationalError
 
-from notifications.outage import OutageLog
+from core.outage import OutageLog
 
 
 class Clock:

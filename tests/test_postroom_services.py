@@ -494,7 +494,7 @@ def test_r4_paper_of_a_certified_return_gone_ahead_on_its_form_waits_unmatched(
     # The buyer's approved form stands in for the paper (R4): the return goes ahead without it.
     red_letter_form_review(
         red_letter_form_id=rr.red_letter_forms.get().pk,
-        reviewer=finance_user,
+        reviewer=Actor.for_user(finance_user),
         approve=True,
         reason="",
     )

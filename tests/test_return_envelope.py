@@ -225,3 +225,21 @@ def test_finance_sees_the_envelope_and_its_returns_in_the_back_office(
     assert "SF1234567890" in page
     for invoice in three:
         assert str(invoice) in page
+
+
+def test_one_slip_for_the_envelope_holds_each_returns_code(client_in, customer, three):
+    envelope = send(customer, three)
+    detail = client_in.get(reverse("billing:envelope_detail", args=[envelope.pk])).content.decode()
+    slip_url = reverse("billing:envelope_slip", args=[envelope.pk])
+    assert f'href="{slip_url}"' in detail
+    page = client_in.get(slip_url).content.decode()
+    for rr in envelope.returns.all():
+        assert f"data-reference>{rr.reference}<" in page
+        assert f"QR code of return {rr.reference}" in page
+    assert page.count('class="slip-code"') == 3
+
+
+def test_another_customers_envelope_slip_is_404(client, customer, three):
+    envelope = send(customer, three)
+    client.force_login(CustomerFactory().user)
+    assert client.get(reverse("billing:envelope_slip", args=[envelope.pk])).status_code == 404

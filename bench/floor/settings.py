@@ -1,9 +1,10 @@
-"""The floor for P1: a bare Django project, in the same gunicorn configuration as the app.
+"""The floor for P1 and P2: a bare Django project, in the same gunicorn configuration as the app.
 
-No apps, no middleware, no templates: one view doing the refund's transaction in raw SQL on
-the app's own database (``bench/floor/views.py``). What the app adds on top of this (sessions,
-authentication, CSRF, forms, the ORM, the rules) is what P1 weighs. Persistent connections with
-health checks, as the app's production settings.
+No apps, no middleware, no templates: views doing the refund's transaction (P1) and Invoice
+Management's reads (P2) in raw SQL on the app's own database (``bench/floor/views.py``). What
+the app adds on top of this (sessions, authentication, CSRF, forms, the ORM, templates, the
+rules) is what P1 and P2 weigh. Persistent connections with health checks, as the app's
+production settings.
 """
 
 import os

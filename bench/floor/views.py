@@ -1,7 +1,13 @@
-"""The refund's transaction in raw SQL: lock the customer's invoice, insert the return and its
-event (the rows the app writes for a paper return), answer with the redirect the app answers."""
+"""The floor's views: what the app's pages do, in raw SQL and without the app's stack.
+
+``refund`` (P1): lock the customer's invoice, insert the return and its event (the rows the app
+writes for a paper return), answer with the redirect the app answers. ``invoices`` (P2): the
+reads of Invoice Management (the page's 20 invoices in its order with the return that holds
+each, their count, the invoiceable amount) written out as an HTML table by string formatting.
+"""
 
 import secrets
+from html import escape
 
 from django.db import connection, transaction
 from django.http import HttpResponse, HttpResponseNotFound, HttpResponseRedirect
@@ -55,3 +61,53 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
             [reason, now, user_id, return_id],
         )
     return HttpResponseRedirect(f"/billing/returns/{return_id}/")
+
+
+INVOICE_PAGE = """
+SELECT i.id, i.title, i.medium, i.invoice_type, i.total, i.amount, i.tax, i.code, i.number,
+       i.state, i.issued_at,
+       (SELECT r.id FROM returns_returnrequest AS r WHERE r.invoice_id = i.id
+          AND r.state IN ('submitted', 'received', 'processing', 'awaiting_tax',
+                          'awaiting_buyer', 'completed', 'failed') ORDER BY r.id DESC LIMIT 1)
+FROM invoices_invoice AS i WHERE i.customer_id = %s
+ORDER BY i.issued_at DESC, i.id DESC LIMIT 20
+"""
+
+
+def invoices(request, customer_id: int) -> HttpResponse:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM invoices_invoice WHERE customer_id = %s", [customer_id]
+        )
+        (count,) = cursor.fetchone()
+        cursor.execute(
+            "SELECT coalesce(sum(amount), 0) FROM invoices_ledgerentry WHERE customer_id = %s",
+            [customer_id],
+        )
+        (balance,) = cursor.fetchone()
+        cursor.execute(INVOICE_PAGE, [customer_id])
+        rows = cursor.fetchall()
+    body = "".join(
+        f'<tr data-invoice="{pk}"><td>{issued:%Y-%m-%d %H:%M}</td><td>{escape(title)}</td>'
+        f"<td>{medium} {kind}</td><td>&yen;{total:,.2f} ({amount:,.2f} + {tax:,.2f})</td>"
+        f"<td>{code} {number}</td><td>{state}</td>"
+        f'<td><a href="/billing/invoices/{pk}/refund/">{return_id or "Refund"}</a></td></tr>'
+        for (
+            pk,
+            title,
+            medium,
+            kind,
+            total,
+            amount,
+            tax,
+            code,
+            number,
+            state,
+            issued,
+            return_id,
+        ) in rows
+    )
+    return HttpResponse(
+        f"<!doctype html><html><body><p>&yen;{balance:,.2f}</p><p>{count} invoices</p>"
+        f"<table>{body}</table></body></html>"
+    )

@@ -1,4 +1,7 @@
-"""The sweepers: publish again the tasks of returns that may have lost theirs."""
+"""The sweepers: publish again the tasks of returns that may have lost theirs.
+
+A last resort with long thresholds: the task outbox (core/outbox.py) publishes a task the
+broker refused, or whose worker died, within seconds; these catch what it cannot see."""
 
 import datetime as dt
 import logging

@@ -7,6 +7,7 @@ from django import template
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
 from invoices.tax import money_as_written, rate_as_printed
+from returns import selectors
 from returns.rules import invoice_can_be_booked, invoice_can_be_certified
 
 register = template.Library()
@@ -28,11 +29,8 @@ def money(value: Decimal | None) -> str:
 
 @register.filter
 def earlier_returns(invoice: Invoice) -> list:
-    """The invoice's returns other than the one its Operation column links to, newest first:
-    rejected, cancelled and earlier ones stay reachable from the invoice's row (R11).
-    Reads what ``invoices_for_management`` prefetched (no query)."""
-    holding = getattr(invoice, "return_id", None)
-    return [rr for rr in getattr(invoice, "all_returns", []) if rr.pk != holding]
+    """``returns.selectors.earlier_returns``: the invoice's other returns (R11), no query."""
+    return selectors.earlier_returns(invoice)
 
 
 @register.filter

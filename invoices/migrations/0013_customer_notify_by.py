@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('invoices', '0011_application_cancel'),
+        ('invoices', '0012_page_order_and_ledger_sum_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
