@@ -158,6 +158,8 @@ PASSWORD_RESET_ENABLED = bool(_EMAIL_URL)
 # A digital invoice is also emailed when the customer gives an address: only where mail can
 # go out (a configured server, or the console in development).
 INVOICE_EMAIL_ENABLED = bool(_EMAIL_URL) or DEBUG
+# Return notices by email, beside or instead of SMS as the customer chooses: the same condition.
+NOTIFICATION_EMAIL_ENABLED = env.bool("NOTIFICATION_EMAIL_ENABLED", default=INVOICE_EMAIL_ENABLED)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
 
 # Internationalisation: English and Simplified Chinese; the business runs on Beijing time.
@@ -334,6 +336,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # SMS
 SMS_BACKEND = env.str("SMS_BACKEND", default="console")
+# The sender's signature, first in every SMS (notifications/texts.py): mainland carriers require
+# the registered 【signature】 on messages to +86 numbers; other numbers get one in the GSM
+# alphabet, so a plain English text keeps 160 characters a segment.
+SMS_SIGNATURE = env.str("SMS_SIGNATURE", default="【云账单】")
+SMS_SIGNATURE_INTERNATIONAL = env.str("SMS_SIGNATURE_INTERNATIONAL", default="[Cloud Billing]")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")

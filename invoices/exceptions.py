@@ -51,3 +51,7 @@ class TaxOutcomeInvalid(DomainError):
 
 class TaxOutcomeConflict(DomainError):
     default_message = _("The tax system's outcome of this request is already recorded.")
+
+
+class InvalidNotificationSettings(DomainError):
+    default_message = _("Give an email address to be told by email.")

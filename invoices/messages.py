@@ -1,10 +1,11 @@
 """The audit actions of invoices, worded in the reader's language (``core.audit.messages``)."""
 
+from django.conf import settings
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core.audit.messages import Params, message_register
-from invoices.models import TaxOperation
+from invoices.models import NotifyBy, TaxOperation
 
 
 def _outcome_recorded(params: Params) -> str:
@@ -21,7 +22,16 @@ def _outcome_corrected(params: Params) -> str:
     }
 
 
+def _notifications_changed(params: Params) -> str:
+    return _("Notification settings: %(notify_by)s, in %(language)s, email %(email)s") % {
+        "notify_by": dict(NotifyBy.choices).get(params["notify_by"], params["notify_by"]),
+        "language": dict(settings.LANGUAGES).get(params["language"], params["language"]),
+        "email": params["email"] or "—",
+    }
+
+
 def register() -> None:
+    message_register("customer.notifications_changed", _notifications_changed)
     message_register(
         "invoice.issued", gettext_lazy("Invoice %(code)s %(number)s issued (¥%(total)s)")
     )

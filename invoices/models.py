@@ -22,6 +22,15 @@ class CustomerKind(models.TextChoices):
     INDIVIDUAL = "individual", _("Individual")
 
 
+class NotifyBy(models.TextChoices):
+    """How the customer hears about their returns; empty means not chosen yet: SMS when a
+    mobile is set, email when an address is set (``invoices.rules.customer_notify_channels``)."""
+
+    SMS = "sms", _("SMS")
+    EMAIL = "email", _("Email")
+    BOTH = "both", _("SMS and email")
+
+
 class Customer(models.Model):
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL,
@@ -40,6 +49,14 @@ class Customer(models.Model):
     language = models.CharField(
         _("language"), max_length=8, choices=settings.LANGUAGES, default="zh-hans"
     )
+    notify_by = models.CharField(
+        _("notify by"),
+        max_length=8,
+        choices=NotifyBy.choices,
+        blank=True,
+        default="",
+        db_default="",  # rows written by set-based SQL (seed_bench) get it too
+    )
     created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
 
     class Meta:
@@ -53,6 +70,9 @@ class Customer(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=CustomerKind.ENTERPRISE) | ~Q(taxpayer_id=""),
                 name="customer_enterprise_has_taxpayer_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(notify_by__in=["", *NotifyBy.values]), name="customer_notify_by_valid"
             ),
         ]
         # Back-office search, exact or by the beginning (pattern ops serve both = and LIKE

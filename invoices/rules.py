@@ -10,10 +10,12 @@ from django.utils.translation import gettext as _
 
 from invoices.models import (
     ApplicationState,
+    Customer,
     Invoice,
     InvoiceApplication,
     InvoiceState,
     Issuer,
+    NotifyBy,
     ReturnOutcome,
     TaxRequest,
     TaxRequestState,
@@ -119,3 +121,21 @@ def tax_request_is_overdue(tax_request: TaxRequest, *, now: dt.datetime) -> bool
     return tax_request.state == TaxRequestState.PENDING and now.astimezone(
         business_tz()
     ).date() > tax_task_due_date(requested_on)
+
+
+def customer_notify_channels(customer: Customer, *, email_possible: bool) -> frozenset[str]:
+    """How the customer is told of a return's events: what they chose, among the channels
+    they have an address for (a mobile; an email address, where mail can go out at all:
+    ``email_possible``); not chosen, or chosen with no address for it, every channel they have
+    an address for. Empty when they have none."""
+    available = set()
+    if customer.mobile:
+        available.add(NotifyBy.SMS.value)
+    if customer.user.email and email_possible:
+        available.add(NotifyBy.EMAIL.value)
+    chosen = {
+        NotifyBy.SMS: {NotifyBy.SMS.value},
+        NotifyBy.EMAIL: {NotifyBy.EMAIL.value},
+        NotifyBy.BOTH: {NotifyBy.SMS.value, NotifyBy.EMAIL.value},
+    }.get(customer.notify_by, available)  # type: ignore[call-overload]
+    return frozenset(chosen & available or available)

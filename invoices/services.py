@@ -29,6 +29,7 @@ from invoices.exceptions import (
     DuplicateInvoiceNumber,
     InsufficientInvoiceableAmount,
     InvalidInvoiceApplication,
+    InvalidNotificationSettings,
     StatementAlreadySettled,
 )
 from invoices.models import (
@@ -44,6 +45,7 @@ from invoices.models import (
     Issuer,
     LedgerEntry,
     LedgerKind,
+    NotifyBy,
     Statement,
 )
 from invoices.rules import invoice_application_can_be_cancelled, invoice_application_can_be_issued
@@ -505,3 +507,48 @@ def invoice_profile_save(*, customer_id: int, name: str, **fields: str) -> Invoi
         customer_id=customer_id, name=name, defaults=values
     )
     return profile
+
+
+@transaction.atomic
+def customer_notifications_update(
+    *, customer_id: int, notify_by: str, email: str, language: str, actor: Actor
+) -> Customer:
+    """The customer chooses how they hear about their returns (SMS, email or both), in which
+    language, and the address emails go to (their log-in's). Email needs an address, SMS a
+    mobile number on file; saving the same choice again changes nothing."""
+    customer = Customer.objects.select_for_update().select_related("user").get(pk=customer_id)
+    email = (email or "").strip()
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError as exc:
+            raise InvalidNotificationSettings(_("Enter a valid email address.")) from exc
+    if notify_by not in NotifyBy.values:
+        raise InvalidNotificationSettings(_("Choose how you want to be told."))
+    if notify_by in (NotifyBy.EMAIL, NotifyBy.BOTH) and not email:
+        raise InvalidNotificationSettings()
+    if notify_by in (NotifyBy.SMS, NotifyBy.BOTH) and not customer.mobile:
+        raise InvalidNotificationSettings(
+            _("No mobile number is on file for SMS: choose email, or ask us to add one.")
+        )
+    if language not in dict(settings.LANGUAGES):
+        raise InvalidNotificationSettings(_("Choose a language."))
+    before = {"notify_by": customer.notify_by, "language": customer.language}
+    after = {"notify_by": notify_by, "language": language}
+    changed = before != after or customer.user.email != email
+    if before != after:
+        customer.notify_by = notify_by
+        customer.language = language
+        customer.save(update_fields=["notify_by", "language"])
+    if customer.user.email != email:
+        customer.user.email = email
+        customer.user.save(update_fields=["email"])
+    if changed:
+        audit_record(
+            actor=actor,
+            action="customer.notifications_changed",
+            obj=customer,
+            customer_id=customer.pk,
+            params={**after, "email": email},
+        )
+    return customer

@@ -1,4 +1,4 @@
-"""Back office: SMS messages are read-only; staff may resend failed ones."""
+"""Back office: SMS messages and emails are read-only; staff may resend failed SMS."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -9,7 +9,7 @@ from django.utils.translation import ngettext
 from core.admin import ReadOnlyAdmin
 from core.audit.actor import Actor
 from notifications.exceptions import SmsProviderUnavailable
-from notifications.models import SmsMessage, SmsPendingStatusCallback, SmsStatus
+from notifications.models import EmailNotification, SmsMessage, SmsPendingStatusCallback, SmsStatus
 from notifications.services import sms_resend
 
 
@@ -104,3 +104,13 @@ class SmsPendingStatusCallbackAdmin(ReadOnlyAdmin):
     list_display = ["provider_id", "status", "error_code", "received_at"]
     list_filter = ["status"]
     search_fields = ["provider_id"]
+
+
+@admin.register(EmailNotification)
+class EmailNotificationAdmin(ReadOnlyAdmin):
+    """Emails sent beside (or instead of) SMS, as customers chose; a failed one shows why."""
+
+    list_display = ["to", "purpose", "status", "attempts", "created_at", "sent_at"]
+    list_filter = ["status", "purpose"]
+    search_fields = ["to", "idempotency_key", "correlation_id"]
+    date_hierarchy = "created_at"

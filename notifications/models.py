@@ -45,7 +45,14 @@ class SmsMessage(models.Model):
     """
 
     to = models.CharField(_("to"), max_length=16, help_text=_("E.164, e.g. +8613800138000"))
-    body = models.TextField(_("body"))
+    body = models.TextField(_("body"), help_text=_("As sent, in the customer's language."))
+    template = models.CharField(
+        _("template"),
+        max_length=64,
+        blank=True,
+        help_text=_("The key of the text in the catalogue (notifications/texts.py)."),
+    )
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
     purpose = models.CharField(_("purpose"), max_length=32, choices=SmsPurpose.choices)
     language = models.CharField(_("language"), max_length=8, default="zh-hans")
     related_return_id = models.PositiveBigIntegerField(
@@ -124,3 +131,53 @@ class SmsPendingStatusCallback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_id}: {self.status}"
+
+
+class EmailStatus(models.TextChoices):
+    QUEUED = "queued", _("Queued")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class EmailNotification(models.Model):
+    """One email to one customer, beside (or instead of) the SMS for the same event, as the
+    customer chose. Written in the caller's transaction, sent after commit by a task; the
+    ``idempotency_key`` (the event's, as the SMS's) makes queuing it twice a no-op.
+    ``related_return_id`` is a plain id for the same reason as on ``SmsMessage``."""
+
+    to = models.EmailField(_("to"))
+    subject = models.CharField(_("subject"), max_length=200)
+    body = models.TextField(_("body"), help_text=_("As sent, in the customer's language."))
+    template = models.CharField(_("template"), max_length=64)
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    purpose = models.CharField(_("purpose"), max_length=32, choices=SmsPurpose.choices)
+    language = models.CharField(_("language"), max_length=8, default="zh-hans")
+    related_return_id = models.PositiveBigIntegerField(
+        _("related return id"), null=True, blank=True, db_index=True
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=EmailStatus.choices, default=EmailStatus.QUEUED
+    )
+    idempotency_key = models.CharField(_("idempotency key"), max_length=128, unique=True)
+    correlation_id = models.CharField(_("correlation id"), max_length=64, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    error_message = models.TextField(_("error message"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("email notification")
+        verbose_name_plural = _("email notifications")
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~Q(body=""), name="email_body_not_empty"),
+            models.CheckConstraint(
+                condition=(Q(status=EmailStatus.SENT) & Q(sent_at__isnull=False))
+                | (~Q(status=EmailStatus.SENT) & Q(sent_at__isnull=True)),
+                name="email_sent_at_iff_sent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Email to {self.to} ({self.get_purpose_display()}, {self.get_status_display()})"

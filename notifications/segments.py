@@ -3,10 +3,9 @@
 A segment carries 160 characters of the GSM 03.38 default alphabet (characters of its
 extension table count twice), or 70 UCS-2 characters as soon as one character is outside that
 alphabet — any Chinese character, for instance. Texts that name a free-text value (a rejection
-reason) shorten that value, never the fixed wording, to stay within one segment.
+reason) shorten that value, never the fixed wording, to stay within one segment
+(``notifications.texts``).
 """
-
-from collections.abc import Callable
 
 GSM7_BASIC = frozenset(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -35,23 +34,11 @@ def fits_one_segment(text: str) -> bool:
     return used <= limit
 
 
-def fit_one_segment(render: Callable[[str], str], value: str) -> str:
-    """``render(value)``, with ``value`` shortened (ending in "...") until it fits one segment.
-
-    If even an empty value does not fit, the fixed wording is too long: that is a bug in the
-    wording, and the text is returned unshortened rather than losing its meaning.
-    """
-    value = " ".join(value.split())
-    text = render(value)
-    if fits_one_segment(text):
-        return text
-    low, high = 0, len(value)  # binary search for the longest prefix that fits
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits_one_segment(render(value[:middle].rstrip() + ELLIPSIS)):
-            low = middle
-        else:
-            high = middle - 1
-    if low == 0 and not fits_one_segment(render(ELLIPSIS)):
-        return text
-    return render(value[:low].rstrip() + ELLIPSIS)
+def segment_count(text: str) -> int:
+    """How many segments the text is sent in: one if it fits, otherwise parts of 153 GSM-7 or
+    67 UCS-2 units (each part gives 7 or 3 to the header that joins them)."""
+    used, limit = segment_units(text)
+    if used <= limit:
+        return 1
+    part = limit - (7 if limit == GSM7_SEGMENT else 3)
+    return -(-used // part)

@@ -1,4 +1,5 @@
-"""Every write to SMS messages: queue, send, record failures, resend, apply status callbacks.
+"""Every write to SMS messages: queue, send, record failures, resend, apply status callbacks;
+and to the emails sent beside them.
 
 Sending is at most once per queued message in normal operation: the row is locked and moved to
 ``sending`` before the provider is called, so a second run of the task finds nothing to do.
@@ -10,6 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -27,7 +29,15 @@ from notifications.exceptions import (
     SmsProviderUnavailable,
     SmsTransientError,
 )
-from notifications.models import E164_REGEX, SmsMessage, SmsPendingStatusCallback, SmsStatus
+from notifications.models import (
+    E164_REGEX,
+    EmailNotification,
+    EmailStatus,
+    SmsMessage,
+    SmsPendingStatusCallback,
+    SmsStatus,
+)
+from notifications.texts import Params, email_body, email_subject, sms_body
 
 logger = logging.getLogger(__name__)
 
@@ -95,13 +105,19 @@ def _enqueue_send(sms: SmsMessage) -> None:
 def sms_message_queue(
     *,
     to: str,
-    body: str,
     purpose: str,
     idempotency_key: str,
+    body: str = "",
+    template: str = "",
+    params: Params | None = None,
     language: str = "zh-hans",
     related_return_id: int | None = None,
 ) -> SmsMessage:
     """Record an SMS and send it after the caller's transaction commits (R8).
+
+    The text is ``template`` with ``params`` from the catalogue (``notifications.texts``),
+    rendered now in ``language`` with the sender's signature; the row keeps the body as sent
+    and the key and parameters. (``body`` alone is for staff tools and tests.)
 
     Idempotent on ``idempotency_key``: a second call returns the first row and enqueues nothing.
     Two concurrent calls are settled by the unique constraint; the insert runs in a savepoint so
@@ -109,6 +125,9 @@ def sms_message_queue(
     """
     if not _E164.match(to):
         raise ValueError(f"SMS recipient {to!r} is not an E.164 number such as +8613800138000.")
+    params = dict(params or {})
+    if template:
+        body = sms_body(template, params, language=language, to=to)
     if not body:
         raise ValueError("An SMS needs a body.")
     existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()
@@ -119,6 +138,8 @@ def sms_message_queue(
             sms = SmsMessage.objects.create(
                 to=to,
                 body=body,
+                template=template,
+                params=params,
                 purpose=purpose,
                 idempotency_key=idempotency_key,
                 language=language,
@@ -683,3 +704,75 @@ def sms_pending_callbacks_purge(*, older_than: timedelta) -> int:
     if deleted:
         logger.info("Dropped %d status callbacks no message claimed.", deleted)
     return deleted
+
+
+def _enqueue_email(email: EmailNotification) -> None:
+    from notifications.tasks import email_send_task
+
+    enqueue_on_commit(email_send_task, email.id)
+
+
+@transaction.atomic
+def email_notification_queue(
+    *,
+    to: str,
+    purpose: str,
+    template: str,
+    params: Params,
+    idempotency_key: str,
+    language: str = "zh-hans",
+    related_return_id: int | None = None,
+) -> EmailNotification:
+    """Record an email for one event and send it after the caller's transaction commits: the
+    SMS's text from the same template, in ``language``, with the typed text whole (quoted),
+    plain text. Idempotent on ``idempotency_key`` like ``sms_message_queue``."""
+    existing = EmailNotification.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    params = dict(params)
+    try:
+        with transaction.atomic():
+            email = EmailNotification.objects.create(
+                to=to,
+                subject=email_subject(template, params, language=language),
+                body=email_body(template, params, language=language),
+                template=template,
+                params=params,
+                purpose=purpose,
+                language=language,
+                related_return_id=related_return_id,
+                idempotency_key=idempotency_key,
+                correlation_id=correlation_id(),
+            )
+    except IntegrityError:
+        existing = EmailNotification.objects.filter(idempotency_key=idempotency_key).first()
+        if existing is None:
+            raise
+        return existing
+    _enqueue_email(email)
+    return email
+
+
+def email_notification_send(*, email_notification_id: int) -> bool:
+    """Send a queued email; False when there is nothing to do (already sent or failed).
+
+    Sent outside any transaction (the mail server may be slow), then marked sent; a crash
+    between the two sends it again on retry, the safe side for a notice (as the invoice
+    email does). A mail server error propagates: the task retries it.
+    """
+    email = EmailNotification.objects.get(pk=email_notification_id)
+    if email.status != EmailStatus.QUEUED:
+        return False
+    EmailNotification.objects.filter(pk=email.pk).update(attempts=F("attempts") + 1)
+    EmailMessage(subject=email.subject, body=email.body, to=[email.to]).send()
+    EmailNotification.objects.filter(pk=email.pk, status=EmailStatus.QUEUED).update(
+        status=EmailStatus.SENT, sent_at=timezone.now(), updated_at=timezone.now()
+    )
+    return True
+
+
+def email_notification_give_up(*, email_notification_id: int, error: str) -> None:
+    """The task ran out of retries: the email is failed, with why, for staff to see."""
+    EmailNotification.objects.filter(pk=email_notification_id, status=EmailStatus.QUEUED).update(
+        status=EmailStatus.FAILED, error_message=error[:2000], updated_at=timezone.now()
+    )

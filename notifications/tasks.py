@@ -1,6 +1,8 @@
-"""The SMS send task: ids in, the service does the work, the task owns the retry policy."""
+"""The SMS and email send tasks: ids in, the service does the work, the task owns the retry
+policy."""
 
 import logging
+import smtplib
 from contextlib import suppress
 from datetime import timedelta
 from typing import Any
@@ -17,6 +19,8 @@ from notifications.exceptions import SmsOutcomeNotRecorded, SmsTransientError
 from notifications.models import SmsStatus
 from notifications.services import (
     DATABASE_ERRORS,
+    email_notification_give_up,
+    email_notification_send,
     sms_outcome_record,
     sms_pending_callbacks_purge,
     sms_requeue_stuck,
@@ -189,3 +193,42 @@ def sms_status_reconcile_task() -> None:
     sms_pending_callbacks_purge(
         older_than=timedelta(seconds=settings.SMS_PENDING_CALLBACK_KEEP_SECONDS)
     )
+
+
+class EmailSendTask(DjangoTask):
+    """Records an email that finally failed on its row, so no failure is silent; like
+    ``SmsSendTask``, never propagates in eager mode (a mail server down must not break the
+    request that completed a return)."""
+
+    def apply(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("throw", False)
+        return super().apply(*args, **kwargs)
+
+    def on_failure(
+        self,
+        exc: BaseException,
+        task_id: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        einfo: ExceptionInfo | None,
+    ) -> None:
+        email_notification_id = int(kwargs.get("email_notification_id") or args[0])
+        with suppress(DatabaseError):
+            email_notification_give_up(
+                email_notification_id=email_notification_id,
+                error=f"Gave up after task {task_id}: {exc.__class__.__name__}: {exc}",
+            )
+
+
+@shared_task(
+    base=EmailSendTask,
+    acks_late=True,
+    autoretry_for=(smtplib.SMTPException, OSError, *DATABASE_ERRORS),
+    retry_backoff=True,
+    retry_backoff_max=settings.TASK_LONGEST_COUNTDOWN_SECONDS,
+    retry_jitter=True,
+    max_retries=6,
+)
+def email_send_task(email_notification_id: int) -> None:
+    """Send one notification email (idempotent: a sent one is not sent again)."""
+    email_notification_send(email_notification_id=email_notification_id)

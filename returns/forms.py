@@ -7,10 +7,11 @@ re-renders with everything the customer entered and the message next to the righ
 from typing import cast
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 from core.exceptions import DomainError
-from invoices.models import InvoiceMedium, InvoiceType, ReversalReason
+from invoices.models import InvoiceMedium, InvoiceType, NotifyBy, ReversalReason
 from invoices.services import money
 from invoices.tax import money_as_written
 from invoices.taxpayer import validate_taxpayer_id
@@ -403,3 +404,27 @@ class ApplyForm(PortalForm):
         else:
             data["email"] = ""
         return data
+
+
+class NotificationSettingsForm(PortalForm):
+    """How the customer hears about their returns: SMS, email or both, in which language,
+    and the email address."""
+
+    notify_by = forms.ChoiceField(
+        label=_("Tell me about my returns by"),
+        choices=NotifyBy.choices,
+        widget=forms.RadioSelect,
+    )
+    language = forms.ChoiceField(
+        label=_("Language of SMS and email"),
+        choices=settings.LANGUAGES,
+        widget=forms.RadioSelect,
+    )
+    email = forms.EmailField(
+        label=_("Email address"),
+        required=False,
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+    error_fields = {"InvalidNotificationSettings": "notify_by"}

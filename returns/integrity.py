@@ -26,6 +26,7 @@ from invoices.models import (
     Issuer,
     LedgerEntry,
     LedgerKind,
+    NotifyBy,
     RedLetterInvoice,
     Statement,
     TaxOperation,
@@ -69,6 +70,7 @@ VALUES: dict[str, str] = {
     "confirmed": BuyerDecision.CONFIRMED,
     "completed": ReturnState.COMPLETED,
     "return_completed": SmsPurpose.RETURN_COMPLETED,
+    "email_only": NotifyBy.EMAIL,  # told by email as they chose: no SMS expected
 }
 
 
@@ -379,7 +381,7 @@ def check_completed_returns() -> list[str]:
             FROM {return_request} AS r
             JOIN {invoice} AS i ON i.id = r.invoice_id
             JOIN {customer} AS c ON c.id = i.customer_id
-            WHERE r.state = %(completed)s AND c.mobile > ''
+            WHERE r.state = %(completed)s AND c.mobile > '' AND c.notify_by <> %(email_only)s
               AND (SELECT COUNT(*) FROM {sms} AS m
                    WHERE m.related_return_id = r.id AND m.purpose = %(return_completed)s) <> 1
             ORDER BY r.id

@@ -4,6 +4,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from django.conf import settings
 from django.db.models import (
     Case,
     Count,
@@ -33,6 +34,7 @@ from invoices.models import (
     Customer,
     Invoice,
     InvoiceMedium,
+    NotifyBy,
     RedLetterInvoice,
     TaxOperation,
     TaxRequest,
@@ -40,6 +42,7 @@ from invoices.models import (
 )
 from invoices.qr import invoice_qr_disagreements
 from invoices.rules import (
+    customer_notify_channels,
     invoice_is_returnable,
     invoice_issued_by_provider,
     invoice_return_refusal,
@@ -49,7 +52,7 @@ from invoices.rules import (
 from invoices.tax import money_as_written, rate_as_printed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
-from notifications.models import SmsMessage, SmsPurpose, SmsStatus
+from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
 from returns.exceptions import InvalidScan, InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
@@ -680,18 +683,35 @@ def _digital_timeline(
 
 
 def _sms_step(rr: ReturnRequest, *, completed: bool) -> TimelineStep:
-    """The success SMS (R8): sent after the outcome is recorded, if the customer has a mobile."""
-    label = _("SMS sent")
-    if completed and not rr.invoice.customer.mobile:
-        return TimelineStep("sms", label, False, skipped=True, note=_("No mobile number"))
-    sms = (
-        SmsMessage.objects.filter(related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED)
-        .order_by("-id")
-        .first()
+    """The success SMS (R8): sent after the outcome is recorded, if the customer has a mobile;
+    the success email instead for a customer told by email only."""
+    customer = rr.invoice.customer
+    channels = customer_notify_channels(
+        customer, email_possible=settings.NOTIFICATION_EMAIL_ENABLED
     )
+    message: SmsMessage | EmailNotification | None
+    if NotifyBy.SMS not in channels and NotifyBy.EMAIL in channels:
+        label = _("Email sent")
+        message = (
+            EmailNotification.objects.filter(
+                related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED
+            )
+            .order_by("-id")
+            .first()
+        )
+    else:
+        label = _("SMS sent")
+        if completed and not customer.mobile:
+            return TimelineStep("sms", label, False, skipped=True, note=_("No mobile number"))
+        message = (
+            SmsMessage.objects.filter(related_return_id=rr.pk, purpose=SmsPurpose.RETURN_COMPLETED)
+            .order_by("-id")
+            .first()
+        )
+    sms = message
     if sms is None:
         return TimelineStep("sms", label, False)
-    if sms.status in (SmsStatus.SENT, SmsStatus.DELIVERED):
+    if sms.status in (SmsStatus.SENT, SmsStatus.DELIVERED):  # an email's "sent" too
         return TimelineStep("sms", label, True, sms.sent_at)
     if sms.status == SmsStatus.FAILED:
         return TimelineStep("sms", label, False, stopped=True, note=_("Could not be sent"))

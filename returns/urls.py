@@ -19,6 +19,11 @@ urlpatterns = [
         views.invoice_document_download,
         name="invoice_download",
     ),
+    path(
+        "billing/settings/notifications/",
+        views.notification_settings,
+        name="notification_settings",
+    ),
     path("billing/returns/several/", views.returns_several, name="returns_several"),
     path("billing/envelopes/<int:pk>/", views.envelope_detail, name="envelope_detail"),
     path("billing/envelopes/<int:pk>/slip/", views.envelope_slip, name="envelope_slip"),

@@ -22,8 +22,9 @@ from django.views.decorators.http import require_POST
 
 from core.audit.actor import Actor
 from core.exceptions import DomainError
-from invoices.models import ApplicationState, InvoiceApplication, InvoiceType
+from invoices.models import ApplicationState, InvoiceApplication, InvoiceType, NotifyBy
 from invoices.rules import (
+    customer_notify_channels,
     invoice_application_can_be_cancelled,
     invoice_return_refusal,
     tax_request_awaits_confirmation_form,
@@ -38,6 +39,7 @@ from invoices.selectors import (
 )
 from invoices.services import (
     PROFILE_FIELDS,
+    customer_notifications_update,
     invoice_application_cancel,
     invoice_application_create,
     invoice_application_issued_by_tax_system,
@@ -46,6 +48,7 @@ from invoices.tax import money_as_written
 from returns.exceptions import InvoiceNotEligibleForReturn, ReturnAlreadyOpen
 from returns.forms import (
     ApplyForm,
+    NotificationSettingsForm,
     RedLetterFormUploadForm,
     RefundForm,
     ReturnEnvelopeForm,
@@ -602,3 +605,44 @@ def invoice_apply(request):
         "invoiceable_amount": invoiceable_amount(customer_id=customer.pk),
     }
     return render(request, "billing/apply.html", context, status=status)
+
+
+@login_required
+def notification_settings(request):
+    """The customer chooses how they hear about their returns (SMS, email or both)."""
+    customer = _customer(request)
+    channels = customer_notify_channels(customer, email_possible=True)
+    current = customer.notify_by or (
+        NotifyBy.BOTH if len(channels) == 2 else next(iter(channels), NotifyBy.SMS)
+    )
+    form = NotificationSettingsForm(
+        request.POST or None,
+        initial={
+            "notify_by": current,
+            "language": customer.language,
+            "email": customer.user.email,
+        },
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            customer_notifications_update(
+                customer_id=customer.pk,
+                actor=Actor.customer(request.user, customer.pk),
+                **form.cleaned_data,
+            )
+        except DomainError as exc:
+            form.add_domain_error(exc)
+        else:
+            messages.success(request, _("Your notification settings have been saved."))
+            return redirect("billing:notification_settings")
+    context = {
+        "form": form,
+        "customer": customer,
+        "email_possible": settings.NOTIFICATION_EMAIL_ENABLED,
+    }
+    return render(
+        request,
+        "billing/notification_settings.html",
+        context,
+        status=400 if form.is_bound else 200,
+    )

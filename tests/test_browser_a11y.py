@@ -165,6 +165,7 @@ def test_every_portal_page_in_every_state_passes_axe_and_fits_a_phone(
         ("invoices", "/billing/invoices/"),
         ("invoices-returning", "/billing/invoices/?status=returning"),
         ("apply", "/billing/invoices/apply/"),
+        ("notifications", "/billing/settings/notifications/"),
         ("refund-paper-ordinary", f"/billing/invoices/{paper_ordinary.pk}/refund/"),
         ("refund-paper-special", f"/billing/invoices/{paper_special.pk}/refund/"),
         ("refund-digital", f"/billing/invoices/{digital.pk}/refund/"),

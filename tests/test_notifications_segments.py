@@ -1,8 +1,6 @@
 """One SMS segment: 160 GSM-7 units, or 70 UCS-2 units once any character is outside GSM-7."""
 
-import pytest
-
-from notifications.segments import fit_one_segment, fits_one_segment, is_gsm7, segment_units
+from notifications.segments import fits_one_segment, is_gsm7, segment_count, segment_units
 
 
 def test_plain_english_is_gsm7_with_160_units():
@@ -22,27 +20,12 @@ def test_one_chinese_character_switches_to_70_ucs2_units():
     assert not fits_one_segment("发" * 71)
 
 
-def test_the_ellipsis_used_for_shortening_keeps_english_in_gsm7():
-    text = fit_one_segment(lambda r: f"Rejected: {r}", "x" * 400)
-    assert is_gsm7(text)
-    assert text.endswith("...")
-    assert len(text) == 160
-
-
-def test_a_value_that_fits_is_left_alone_apart_from_whitespace():
-    assert fit_one_segment(lambda r: f"Rejected: {r}", "  blurred \n scan ") == (
-        "Rejected: blurred scan"
-    )
-
-
-def test_chinese_is_shortened_to_70_characters_and_keeps_the_fixed_wording():
-    text = fit_one_segment(lambda r: f"发票12345678退票被驳回：{r}，请重新提交。", "原因" * 100)
-    assert segment_units(text) == (70, 70)
-    assert text.startswith("发票12345678退票被驳回：")
-    assert text.endswith("...，请重新提交。")
-
-
-@pytest.mark.parametrize("value", ["", "short"])
-def test_wording_too_long_even_without_the_value_is_returned_whole(value):
-    wording = "x" * 200 + "{}"
-    assert fit_one_segment(lambda r: wording.format(r), value) == wording.format(value)
+def test_a_longer_text_is_sent_in_parts_of_153_or_67_units():
+    assert segment_count("a" * 160) == 1
+    assert segment_count("a" * 161) == 2
+    assert segment_count("a" * 306) == 2
+    assert segment_count("a" * 307) == 3
+    assert segment_count("发" * 70) == 1
+    assert segment_count("发" * 71) == 2
+    assert segment_count("发" * 134) == 2
+    assert segment_count("发" * 135) == 3

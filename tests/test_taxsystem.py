@@ -25,7 +25,7 @@ from invoices.models import (
     TaxRequestState,
     TaxSandboxOperation,
 )
-from invoices.tax import breakdown_from_total
+from invoices.tax import breakdown_from_total, money_as_written
 from invoices.taxsystem.backends.sandbox import (
     FIRST_NUMBER,
     RED_LETTER_CODES,
@@ -312,7 +312,7 @@ def test_r6_r7_r8_finance_records_the_red_letter_invoice_and_the_return_complete
     assert rr.tax_request.recorded_by == finance_user
     sms = SmsMessage.objects.get(purpose=SmsPurpose.RETURN_COMPLETED)
     assert "61000001" in sms.body
-    assert f"¥{invoice.total}" in sms.body
+    assert money_as_written(invoice.total) in sms.body  # ¥1,000.00: with its currency
 
 
 def test_r6_finance_records_a_void_with_its_date(

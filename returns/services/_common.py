@@ -1,10 +1,11 @@
 """What every return service shares: the timeline and audit log, the state transition, the lock
-order, rejecting, advancing to processing when ready (R4) and queueing SMS (R8).
+order, rejecting, advancing to processing when ready (R4) and telling the customer (R8).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -12,10 +13,10 @@ from core.audit.actor import Actor
 from core.audit.messages import message_render
 from core.audit.services import audit_record
 from core.enqueue import enqueue_on_commit
-from invoices.models import Invoice
-from notifications.models import SmsPurpose
-from notifications.segments import fit_one_segment
-from notifications.services import sms_message_queue
+from invoices.models import Invoice, NotifyBy
+from invoices.rules import customer_notify_channels
+from notifications.services import email_notification_queue, sms_message_queue
+from notifications.texts import TEMPLATES, Params
 from returns.exceptions import InvalidReturnReason
 from returns.models import FormReviewState, RedLetterForm, ReturnEvent, ReturnRequest, ReturnState
 from returns.rules import (
@@ -135,9 +136,12 @@ def _reject(
     key: str = "",
     params: Mapping[str, Any] | None = None,
     fields: tuple[str, ...] = (),
+    sms: tuple[str, Params] | None = None,
 ) -> None:
     """*rejected*: the timeline keeps the reason as key + parameters (and what a person typed);
-    ``rejection_reason`` holds it worded in the customer's language, for the SMS."""
+    ``rejection_reason`` holds it worded in the customer's language, for the portal. The
+    customer is told by ``sms`` (a template of ``notifications.texts`` and its parameters);
+    by default the reason as typed, quoted."""
     with translation.override(rr.invoice.customer.language):
         worded = message_render(key, params) if key else ""
     rr.rejection_reason = " ".join(part for part in (worded, note) if part)[:REASON_MAX]
@@ -151,17 +155,8 @@ def _reject(
         fields=("rejection_reason", *fields),
     )
     _withdraw_pending_forms(rr)
-    _sms_queue(
-        rr,
-        purpose=SmsPurpose.RETURN_REJECTED,
-        render=lambda: fit_one_segment(
-            lambda reason: (
-                _("Your return of invoice %(number)s was rejected: %(reason)s")
-                % {"number": rr.invoice.number, "reason": reason}
-            ),
-            rr.rejection_reason,
-        ),
-    )
+    template, sms_params = sms or ("return_rejected_note", {"note": rr.rejection_reason})
+    _notify(rr, template=template, params={"number": rr.invoice.number, **sms_params})
 
 
 def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
@@ -189,21 +184,44 @@ def _advance_if_ready(rr: ReturnRequest, *, actor: Actor) -> None:
     enqueue_on_commit(return_process_task, rr.pk)
 
 
-def _sms_queue(
-    rr: ReturnRequest, *, purpose: str, render: Callable[[], object], key_suffix: str = ""
-) -> None:
-    """Queue one SMS per return and purpose, in the customer's language, after commit (R8)."""
+def _notify(
+    rr: ReturnRequest,
+    *,
+    template: str,
+    params: Params,
+    event: str = "",
+) -> frozenset[str]:
+    """Tell the customer of one event, by SMS and/or email as they chose (R8), in their
+    language, after commit; ``template`` is a key of ``notifications.texts.TEMPLATES``.
+
+    ``event`` names the event (default: this return and the template's purpose) and is the
+    idempotency key of both messages: an event is told once, whichever path reaches it twice.
+    Returns the channels used (empty: the customer has no mobile and no email address).
+    """
     customer = rr.invoice.customer
-    if not customer.mobile:
-        return
-    with translation.override(customer.language):
-        body = str(render())
-    key = f"return:{rr.pk}:{purpose}" + (f":{key_suffix}" if key_suffix else "")
-    sms_message_queue(
-        to=customer.mobile,
-        body=body,
-        purpose=purpose,
-        idempotency_key=key,
-        language=customer.language,
-        related_return_id=rr.pk,
+    purpose = TEMPLATES[template].purpose
+    key = event or f"return:{rr.pk}:{purpose}"
+    channels = customer_notify_channels(
+        customer, email_possible=settings.NOTIFICATION_EMAIL_ENABLED
     )
+    if NotifyBy.SMS in channels:
+        sms_message_queue(
+            to=customer.mobile,
+            purpose=purpose,
+            template=template,
+            params=params,
+            idempotency_key=key,
+            language=customer.language,
+            related_return_id=rr.pk,
+        )
+    if NotifyBy.EMAIL in channels:
+        email_notification_queue(
+            to=customer.user.email,
+            purpose=purpose,
+            template=template,
+            params=params,
+            idempotency_key=key,
+            language=customer.language,
+            related_return_id=rr.pk,
+        )
+    return channels

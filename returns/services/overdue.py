@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from core.audit.actor import Actor
-from notifications.models import SmsMessage, SmsPurpose
+from notifications.models import EmailNotification, SmsMessage, SmsPurpose
 from returns.backoffice_selectors import returns_paper_overdue
 from returns.models import ReturnRequest
 from returns.rules import return_paper_is_awaited
-from returns.services._common import _lock_return, _reject, _sms_queue
+from returns.services._common import _lock_return, _notify, _reject
 
 logger = logging.getLogger(__name__)
 
@@ -49,28 +48,32 @@ def return_request_chase_paper(
         return ""
     days = _days_waiting(rr, now)
     if days >= PAPER_CLOSE_DAYS:
-        _reject(rr, actor=actor, key="return.closed_no_paper", params={"days": PAPER_CLOSE_DAYS})
+        _reject(
+            rr,
+            actor=actor,
+            key="return.closed_no_paper",
+            params={"days": PAPER_CLOSE_DAYS},
+            sms=("return_rejected_paper_overdue", {"days": PAPER_CLOSE_DAYS}),
+        )
         return "closed"
     due = [reminder for reminder in PAPER_REMINDER_DAYS if days >= reminder]
     if not due:
         return ""
     reminder = due[-1]  # the latest one due: a return first seen at day 35 gets the 30-day one
-    key = f"return:{rr.pk}:{SmsPurpose.PAPER_REMINDER}:{reminder}"  # as _sms_queue makes it
-    if not rr.invoice.customer.mobile or SmsMessage.objects.filter(idempotency_key=key).exists():
-        return ""
-    _sms_queue(
-        rr,
-        purpose=SmsPurpose.PAPER_REMINDER,
-        key_suffix=str(reminder),
-        render=lambda: (
-            _(
-                "We have not yet received the paper invoice %(number)s you returned %(days)d "
-                "days ago. Please mail it; the return is closed after %(close)d days."
-            )
-            % {"number": rr.invoice.number, "days": reminder, "close": PAPER_CLOSE_DAYS}
-        ),
+    key = f"return:{rr.pk}:{SmsPurpose.PAPER_REMINDER}:{reminder}"
+    told = (
+        SmsMessage.objects.filter(idempotency_key=key).exists()
+        or EmailNotification.objects.filter(idempotency_key=key).exists()
     )
-    return f"reminded:{reminder}"
+    if told:
+        return ""
+    channels = _notify(
+        rr,
+        template="paper_reminder",
+        params={"number": rr.invoice.number, "days": reminder, "close": PAPER_CLOSE_DAYS},
+        event=key,
+    )
+    return f"reminded:{reminder}" if channels else ""
 
 
 def returns_chase_paper(

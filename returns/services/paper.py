@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from core.audit.actor import Actor
@@ -16,7 +16,7 @@ from core.audit.services import audit_record
 from invoices.models import Invoice
 from invoices.rules import invoice_issued_by_provider
 from invoices.workdays import business_tz
-from notifications.models import SmsPurpose
+from notifications.texts import in_each_language
 from returns.audit import mail_receipt_matched_record, mail_receipt_sent_back_record
 from returns.exceptions import (
     InvalidMailReceipt,
@@ -25,6 +25,7 @@ from returns.exceptions import (
     ReturnNotAwaitingPaper,
     UnknownInvoice,
 )
+from returns.messages import PAPER_PARTS
 from returns.models import MailReceipt, ReturnRequest, ReturnState
 from returns.rules import (
     paper_is_complete,
@@ -33,7 +34,7 @@ from returns.rules import (
     return_paper_is_awaited,
 )
 from returns.selectors import mail_receipt_matchable, return_blocking_for_invoice
-from returns.services._common import _advance_if_ready, _reject, _sms_queue, _transition
+from returns.services._common import _advance_if_ready, _notify, _reject, _transition
 
 
 def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> None:
@@ -44,7 +45,14 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
     missing = [] if return_needs_red_letter_form(rr) else paper_missing_part_keys(receipt)
     if missing:
         rr.save(update_fields=["mail_receipt", "updated_at"])
-        _reject(rr, actor=actor, key="paper.incomplete", params={"parts": missing})
+        words = in_each_language(lambda: _list_in_words([str(PAPER_PARTS[p]) for p in missing]))
+        _reject(
+            rr,
+            actor=actor,
+            key="paper.incomplete",
+            params={"parts": missing},
+            sms=("return_rejected_paper_incomplete", {"parts": words}),
+        )
         return
     received_on = f"{timezone.localtime(receipt.received_at, business_tz()):%Y-%m-%d}"
     _transition(
@@ -58,15 +66,21 @@ def _match_receipt(rr: ReturnRequest, *, receipt: MailReceipt, actor: Actor) -> 
     _advance_if_ready(rr, actor=actor)
     if rr.state == ReturnState.RECEIVED:
         # Only when the return has to wait (for the red-letter form): otherwise the
-        # "completed" text follows within seconds and this one would be noise.
-        _sms_queue(
+        # "completed" text follows within seconds and this one would be noise. The event is
+        # the paper's arrival: paper matched again to a later return (after its form was
+        # rejected) was already told of, and is not told again.
+        _notify(
             rr,
-            purpose=SmsPurpose.RETURN_RECEIVED,
-            render=lambda: (
-                _("We have received the paper invoice %(number)s you returned.")
-                % {"number": rr.invoice.number}
-            ),
+            template="return_received",
+            params={"number": rr.invoice.number},
+            event=f"mail_receipt:{receipt.pk}:received",
         )
+
+
+def _list_in_words(items: list[str]) -> str:
+    """ "a, b" in English, "a、b" in Chinese (the active language)."""
+    separator = "、" if (translation.get_language() or "").startswith("zh") else ", "
+    return separator.join(items)
 
 
 class MailReceiptOutcome(enum.StrEnum):

@@ -12,6 +12,7 @@ from core.audit.actor import Actor
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
 from invoices.models import ReturnOutcome
+from invoices.tax import money_as_written
 from invoices.taxsystem.interface import BUYER_DECLINED, ResultStatus, TaxResult
 from invoices.taxsystem.services import (
     local_minute,
@@ -26,7 +27,6 @@ from invoices.taxsystem.services import (
     tax_request_submit,
     tax_simulate_buyer_decision,
 )
-from notifications.models import SmsPurpose
 from returns.exceptions import ReturnProcessingError, ReturnStateConflict
 from returns.models import ReturnRequest, ReturnState
 from returns.rules import (
@@ -40,8 +40,8 @@ from returns.rules import (
 from returns.selectors import red_letter_form_current
 from returns.services._common import (
     _lock_return,
+    _notify,
     _reject,
-    _sms_queue,
     _transition,
     return_event_record,
 )
@@ -218,24 +218,19 @@ def return_request_record_outcome(
         params=params,
         fields=("outcome", "error"),
     )
-    total = rr.invoice.total
-    _sms_queue(
-        rr,
-        purpose=SmsPurpose.RETURN_COMPLETED,
-        render=lambda: (
-            _(
-                "Invoice %(number)s was reversed by red-letter invoice %(red)s; "
-                "¥%(total)s is invoiceable again. You may apply for a new invoice."
-            )
-            % {"number": rr.invoice.number, "red": red.number, "total": total}
-            if red is not None
-            else _(
-                "Invoice %(number)s was voided; ¥%(total)s is invoiceable again. "
-                "You may apply for a new invoice."
-            )
-            % {"number": rr.invoice.number, "total": total}
-        ),
-    )
+    amount = money_as_written(rr.invoice.total)  # what R7 gave back, with its currency
+    if red is not None:
+        _notify(
+            rr,
+            template="return_completed_reversed",
+            params={"number": rr.invoice.number, "red": red.number, "amount": amount},
+        )
+    else:
+        _notify(
+            rr,
+            template="return_completed_voided",
+            params={"number": rr.invoice.number, "amount": amount},
+        )
     return rr
 
 
@@ -276,20 +271,14 @@ def return_request_await_buyer(
         key="tax.awaiting_buyer",
         params={"form": tax_request.red_letter_form_number, "deadline": local_minute(deadline)},
     )
-    _sms_queue(
+    _notify(
         rr,
-        purpose=SmsPurpose.BUYER_CONFIRMATION,
-        render=lambda: (
-            _(
-                "Invoice %(number)s: please confirm red-letter confirmation form %(form)s on "
-                "your e-tax platform by %(deadline)s (Beijing time)."
-            )
-            % {
-                "number": rr.invoice.number,
-                "form": tax_request.red_letter_form_number,
-                "deadline": local_minute(deadline),
-            }
-        ),
+        template="buyer_confirmation",
+        params={
+            "number": rr.invoice.number,
+            "form": tax_request.red_letter_form_number,
+            "deadline": local_minute(deadline),
+        },
     )
     return rr
 
@@ -311,7 +300,9 @@ def return_request_buyer_declined(
         raise ReturnStateConflict(_("Only a return awaiting the buyer's confirmation can end so."))
     tax_request = tax_request_buyer_declined(tax_request_id=rr.tax_request_id, expired=expired)
     key = "tax.buyer_lapsed" if expired else "tax.buyer_refused"
-    _reject(rr, actor=actor, key=key, params={"form": tax_request.red_letter_form_number})
+    form = tax_request.red_letter_form_number
+    template = "return_rejected_buyer_lapsed" if expired else "return_rejected_buyer_refused"
+    _reject(rr, actor=actor, key=key, params={"form": form}, sms=(template, {"form": form}))
     return rr
 
 

@@ -10,8 +10,6 @@ from django.utils.translation import gettext as _
 from core.audit.actor import Actor
 from core.audit.services import audit_record
 from invoices.taxsystem.services import is_form_number
-from notifications.models import SmsPurpose
-from notifications.segments import fit_one_segment
 from returns.exceptions import InvalidReturnReason, InvalidUpload, ReturnStateConflict
 from returns.models import FormReviewState, RedLetterForm, ReturnRequest, ReturnState
 from returns.rules import (
@@ -25,8 +23,8 @@ from returns.services._common import (
     REASON_MAX,
     _advance_if_ready,
     _lock_return,
+    _notify,
     _reject,
-    _sms_queue,
 )
 from returns.uploads import sniff_red_letter_form
 
@@ -151,21 +149,18 @@ def red_letter_form_review(
     if approve:
         _advance_if_ready(rr, actor=reviewer)
     elif rr.state == ReturnState.RECEIVED:
-        _reject(rr, actor=reviewer, key="form.rejected", params={"reason": reason})
-    else:
-        _sms_queue(
+        _reject(
             rr,
-            purpose=SmsPurpose.FORM_REJECTED,
-            render=lambda: fit_one_segment(
-                lambda text: (
-                    _(
-                        "The red-letter form for invoice %(number)s was rejected: %(reason)s. "
-                        "Please upload it again."
-                    )
-                    % {"number": rr.invoice.number, "reason": text}
-                ),
-                reason,
-            ),
-            key_suffix=str(form.pk),
+            actor=reviewer,
+            key="form.rejected",
+            params={"reason": reason},
+            sms=("return_rejected_form", {"note": reason}),
+        )
+    else:
+        _notify(
+            rr,
+            template="form_rejected",
+            params={"number": rr.invoice.number, "note": reason},
+            event=f"return:{rr.pk}:form_rejected:{form.pk}",
         )
     return form

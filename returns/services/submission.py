@@ -11,6 +11,7 @@ from core.audit.services import audit_record
 from invoices.models import Invoice, InvoiceMedium, ReversalReason
 from invoices.rules import invoice_return_refusal
 from invoices.taxsystem.services import is_form_number
+from notifications.texts import Params
 from returns.exceptions import (
     InvalidReturnReason,
     InvalidUpload,
@@ -243,6 +244,14 @@ def return_request_reject(
             raise InvalidReturnReason(_("Choose a rejection reason from the list."))
     rr.rejection_choice = choice
     rr.rejection_note = note
+    sms: tuple[str, Params] | None = None  # finance's own words: quoted
+    if choice is not None:
+        listed = {"en": choice.text_en, "zh-hans": choice.text_zh}  # the customer's language
+        sms = (
+            ("return_rejected_reason_note", {"reason": listed, "note": note})
+            if note
+            else ("return_rejected_reason", {"reason": listed})
+        )
     _reject(
         rr,
         actor=actor,
@@ -250,5 +259,6 @@ def return_request_reject(
         key="return.rejected_choice" if choice is not None else "",
         params={"choice": choice.pk} if choice is not None else None,
         fields=("rejection_choice", "rejection_note"),
+        sms=sms,
     )
     return rr
