@@ -508,3 +508,45 @@ def test_another_customer_s_invoice_is_logged_like_any_paper(finance_user):
     invoice = issue_invoice(CustomerFactory())
     [result] = mail_envelope_log(items=[complete(invoice)], actor=Actor.for_user(finance_user))
     assert result.receipt.invoice == invoice
+
+
+# --- the audit log (issue 11: every action recorded) -----------------------------------------
+
+
+def test_matching_paper_by_hand_is_audited_with_the_clerk_as_actor(
+    unmatched_with_a_waiting_return, finance_user
+):
+    from core.audit.models import AuditEntry
+
+    receipt, rr = unmatched_with_a_waiting_return
+    mail_receipt_match(
+        mail_receipt_id=receipt.pk, return_request_id=rr.pk, actor=Actor.for_user(finance_user)
+    )
+    entry = AuditEntry.objects.get(action="paper.matched")
+    assert (entry.actor_kind, entry.actor_user, entry.object_id, entry.customer_id) == (
+        "staff",
+        finance_user,
+        str(receipt.pk),
+        rr.invoice.customer_id,
+    )
+    assert entry.text == f"Paper invoice {rr.invoice.number} matched to return {rr.pk}"
+
+
+def test_sending_paper_back_is_audited_with_the_clerk_as_actor(
+    unmatched_with_a_waiting_return, finance_user
+):
+    from core.audit.models import AuditEntry
+
+    receipt, _rr = unmatched_with_a_waiting_return
+    mail_receipt_send_back(
+        mail_receipt_id=receipt.pk, actor=Actor.for_user(finance_user), tracking_number="SF77"
+    )
+    entry = AuditEntry.objects.get(action="paper.sent_back")
+    assert (entry.actor_kind, entry.actor_user, entry.object_id) == (
+        "staff",
+        finance_user,
+        str(receipt.pk),
+    )
+    assert entry.text == (
+        f"Paper invoice {receipt.invoice.number} sent back to the customer (SF77)"
+    )
