@@ -9,11 +9,12 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Model, Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -38,6 +39,8 @@ from notifications.models import (
     SmsStatus,
 )
 from notifications.texts import Params, email_body, email_subject, sms_body
+
+M = TypeVar("M", bound=Model)
 
 logger = logging.getLogger(__name__)
 
@@ -130,29 +133,39 @@ def sms_message_queue(
         body = sms_body(template, params, language=language, to=to)
     if not body:
         raise ValueError("An SMS needs a body.")
-    existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()
+    sms, created = _create_once(
+        SmsMessage,
+        idempotency_key=idempotency_key,
+        to=to,
+        body=body,
+        template=template,
+        params=params,
+        purpose=purpose,
+        language=language,
+        related_return_id=related_return_id,
+    )
+    if created:
+        _enqueue_send(sms)
+    return sms
+
+
+def _create_once(model: type[M], *, idempotency_key: str, **fields: Any) -> tuple[M, bool]:
+    """The row of ``model`` for ``idempotency_key``: the one there is, or a new one (True). Two
+    concurrent calls are settled by the unique constraint; the insert runs in a savepoint so
+    the loser's transaction stays usable."""
+    existing = model._default_manager.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
-        return existing
+        return existing, False
     try:
         with transaction.atomic():
-            sms = SmsMessage.objects.create(
-                to=to,
-                body=body,
-                template=template,
-                params=params,
-                purpose=purpose,
-                idempotency_key=idempotency_key,
-                language=language,
-                related_return_id=related_return_id,
-                correlation_id=correlation_id(),
-            )
+            return model._default_manager.create(
+                idempotency_key=idempotency_key, correlation_id=correlation_id(), **fields
+            ), True
     except IntegrityError:
-        existing = SmsMessage.objects.filter(idempotency_key=idempotency_key).first()
+        existing = model._default_manager.filter(idempotency_key=idempotency_key).first()
         if existing is None:
             raise
-        return existing
-    _enqueue_send(sms)
-    return sms
+        return existing, False
 
 
 # Beyond the longest a send's HTTP exchange can last: a worker paused by a busy host, the write
@@ -726,30 +739,21 @@ def email_notification_queue(
     """Record an email for one event and send it after the caller's transaction commits: the
     SMS's text from the same template, in ``language``, with the typed text whole (quoted),
     plain text. Idempotent on ``idempotency_key`` like ``sms_message_queue``."""
-    existing = EmailNotification.objects.filter(idempotency_key=idempotency_key).first()
-    if existing is not None:
-        return existing
     params = dict(params)
-    try:
-        with transaction.atomic():
-            email = EmailNotification.objects.create(
-                to=to,
-                subject=email_subject(template, params, language=language),
-                body=email_body(template, params, language=language),
-                template=template,
-                params=params,
-                purpose=purpose,
-                language=language,
-                related_return_id=related_return_id,
-                idempotency_key=idempotency_key,
-                correlation_id=correlation_id(),
-            )
-    except IntegrityError:
-        existing = EmailNotification.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None:
-            raise
-        return existing
-    _enqueue_email(email)
+    email, created = _create_once(
+        EmailNotification,
+        idempotency_key=idempotency_key,
+        to=to,
+        subject=email_subject(template, params, language=language),
+        body=email_body(template, params, language=language),
+        template=template,
+        params=params,
+        purpose=purpose,
+        language=language,
+        related_return_id=related_return_id,
+    )
+    if created:
+        _enqueue_email(email)
     return email
 
 
