@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from invoices.models import Invoice, InvoiceMedium, InvoiceProfile, InvoiceType
 from invoices.rules import invoice_is_returnable
 from returns.models import RedLetterForm, ReturnRequest, ReturnState
+from returns.rules import return_allows_reapplying, return_slip_is_offered
 from returns.selectors import return_blocking_for_invoice
 from tests.browser_fixtures import ARTIFACTS, log_in, screenshot
 from tests.factories import CustomerFactory, fund, issue_invoice
@@ -161,6 +162,8 @@ def test_every_portal_page_in_every_state_passes_axe_and_fits_a_phone(
         customer, medium=InvoiceMedium.PAPER, invoice_type=InvoiceType.SPECIAL
     )
     digital = returnable(customer, medium=InvoiceMedium.DIGITAL)
+    awaiting_paper = next(rr for rr in returns if return_slip_is_offered(rr))
+    completed = next(rr for rr in returns if return_allows_reapplying(rr))
     pages: list[tuple[str, str]] = [
         ("invoices", "/billing/invoices/"),
         ("invoices-returning", "/billing/invoices/?status=returning"),
@@ -173,6 +176,9 @@ def test_every_portal_page_in_every_state_passes_axe_and_fits_a_phone(
             (f"return-{n:02d}-{rr.medium}-{rr.state}", f"/billing/returns/{rr.pk}/")
             for n, rr in enumerate(returns, start=1)
         ),
+        ("return-several", "/billing/returns/several/"),
+        ("return-slip", f"/billing/returns/{awaiting_paper.pk}/slip/"),
+        ("apply-again", f"/billing/invoices/apply/?reapply={completed.invoice_id}"),
         ("404", "/billing/no-such-page/"),
     ]
     profile = InvoiceProfile.objects.filter(customer__user__username=customer).first()
