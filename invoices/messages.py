@@ -1,11 +1,25 @@
 """The audit actions of invoices, worded in the reader's language (``core.audit.messages``)."""
 
 from django.conf import settings
+from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from core.audit.messages import Params, message_register
+from core.audit.messages import Params, Text, message_register
 from invoices.models import NotifyBy, TaxOperation
+from invoices.tax import money_as_written
+
+
+def _with_money(text: Promise, *amounts: str) -> Text:
+    """``text`` (a lazy message) with the parameters ``amounts`` written as money: ¥12,345.67."""
+
+    def render(params: Params) -> str:
+        return str(text) % {
+            **params,
+            **{name: money_as_written(params[name]) for name in amounts},
+        }
+
+    return render
 
 
 def _outcome_recorded(params: Params) -> str:
@@ -33,15 +47,22 @@ def _notifications_changed(params: Params) -> str:
 def register() -> None:
     message_register("customer.notifications_changed", _notifications_changed)
     message_register(
-        "invoice.issued", gettext_lazy("Invoice %(code)s %(number)s issued (¥%(total)s)")
+        "invoice.issued",
+        _with_money(gettext_lazy("Invoice %(code)s %(number)s issued (%(total)s)"), "total"),
     )
-    message_register("application.created", gettext_lazy("Applied for an invoice of ¥%(amount)s"))
+    message_register(
+        "application.created",
+        _with_money(gettext_lazy("Applied for an invoice of %(amount)s"), "amount"),
+    )
     message_register(
         "application.cancelled",
-        gettext_lazy("Invoice application cancelled: ¥%(amount)s invoiceable again"),
+        _with_money(
+            gettext_lazy("Invoice application cancelled: %(amount)s invoiceable again"), "amount"
+        ),
     )
     message_register(
-        "statement.settled", gettext_lazy("Statement settled: ¥%(amount)s invoiceable")
+        "statement.settled",
+        _with_money(gettext_lazy("Statement settled: %(amount)s invoiceable"), "amount"),
     )
     message_register("tax.outcome_recorded", _outcome_recorded)
     message_register("tax.outcome_corrected", _outcome_corrected)

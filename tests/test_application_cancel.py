@@ -345,3 +345,13 @@ def test_an_issued_application_answers_with_the_reason(client_in, funded):
     invoice_issue(application_id=application.pk, code="3300201130", number="00012348")
     page = client_in.post(cancel_url(application), follow=True).content.decode()
     assert "already been issued" in page
+
+
+def test_audit_texts_write_money_as_people_write_it_in_both_languages(customer):
+    from django.utils import translation
+
+    fund(customer, "12345.67")
+    entry = AuditEntry.objects.get(action="statement.settled")
+    assert entry.text == "Statement settled: ¥12,345.67 invoiceable"
+    with translation.override("zh-hans"):
+        assert entry.text == "账单已结清：¥12,345.67 可开票"
