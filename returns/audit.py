@@ -54,7 +54,11 @@ def mail_receipt_matched_record(
         action="paper.matched",
         obj=receipt,
         customer_id=return_request.invoice.customer_id,
-        params={"number": receipt.invoice.number, "return": return_request.pk},
+        params={
+            "number": receipt.invoice.number,
+            "return": return_request.pk,
+            "reference": return_request.reference,
+        },
         reason=reason,
     )
 

@@ -42,7 +42,7 @@ def _rejected_with_reason(params: Params) -> str:
 
 def _paper_logged(params: Params) -> str:
     if params.get("return"):
-        return _("Paper invoice %(number)s logged for return %(return)s") % params
+        return _("Paper invoice %(number)s logged for return %(reference)s") % params
     return _("Paper invoice %(number)s logged; no return is waiting for it") % params
 
 
@@ -123,7 +123,10 @@ ACTIONS: dict[str, tuple[Any, bool]] = {
         True,
     ),
     "paper.logged": (_paper_logged, False),
-    "paper.matched": (gettext_lazy("Paper invoice %(number)s matched to return %(return)s"), False),
+    "paper.matched": (
+        gettext_lazy("Paper invoice %(number)s matched to return %(reference)s"),
+        False,
+    ),
     "paper.sent_back": (
         gettext_lazy("Paper invoice %(number)s sent back to the customer (%(tracking_number)s)"),
         False,

@@ -477,10 +477,10 @@ def test_staff_read_every_action_on_a_return_in_chinese_or_english(client, finan
     page = client.get(url).content.decode()
     assert "clerk.wang" in page
     assert "Internal note" in page
-    assert f"Paper invoice {invoice.number} logged for return {rr.pk}" in page
+    assert f"Paper invoice {invoice.number} logged for return {rr.reference}" in page
     page = client.get(url, **ZH).content.decode()
     assert "审计日志" in page
-    assert f"纸质发票 {invoice.number} 已登记，对应退票申请 {rr.pk}" in page
+    assert f"纸质发票 {invoice.number} 已登记，对应退票申请 {rr.reference}" in page
 
 
 def test_staff_filter_the_audit_log_by_customer_and_by_actor_type(client, finance, invoice):

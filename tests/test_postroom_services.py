@@ -529,7 +529,7 @@ def test_matching_paper_by_hand_is_audited_with_the_clerk_as_actor(
         str(receipt.pk),
         rr.invoice.customer_id,
     )
-    assert entry.text == f"Paper invoice {rr.invoice.number} matched to return {rr.pk}"
+    assert entry.text == f"Paper invoice {rr.invoice.number} matched to return {rr.reference}"
 
 
 def test_sending_paper_back_is_audited_with_the_clerk_as_actor(

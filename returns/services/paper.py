@@ -267,6 +267,7 @@ def _paper_logged_record(
             "number": receipt.invoice.number,
             "outcome": str(outcome),
             "return": rr.pk if rr is not None else None,
+            "reference": rr.reference if rr is not None else None,
             "missing": paper_missing_part_keys(receipt),
             "tracking_number": receipt.tracking_number,
         },
