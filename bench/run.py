@@ -503,6 +503,35 @@ def plan_indexes(statements: list[str]) -> tuple[list[str], list[str]]:
     return used, scanned
 
 
+def log_tail(path: Path, lines: int = 25) -> str:
+    """The end of a server's log (the temporary folder is gone once the benchmark exits)."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start_app_and_floor(stack: ExitStack, tmp: Path, log_prefix: str) -> tuple[int, int]:
+    """The app and the floor, each under gunicorn in the same configuration (``GUNICORN``), on
+    free ports, stopped with ``stack``; their ports once both listen."""
+    app_port, floor_port = free_port(), free_port()
+    app = stack.enter_context(
+        started(
+            [*GUNICORN, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
+            env=app_env(),
+            log=tmp / f"{log_prefix}-app.log",
+            cwd=APP_ROOT,
+        )
+    )
+    floor = stack.enter_context(
+        started(
+            [*GUNICORN, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
+            env=floor_environment(),
+            log=tmp / f"{log_prefix}-floor.log",
+        )
+    )
+    wait_port(app_port, app, "gunicorn (app)")
+    wait_port(floor_port, floor, "gunicorn (floor)")
+    return app_port, floor_port
+
+
 # --- P1 ---------------------------------------------------------------------------------------
 
 REFUND_BODY = (
@@ -548,27 +577,8 @@ def bench_p1(tmp: Path) -> None:
         headers = "Content-Type: application/x-www-form-urlencoded\n"
         return [(f"/refund/{c}/{i}/", headers, "reason=bench") for c, _u, i in rows]
 
-    app_port, floor_port = free_port(), free_port()
-    gunicorn = GUNICORN
-    floor_env = floor_environment()
     with ExitStack() as stack:
-        app = stack.enter_context(
-            started(
-                [*gunicorn, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
-                env=app_env(),
-                log=tmp / "gunicorn-app.log",
-                cwd=APP_ROOT,
-            )
-        )
-        floor = stack.enter_context(
-            started(
-                [*gunicorn, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
-                env=floor_env,
-                log=tmp / "gunicorn-floor.log",
-            )
-        )
-        wait_port(app_port, app, "gunicorn (app)")
-        wait_port(floor_port, floor, "gunicorn (floor)")
+        app_port, floor_port = start_app_and_floor(stack, tmp, "gunicorn")
         probe_user = customer_slices.take(1)[0][1]
         probe = {"Cookie": f"sessionid={session_cookie(probe_user)}"}
         wait_ready(app_port, "/billing/invoices/", probe, "app")
@@ -588,7 +598,10 @@ def bench_p1(tmp: Path) -> None:
                     2,
                 )
                 if bad:
-                    raise SystemExit(f"P1 {name}: {bad} errors while warming up; see {tmp}")
+                    raise SystemExit(
+                        f"P1 {name}: {bad} errors while warming up; its log ends:\n"
+                        + log_tail(tmp / f"gunicorn-{name}.log")
+                    )
                 rates.append(rate)
                 if len(rates) >= 2 and rates[-1] > 0 and rates[-1] < 1.2 * rates[-2]:
                     break
@@ -660,25 +673,8 @@ def bench_p2(tmp: Path) -> None:
                 f"    queries per page at {size:,} invoices: {len(statements)}; indexes: "
                 f"{', '.join(used)}{'; sequential scans: ' + ', '.join(scanned) if scanned else ''}"
             )
-    app_port, floor_port = free_port(), free_port()
     with ExitStack() as stack:
-        app = stack.enter_context(
-            started(
-                [*GUNICORN, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
-                env=app_env(),
-                log=tmp / "gunicorn-p2-app.log",
-                cwd=APP_ROOT,
-            )
-        )
-        floor = stack.enter_context(
-            started(
-                [*GUNICORN, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
-                env=floor_environment(),
-                log=tmp / "gunicorn-p2-floor.log",
-            )
-        )
-        wait_port(app_port, app, "gunicorn (app)")
-        wait_port(floor_port, floor, "gunicorn (floor)")
+        app_port, floor_port = start_app_and_floor(stack, tmp, "gunicorn-p2")
         wait_ready(app_port, "/billing/invoices/", {"Cookie": f"sessionid={cookies[1000]}"}, "app")
         wait_ready(floor_port, f"/invoices/{customer_id}/", {}, "floor")
         for name, port, requests in (
@@ -695,7 +691,10 @@ def bench_p2(tmp: Path) -> None:
                     "GET",
                 )
                 if bad:
-                    raise SystemExit(f"P2 {name}: {bad} errors while warming up; see {tmp}")
+                    raise SystemExit(
+                        f"P2 {name}: {bad} errors while warming up; its log ends:\n"
+                        + log_tail(tmp / f"gunicorn-p2-{name}.log")
+                    )
                 rates.append(rate)
                 if len(rates) >= 3 and rates[-1] > 0 and rates[-1] < 1.2 * rates[-2]:
                     break

@@ -1,7 +1,8 @@
 """The floor's views: what the app's pages do, in raw SQL and without the app's stack.
 
-``refund`` (P1): lock the customer's invoice, insert the return and its event (the rows the app
-writes for a paper return), answer with the redirect the app answers. ``invoices`` (P2): the
+``refund`` (P1): lock the customer's invoice, insert the return, its event and its audit row
+(the rows the app writes for a paper return), answer with the redirect the app answers.
+``invoices`` (P2): the
 reads of Invoice Management (the page's 20 invoices in its order with the return that holds
 each, their count, the invoiceable amount) written out as an HTML table by string formatting.
 """
@@ -56,9 +57,17 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
         )
         (return_id,) = cursor.fetchone()
         cursor.execute(
-            "INSERT INTO returns_returnevent (from_state, to_state, note, created_at, actor_id, "
-            "return_request_id) VALUES ('', 'submitted', %s, %s, %s, %s)",
+            "INSERT INTO returns_returnevent (from_state, to_state, note, note_key, note_params, "
+            "actor_kind, created_at, actor_id, return_request_id) "
+            "VALUES ('', 'submitted', %s, '', '{}', 'customer', %s, %s, %s)",
             [reason, now, user_id, return_id],
+        )
+        cursor.execute(
+            "INSERT INTO audit_auditentry (at, actor_kind, actor_user_id, actor_customer_id, "
+            "actor_task, action, object_type, object_id, customer_id, params, reason) "
+            "VALUES (%s, 'customer', %s, %s, '', 'return.submitted', 'returns.returnrequest', "
+            "%s, %s, '{}', %s)",
+            [now, user_id, customer_id, str(return_id), customer_id, reason],
         )
     return HttpResponseRedirect(f"/billing/returns/{return_id}/")
 
