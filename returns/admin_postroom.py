@@ -106,6 +106,8 @@ def mail_receipt_log_view(model_admin: ModelAdmin, request: StaffRequest) -> Htt
             else:
                 resolved.append(current)
                 return _render_log(model_admin, request, _fresh(form), resolved, envelope_errors)
+        elif current is not None and not current.line.any_part_present:
+            form.ask_for_parts()
         elif not form.errors and not envelope_errors:
             items = resolved + ([current] if current is not None else [])
             if not items:

@@ -77,6 +77,17 @@ class MailReceiptLogForm(forms.Form):
 
     ENVELOPE_FIELDS = ("courier", "tracking_number", "received_at", "notes")
 
+    def ask_for_parts(self) -> None:
+        """A scanned invoice with none of its parts ticked has not been looked at yet (Enter
+        reached the server before the page's script, or there is no script): saving it would
+        reject its return as incomplete. Ask for the parts, with the focus on the first."""
+        self.add_error(
+            "invoice_form_present",
+            _("Tick what came of this invoice (its forms, undamaged), then save."),
+        )
+        self.fields["code_and_number"].widget.attrs.pop("autofocus", None)
+        self.fields["invoice_form_present"].widget.attrs["autofocus"] = True
+
 
 @dataclass(frozen=True)
 class EnvelopeLine:
@@ -86,6 +97,11 @@ class EnvelopeLine:
     invoice_form_present: bool
     deduction_form_present: bool
     undamaged: bool
+
+    @property
+    def any_part_present(self) -> bool:
+        """Whether finance ticked anything of this invoice (nothing: not looked at yet)."""
+        return self.invoice_form_present or self.deduction_form_present or self.undamaged
 
     @property
     def posted(self) -> str:

@@ -1,6 +1,8 @@
 """The post room's pages: the customer's return slip, the receipt page's envelopes, the unmatched
 paper queue and its actions, and where the back office links them."""
 
+import re
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -155,6 +157,22 @@ def test_adding_an_invoice_keeps_it_in_the_envelope_and_empties_the_scan_field(
     assert 'value="SF1"' in page  # the envelope's tracking number is kept
     assert "In this envelope: 1 invoice" in page
     assert not MailReceipt.objects.exists()
+
+
+def test_r5_a_scan_saved_with_no_part_ticked_is_not_logged_and_asks_for_the_parts(
+    finance_client, invoice
+):
+    """Enter in the scan field before the page's script has loaded (or without script) posts
+    the form: nothing ticked means nobody looked yet, not an incomplete return to reject."""
+    rr = submit(invoice)
+    response = post(finance_client, rr.reference)
+    page = response.content.decode()
+    assert "Tick what came of this invoice (its forms, undamaged), then save." in page
+    assert re.search(r'<input[^>]*name="invoice_form_present"[^>]*autofocus', page)
+    assert f'name="code_and_number" value="{rr.reference}"' in page  # the scan is kept
+    assert not MailReceipt.objects.exists()
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.SUBMITTED
 
 
 def test_saving_an_envelope_logs_every_invoice_in_it(finance_client, customer):
