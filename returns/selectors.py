@@ -80,6 +80,26 @@ def return_blocking_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
     return ReturnRequest.objects.filter(invoice_id=invoice_id, state__in=BLOCKING_STATES).first()
 
 
+def invoice_to_refund_for_user(*, user_id: int, invoice_id: int) -> Invoice | None:
+    """The invoice a logged-in customer opens the Refund form on, with its customer and the id
+    of the return that holds it (R2) as ``blocking_return_id``: one statement, where looking
+    up the customer, the invoice and the return one by one took three. None when the user has
+    no customer account or the invoice is another customer's or does not exist (R12: the same
+    answer for each)."""
+    return (
+        Invoice.objects.filter(pk=invoice_id, customer__user_id=user_id)
+        .select_related("customer")
+        .annotate(
+            blocking_return_id=Subquery(
+                ReturnRequest.objects.filter(
+                    invoice_id=OuterRef("pk"), state__in=BLOCKING_STATES
+                ).values("pk")[:1]
+            )
+        )
+        .first()
+    )
+
+
 def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:
     """Paper for this invoice that a newly submitted return can take (R4).
 
