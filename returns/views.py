@@ -227,12 +227,12 @@ def _refund_context(invoice, form) -> dict:
 @login_required
 def invoice_refund(request, invoice_id: int):
     """The Refund form: a page of its own, and the body of the Refund dialog (``?dialog=1``)."""
-    # The customer, the invoice and the return that holds it, in one statement (issue 16, P1);
-    # a user without a customer account gets the 404 of an invoice that is not theirs (R12).
+    # The user's invoice and the return that holds it, in one statement (issue 16, P1); a user
+    # without a customer account gets the 404 of an invoice that is not theirs (R12).
     invoice = invoice_to_refund_for_user(user_id=request.user.pk, invoice_id=invoice_id)
     if invoice is None:
         raise Http404("No such invoice")
-    customer = invoice.customer
+    customer_id = invoice.customer_id
     if invoice.blocking_return_id is not None:
         messages.info(request, _("This invoice already has a return in progress."))
         return redirect("billing:return_detail", pk=invoice.blocking_return_id)
@@ -242,8 +242,8 @@ def invoice_refund(request, invoice_id: int):
             try:
                 rr = return_request_submit(
                     invoice_id=invoice.pk,
-                    customer_id=customer.pk,
-                    actor=Actor.customer(request.user, customer.pk),
+                    customer_id=customer_id,
+                    actor=Actor.customer(request.user, customer_id),
                     **form.service_kwargs(),
                 )
             except ReturnAlreadyOpen as exc:
