@@ -84,6 +84,21 @@ def _invoice_locked(*, invoice_id: int, customer_id: int) -> Invoice | None:
     return invoice
 
 
+@cache
+def _paper_logged_sql() -> str:
+    return (
+        f"SELECT 1 FROM {MailReceipt._meta.db_table} "  # noqa: S608 (the model's own table)
+        "WHERE invoice_id = %s AND sent_back_at IS NULL LIMIT 1"
+    )
+
+
+def _paper_logged(invoice_id: int) -> bool:
+    """Whether finance holds paper of this invoice that was not sent back (R4's candidates)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_paper_logged_sql(), [invoice_id])
+        return cursor.fetchone() is not None
+
+
 @transaction.atomic
 def return_request_submit(
     *,
@@ -195,11 +210,7 @@ def return_request_submit(
 
     # Read after the lock, so paper logged while this submit waited for it is seen. Most
     # returns have none: a cheap test first, the matching rules only when there is paper.
-    receipt = (
-        mail_receipt_matchable(invoice_id=invoice.pk)
-        if MailReceipt.objects.filter(invoice_id=invoice.pk, sent_back_at__isnull=True).exists()
-        else None
-    )
+    receipt = mail_receipt_matchable(invoice_id=invoice.pk) if _paper_logged(invoice.pk) else None
     if receipt is not None:
         # The paper was logged by finance before this submit: they received it, not the customer.
         _match_receipt(rr, receipt=receipt, actor=Actor.staff(receipt.received_by))
