@@ -96,9 +96,11 @@ def _invoice_to_refund_sql() -> str:
     )
 
 
-def invoice_to_refund_for_user(*, user_id: int, invoice_id: int) -> Invoice | None:
-    """The invoice a logged-in customer opens the Refund form on, with the id of the return
-    that holds it (R2) as ``blocking_return_id``: one statement, where looking up the customer,
+def invoice_to_refund_for_user(
+    *, user_id: int, invoice_id: int
+) -> tuple[Invoice, int | None] | None:
+    """The invoice a logged-in customer opens the Refund form on and the id of the return that
+    holds it (R2), if any: one statement, where looking up the customer,
     the invoice and the return one by one took three, written out (``returns.sql``: the ORM
     spent 1.5 ms of CPU building it). None when the user has no customer account or the
     invoice is another customer's or does not exist (R12: the same answer for each)."""
@@ -107,9 +109,7 @@ def invoice_to_refund_for_user(*, user_id: int, invoice_id: int) -> Invoice | No
         row = cursor.fetchone()
     if row is None:
         return None
-    invoice = sql.instance(Invoice, row[:-1])
-    invoice.blocking_return_id = row[-1]  # type: ignore[attr-defined]
-    return invoice
+    return sql.instance(Invoice, row[:-1]), row[-1]
 
 
 def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:

@@ -25,7 +25,7 @@ def _shape(model: type[Model], alias: str) -> tuple[str, tuple[str, ...], tuple[
     models read here; SQLite's dates and decimals need them)."""
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
-    select = ", ".join(f"{alias}.{quote(field.column)}" for field in fields)
+    select = ", ".join(f"{alias}.{quote(str(field.column))}" for field in fields)
     converters = tuple(
         (
             index,

@@ -229,13 +229,14 @@ def invoice_refund(request, invoice_id: int):
     """The Refund form: a page of its own, and the body of the Refund dialog (``?dialog=1``)."""
     # The user's invoice and the return that holds it, in one statement (issue 16, P1); a user
     # without a customer account gets the 404 of an invoice that is not theirs (R12).
-    invoice = invoice_to_refund_for_user(user_id=request.user.pk, invoice_id=invoice_id)
-    if invoice is None:
+    found = invoice_to_refund_for_user(user_id=request.user.pk, invoice_id=invoice_id)
+    if found is None:
         raise Http404("No such invoice")
+    invoice, blocking_return_id = found
     customer_id = invoice.customer_id
-    if invoice.blocking_return_id is not None:
+    if blocking_return_id is not None:
         messages.info(request, _("This invoice already has a return in progress."))
-        return redirect("billing:return_detail", pk=invoice.blocking_return_id)
+        return redirect("billing:return_detail", pk=blocking_return_id)
     if request.method == "POST":
         form = RefundForm(request.POST, request.FILES, invoice=invoice)
         if form.is_valid():

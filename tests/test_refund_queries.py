@@ -75,21 +75,28 @@ def test_p1_the_hand_written_reads_make_the_instances_the_orm_makes(invoice):
         return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
 
     expected = Invoice.objects.select_related("customer").get(pk=invoice.pk)
-    read = invoice_to_refund_for_user(user_id=invoice.customer.user_id, invoice_id=invoice.pk)
+    read, blocking_return_id = invoice_to_refund_for_user(
+        user_id=invoice.customer.user_id, invoice_id=invoice.pk
+    )
     assert model_to_dict(read) == model_to_dict(expected)
-    assert [read.issued_at, read.total, read.blocking_return_id] == [
+    assert [read.issued_at, read.total, blocking_return_id] == [
         expected.issued_at,
         expected.total,
         None,
     ]
     with transaction.atomic():
-        locked = _invoice_locked(invoice_id=invoice.pk, customer_id=invoice.customer_id)
+        locked, blocking_return_id = _invoice_locked(
+            invoice_id=invoice.pk, customer_id=invoice.customer_id
+        )
+    assert blocking_return_id is None
     assert model_to_dict(locked) == model_to_dict(expected)
     assert model_to_dict(locked.customer) == model_to_dict(expected.customer)
 
     rr = submit(invoice)
-    read = invoice_to_refund_for_user(user_id=invoice.customer.user_id, invoice_id=invoice.pk)
-    assert read.blocking_return_id == rr.pk
+    _read, blocking_return_id = invoice_to_refund_for_user(
+        user_id=invoice.customer.user_id, invoice_id=invoice.pk
+    )
+    assert blocking_return_id == rr.pk
 
 
 def test_r12_the_refund_read_finds_nothing_for_another_user_or_a_user_without_customer(invoice):

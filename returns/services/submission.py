@@ -68,9 +68,9 @@ def _invoice_locked_sql(lock: str) -> str:
     )
 
 
-def _invoice_locked(*, invoice_id: int, customer_id: int) -> Invoice | None:
+def _invoice_locked(*, invoice_id: int, customer_id: int) -> tuple[Invoice, int | None] | None:
     """The customer's invoice, its row locked (FOR UPDATE OF the invoice alone), with its
-    customer and the id of the return that holds it as ``blocking_return_id``."""
+    customer, and the id of the return that holds it, if any."""
     lock = " FOR UPDATE OF i" if connection.features.has_select_for_update_of else ""
     with connection.cursor() as cursor:
         cursor.execute(_invoice_locked_sql(lock), [*BLOCKING_STATES, invoice_id, customer_id])
@@ -80,8 +80,7 @@ def _invoice_locked(*, invoice_id: int, customer_id: int) -> Invoice | None:
     split = sql.width(Invoice)
     invoice = sql.instance(Invoice, row[:split])
     Invoice.customer.field.set_cached_value(invoice, sql.instance(Customer, row[split:-1]))
-    invoice.blocking_return_id = row[-1]  # type: ignore[attr-defined]
-    return invoice
+    return invoice, row[-1]
 
 
 @cache
@@ -137,14 +136,15 @@ def return_request_submit(
     # Lock the invoice row only: the customer row is locked by ledger writes, always after the
     # invoice, and locking both here in one statement could deadlock with them. The return
     # that blocks this one (R2), if any, comes in the same statement.
-    invoice = _invoice_locked(invoice_id=invoice_id, customer_id=customer_id)
-    if invoice is None:
+    locked = _invoice_locked(invoice_id=invoice_id, customer_id=customer_id)
+    if locked is None:
         # Another customer's invoice looks exactly like one that does not exist (R12).
         raise InvoiceNotEligibleForReturn(_("No such invoice."))
+    invoice, blocking_return_id = locked
     refusal = invoice_return_refusal(invoice)  # R1, the same words the Refund page shows
     if refusal is not None:
         raise InvoiceNotEligibleForReturn(refusal)
-    if invoice.blocking_return_id is not None:
+    if blocking_return_id is not None:
         raise ReturnAlreadyOpen()
     digital = invoice.is_digital
     if invoice_can_be_certified(invoice):
