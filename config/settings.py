@@ -140,6 +140,9 @@ AXES_SENSITIVE_PARAMETERS = ["password"]
 # Sessions: customers stay logged in for SESSION_COOKIE_AGE (two weeks, Django's default);
 # staff sessions end after STAFF_SESSION_SECONDS (config.signals sets the expiry at log-in).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+# Django's database sessions (a log-out or a lock-out ends one at once), read by a statement
+# written out once instead of an ORM lookup built on every request (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
 STAFF_SESSION_SECONDS = env.int("STAFF_SESSION_SECONDS", default=8 * 3600)
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"  # the home view sends staff to /admin/, customers to their invoices

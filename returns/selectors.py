@@ -3,8 +3,10 @@
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import cache
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -53,6 +55,7 @@ from invoices.tax import money_as_written, rate_as_printed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
+from returns import sql
 from returns.exceptions import InvalidScan, InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
@@ -78,6 +81,35 @@ from returns.scans import Scan, ScanKind
 def return_blocking_for_invoice(*, invoice_id: int) -> ReturnRequest | None:
     """The return that holds this invoice (open or completed), if any (R2)."""
     return ReturnRequest.objects.filter(invoice_id=invoice_id, state__in=BLOCKING_STATES).first()
+
+
+@cache
+def _invoice_to_refund_sql() -> str:
+    # Identifiers from the models' metadata; every value is a parameter.
+    return (
+        f"SELECT {sql.columns(Invoice, 'i')}, "  # noqa: S608
+        f"(SELECT r.id FROM {ReturnRequest._meta.db_table} AS r WHERE r.invoice_id = i.id "
+        f"AND r.state IN ({sql.placeholders(BLOCKING_STATES)}) ORDER BY r.id LIMIT 1) "
+        f"FROM {Invoice._meta.db_table} AS i "
+        f"JOIN {Customer._meta.db_table} AS c ON c.id = i.customer_id "
+        "WHERE i.id = %s AND c.user_id = %s"
+    )
+
+
+def invoice_to_refund_for_user(
+    *, user_id: int, invoice_id: int
+) -> tuple[Invoice, int | None] | None:
+    """The invoice a logged-in customer opens the Refund form on and the id of the return that
+    holds it (R2), if any: one statement, where looking up the customer,
+    the invoice and the return one by one took three, written out (``returns.sql``: the ORM
+    spent 1.5 ms of CPU building it). None when the user has no customer account or the
+    invoice is another customer's or does not exist (R12: the same answer for each)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_invoice_to_refund_sql(), [*BLOCKING_STATES, invoice_id, user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return sql.instance(Invoice, row[:-1]), row[-1]
 
 
 def mail_receipt_matchable(*, invoice_id: int) -> MailReceipt | None:

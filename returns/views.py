@@ -35,7 +35,6 @@ from invoices.selectors import (
     customer_page_header,
     invoice_profiles_for_customer,
     invoiceable_amount,
-    invoices_for_customer,
 )
 from invoices.services import (
     PROFILE_FIELDS,
@@ -71,6 +70,7 @@ from returns.selectors import (
     envelope_for_customer,
     invoice_document_for_customer,
     invoice_management_rows,
+    invoice_to_refund_for_user,
     invoices_for_management,
     invoices_to_return_by_mail,
     red_letter_form_current,
@@ -227,20 +227,24 @@ def _refund_context(invoice, form) -> dict:
 @login_required
 def invoice_refund(request, invoice_id: int):
     """The Refund form: a page of its own, and the body of the Refund dialog (``?dialog=1``)."""
-    customer = _customer(request)
-    invoice = get_object_or_404(invoices_for_customer(customer=customer), pk=invoice_id)
-    open_return = return_blocking_for_invoice(invoice_id=invoice.pk)
-    if open_return is not None:
+    # The user's invoice and the return that holds it, in one statement (issue 16, P1); a user
+    # without a customer account gets the 404 of an invoice that is not theirs (R12).
+    found = invoice_to_refund_for_user(user_id=request.user.pk, invoice_id=invoice_id)
+    if found is None:
+        raise Http404("No such invoice")
+    invoice, blocking_return_id = found
+    customer_id = invoice.customer_id
+    if blocking_return_id is not None:
         messages.info(request, _("This invoice already has a return in progress."))
-        return redirect("billing:return_detail", pk=open_return.pk)
+        return redirect("billing:return_detail", pk=blocking_return_id)
     if request.method == "POST":
         form = RefundForm(request.POST, request.FILES, invoice=invoice)
         if form.is_valid():
             try:
                 rr = return_request_submit(
                     invoice_id=invoice.pk,
-                    customer_id=customer.pk,
-                    actor=Actor.customer(request.user, customer.pk),
+                    customer_id=customer_id,
+                    actor=Actor.customer(request.user, customer_id),
                     **form.service_kwargs(),
                 )
             except ReturnAlreadyOpen as exc:

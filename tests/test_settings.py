@@ -96,3 +96,21 @@ def test_production_keeps_database_connections_with_health_checks_in_web_and_wor
     ]
     # Development and tests close the connection after each request, as before.
     assert _database_settings(DJANGO_DEBUG="true") == ["0", "True", "1000"]
+
+
+def test_sessions_are_database_sessions_in_production_and_development():
+    # Database-backed (config.sessions: Django's db engine with its read written out): a
+    # log-out or clearsessions ends a session at once, which signed cookies could not, and no
+    # per-process cache can keep a session another process ended.
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "from django.contrib.sessions.backends.db import SessionStore as Db; "
+        "from importlib import import_module; "
+        "store = import_module(s.SESSION_ENGINE).SessionStore; "
+        "print(s.SESSION_ENGINE, issubclass(store, Db), 'cache' in s.SESSION_ENGINE)"
+    )
+    production = {"DJANGO_SECRET_KEY": "x" * 50, "DJANGO_ALLOWED_HOSTS": "billing.example.com"}
+    for env in ({"DJANGO_DEBUG": "false", **production}, {"DJANGO_DEBUG": "true"}):
+        result = run_fresh_django(code, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[-3:] == ["config.sessions", "True", "False"]
