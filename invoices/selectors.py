@@ -28,39 +28,27 @@ class CustomerHeader:
 def customer_page_header(*, user: User | AnonymousUser) -> CustomerHeader | None:
     """``customer_for_user`` with, in the same query, what Invoice Management shows above its
     rows: the invoiceable amount (``invoiceable_amount``'s sum, read off the ledger's index)
-    and the pager's count of all its invoices."""
-    from django.db.models import Count, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
+    and the pager's count of all its invoices.
 
+    Plain, portable SQL: the ORM's compiling of its two subqueries cost more than the query
+    (issue 16, P2)."""
     if not user.is_authenticated:
         return None
-    ledger = (
-        LedgerEntry.objects.filter(customer=OuterRef("pk"))
-        .order_by()
-        .values("customer")
-        .annotate(total=Sum("amount"))
-        .values("total")
+    rows = Customer.objects.raw(
+        "SELECT c.*, "
+        "(SELECT SUM(l.amount) FROM invoices_ledgerentry AS l WHERE l.customer_id = c.id) "
+        "AS invoiceable, "
+        "(SELECT COUNT(*) FROM invoices_invoice AS i WHERE i.customer_id = c.id) AS invoice_count "
+        "FROM invoices_customer AS c WHERE c.user_id = %s",
+        [user.pk],
     )
-    invoices = (
-        Invoice.objects.filter(customer=OuterRef("pk"))
-        .order_by()
-        .values("customer")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    row = (
-        Customer.objects.filter(user=user)
-        .annotate(
-            invoiceable=Coalesce(Subquery(ledger), ZERO),
-            invoice_count=Coalesce(Subquery(invoices), 0),
-        )
-        .first()
-    )
+    row = next(iter(rows), None)
     if row is None:
         return None
     return CustomerHeader(
         customer=row,
-        invoiceable=Decimal(getattr(row, "invoiceable", ZERO)).quantize(CENT),
+        # Quantized to fen: SQLite sums decimals as floats.
+        invoiceable=Decimal(getattr(row, "invoiceable", None) or ZERO).quantize(CENT),
         invoice_count=int(getattr(row, "invoice_count", 0)),
     )
 
@@ -83,13 +71,16 @@ def invoice_profiles_for_customer(*, customer: Customer) -> QuerySet:
 
 
 def applications_pending_for_customer(*, customer: Customer, limit: int = 10) -> list:
-    """Applications not yet issued as an invoice: the newest few, for Invoice Management."""
+    """Applications not yet issued as an invoice: the newest few, for Invoice Management (plain
+    SQL, as ``customer_page_header``)."""
     from invoices.models import ApplicationState, InvoiceApplication
 
     return list(
-        InvoiceApplication.objects.filter(
-            customer=customer, state=ApplicationState.PENDING
-        ).order_by("-created_at", "-id")[:limit]
+        InvoiceApplication.objects.raw(
+            "SELECT * FROM invoices_invoiceapplication WHERE customer_id = %s AND state = %s "
+            "ORDER BY created_at DESC, id DESC LIMIT %s",
+            [customer.pk, ApplicationState.PENDING, limit],
+        )
     )
 
 

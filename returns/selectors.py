@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -313,35 +314,107 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
 INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
 
 
-def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet:
-    """The Invoice request record: the customer's invoices, each annotated with the return that
-    holds it (``return_id``, ``return_state``), in a single query whatever the number of rows,
-    and with every return it ever had (``all_returns``, newest first: rejected and cancelled
-    ones too), in one more query for the whole page.
+def _in(values: Iterable[object]) -> str:
+    """The placeholders of an SQL ``IN`` list of ``values``."""
+    return ", ".join("%s" for _ in values)
+
+
+def _holding(column: str) -> str:
+    """The SQL of the ``column`` of the return that holds invoice ``i`` (R2: one at most)."""
+    return (
+        f"(SELECT r.{column} FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "
+        f"AND r.state IN ({_in(BLOCKING_STATES)}) ORDER BY r.id DESC LIMIT 1)"
+    )
+
+
+class ManagementInvoices:
+    """The Invoice request record: the customer's invoices, newest first (``Invoice.Meta``'s
+    order, read off ``invoice_customer_order_idx``), for a paginator. ``count()`` counts them;
+    ``[a:b]`` reads that page in a single query whatever the number of rows, each invoice with
+    the return that holds it (``return_id``, ``return_state``) and when it was applied for
+    (``applied_at``: its application's creation, else its issue), and every return those
+    invoices ever had (``all_returns``, newest first: rejected and cancelled ones too) in one
+    more query for the whole page.
 
     ``status`` filters: an invoice state, or ``returning`` (a return is open).
-    """
-    from django.db.models import Subquery
 
-    from invoices.selectors import invoices_for_customer
+    Plain, portable SQL (SQLite in development): the ORM spent more compiling these queries
+    than the page spends on everything else it does (issue 16, P2)."""
 
-    holding = ReturnRequest.objects.filter(
-        invoice=OuterRef("pk"), state__in=BLOCKING_STATES
-    ).order_by("-id")
-    every_return = ReturnRequest.objects.order_by("-created_at", "-id")
-    invoices = (
-        invoices_for_customer(customer=customer)
-        .annotate(
-            return_id=Subquery(holding.values("pk")[:1]),
-            return_state=Subquery(holding.values("state")[:1]),
+    def __init__(self, *, customer_id: int, status: str = "") -> None:
+        self.customer_id = customer_id
+        self.where = "invoices_invoice.customer_id = %s"
+        self.params: list[object] = [customer_id]
+        if status == "returning":
+            # The holding return is open: one blocking return at most per invoice (R2).
+            self.where += (
+                " AND EXISTS (SELECT 1 FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "
+                f"AND r.state IN ({_in(OPEN_STATES)}))"
+            )
+            self.params += list(OPEN_STATES)
+        elif status in INVOICE_STATUS_FILTERS:
+            self.where += " AND invoices_invoice.state = %s"
+            self.params.append(status)
+
+    def count(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT COUNT(*) FROM invoices_invoice WHERE {self.where}", self.params
+            )
+            (count,) = cursor.fetchone()
+        return int(count)
+
+    def page_sql(self, offset: int, limit: int) -> tuple[str, list[object]]:
+        """The page's query and its parameters."""
+        sql = (
+            f"SELECT invoices_invoice.*, a.created_at AS applied_at, {_holding('id')} AS return_id, "
+            f"{_holding('state')} AS return_state "
+            "FROM invoices_invoice "
+            "LEFT JOIN invoices_invoiceapplication AS a ON a.id = invoices_invoice.application_id "
+            f"WHERE {self.where} ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
         )
-        .prefetch_related(Prefetch("return_requests", queryset=every_return, to_attr="all_returns"))
-    )
-    if status == "returning":
-        invoices = invoices.filter(return_state__in=OPEN_STATES)
-    elif status in INVOICE_STATUS_FILTERS:
-        invoices = invoices.filter(state=status)
-    return invoices
+        blocking = list(BLOCKING_STATES)
+        return sql, [*blocking, *blocking, *self.params, limit, offset]
+
+    def explain(self, offset: int = 0, limit: int = 20) -> str:
+        """The database's plan of a page's query (as ``QuerySet.explain``)."""
+        sql, params = self.page_sql(offset, limit)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{connection.ops.explain_query_prefix()} {sql}", params)
+            return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+    def __getitem__(self, page: slice) -> list[Invoice]:
+        offset = page.start or 0
+        sql, params = self.page_sql(offset, page.stop - offset)
+        invoices = list(Invoice.objects.raw(sql, params))
+        for invoice in invoices:
+            # A column outside the model's fields: converted as the ORM would (SQLite: text).
+            invoice.applied_at = _datetime_from_db(invoice.applied_at) or invoice.issued_at
+            invoice.all_returns = []
+        if invoices:
+            by_id = {invoice.pk: invoice for invoice in invoices}
+            for rr in ReturnRequest.objects.raw(
+                "SELECT id, invoice_id, state, created_at FROM returns_returnrequest "
+                f"WHERE invoice_id IN ({_in(by_id)}) ORDER BY created_at DESC, id DESC",
+                list(by_id),
+            ):
+                by_id[rr.invoice_id].all_returns.append(rr)
+        return invoices
+
+
+def _datetime_from_db(value: object) -> dt.datetime | None:
+    """A datetime read by plain SQL outside a model's fields, as the ORM reads one."""
+    field = Invoice._meta.get_field("issued_at")
+    column = field.get_col(Invoice._meta.db_table)
+    for convert in connection.ops.get_db_converters(column):
+        value = convert(value, column, connection)
+    assert value is None or isinstance(value, dt.datetime)
+    return value
+
+
+def invoices_for_management(*, customer: Customer, status: str = "") -> ManagementInvoices:
+    """The customer's invoices as Invoice Management pages them (``ManagementInvoices``)."""
+    return ManagementInvoices(customer_id=customer.pk, status=status)
 
 
 def return_for_customer(*, customer: Customer, return_request_id: int) -> ReturnRequest | None:
@@ -895,7 +968,9 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
         # Annotated by ``invoices_for_management``: the return that holds the invoice.
         holding_id = getattr(invoice, "return_id", None)
         holding_state = getattr(invoice, "return_state", None)
-        applied = invoice.application.created_at if invoice.application else invoice.issued_at
+        applied = getattr(invoice, "applied_at", None) or (
+            invoice.application.created_at if invoice.application else invoice.issued_at
+        )
         earlier = [
             EarlierReturn(
                 url=return_url(past.pk),
