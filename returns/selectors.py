@@ -331,10 +331,12 @@ class ManagementInvoices:
     """The Invoice request record: the customer's invoices, newest first (``Invoice.Meta``'s
     order, read off ``invoice_customer_order_idx``), for a paginator. ``count()`` counts them;
     ``[a:b]`` reads that page in a single query whatever the number of rows, each invoice with
-    the return that holds it (``return_id``, ``return_state``) and when it was applied for
-    (``applied_at``: its application's creation, else its issue), and every return those
-    invoices ever had (``all_returns``, newest first: rejected and cancelled ones too) in one
-    more query for the whole page.
+    the return that holds it (``return_id``, ``return_state``), how many it ever had
+    (``return_count``) and when it was applied for (``applied_at``: its application's creation,
+    else its issue); and, in one more query for the whole page when one of them had a return
+    besides the one that holds it, every return those invoices ever had (``all_returns``,
+    newest first: rejected and cancelled ones too; empty for an invoice without such a return,
+    as ``earlier_returns`` would leave it).
 
     ``status`` filters: an invoice state, or ``returning`` (a return is open).
 
@@ -368,10 +370,13 @@ class ManagementInvoices:
         """The page's query and its parameters."""
         sql = (
             f"SELECT invoices_invoice.*, a.created_at AS applied_at, {_holding('id')} AS return_id, "
-            f"{_holding('state')} AS return_state "
+            f"{_holding('state')} AS return_state, "
+            "(SELECT COUNT(*) FROM returns_returnrequest AS r "
+            "WHERE r.invoice_id = invoices_invoice.id) AS return_count "
             "FROM invoices_invoice "
             "LEFT JOIN invoices_invoiceapplication AS a ON a.id = invoices_invoice.application_id "
-            f"WHERE {self.where} ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
+            f"WHERE {self.where} "
+            "ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
         )
         blocking = list(BLOCKING_STATES)
         return sql, [*blocking, *blocking, *self.params, limit, offset]
@@ -391,8 +396,13 @@ class ManagementInvoices:
             # A column outside the model's fields: converted as the ORM would (SQLite: text).
             invoice.applied_at = _datetime_from_db(invoice.applied_at) or invoice.issued_at
             invoice.all_returns = []
-        if invoices:
-            by_id = {invoice.pk: invoice for invoice in invoices}
+        # Only the invoices with a return besides the one that holds them (most have none).
+        by_id = {
+            invoice.pk: invoice
+            for invoice in invoices
+            if invoice.return_count > (1 if invoice.return_id else 0)
+        }
+        if by_id:
             for rr in ReturnRequest.objects.raw(
                 "SELECT id, invoice_id, state, created_at FROM returns_returnrequest "
                 f"WHERE invoice_id IN ({_in(by_id)}) ORDER BY created_at DESC, id DESC",

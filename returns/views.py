@@ -158,6 +158,8 @@ def invoice_management(request):
         "apply_url": reverse("billing:apply"),
         "pending_applications": _with_cancel_offer(
             applications_pending_for_customer(customer=customer)
+            if header.has_pending_applications
+            else []
         ),
     }
     return render(request, "billing/invoice_management.html", context)
