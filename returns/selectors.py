@@ -31,6 +31,7 @@ from core.audit.actor import ActorKind
 from core.audit.models import AuditEntry
 from core.audit.services import object_label
 from invoices.models import (
+    INVOICE_KIND_LABELS,
     BuyerDecision,
     Customer,
     Invoice,
@@ -970,8 +971,12 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
     dated = _("%(date)s: %(state)s")
     issued_by = _("Issued by %(issuer)s: contact the service provider")
     view_return, in_progress = _("View return"), _("Return in progress")
-    states = dict(ReturnState.choices)
-    invoice_states = dict(Invoice._meta.get_field("state").flatchoices)
+    states = {value: str(label) for value, label in ReturnState.choices}
+    invoice_states = {
+        value: str(label) for value, label in Invoice._meta.get_field("state").flatchoices
+    }
+    # ``Invoice.kind_label`` of each kind, keyed by the columns' values.
+    kinds = {(m.value, t.value): str(label) for (m, t), label in INVOICE_KIND_LABELS.items()}
     tz = timezone.get_current_timezone()
     rows = []
     for invoice in invoices:
@@ -987,7 +992,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 label=dated
                 % {
                     "date": f"{past.created_at.astimezone(tz):%Y-%m-%d}",
-                    "state": str(states.get(past.state, past.state)),
+                    "state": states.get(past.state, past.state),
                 },
             )
             for past in earlier_returns(invoice)
@@ -1005,7 +1010,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 pk=invoice.pk,
                 applied_at=f"{applied.astimezone(tz):%Y-%m-%d %H:%M}",
                 title=invoice.title,
-                kind=invoice.kind_label,
+                kind=kinds.get((invoice.medium, invoice.invoice_type)) or invoice.kind_label,
                 total=money_as_written(invoice.total),
                 breakdown=mark_safe(  # noqa: S308 - the figures are escaped, as blocktranslate does
                     breakdown
@@ -1019,7 +1024,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 if invoice.code
                 else invoice.number,
                 state=invoice.state,
-                state_label=str(invoice_states.get(invoice.state, invoice.state)),
+                state_label=invoice_states.get(invoice.state, invoice.state),
                 earlier=earlier,
                 download_url=download_url(invoice.pk) if invoice.document else "",
                 operation=operation,
