@@ -315,17 +315,38 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
 INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
 
 
-def _in(values: Iterable[object]) -> str:
-    """The placeholders of an SQL ``IN`` list of ``values``."""
-    return ", ".join("%s" for _ in values)
+def _in(count: int) -> str:
+    """The placeholders of an SQL ``IN`` list of ``count`` values."""
+    return ", ".join(["%s"] * count)
 
 
-def _holding(column: str) -> str:
-    """The SQL of the ``column`` of the return that holds invoice ``i`` (R2: one at most)."""
-    return (
-        f"(SELECT r.{column} FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "
-        f"AND r.state IN ({_in(BLOCKING_STATES)}) ORDER BY r.id DESC LIMIT 1)"
-    )
+# Invoice Management's SQL. Only placeholders and these constant fragments are put into it,
+# never a value: the values go as parameters (hence the S608s ignored below).
+# A column of the return that holds the invoice (R2: one blocking return at most).
+_HOLDING = (
+    "(SELECT r.{column} FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "  # noqa: S608
+    f"AND r.state IN ({_in(len(BLOCKING_STATES))}) ORDER BY r.id DESC LIMIT 1)"
+)
+_RETURNING = (
+    " AND EXISTS (SELECT 1 FROM returns_returnrequest AS r "  # noqa: S608
+    f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({_in(len(OPEN_STATES))}))"
+)
+_PAGE = (
+    "SELECT invoices_invoice.*, a.created_at AS applied_at, "  # noqa: S608
+    + _HOLDING.format(column="id")
+    + " AS return_id, "
+    + _HOLDING.format(column="state")
+    + " AS return_state, (SELECT COUNT(*) FROM returns_returnrequest AS r "
+    "WHERE r.invoice_id = invoices_invoice.id) AS return_count "
+    "FROM invoices_invoice "
+    "LEFT JOIN invoices_invoiceapplication AS a ON a.id = invoices_invoice.application_id "
+    "WHERE {where} "
+    "ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
+)
+_RETURNS_OF = (
+    "SELECT id, invoice_id, state, created_at FROM returns_returnrequest "
+    "WHERE invoice_id IN ({ids}) ORDER BY created_at DESC, id DESC"
+)
 
 
 class ManagementInvoices:
@@ -345,15 +366,11 @@ class ManagementInvoices:
     than the page spends on everything else it does (issue 16, P2)."""
 
     def __init__(self, *, customer_id: int, status: str = "") -> None:
-        self.customer_id = customer_id
         self.where = "invoices_invoice.customer_id = %s"
-        self.params: list[object] = [customer_id]
+        self.params: list[str | int] = [customer_id]
         if status == "returning":
             # The holding return is open: one blocking return at most per invoice (R2).
-            self.where += (
-                " AND EXISTS (SELECT 1 FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "
-                f"AND r.state IN ({_in(OPEN_STATES)}))"
-            )
+            self.where += _RETURNING
             self.params += list(OPEN_STATES)
         elif status in INVOICE_STATUS_FILTERS:
             self.where += " AND invoices_invoice.state = %s"
@@ -362,65 +379,54 @@ class ManagementInvoices:
     def count(self) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
-                f"SELECT COUNT(*) FROM invoices_invoice WHERE {self.where}", self.params
+                "SELECT COUNT(*) FROM invoices_invoice WHERE " + self.where,  # noqa: S608 - see _PAGE
+                self.params,
             )
             (count,) = cursor.fetchone()
         return int(count)
 
-    def page_sql(self, offset: int, limit: int) -> tuple[str, list[object]]:
+    def page_sql(self, offset: int, limit: int) -> tuple[str, list[str | int]]:
         """The page's query and its parameters."""
-        sql = (
-            f"SELECT invoices_invoice.*, a.created_at AS applied_at, {_holding('id')} AS return_id, "
-            f"{_holding('state')} AS return_state, "
-            "(SELECT COUNT(*) FROM returns_returnrequest AS r "
-            "WHERE r.invoice_id = invoices_invoice.id) AS return_count "
-            "FROM invoices_invoice "
-            "LEFT JOIN invoices_invoiceapplication AS a ON a.id = invoices_invoice.application_id "
-            f"WHERE {self.where} "
-            "ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
-        )
-        blocking = list(BLOCKING_STATES)
-        return sql, [*blocking, *blocking, *self.params, limit, offset]
+        blocking: list[str | int] = list(BLOCKING_STATES)
+        return _PAGE.format(where=self.where), [*blocking, *blocking, *self.params, limit, offset]
 
     def explain(self, offset: int = 0, limit: int = 20) -> str:
         """The database's plan of a page's query (as ``QuerySet.explain``)."""
         sql, params = self.page_sql(offset, limit)
         with connection.cursor() as cursor:
-            cursor.execute(f"{connection.ops.explain_query_prefix()} {sql}", params)
+            cursor.execute(connection.ops.explain_query_prefix() + " " + sql, params)
             return "\n".join(str(row[-1]) for row in cursor.fetchall())
 
     def __getitem__(self, page: slice) -> list[Invoice]:
         offset = page.start or 0
         sql, params = self.page_sql(offset, page.stop - offset)
         invoices = list(Invoice.objects.raw(sql, params))
+        all_returns: dict[int, list[ReturnRequest]] = {invoice.pk: [] for invoice in invoices}
         for invoice in invoices:
             # A column outside the model's fields: converted as the ORM would (SQLite: text).
-            invoice.applied_at = _datetime_from_db(invoice.applied_at) or invoice.issued_at
-            invoice.all_returns = []
+            applied = _datetime_from_db(getattr(invoice, "applied_at", None))
+            invoice.__dict__.update(
+                applied_at=applied or invoice.issued_at, all_returns=all_returns[invoice.pk]
+            )
         # Only the invoices with a return besides the one that holds them (most have none).
-        by_id = {
-            invoice.pk: invoice
+        wanted = [
+            invoice.pk
             for invoice in invoices
-            if invoice.return_count > (1 if invoice.return_id else 0)
-        }
-        if by_id:
-            for rr in ReturnRequest.objects.raw(
-                "SELECT id, invoice_id, state, created_at FROM returns_returnrequest "
-                f"WHERE invoice_id IN ({_in(by_id)}) ORDER BY created_at DESC, id DESC",
-                list(by_id),
-            ):
-                by_id[rr.invoice_id].all_returns.append(rr)
+            if getattr(invoice, "return_count", 0)
+            > (1 if getattr(invoice, "return_id", None) else 0)
+        ]
+        if wanted:
+            for rr in ReturnRequest.objects.raw(_RETURNS_OF.format(ids=_in(len(wanted))), wanted):
+                all_returns[rr.invoice_id].append(rr)
         return invoices
 
 
 def _datetime_from_db(value: object) -> dt.datetime | None:
     """A datetime read by plain SQL outside a model's fields, as the ORM reads one."""
-    field = Invoice._meta.get_field("issued_at")
-    column = field.get_col(Invoice._meta.db_table)
+    column = Invoice._meta.get_field("issued_at").get_col(Invoice._meta.db_table)
     for convert in connection.ops.get_db_converters(column):
         value = convert(value, column, connection)
-    assert value is None or isinstance(value, dt.datetime)
-    return value
+    return value if isinstance(value, dt.datetime) else None
 
 
 def invoices_for_management(*, customer: Customer, status: str = "") -> ManagementInvoices:
