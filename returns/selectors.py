@@ -32,6 +32,7 @@ from core.audit.actor import ActorKind
 from core.audit.models import AuditEntry
 from core.audit.services import object_label
 from invoices.models import (
+    INVOICE_KIND_LABELS,
     BuyerDecision,
     Customer,
     Invoice,
@@ -345,35 +346,123 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
 INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
 
 
-def invoices_for_management(*, customer: Customer, status: str = "") -> QuerySet:
-    """The Invoice request record: the customer's invoices, each annotated with the return that
-    holds it (``return_id``, ``return_state``), in a single query whatever the number of rows,
-    and with every return it ever had (``all_returns``, newest first: rejected and cancelled
-    ones too), in one more query for the whole page.
+def _in(count: int) -> str:
+    """The placeholders of an SQL ``IN`` list of ``count`` values."""
+    return ", ".join(["%s"] * count)
+
+
+# Invoice Management's SQL. Only placeholders and these constant fragments are put into it,
+# never a value: the values go as parameters (hence the S608s ignored below).
+# A column of the return that holds the invoice (R2: one blocking return at most).
+_HOLDING = (
+    "(SELECT r.{column} FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "  # noqa: S608
+    f"AND r.state IN ({_in(len(BLOCKING_STATES))}) ORDER BY r.id DESC LIMIT 1)"
+)
+_RETURNING = (
+    " AND EXISTS (SELECT 1 FROM returns_returnrequest AS r "  # noqa: S608
+    f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({_in(len(OPEN_STATES))}))"
+)
+_PAGE = (
+    "SELECT invoices_invoice.*, a.created_at AS applied_at, "  # noqa: S608
+    + _HOLDING.format(column="id")
+    + " AS return_id, "
+    + _HOLDING.format(column="state")
+    + " AS return_state, (SELECT COUNT(*) FROM returns_returnrequest AS r "
+    "WHERE r.invoice_id = invoices_invoice.id) AS return_count "
+    "FROM invoices_invoice "
+    "LEFT JOIN invoices_invoiceapplication AS a ON a.id = invoices_invoice.application_id "
+    "WHERE {where} "
+    "ORDER BY invoices_invoice.issued_at DESC, invoices_invoice.id DESC LIMIT %s OFFSET %s"
+)
+_RETURNS_OF = (
+    "SELECT id, invoice_id, state, created_at FROM returns_returnrequest "
+    "WHERE invoice_id IN ({ids}) ORDER BY created_at DESC, id DESC"
+)
+
+
+class ManagementInvoices:
+    """The Invoice request record: the customer's invoices, newest first (``Invoice.Meta``'s
+    order, read off ``invoice_customer_order_idx``), for a paginator. ``count()`` counts them;
+    ``[a:b]`` reads that page in a single query whatever the number of rows, each invoice with
+    the return that holds it (``return_id``, ``return_state``), how many it ever had
+    (``return_count``) and when it was applied for (``applied_at``: its application's creation,
+    else its issue); and, in one more query for the whole page when one of them had a return
+    besides the one that holds it, every return those invoices ever had (``all_returns``,
+    newest first: rejected and cancelled ones too; empty for an invoice without such a return,
+    as ``earlier_returns`` would leave it).
 
     ``status`` filters: an invoice state, or ``returning`` (a return is open).
-    """
-    from django.db.models import Subquery
 
-    from invoices.selectors import invoices_for_customer
+    Plain, portable SQL (SQLite in development): the ORM spent more compiling these queries
+    than the page spends on everything else it does (issue 16, P2)."""
 
-    holding = ReturnRequest.objects.filter(
-        invoice=OuterRef("pk"), state__in=BLOCKING_STATES
-    ).order_by("-id")
-    every_return = ReturnRequest.objects.order_by("-created_at", "-id")
-    invoices = (
-        invoices_for_customer(customer=customer)
-        .annotate(
-            return_id=Subquery(holding.values("pk")[:1]),
-            return_state=Subquery(holding.values("state")[:1]),
-        )
-        .prefetch_related(Prefetch("return_requests", queryset=every_return, to_attr="all_returns"))
-    )
-    if status == "returning":
-        invoices = invoices.filter(return_state__in=OPEN_STATES)
-    elif status in INVOICE_STATUS_FILTERS:
-        invoices = invoices.filter(state=status)
-    return invoices
+    def __init__(self, *, customer_id: int, status: str = "") -> None:
+        self.where = "invoices_invoice.customer_id = %s"
+        self.params: list[str | int] = [customer_id]
+        if status == "returning":
+            # The holding return is open: one blocking return at most per invoice (R2).
+            self.where += _RETURNING
+            self.params += list(OPEN_STATES)
+        elif status in INVOICE_STATUS_FILTERS:
+            self.where += " AND invoices_invoice.state = %s"
+            self.params.append(status)
+
+    def count(self) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM invoices_invoice WHERE " + self.where,  # noqa: S608 - see _PAGE
+                self.params,
+            )
+            (count,) = cursor.fetchone()
+        return int(count)
+
+    def page_sql(self, offset: int, limit: int) -> tuple[str, list[str | int]]:
+        """The page's query and its parameters."""
+        blocking: list[str | int] = list(BLOCKING_STATES)
+        return _PAGE.format(where=self.where), [*blocking, *blocking, *self.params, limit, offset]
+
+    def explain(self, offset: int = 0, limit: int = 20) -> str:
+        """The database's plan of a page's query (as ``QuerySet.explain``)."""
+        sql, params = self.page_sql(offset, limit)
+        with connection.cursor() as cursor:
+            cursor.execute(connection.ops.explain_query_prefix() + " " + sql, params)
+            return "\n".join(str(row[-1]) for row in cursor.fetchall())
+
+    def __getitem__(self, page: slice) -> list[Invoice]:
+        offset = page.start or 0
+        sql, params = self.page_sql(offset, page.stop - offset)
+        invoices = list(Invoice.objects.raw(sql, params))
+        all_returns: dict[int, list[ReturnRequest]] = {invoice.pk: [] for invoice in invoices}
+        for invoice in invoices:
+            # A column outside the model's fields: converted as the ORM would (SQLite: text).
+            applied = _datetime_from_db(getattr(invoice, "applied_at", None))
+            invoice.__dict__.update(
+                applied_at=applied or invoice.issued_at, all_returns=all_returns[invoice.pk]
+            )
+        # Only the invoices with a return besides the one that holds them (most have none).
+        wanted = [
+            invoice.pk
+            for invoice in invoices
+            if getattr(invoice, "return_count", 0)
+            > (1 if getattr(invoice, "return_id", None) else 0)
+        ]
+        if wanted:
+            for rr in ReturnRequest.objects.raw(_RETURNS_OF.format(ids=_in(len(wanted))), wanted):
+                all_returns[rr.invoice_id].append(rr)
+        return invoices
+
+
+def _datetime_from_db(value: object) -> dt.datetime | None:
+    """A datetime read by plain SQL outside a model's fields, as the ORM reads one."""
+    column = Invoice._meta.get_field("issued_at").get_col(Invoice._meta.db_table)
+    for convert in connection.ops.get_db_converters(column):
+        value = convert(value, column, connection)
+    return value if isinstance(value, dt.datetime) else None
+
+
+def invoices_for_management(*, customer: Customer, status: str = "") -> ManagementInvoices:
+    """The customer's invoices as Invoice Management pages them (``ManagementInvoices``)."""
+    return ManagementInvoices(customer_id=customer.pk, status=status)
 
 
 def return_for_customer(*, customer: Customer, return_request_id: int) -> ReturnRequest | None:
@@ -919,22 +1008,28 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
     dated = _("%(date)s: %(state)s")
     issued_by = _("Issued by %(issuer)s: contact the service provider")
     view_return, in_progress = _("View return"), _("Return in progress")
-    states = dict(ReturnState.choices)
-    invoice_states = dict(Invoice._meta.get_field("state").flatchoices)
+    states = {value: str(label) for value, label in ReturnState.choices}
+    invoice_states = {
+        value: str(label) for value, label in Invoice._meta.get_field("state").flatchoices
+    }
+    # ``Invoice.kind_label`` of each kind, keyed by the columns' values.
+    kinds = {(m.value, t.value): str(label) for (m, t), label in INVOICE_KIND_LABELS.items()}
     tz = timezone.get_current_timezone()
     rows = []
     for invoice in invoices:
         # Annotated by ``invoices_for_management``: the return that holds the invoice.
         holding_id = getattr(invoice, "return_id", None)
         holding_state = getattr(invoice, "return_state", None)
-        applied = invoice.application.created_at if invoice.application else invoice.issued_at
+        applied = getattr(invoice, "applied_at", None) or (
+            invoice.application.created_at if invoice.application else invoice.issued_at
+        )
         earlier = [
             EarlierReturn(
                 url=return_url(past.pk),
                 label=dated
                 % {
                     "date": f"{past.created_at.astimezone(tz):%Y-%m-%d}",
-                    "state": str(states.get(past.state, past.state)),
+                    "state": states.get(past.state, past.state),
                 },
             )
             for past in earlier_returns(invoice)
@@ -952,7 +1047,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 pk=invoice.pk,
                 applied_at=f"{applied.astimezone(tz):%Y-%m-%d %H:%M}",
                 title=invoice.title,
-                kind=invoice.kind_label,
+                kind=kinds.get((invoice.medium, invoice.invoice_type)) or invoice.kind_label,
                 total=money_as_written(invoice.total),
                 breakdown=mark_safe(  # noqa: S308 - the figures are escaped, as blocktranslate does
                     breakdown
@@ -966,7 +1061,7 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 if invoice.code
                 else invoice.number,
                 state=invoice.state,
-                state_label=str(invoice_states.get(invoice.state, invoice.state)),
+                state_label=invoice_states.get(invoice.state, invoice.state),
                 earlier=earlier,
                 download_url=download_url(invoice.pk) if invoice.document else "",
                 operation=operation,

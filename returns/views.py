@@ -136,10 +136,11 @@ def invoice_management(request):
     if status not in INVOICE_STATUS_FILTERS:
         status = ""
     invoices = invoices_for_management(customer=customer, status=status)
+    # A paginator counts and slices ``ManagementInvoices``; it never iterates or sizes it.
     paginator = (
         _CountedPaginator(invoices, PAGE_SIZE, count=header.invoice_count)
         if not status
-        else Paginator(invoices, PAGE_SIZE)
+        else Paginator(invoices, PAGE_SIZE)  # type: ignore[arg-type]
     )
     page = paginator.get_page(request.GET.get("page"))
     context = {
@@ -158,6 +159,8 @@ def invoice_management(request):
         "apply_url": reverse("billing:apply"),
         "pending_applications": _with_cancel_offer(
             applications_pending_for_customer(customer=customer)
+            if header.has_pending_applications
+            else []
         ),
     }
     return render(request, "billing/invoice_management.html", context)

@@ -3,6 +3,8 @@
 from decimal import Decimal
 
 from django import template
+from django.template import engines
+from django.utils.safestring import SafeString, mark_safe
 
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
@@ -25,6 +27,32 @@ def percent(rate: Decimal | None) -> str:
 def money(value: Decimal | None) -> str:
     """Yuan as people write them: ``¥12,345.67`` (``invoices.tax.money_as_written``)."""
     return money_as_written(value)
+
+
+# The labels of Invoice Management's columns, as its template names them (``l_<name>``).
+_ROW_LABELS = (
+    "applied",
+    "title",
+    "type",
+    "total",
+    "number",
+    "status",
+    "operation",
+    "earlier",
+    "download",
+    "refund",
+)
+
+
+@register.simple_tag(takes_context=True)
+def invoice_rows(context: template.Context) -> SafeString:
+    """Invoice Management's rows (``invoices``: ``returns.selectors.InvoiceRow``) rendered by
+    Jinja2 (``templates/jinja2/billing/_invoice_rows.html``), with the page's translated column
+    labels: Django's engine spent more on these 20 rows than the view on all its reads (issue
+    16, P2). Jinja2 escapes as Django does; the rows' safe HTML stays safe (``__html__``)."""
+    rows = engines["jinja2"].get_template("billing/_invoice_rows.html")
+    labels = {name: context.get(f"l_{name}", "") for name in _ROW_LABELS}
+    return mark_safe(rows.render({"invoices": context["invoices"], "l": labels}))  # noqa: S308 - Jinja2 escaped it
 
 
 @register.filter
