@@ -28,6 +28,7 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
+from core import sql
 from core.audit.actor import ActorKind
 from core.audit.models import AuditEntry
 from core.audit.services import object_label
@@ -56,7 +57,6 @@ from invoices.tax import money_as_written, rate_as_printed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
 from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
-from returns import sql
 from returns.exceptions import InvalidScan, InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
@@ -102,7 +102,7 @@ def invoice_to_refund_for_user(
 ) -> tuple[Invoice, int | None] | None:
     """The invoice a logged-in customer opens the Refund form on and the id of the return that
     holds it (R2), if any: one statement, where looking up the customer,
-    the invoice and the return one by one took three, written out (``returns.sql``: the ORM
+    the invoice and the return one by one took three, written out (``core.sql``: the ORM
     spent 1.5 ms of CPU building it). None when the user has no customer account or the
     invoice is another customer's or does not exist (R12: the same answer for each)."""
     with connection.cursor() as cursor:

@@ -63,7 +63,7 @@ def test_r2_a_second_submit_is_refused_with_the_lock_read_and_the_first_return_s
 
 
 def test_p1_the_hand_written_reads_make_the_instances_the_orm_makes(invoice):
-    # returns.sql: the select lists come from the models, so every field is read, converted
+    # core.sql: the select lists come from the models, so every field is read, converted
     # as the ORM converts it (dates, decimals), and the customer comes with the locked read.
     from django.db import transaction
 

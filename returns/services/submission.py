@@ -8,12 +8,12 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext as _
 
+from core import sql
 from core.audit.services import audit_record
 from invoices.models import Customer, Invoice, InvoiceMedium, ReversalReason
 from invoices.rules import invoice_return_refusal
 from invoices.taxsystem.services import is_form_number
 from notifications.texts import Params
-from returns import sql
 from returns.exceptions import (
     InvalidReturnReason,
     InvalidUpload,
@@ -56,7 +56,7 @@ from returns.services.red_letter_forms import _check_form_number, _form_audit, _
 
 @cache
 def _invoice_locked_sql(lock: str) -> str:
-    # Written out (``returns.sql``): the ORM spent 1.5 ms of CPU building this statement.
+    # Written out (``core.sql``): the ORM spent 1.5 ms of CPU building this statement.
     # Identifiers from the models' metadata; every value is a parameter.
     return (
         f"SELECT {sql.columns(Invoice, 'i')}, {sql.columns(Customer, 'c')}, "  # noqa: S608

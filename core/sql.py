@@ -1,4 +1,4 @@
-"""Model rows read by hand-written SQL on the Refund's hot path (issue 16, P1).
+"""Model rows read by hand-written SQL on a hot path (issue 16, P1): shared by every app.
 
 Building and compiling an ORM query with a join and a subquery costs about 1.5 ms of CPU a
 statement, several times the database's own work for a primary-key lookup; the Refund POST
