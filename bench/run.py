@@ -828,6 +828,7 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
     from django.contrib.auth import get_user_model
     from django.db.models import Max, Min
 
+    from core.audit.actor import Actor
     from invoices.models import Invoice
     from notifications.models import SmsMessage, SmsStatus
     from returns.models import ReturnEvent, ReturnRequest, ReturnState
@@ -870,12 +871,29 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
         )
     ]
     rates, prism_rates, ratios = [], [], []
-    with started(
-        # Dynamic answers: a SID of its own for each message (the static example has one SID).
-        [str(PRISM), "mock", "-d", "-p", str(prism_port), "-h", "127.0.0.1", str(TWILIO_SPEC)],
-        env=dict(os.environ),
-        log=tmp / "prism.log",
-    ) as prism:
+    with ExitStack() as servers:
+        prism = servers.enter_context(
+            started(
+                # Dynamic answers: a SID of its own for each message (the static example has
+                # one SID).
+                [
+                    *[str(PRISM), "mock", "-d", "-p", str(prism_port), "-h", "127.0.0.1"],
+                    str(TWILIO_SPEC),
+                ],
+                env=dict(os.environ),
+                log=tmp / "prism.log",
+            )
+        )
+        # The outbox relay runs beside the workers, as the Procfile's `relay` does in
+        # production: it publishes what the commit did not (core/outbox.py).
+        servers.enter_context(
+            started(
+                [PYTHON, "manage.py", "outbox_relay"],
+                env=worker_env,
+                log=tmp / "relay.log",
+                cwd=APP_ROOT,
+            )
+        )
         wait_port(prism_port, prism, "Prism", timeout=120)
         for n in range(ROUNDS):
             prism_rate, total, bad = load(
@@ -893,14 +911,14 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
                 rr = return_request_submit(
                     invoice_id=invoice.pk,
                     customer_id=invoice.customer_id,
-                    actor=invoice.customer.user,
+                    actor=Actor.customer(invoice.customer.user, invoice.customer_id),
                     reason="bench",
                     certified=False,
                 )
                 mail_receipt_log(
                     invoice_code=invoice.code,
                     invoice_number=invoice.number,
-                    actor=finance,
+                    actor=Actor.staff(finance),
                     invoice_form_present=True,
                     deduction_form_present=True,
                     undamaged=True,

@@ -107,6 +107,32 @@ class QuickReconnectConsumer(Consumer):
         finally:
             conn.ensure_connection = ensure
 
+    def on_connection_error_after_connected(self, exc: Exception) -> None:
+        """Celery closes the lost connection here, and kombu's close hands the messages this
+        worker holds unacknowledged (a retry's or a poll's countdown) back to Redis through a
+        new client of the closing connection, which fails with an ``AttributeError`` that
+        Celery does not expect: the worker died of a broker outage whenever it held a message
+        with a countdown. The close is made quiet: the messages it could not hand back are
+        published again by the outbox relay (their leases run out; a new Redis is noticed)
+        or come back from Redis's unacked set after the visibility timeout."""
+        connection = self.connection
+        if connection is not None:
+            close = connection.close
+
+            def close_quietly() -> None:
+                try:
+                    close()
+                except Exception as error:  # the connection is being dropped all the same
+                    logging.getLogger(__name__).warning(
+                        "The lost broker connection did not close cleanly (%s: %s); the "
+                        "messages it held come back through the outbox relay.",
+                        error.__class__.__name__,
+                        error,
+                    )
+
+            connection.close = close_quietly  # type: ignore[method-assign]
+        super().on_connection_error_after_connected(exc)
+
 
 @worker_init.connect
 def _sms_backend_warm_up(**_: Any) -> None:

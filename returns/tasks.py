@@ -13,6 +13,7 @@ from django.db import InterfaceError, OperationalError
 from core.audit.actor import Actor
 from core.enqueue import enqueue
 from invoices.taxsystem.interface import TaxSystemTransientError
+from returns.models import ReturnState
 from returns.services.overdue import returns_chase_paper
 from returns.services.processing import (
     return_request_mark_failed,
@@ -27,6 +28,9 @@ logger = logging.getLogger(__name__)
 # How often a pending tax-system result is asked for before the return is marked failed (for
 # staff to retry); with the sandbox's 5 s and a provider's 30 s that is minutes to hours.
 TAX_POLL_MAX_RETRIES = 40
+# After a transient refusal of the processing task's own submission, the submit task tries
+# again this much later (then with its own backoff).
+SUBMIT_AGAIN_AFTER = 1.0
 
 
 def poll_countdown(poll_after: float) -> float:
@@ -75,7 +79,27 @@ class ReturnProcessTask(DjangoTask):
     max_retries=5,
 )
 def return_process_task(self: ReturnProcessTask, return_request_id: int) -> None:
-    return_request_process(return_request_id=return_request_id, actor=Actor.system(self.name))
+    """Process the return, then hand its request to the tax system in this same task (one
+    task fewer a return when the backend answers at once). A transient refusal is left to
+    ``return_tax_submit_task`` and its retry policy; a pending answer to the poll task.
+
+    Run again (a redelivery, the outbox relay after a worker died between the two steps), it
+    finds the return awaiting the tax system and submits it: the same serial acts once."""
+    actor = Actor.system(self.name)
+    rr = return_request_process(
+        return_request_id=return_request_id, actor=actor, submitted_by_caller=True
+    )
+    if rr.state != ReturnState.AWAITING_TAX:
+        return
+    try:
+        poll_after = return_tax_submit(return_request_id=return_request_id, actor=actor)
+    except TaxSystemTransientError as exc:
+        logger.info("return %s: %s; the submit task tries again.", return_request_id, exc)
+        enqueue(return_tax_submit_task, return_request_id, countdown=SUBMIT_AGAIN_AFTER)
+        return
+    if poll_after is not None:
+        # A broker blip here is logged, not a failed return: the sweeper asks again later.
+        enqueue(return_tax_poll_task, return_request_id, countdown=poll_countdown(poll_after))
 
 
 @shared_task(

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -358,9 +359,12 @@ def _recorded_result(tax_request: TaxRequest) -> TaxResult:
 
 
 def _lock(tax_request_id: int) -> tuple[TaxRequest, Invoice]:
-    """Invoice, then customer, then the request: the lock order of every ledger write."""
-    invoice_id = TaxRequest.objects.filter(pk=tax_request_id).values_list("invoice_id", flat=True)
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id.get())
+    """Invoice, then customer, then the request: the lock order of every ledger write (the
+    invoice found by a subquery, in one statement)."""
+    invoice_id = TaxRequest.objects.filter(pk=tax_request_id).values("invoice_id")
+    invoice = Invoice.objects.select_for_update().filter(pk=Subquery(invoice_id)).first()
+    if invoice is None:
+        raise TaxRequest.DoesNotExist(f"No tax request {tax_request_id}.")
     Customer.objects.select_for_update().filter(pk=invoice.customer_id).get()
     return TaxRequest.objects.select_for_update().get(pk=tax_request_id), invoice
 

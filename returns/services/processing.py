@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from core.audit.actor import Actor
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
-from invoices.models import ReturnOutcome
+from invoices.models import ReturnOutcome, TaxOperation
 from invoices.tax import money_as_written
 from invoices.taxsystem.interface import BUYER_DECLINED, ResultStatus, TaxResult
 from invoices.taxsystem.services import (
@@ -56,6 +56,7 @@ def return_request_process(
     *,
     return_request_id: int,
     actor: Actor = Actor.system("returns.services.return_request_process"),
+    submitted_by_caller: bool = False,
 ) -> ReturnRequest:
     """Turn the void-or-reverse decision (R6) into a request to the tax system.
 
@@ -63,9 +64,17 @@ def return_request_process(
     system's outcome is recorded (``return_request_record_outcome``). Safe to run twice or
     twice at once: the return row is locked and a pending request is reused, never doubled.
     A permanent failure moves the return to *failed* with the error, for staff to retry.
+
+    The request is handed to the tax system after commit by a task of its own
+    (``return_tax_submit_task``), unless ``submitted_by_caller``: the processing task then
+    calls ``return_tax_submit`` itself right after this returns, which saves a task (its
+    outbox row, its broker round trip, reading the return again) when the backend answers at
+    once. That task's own message stands guarantee meanwhile: it is finished (and its outbox
+    row deleted) only after the submission, and run again it submits a return it finds
+    awaiting the tax system.
     """
     try:
-        return _process(return_request_id, actor=actor)
+        return _process(return_request_id, actor=actor, enqueue_submit=not submitted_by_caller)
     except DomainError as exc:
         logger.warning("return %s failed: %s", return_request_id, exc)
         return return_request_mark_failed(
@@ -74,7 +83,7 @@ def return_request_process(
 
 
 @transaction.atomic
-def _process(return_request_id: int, *, actor: Actor) -> ReturnRequest:
+def _process(return_request_id: int, *, actor: Actor, enqueue_submit: bool) -> ReturnRequest:
     rr = _lock_return(return_request_id)
     if rr.state != ReturnState.PROCESSING:
         logger.info("return %s is %s: nothing to process", rr.pk, rr.state)
@@ -103,9 +112,10 @@ def _process(return_request_id: int, *, actor: Actor) -> ReturnRequest:
         params={"operation": tax_request.operation, "serial": tax_request.serial},
         fields=("tax_request", "error"),
     )
-    from returns.tasks import return_tax_submit_task
+    if enqueue_submit:
+        from returns.tasks import return_tax_submit_task
 
-    enqueue_on_commit(return_tax_submit_task, rr.pk)
+        enqueue_on_commit(return_tax_submit_task, rr.pk)
     logger.info(
         "return %s: %s requested from the tax system (request %s)",
         rr.pk,
@@ -201,7 +211,8 @@ def return_request_record_outcome(
             key="tax.buyer_confirmed",
             params={"form": tax_request.red_letter_form_number},
         )
-    red = tax_request.red_letter_invoice
+    # A void has no red-letter invoice: not asked for (a query that finds nothing).
+    red = tax_request.red_letter_invoice if tax_request.operation != TaxOperation.VOID else None
     rr.outcome = ReturnOutcome.REVERSED if red is not None else ReturnOutcome.VOIDED
     rr.error = ""
 

@@ -106,8 +106,14 @@ class SandboxTaxSystem(TaxSystemBackend):
     def submit(self, submission: TaxSubmission) -> TaxResult:
         mode, _sep, count = (settings.TAX_SANDBOX_FAIL or "").partition(":")
         with transaction.atomic():
-            operation, _created = TaxSandboxOperation.objects.select_for_update().get_or_create(
-                serial=submission.serial, defaults={"payload": _payload(submission)}
+            # The platform's record of the serial, made by the first submission (a second one,
+            # or one at the same moment, finds it), then locked: two statements.
+            TaxSandboxOperation.objects.bulk_create(
+                [TaxSandboxOperation(serial=submission.serial, payload=_payload(submission))],
+                ignore_conflicts=True,
+            )
+            operation = TaxSandboxOperation.objects.select_for_update().get(
+                serial=submission.serial
             )
             operation.attempts += 1
             busy = mode == "transient" and operation.attempts <= int(count or 1)
@@ -120,17 +126,10 @@ class SandboxTaxSystem(TaxSystemBackend):
             raise TaxSystemTransientError(
                 f"sandbox: platform busy, attempt {operation.attempts} (TAX_SANDBOX_FAIL)"
             )
-        return self.query(submission.serial)
+        return _answer(submission.serial, operation)  # what a query now would say
 
     def query(self, serial: str) -> TaxResult:
-        operation = TaxSandboxOperation.objects.filter(serial=serial).first()
-        if operation is None or operation.result is None or operation.ready_at is None:
-            return TaxResult.pending(serial)
-        if timezone.now() < operation.ready_at:
-            return TaxResult.pending(serial)
-        if operation.result["status"] == ResultStatus.AWAITING_BUYER:
-            return _buyer_outcome(serial, operation.result)
-        return _result_from_json(serial, operation.result)
+        return _answer(serial, TaxSandboxOperation.objects.filter(serial=serial).first())
 
     simulates_buyer: ClassVar[bool] = True
 
@@ -319,3 +318,14 @@ def _result_from_json(serial: str, data: dict[str, Any]) -> TaxResult:
             red_letter_form_number=red["red_letter_form_number"],
         ),
     )
+
+
+def _answer(serial: str, operation: TaxSandboxOperation | None) -> TaxResult:
+    """The platform's answer about a submission, from its record."""
+    if operation is None or operation.result is None or operation.ready_at is None:
+        return TaxResult.pending(serial)
+    if timezone.now() < operation.ready_at:
+        return TaxResult.pending(serial)
+    if operation.result["status"] == ResultStatus.AWAITING_BUYER:
+        return _buyer_outcome(serial, operation.result)
+    return _result_from_json(serial, operation.result)
