@@ -12,6 +12,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Bytecode: uv compiles the dependencies once at install, and every process (the suite's xdist
+# workers, the Celery workers and servers its tests start, manage.py) keeps the .pyc of the
+# project's own modules and pytest's rewritten tests. A machine that sets
+# PYTHONDONTWRITEBYTECODE (this one does) would otherwise have each new process compile Django
+# and the app from source: ~1.9 s of CPU per Django start-up instead of ~0.6 s.
+export UV_COMPILE_BYTECODE := 1
+unexport PYTHONDONTWRITEBYTECODE
 
 # The suite runs on the real services of DESIGN.md; override to point elsewhere.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/invoice_returns
