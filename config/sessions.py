@@ -14,6 +14,8 @@ from django.contrib.sessions.models import Session
 from django.db import connections, router
 from django.utils import timezone
 
+from core import sql
+
 
 @cache
 def _load_sql() -> str:
@@ -38,8 +40,5 @@ class SessionStore(db.SessionStore):
             self._session_key = None  # as Django's: a new session replaces an unknown key
             return None
         data, expire_date = row
-        field = Session._meta.get_field("expire_date")
-        col = field.get_col(Session._meta.db_table)
-        for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
-            expire_date = convert(expire_date, col, connection)  # as the ORM reads it
+        expire_date = sql.field_value(Session, "expire_date", expire_date)  # as the ORM reads it
         return Session(session_key=key, session_data=data, expire_date=expire_date)

@@ -10,10 +10,10 @@ applied, as the ORM itself does.
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
 
@@ -56,6 +56,16 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
         for function in functions:
             row[index] = function(row[index], col, connection)
     return model.from_db(connection.alias, attnames, row)
+
+
+def field_value(model: type[Model], field_name: str, value: Any) -> Any:
+    """``value``, read by plain SQL from a column of ``model.field_name``'s type (its own column
+    or another of the same type), converted as the ORM converts that field's values."""
+    field = cast(Field, model._meta.get_field(field_name))  # a concrete field, not a relation
+    col = field.get_col(model._meta.db_table)
+    for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+        value = convert(value, col, connection)
+    return value
 
 
 def placeholders(values: Sequence[Any]) -> str:

@@ -346,21 +346,16 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
 INVOICE_STATUS_FILTERS = ("issued", "returning", "voided", "reversed")
 
 
-def _in(count: int) -> str:
-    """The placeholders of an SQL ``IN`` list of ``count`` values."""
-    return ", ".join(["%s"] * count)
-
-
 # Invoice Management's SQL. Only placeholders and these constant fragments are put into it,
 # never a value: the values go as parameters (hence the S608s ignored below).
 # A column of the return that holds the invoice (R2: one blocking return at most).
 _HOLDING = (
     "(SELECT r.{column} FROM returns_returnrequest AS r WHERE r.invoice_id = invoices_invoice.id "  # noqa: S608
-    f"AND r.state IN ({_in(len(BLOCKING_STATES))}) ORDER BY r.id DESC LIMIT 1)"
+    f"AND r.state IN ({sql.placeholders(BLOCKING_STATES)}) ORDER BY r.id DESC LIMIT 1)"
 )
 _RETURNING = (
     " AND EXISTS (SELECT 1 FROM returns_returnrequest AS r "  # noqa: S608
-    f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({_in(len(OPEN_STATES))}))"
+    f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({sql.placeholders(OPEN_STATES)}))"
 )
 _PAGE = (
     "SELECT invoices_invoice.*, a.created_at AS applied_at, "  # noqa: S608
@@ -423,15 +418,15 @@ class ManagementInvoices:
 
     def explain(self, offset: int = 0, limit: int = 20) -> str:
         """The database's plan of a page's query (as ``QuerySet.explain``)."""
-        sql, params = self.page_sql(offset, limit)
+        statement, params = self.page_sql(offset, limit)
         with connection.cursor() as cursor:
-            cursor.execute(connection.ops.explain_query_prefix() + " " + sql, params)
+            cursor.execute(connection.ops.explain_query_prefix() + " " + statement, params)
             return "\n".join(str(row[-1]) for row in cursor.fetchall())
 
     def __getitem__(self, page: slice) -> list[Invoice]:
         offset = page.start or 0
-        sql, params = self.page_sql(offset, page.stop - offset)
-        invoices = list(Invoice.objects.raw(sql, params))
+        statement, params = self.page_sql(offset, page.stop - offset)
+        invoices = list(Invoice.objects.raw(statement, params))
         all_returns: dict[int, list[ReturnRequest]] = {invoice.pk: [] for invoice in invoices}
         for invoice in invoices:
             # A column outside the model's fields: converted as the ORM would (SQLite: text).
@@ -447,16 +442,16 @@ class ManagementInvoices:
             > (1 if getattr(invoice, "return_id", None) else 0)
         ]
         if wanted:
-            for rr in ReturnRequest.objects.raw(_RETURNS_OF.format(ids=_in(len(wanted))), wanted):
+            for rr in ReturnRequest.objects.raw(
+                _RETURNS_OF.format(ids=sql.placeholders(wanted)), wanted
+            ):
                 all_returns[rr.invoice_id].append(rr)
         return invoices
 
 
 def _datetime_from_db(value: object) -> dt.datetime | None:
     """A datetime read by plain SQL outside a model's fields, as the ORM reads one."""
-    column = Invoice._meta.get_field("issued_at").get_col(Invoice._meta.db_table)
-    for convert in connection.ops.get_db_converters(column):
-        value = convert(value, column, connection)
+    value = sql.field_value(Invoice, "issued_at", value)
     return value if isinstance(value, dt.datetime) else None
 
 
