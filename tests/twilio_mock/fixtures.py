@@ -16,13 +16,18 @@ validated against Twilio's description; an invalid one is now answered with the 
 instead of Prism's own 422, and Prism names the broken rule in the ``sl-violations`` header.
 """
 
+import fcntl
 import hashlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -89,9 +94,9 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="session")
-def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start Prism on a free port for the session; yield its base URL."""
+def _start_prism(workdir: Path) -> tuple[subprocess.Popen, str]:
+    """Start Prism on a free port, serving the description with Twilio's errors, and wait
+    until it listens; fail the test, saying why, if it cannot."""
     spec = Path(os.environ.get("TWILIO_OPENAPI_SPEC", DEFAULT_SPEC))
     if not spec.is_file():
         pytest.fail(f"Twilio's OpenAPI description is missing at {spec}.", pytrace=False)
@@ -109,7 +114,6 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "(make test does).",
             pytrace=False,
         )
-    workdir = tmp_path_factory.mktemp("twilio_mock")
     served_spec = _spec_with_twilio_errors(spec, workdir)
     port = free_port()
     log_path = workdir / "prism.log"
@@ -118,27 +122,96 @@ def twilio_mock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             [str(PRISM), "mock", "-p", str(port), "-h", "127.0.0.1", str(served_spec)],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # shared by the run's workers: not stopped by one's Ctrl-C
         )
+    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
+    while not _port_open(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(process)
+            output = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+            reason = (
+                f"exited with {process.returncode}"
+                if process.returncode is not None and process.returncode >= 0
+                else f"did not listen on port {port} within {STARTUP_TIMEOUT_SECONDS}s"
+            )
+            pytest.fail(f"The Prism mock of Twilio {reason}. Its output:\n{output}")
+        time.sleep(0.2)
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-        while not _port_open(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
-                reason = (
-                    f"exited with {process.returncode}"
-                    if process.returncode is not None
-                    else f"did not listen on port {port} within {STARTUP_TIMEOUT_SECONDS}s"
-                )
-                pytest.fail(f"The Prism mock of Twilio {reason}. Its output:\n{output}")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+# --- one Prism for the whole run -------------------------------------------------------------
+# Prism takes ~1.5 s of CPU to start and its first requests each compile validators. Under
+# pytest-xdist the first worker that needs the mock starts it and writes its address to a
+# folder the controller made for the run (passed in ``workerinput``); the other workers use the
+# same server, and the controller stops it when the run ends. Without xdist the fixture starts
+# and stops its own.
+SHARED_KEY = "twilio_mock_dir"
+STATE_FILE = "prism.json"
+
+
+class SharedPrism:
+    """The controller's side (registered only in a run with xdist workers)."""
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="twilio-mock-"))
+
+    def pytest_configure_node(self, node) -> None:
+        node.workerinput[SHARED_KEY] = str(self.folder)
+
+    def pytest_unconfigure(self) -> None:
+        state = self.folder / STATE_FILE
+        if state.is_file():
+            pid = json.loads(state.read_text())["pid"]
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+                for _ in range(50):  # up to 5 s, then no mercy
+                    os.kill(pid, 0)
+                    time.sleep(0.1)
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    controller = not hasattr(config, "workerinput")
+    if controller and getattr(config.option, "numprocesses", None):
+        config.pluginmanager.register(SharedPrism(), "invoice-returns-shared-prism")
+
+
+def _shared_prism(folder: Path) -> str:
+    """The run's Prism: started here if no worker has started it yet."""
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker starts it; the others wait, then read
+        state = folder / STATE_FILE
+        if state.is_file():
+            return json.loads(state.read_text())["url"]
+        process, url = _start_prism(folder)
+        state.write_text(json.dumps({"url": url, "pid": process.pid}))
+        return url
+
+
+@pytest.fixture(scope="session")
+def twilio_mock_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Prism's base URL: the run's shared server under xdist, or one of this session's own."""
+    shared = getattr(request.config, "workerinput", {}).get(SHARED_KEY)
+    if shared:
+        yield _shared_prism(Path(shared))
+        return
+    process, url = _start_prism(tmp_path_factory.mktemp("twilio_mock"))
+    try:
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
 
 
 @pytest.fixture
