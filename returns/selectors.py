@@ -358,7 +358,7 @@ _RETURNING = (
     f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({sql.placeholders(OPEN_STATES)}))"
 )
 _PAGE = (
-    "SELECT invoices_invoice.*, a.created_at AS applied_at, "  # noqa: S608
+    "SELECT {columns}, a.created_at AS applied_at, "  # noqa: S608
     + _HOLDING.format(column="id")
     + " AS return_id, "
     + _HOLDING.format(column="state")
@@ -414,7 +414,8 @@ class ManagementInvoices:
     def page_sql(self, offset: int, limit: int) -> tuple[str, list[str | int]]:
         """The page's query and its parameters."""
         blocking: list[str | int] = list(BLOCKING_STATES)
-        return _PAGE.format(where=self.where), [*blocking, *blocking, *self.params, limit, offset]
+        statement = _PAGE.format(columns=sql.columns(Invoice, "invoices_invoice"), where=self.where)
+        return statement, [*blocking, *blocking, *self.params, limit, offset]
 
     def explain(self, offset: int = 0, limit: int = 20) -> str:
         """The database's plan of a page's query (as ``QuerySet.explain``)."""
@@ -426,14 +427,27 @@ class ManagementInvoices:
     def __getitem__(self, page: slice) -> list[Invoice]:
         offset = page.start or 0
         statement, params = self.page_sql(offset, page.stop - offset)
-        invoices = list(Invoice.objects.raw(statement, params))
-        all_returns: dict[int, list[ReturnRequest]] = {invoice.pk: [] for invoice in invoices}
-        for invoice in invoices:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        # The invoice's own columns become the model instance as the ORM makes it (core.sql),
+        # without the raw query set's per-query column mapping; then the four computed ones.
+        width = sql.width(Invoice)
+        invoices = []
+        all_returns: dict[int, list[ReturnRequest]] = {}
+        for row in rows:
+            invoice = sql.instance(Invoice, row[:width])
+            applied_at, return_id, return_state, return_count = row[width:]
+            all_returns[invoice.pk] = []
             # A column outside the model's fields: converted as the ORM would (SQLite: text).
-            applied = _datetime_from_db(getattr(invoice, "applied_at", None))
             invoice.__dict__.update(
-                applied_at=applied or invoice.issued_at, all_returns=all_returns[invoice.pk]
+                applied_at=_datetime_from_db(applied_at) or invoice.issued_at,
+                return_id=return_id,
+                return_state=return_state,
+                return_count=return_count,
+                all_returns=all_returns[invoice.pk],
             )
+            invoices.append(invoice)
         # Only the invoices with a return besides the one that holds them (most have none).
         wanted = [
             invoice.pk
