@@ -1,6 +1,7 @@
 """Formatting for the customer portal's pages, and the rules its templates ask."""
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django import template
 from django.template import engines
@@ -45,14 +46,18 @@ _ROW_LABELS = {
     "download": gettext_noop("Download"),
     "refund": gettext_noop("Refund"),
 }
-_row_labels_by_language: dict[str | None, dict[str, str]] = {}
+_row_labels_by_language: dict[str | None, SimpleNamespace] = {}
 
 
-def _row_labels() -> dict[str, str]:
+def _row_labels() -> SimpleNamespace:
+    """The labels as attributes (``l.applied``): Jinja2 looks an attribute up first, and a
+    dict's key only after that look-up failed (an exception per label and row)."""
     language = get_language()
     labels = _row_labels_by_language.get(language)
     if labels is None:
-        labels = {name: gettext(message) for name, message in _ROW_LABELS.items()}
+        labels = SimpleNamespace(
+            **{name: gettext(message) for name, message in _ROW_LABELS.items()}
+        )
         _row_labels_by_language[language] = labels
     return labels
 
