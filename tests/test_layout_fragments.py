@@ -93,3 +93,16 @@ def test_a_message_shows_once_inside_the_cached_layout(client, customer):
 
     assert '<ul class="messages"><li class="success">Done.</li></ul>' in shown
     assert "Done." not in after
+
+
+def test_a_changed_template_empties_the_fragments_in_development():
+    from pathlib import Path
+
+    from django.utils.autoreload import file_changed
+
+    fragments = caches["template_fragments"]
+    fragments.set("some-fragment", "<p>old</p>")
+    file_changed.send(sender=None, file_path=Path("templates/base.py"))
+    assert fragments.get("some-fragment") == "<p>old</p>"
+    file_changed.send(sender=None, file_path=Path("templates/base.html"))
+    assert fragments.get("some-fragment") is None
