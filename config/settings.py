@@ -66,7 +66,8 @@ MIDDLEWARE = [
     "config.middleware.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, with the session's user read by a statement written out once (config/auth.py).
+    "config.auth.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "config.middleware.PrivatePagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -103,6 +104,22 @@ TEMPLATES = [
         "APP_DIRS": False,
     },
 ]
+
+# Caches: both in each process's own memory (nothing here needs Redis, so a Redis outage never
+# breaks a page). "template_fragments" keeps the parts of the pages' layout that depend only
+# on the language and the page ({% cache %} in templates/base.html and
+# billing/invoice_management.html): a few dozen small entries, rendered once per process
+# instead of on every request (issue 16, P2). A deployment's new templates come with new
+# processes; in development a template's change empties it (config.apps).
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "template_fragments": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "template-fragments",
+        "TIMEOUT": None,
+        "OPTIONS": {"MAX_ENTRIES": 1000},
+    },
+}
 
 WSGI_APPLICATION = "config.wsgi.application"
 

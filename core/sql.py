@@ -61,11 +61,19 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
 def field_value(model: type[Model], field_name: str, value: Any) -> Any:
     """``value``, read by plain SQL from a column of ``model.field_name``'s type (its own column
     or another of the same type), converted as the ORM converts that field's values."""
-    field = cast(Field, model._meta.get_field(field_name))  # a concrete field, not a relation
-    col = field.get_col(model._meta.db_table)
-    for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+    col, converters = _field_converters(model, field_name)
+    for convert in converters:
         value = convert(value, col, connection)
     return value
+
+
+@cache
+def _field_converters(model: type[Model], field_name: str) -> tuple[Any, tuple[Any, ...]]:
+    """The column of ``model.field_name`` and the converters ``field_value`` applies (none on
+    PostgreSQL for dates and times; SQLite's need them): looked up once, not per value."""
+    field = cast(Field, model._meta.get_field(field_name))  # a concrete field, not a relation
+    col = field.get_col(model._meta.db_table)
+    return col, tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
 
 
 def placeholders(values: Sequence[Any]) -> str:

@@ -2,10 +2,13 @@
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cache
 
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
+from core import sql
 from invoices.models import CENT, ZERO, ApplicationState, Customer, Invoice, LedgerEntry
 
 
@@ -36,25 +39,32 @@ def customer_page_header(*, user: User | AnonymousUser) -> CustomerHeader | None
     (issue 16, P2)."""
     if not user.is_authenticated:
         return None
-    rows = Customer.objects.raw(
-        "SELECT c.*, "
+    with connection.cursor() as cursor:
+        cursor.execute(_customer_page_header_sql(), [ApplicationState.PENDING, user.pk])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    width = sql.width(Customer)
+    invoiceable, invoice_count, has_pending = row[width:]
+    return CustomerHeader(
+        customer=sql.instance(Customer, row[:width]),
+        # Quantized to fen: SQLite sums decimals as floats.
+        invoiceable=Decimal(invoiceable or ZERO).quantize(CENT),
+        invoice_count=int(invoice_count),
+        has_pending_applications=bool(has_pending),
+    )
+
+
+@cache
+def _customer_page_header_sql() -> str:
+    return (
+        f"SELECT {sql.columns(Customer, 'c')}, "  # noqa: S608 - the model's own columns
         "(SELECT SUM(l.amount) FROM invoices_ledgerentry AS l WHERE l.customer_id = c.id) "
         "AS invoiceable, "
         "(SELECT COUNT(*) FROM invoices_invoice AS i WHERE i.customer_id = c.id) AS invoice_count, "
         "EXISTS (SELECT 1 FROM invoices_invoiceapplication AS a "
         "WHERE a.customer_id = c.id AND a.state = %s) AS has_pending "
-        "FROM invoices_customer AS c WHERE c.user_id = %s",
-        [ApplicationState.PENDING, user.pk],
-    )
-    row = next(iter(rows), None)
-    if row is None:
-        return None
-    return CustomerHeader(
-        customer=row,
-        # Quantized to fen: SQLite sums decimals as floats.
-        invoiceable=Decimal(getattr(row, "invoiceable", None) or ZERO).quantize(CENT),
-        invoice_count=int(getattr(row, "invoice_count", 0)),
-        has_pending_applications=bool(getattr(row, "has_pending", True)),
+        "FROM invoices_customer AS c WHERE c.user_id = %s"
     )
 
 

@@ -1,6 +1,7 @@
 """Reads of the return workflow shared by pages, the back office and the services."""
 
 import datetime as dt
+import html
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
@@ -21,11 +22,11 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import OrderBy
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.functional import Promise
-from django.utils.html import conditional_escape
 from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from core import sql
@@ -358,7 +359,7 @@ _RETURNING = (
     f"WHERE r.invoice_id = invoices_invoice.id AND r.state IN ({sql.placeholders(OPEN_STATES)}))"
 )
 _PAGE = (
-    "SELECT invoices_invoice.*, a.created_at AS applied_at, "  # noqa: S608
+    "SELECT {columns}, a.created_at AS applied_at, "  # noqa: S608
     + _HOLDING.format(column="id")
     + " AS return_id, "
     + _HOLDING.format(column="state")
@@ -414,7 +415,8 @@ class ManagementInvoices:
     def page_sql(self, offset: int, limit: int) -> tuple[str, list[str | int]]:
         """The page's query and its parameters."""
         blocking: list[str | int] = list(BLOCKING_STATES)
-        return _PAGE.format(where=self.where), [*blocking, *blocking, *self.params, limit, offset]
+        statement = _PAGE.format(columns=sql.columns(Invoice, "invoices_invoice"), where=self.where)
+        return statement, [*blocking, *blocking, *self.params, limit, offset]
 
     def explain(self, offset: int = 0, limit: int = 20) -> str:
         """The database's plan of a page's query (as ``QuerySet.explain``)."""
@@ -426,14 +428,27 @@ class ManagementInvoices:
     def __getitem__(self, page: slice) -> list[Invoice]:
         offset = page.start or 0
         statement, params = self.page_sql(offset, page.stop - offset)
-        invoices = list(Invoice.objects.raw(statement, params))
-        all_returns: dict[int, list[ReturnRequest]] = {invoice.pk: [] for invoice in invoices}
-        for invoice in invoices:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        # The invoice's own columns become the model instance as the ORM makes it (core.sql),
+        # without the raw query set's per-query column mapping; then the four computed ones.
+        width = sql.width(Invoice)
+        invoices = []
+        all_returns: dict[int, list[ReturnRequest]] = {}
+        for row in rows:
+            invoice = sql.instance(Invoice, row[:width])
+            applied_at, return_id, return_state, return_count = row[width:]
+            all_returns[invoice.pk] = []
             # A column outside the model's fields: converted as the ORM would (SQLite: text).
-            applied = _datetime_from_db(getattr(invoice, "applied_at", None))
             invoice.__dict__.update(
-                applied_at=applied or invoice.issued_at, all_returns=all_returns[invoice.pk]
+                applied_at=_datetime_from_db(applied_at) or invoice.issued_at,
+                return_id=return_id,
+                return_state=return_state,
+                return_count=return_count,
+                all_returns=all_returns[invoice.pk],
             )
+            invoices.append(invoice)
         # Only the invoices with a return besides the one that holds them (most have none).
         wanted = [
             invoice.pk
@@ -984,12 +999,57 @@ def earlier_returns(invoice: Invoice) -> list[ReturnRequest]:
 
 
 def _url_for_pk(name: str) -> Callable[[int], str]:
-    """``reverse(name, args=[pk])`` for many pks: reversed once, the pk put in by hand (a
-    reverse costs more than a whole row otherwise)."""
+    """``reverse(name, args=[pk])`` for many pks: reversed once per script prefix, the pk put
+    in by hand (a reverse costs more than a whole row otherwise)."""
+    return _url_for_pk_under(name, get_script_prefix())
+
+
+@cache
+def _url_for_pk_under(name: str, prefix: str) -> Callable[[int], str]:
     marker = 987654321987
     pattern = reverse(name, args=[marker])
     head, tail = pattern.split(str(marker))
     return lambda pk: f"{head}{pk}{tail}"
+
+
+@dataclass(frozen=True)
+class _RowWords:
+    """The words of Invoice Management's rows in one language (``_row_words``)."""
+
+    breakdown: str
+    dated: str
+    issued_by: str
+    view_return: str
+    in_progress: str
+    states: dict[str, str]
+    invoice_states: dict[str, str]
+    kinds: dict[tuple[str, str], str]
+
+
+_row_words_by_language: dict[str | None, _RowWords] = {}
+
+
+def _row_words() -> _RowWords:
+    """The rows' sentences and labels in the active language, translated once per language
+    and process (gettext's answer does not change while the process runs)."""
+    language = get_language()
+    words = _row_words_by_language.get(language)
+    if words is None:
+        words = _RowWords(
+            breakdown=_("Amount %(amount)s + tax %(rate)s %(tax)s"),
+            dated=_("%(date)s: %(state)s"),
+            issued_by=_("Issued by %(issuer)s: contact the service provider"),
+            view_return=_("View return"),
+            in_progress=_("Return in progress"),
+            states={value: str(label) for value, label in ReturnState.choices},
+            invoice_states={
+                value: str(label) for value, label in Invoice._meta.get_field("state").flatchoices
+            },
+            # ``Invoice.kind_label`` of each kind, keyed by the columns' values.
+            kinds={(m.value, t.value): str(label) for (m, t), label in INVOICE_KIND_LABELS.items()},
+        )
+        _row_words_by_language[language] = words
+    return words
 
 
 def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
@@ -998,17 +1058,11 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
     return_url = _url_for_pk("billing:return_detail")
     refund_url = _url_for_pk("billing:refund")
     download_url = _url_for_pk("billing:invoice_download")
-    # Each sentence translated once for the page, its figures put in per row.
-    breakdown = _("Amount %(amount)s + tax %(rate)s %(tax)s")
-    dated = _("%(date)s: %(state)s")
-    issued_by = _("Issued by %(issuer)s: contact the service provider")
-    view_return, in_progress = _("View return"), _("Return in progress")
-    states = {value: str(label) for value, label in ReturnState.choices}
-    invoice_states = {
-        value: str(label) for value, label in Invoice._meta.get_field("state").flatchoices
-    }
-    # ``Invoice.kind_label`` of each kind, keyed by the columns' values.
-    kinds = {(m.value, t.value): str(label) for (m, t), label in INVOICE_KIND_LABELS.items()}
+    # Each sentence translated once for the language, its figures put in per row.
+    words = _row_words()
+    breakdown, dated, issued_by = words.breakdown, words.dated, words.issued_by
+    view_return, in_progress = words.view_return, words.in_progress
+    states, invoice_states, kinds = words.states, words.invoice_states, words.kinds
     tz = timezone.get_current_timezone()
     rows = []
     for invoice in invoices:
@@ -1044,12 +1098,15 @@ def invoice_management_rows(invoices: Iterable[Invoice]) -> list[InvoiceRow]:
                 title=invoice.title,
                 kind=kinds.get((invoice.medium, invoice.invoice_type)) or invoice.kind_label,
                 total=money_as_written(invoice.total),
-                breakdown=mark_safe(  # noqa: S308 - the figures are escaped, as blocktranslate does
+                # The figures escaped as blocktranslate escapes them (Django's escape is
+                # html.escape; plain strings, never safe ones, so conditional_escape's check
+                # and lazy wrapper are not needed).
+                breakdown=mark_safe(  # noqa: S308 - the figures are escaped
                     breakdown
                     % {
-                        "amount": conditional_escape(money_as_written(invoice.amount)),
-                        "rate": conditional_escape(rate_as_printed(invoice.tax_rate)),
-                        "tax": conditional_escape(money_as_written(invoice.tax)),
+                        "amount": html.escape(money_as_written(invoice.amount)),
+                        "rate": html.escape(rate_as_printed(invoice.tax_rate)),
+                        "tax": html.escape(money_as_written(invoice.tax)),
                     }
                 ),
                 code_and_number=f"{invoice.code} {invoice.number}"

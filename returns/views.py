@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from core.audit.actor import Actor
@@ -126,6 +126,16 @@ class _CountedPaginator(Paginator):
         self.__dict__["count"] = count  # Paginator.count is a cached property
 
 
+# The filter's options, translated when the page's cached filter (its template) is rendered.
+_STATUS_CHOICES = [
+    ("", gettext_lazy("All")),
+    ("issued", gettext_lazy("Issued")),
+    ("returning", gettext_lazy("Return in progress")),
+    ("voided", gettext_lazy("Voided")),
+    ("reversed", gettext_lazy("Reversed")),
+]
+
+
 @login_required
 def invoice_management(request):
     header = customer_page_header(user=request.user)
@@ -149,13 +159,7 @@ def invoice_management(request):
         "page": page,
         "invoices": invoice_management_rows(page.object_list),
         "status": status,
-        "status_choices": [
-            ("", _("All")),
-            ("issued", _("Issued")),
-            ("returning", _("Return in progress")),
-            ("voided", _("Voided")),
-            ("reversed", _("Reversed")),
-        ],
+        "status_choices": _STATUS_CHOICES,
         "apply_url": reverse("billing:apply"),
         "pending_applications": _with_cancel_offer(
             applications_pending_for_customer(customer=customer)

@@ -1,10 +1,12 @@
 """Formatting for the customer portal's pages, and the rules its templates ask."""
 
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django import template
 from django.template import engines
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from invoices.models import Invoice
 from invoices.rules import invoice_is_returnable, invoice_issued_by_provider
@@ -29,30 +31,45 @@ def money(value: Decimal | None) -> str:
     return money_as_written(value)
 
 
-# The labels of Invoice Management's columns, as its template names them (``l_<name>``).
-_ROW_LABELS = (
-    "applied",
-    "title",
-    "type",
-    "total",
-    "number",
-    "status",
-    "operation",
-    "earlier",
-    "download",
-    "refund",
-)
+# The labels of the rows' cells (the column headings of billing/invoice_management.html) and
+# of their links, translated once per language and process: gettext's answer for a language
+# does not change while the process runs.
+_ROW_LABELS = {
+    "applied": gettext_noop("Applied at"),
+    "title": gettext_noop("Title"),
+    "type": gettext_noop("Type"),
+    "total": gettext_noop("Total (tax included)"),
+    "number": gettext_noop("Invoice code and number"),
+    "status": gettext_noop("Status"),
+    "operation": gettext_noop("Operation"),
+    "earlier": gettext_noop("Earlier returns"),
+    "download": gettext_noop("Download"),
+    "refund": gettext_noop("Refund"),
+}
+_row_labels_by_language: dict[str | None, SimpleNamespace] = {}
+
+
+def _row_labels() -> SimpleNamespace:
+    """The labels as attributes (``l.applied``): Jinja2 looks an attribute up first, and a
+    dict's key only after that look-up failed (an exception per label and row)."""
+    language = get_language()
+    labels = _row_labels_by_language.get(language)
+    if labels is None:
+        labels = SimpleNamespace(
+            **{name: gettext(message) for name, message in _ROW_LABELS.items()}
+        )
+        _row_labels_by_language[language] = labels
+    return labels
 
 
 @register.simple_tag(takes_context=True)
 def invoice_rows(context: template.Context) -> SafeString:
     """Invoice Management's rows (``invoices``: ``returns.selectors.InvoiceRow``) rendered by
-    Jinja2 (``templates/jinja2/billing/_invoice_rows.html``), with the page's translated column
+    Jinja2 (``templates/jinja2/billing/_invoice_rows.html``), with the columns' translated
     labels: Django's engine spent more on these 20 rows than the view on all its reads (issue
     16, P2). Jinja2 escapes as Django does; the rows' safe HTML stays safe (``__html__``)."""
     rows = engines["jinja2"].get_template("billing/_invoice_rows.html")
-    labels = {name: context.get(f"l_{name}", "") for name in _ROW_LABELS}
-    return mark_safe(rows.render({"invoices": context["invoices"], "l": labels}))  # noqa: S308 - Jinja2 escaped it
+    return mark_safe(rows.render({"invoices": context["invoices"], "l": _row_labels()}))  # noqa: S308 - Jinja2 escaped it
 
 
 @register.filter
