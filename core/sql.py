@@ -71,3 +71,60 @@ def field_value(model: type[Model], field_name: str, value: Any) -> Any:
 def placeholders(values: Sequence[Any]) -> str:
     """``%s, %s, …``: one parameter for each value (an ``IN (…)`` list on every backend)."""
     return ", ".join(["%s"] * len(values))
+
+
+@cache
+def _insert_fields(model: type[Model], given: tuple[str, ...]) -> tuple[Field, ...]:
+    # What ``Model.save`` inserts for a new row: the local concrete fields but the automatic
+    # primary key and generated columns; those of the attributes ``given`` left out.
+    meta = model._meta
+    return tuple(
+        field
+        for field in meta.local_concrete_fields
+        if field is not meta.auto_field and not field.generated and field.attname not in given
+    )
+
+
+def insert_columns(model: type[Model], given: tuple[str, ...] = ()) -> str:
+    """``"col1", "col2", …``: the columns an INSERT of a new ``model`` row writes. The columns
+    of the attributes ``given`` come first: the caller writes their values as SQL of its own
+    (e.g. the id that an INSERT earlier in the same statement returned); ``insert_values`` and
+    ``insert_placeholders`` stand for the others, in field order."""
+    quote = connection.ops.quote_name
+    fields = [meta_field(model, attname) for attname in given] + list(_insert_fields(model, given))
+    return ", ".join(quote(str(field.column)) for field in fields)
+
+
+def meta_field(model: type[Model], attname: str) -> Field:
+    """``model``'s concrete field of the attribute ``attname`` (``invoice_id``, ``reason``)."""
+    for field in model._meta.concrete_fields:
+        if field.attname == attname:
+            return field
+    raise LookupError(f"{model.__name__} has no column {attname}")
+
+
+def insert_placeholders(model: type[Model], given: tuple[str, ...] = ()) -> str:
+    """``%s, %s, …``: one parameter for each of ``insert_columns(model, given)`` but ``given``."""
+    return placeholders(_insert_fields(model, given))
+
+
+def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
+    """The values of ``insert_placeholders(type(obj), given)`` for the unsaved ``obj``, as
+    ``obj.save()`` writes them: each field's ``pre_save`` (``auto_now_add``) and its database
+    preparation (JSON, dates). So that one statement can insert rows of several tables (issue
+    16, P1); the caller then marks ``obj`` saved with its new id (``saved``)."""
+    values = []
+    for field in _insert_fields(type(obj), given):
+        value = field.pre_save(obj, True)
+        if hasattr(value, "resolve_expression"):  # the ORM would compile it: not here
+            raise TypeError(f"{field}: an expression cannot be inserted by core.sql")
+        values.append(field.get_db_prep_save(value, connection))
+    return values
+
+
+def saved(obj: M, pk: Any) -> M:
+    """``obj``, inserted by hand-written SQL with the id ``pk``, as ``obj.save()`` leaves it."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
