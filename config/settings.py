@@ -136,7 +136,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # count. The address is REMOTE_ADDR (behind a proxy, set AXES_IPWARE_META_PRECEDENCE_ORDER).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the logged-in user by a statement written out once.
+    "config.auth.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
