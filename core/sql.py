@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -58,12 +58,18 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, attnames, row)
 
 
+@cache
+def _field_converters(model: type[Model], field_name: str) -> tuple[Any, tuple[Any, ...]]:
+    field = cast(Field, model._meta.get_field(field_name))  # a concrete field, not a relation
+    col = field.get_col(model._meta.db_table)
+    return col, tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+
+
 def field_value(model: type[Model], field_name: str, value: Any) -> Any:
     """``value``, read by plain SQL from a column of ``model.field_name``'s type (its own column
     or another of the same type), converted as the ORM converts that field's values."""
-    field = cast(Field, model._meta.get_field(field_name))  # a concrete field, not a relation
-    col = field.get_col(model._meta.db_table)
-    for convert in connection.ops.get_db_converters(col) + field.get_db_converters(connection):
+    col, converters = _field_converters(model, field_name)
+    for convert in converters:
         value = convert(value, col, connection)
     return value
 
@@ -114,11 +120,12 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
     preparation (JSON, dates). So that one statement can insert rows of several tables (issue
     16, P1); the caller then marks ``obj`` saved with its new id (``saved``)."""
     values = []
+    wrapper = connections[connection.alias]  # not the proxy: looked up once, not per field
     for field in _insert_fields(type(obj), given):
         value = field.pre_save(obj, True)
         if hasattr(value, "resolve_expression"):  # the ORM would compile it: not here
             raise TypeError(f"{field}: an expression cannot be inserted by core.sql")
-        values.append(field.get_db_prep_save(value, connection))
+        values.append(field.get_db_prep_save(value, wrapper))
     return values
 
 
