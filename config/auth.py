@@ -15,7 +15,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.contrib.auth.models import User
-from django.db import connection, connections, router
+from django.db import connection, router
 
 from core import sql
 
@@ -38,7 +38,7 @@ class ModelBackend(DjangoModelBackend):
     def get_user(self, user_id) -> User | None:
         user_model = get_user_model()
         pk = user_model._meta.pk.to_python(user_id)  # as the ORM takes it (the session's str)
-        with connections[router.db_for_read(user_model)].cursor() as cursor:
+        with sql.prepared_cursor(router.db_for_read(user_model)) as cursor:
             cursor.execute(_user_sql(), [pk])
             row = cursor.fetchone()
         if row is None:

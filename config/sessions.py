@@ -43,8 +43,9 @@ class SessionStore(db.SessionStore):
         key = self.session_key
         if key is None:  # no cookie, or one that is not a session key (SessionBase checks)
             return None
-        connection = connections[router.db_for_read(Session)]
-        with connection.cursor() as cursor:
+        using = router.db_for_read(Session)
+        connection = connections[using]
+        with sql.prepared_cursor(using) as cursor:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
             cursor.execute(_load_sql(), [key, now])
             row = cursor.fetchone()

@@ -121,6 +121,15 @@ DATABASES["default"].setdefault(
 DATABASES["default"].setdefault(
     "CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
 )
+# The few statements written out for hot paths (core.sql.prepared_cursor) are prepared on a
+# connection once run 5 times: PostgreSQL then plans each once per connection, not per request.
+# Off (DATABASE_PREPARED_STATEMENTS=false) behind a pooler that does not keep prepared statements
+# across transactions (PgBouncer in transaction mode before 1.21). The ORM's statements are
+# never prepared either way (client-side binding).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
+import psycopg
 from django.db import connection, connections
 from django.db.models import Field, Model
 
@@ -135,3 +136,24 @@ def saved(obj: M, pk: Any) -> M:
     obj._state.adding = False
     obj._state.db = connection.alias
     return obj
+
+
+def prepared_cursor(using: str | None = None) -> Any:
+    """A cursor for a statement written out here and run on every request: on PostgreSQL its
+    parameters are bound by the server, so psycopg may prepare it (``prepare_threshold``, set by
+    ``DATABASE_PREPARED_STATEMENTS``) and PostgreSQL plans it once per connection instead of on
+    each execution (issue 16, P1: planning the Refund's reads cost more than running them).
+    Django's own wrapper around it, as ``connection.cursor()``: the same errors, health check
+    and logged queries. The ORM's cursors stay client-side (they are never prepared)."""
+    wrapper = connections[using or connection.alias]
+    if wrapper.vendor != "postgresql":
+        return wrapper.cursor()
+    # What BaseDatabaseWrapper.cursor() does, with psycopg's server-binding cursor.
+    wrapper.close_if_health_check_failed()
+    wrapper.ensure_connection()
+    wrapper.validate_thread_sharing()
+    with wrapper.wrap_database_errors:
+        cursor: Any = psycopg.Cursor(wrapper.connection)  # the stubs type Django's own wrapper
+    if wrapper.queries_logged:
+        return wrapper.make_debug_cursor(cursor)
+    return wrapper.make_cursor(cursor)

@@ -222,3 +222,18 @@ def test_a_refused_audit_row_is_a_fault_not_an_open_return_and_nothing_is_saved(
     with pytest.raises(IntegrityError, match="audit_action_named"):
         submit(invoice)
     assert not ReturnRequest.objects.filter(invoice=invoice).exists()
+
+
+def test_p1_the_refunds_statements_are_prepared_once_run_a_few_times(customer):
+    # PostgreSQL plans a prepared statement once per connection instead of on each request
+    # (core.sql.prepared_cursor, DATABASE_PREPARED_STATEMENTS); the ORM's are never prepared.
+    from tests.factories import issue_invoice
+
+    for _ in range(7):
+        submit(issue_invoice(customer))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("FOR UPDATE OF i" in statement for statement in prepared), prepared
+    assert any(statement.startswith("WITH r AS (INSERT") for statement in prepared), prepared
+    assert not any("SAVEPOINT" in statement for statement in prepared), prepared

@@ -75,7 +75,7 @@ def _invoice_locked(*, invoice_id: int, customer_id: int) -> tuple[Invoice, int 
     """The customer's invoice, its row locked (FOR UPDATE OF the invoice alone), with its
     customer, and the id of the return that holds it, if any."""
     lock = " FOR UPDATE OF i" if connection.features.has_select_for_update_of else ""
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor() as cursor:
         cursor.execute(_invoice_locked_sql(lock), [*BLOCKING_STATES, invoice_id, customer_id])
         row = cursor.fetchone()
     if row is None:
@@ -148,7 +148,7 @@ def _submitted_rows_insert(rr: ReturnRequest, *, actor: Actor, paper: bool) -> b
     params += sql.insert_values(event, _EVENT_GIVEN) + sql.insert_values(entry, _AUDIT_GIVEN)
     if paper:
         params.append(rr.invoice_id)
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor() as cursor:
         cursor.execute(_submitted_rows_sql(paper), params)
         rr_id, event_id, entry_id, paper_logged = cursor.fetchone()
     sql.saved(rr, rr_id)
