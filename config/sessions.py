@@ -5,15 +5,19 @@ primary-key lookup through the ORM on each request (about a third of a milliseco
 than the database spends on it); this store sends the same statement (the key, not expired)
 ready-made. Writing, rotating, flushing and clearing sessions stay Django's own, so a log-out
 or ``clearsessions`` ends a session at once, as before: no cache holds one (issue 16, P1).
+A session that Django's ``ModelBackend`` logged in is read as ``config.auth.ModelBackend``'s.
 """
 
 from functools import cache
+from typing import Any
 
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends import db
 from django.contrib.sessions.models import Session
 from django.db import connections, router
 from django.utils import timezone
 
+from config.auth import DJANGO_MODEL_BACKEND, MODEL_BACKEND
 from core import sql
 
 
@@ -27,12 +31,21 @@ def _load_sql() -> str:
 
 
 class SessionStore(db.SessionStore):
+    def load(self) -> dict[str, Any]:
+        data = super().load()
+        # Logged in before ``config.auth.ModelBackend`` replaced Django's: the same user, read
+        # by the replacement (Django logs out a session whose backend is not configured).
+        if data.get(BACKEND_SESSION_KEY) == DJANGO_MODEL_BACKEND:
+            data[BACKEND_SESSION_KEY] = MODEL_BACKEND
+        return data
+
     def _get_session_from_db(self) -> Session | None:
         key = self.session_key
         if key is None:  # no cookie, or one that is not a session key (SessionBase checks)
             return None
-        connection = connections[router.db_for_read(Session)]
-        with connection.cursor() as cursor:
+        using = router.db_for_read(Session)
+        connection = connections[using]
+        with sql.prepared_cursor(using) as cursor:
             now = connection.ops.adapt_datetimefield_value(timezone.now())
             cursor.execute(_load_sql(), [key, now])
             row = cursor.fetchone()

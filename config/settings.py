@@ -66,8 +66,7 @@ MIDDLEWARE = [
     "config.middleware.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Django's, with the session's user read by a statement written out once (config/auth.py).
-    "config.auth.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "config.middleware.PrivatePagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -138,6 +137,15 @@ DATABASES["default"].setdefault(
 DATABASES["default"].setdefault(
     "CONN_HEALTH_CHECKS", env.bool("DATABASE_CONN_HEALTH_CHECKS", default=True)
 )
+# The few statements written out for hot paths (core.sql.prepared_cursor) are prepared on a
+# connection once run 5 times: PostgreSQL then plans each once per connection, not per request.
+# Off (DATABASE_PREPARED_STATEMENTS=false) behind a pooler that does not keep prepared statements
+# across transactions (PgBouncer in transaction mode before 1.21). The ORM's statements are
+# never prepared either way (client-side binding).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
+    "DATABASE_PREPARED_STATEMENTS", default=True
+):
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -153,7 +161,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # count. The address is REMOTE_ADDR (behind a proxy, set AXES_IPWARE_META_PRECEDENCE_ORDER).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the logged-in user by a statement written out once.
+    "config.auth.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))

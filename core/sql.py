@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import Field, Model
 
 M = TypeVar("M", bound=Model)
@@ -58,15 +58,6 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
     return model.from_db(connection.alias, attnames, row)
 
 
-def field_value(model: type[Model], field_name: str, value: Any) -> Any:
-    """``value``, read by plain SQL from a column of ``model.field_name``'s type (its own column
-    or another of the same type), converted as the ORM converts that field's values."""
-    col, converters = _field_converters(model, field_name)
-    for convert in converters:
-        value = convert(value, col, connection)
-    return value
-
-
 @cache
 def _field_converters(model: type[Model], field_name: str) -> tuple[Any, tuple[Any, ...]]:
     """The column of ``model.field_name`` and the converters ``field_value`` applies (none on
@@ -76,6 +67,103 @@ def _field_converters(model: type[Model], field_name: str) -> tuple[Any, tuple[A
     return col, tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
 
 
+def field_value(model: type[Model], field_name: str, value: Any) -> Any:
+    """``value``, read by plain SQL from a column of ``model.field_name``'s type (its own column
+    or another of the same type), converted as the ORM converts that field's values."""
+    col, converters = _field_converters(model, field_name)
+    for convert in converters:
+        value = convert(value, col, connection)
+    return value
+
+
 def placeholders(values: Sequence[Any]) -> str:
     """``%s, %s, …``: one parameter for each value (an ``IN (…)`` list on every backend)."""
     return ", ".join(["%s"] * len(values))
+
+
+@cache
+def _insert_fields(model: type[Model], given: tuple[str, ...]) -> tuple[Field, ...]:
+    # What ``Model.save`` inserts for a new row: the local concrete fields but the automatic
+    # primary key and generated columns; those of the attributes ``given`` left out.
+    meta = model._meta
+    return tuple(
+        field
+        for field in meta.local_concrete_fields
+        if field is not meta.auto_field and not field.generated and field.attname not in given
+    )
+
+
+def insert_columns(model: type[Model], given: tuple[str, ...] = ()) -> str:
+    """``"col1", "col2", …``: the columns an INSERT of a new ``model`` row writes. The columns
+    of the attributes ``given`` come first: the caller writes their values as SQL of its own
+    (e.g. the id that an INSERT earlier in the same statement returned); ``insert_values`` and
+    ``insert_placeholders`` stand for the others, in field order."""
+    quote = connection.ops.quote_name
+    fields = [meta_field(model, attname) for attname in given] + list(_insert_fields(model, given))
+    return ", ".join(quote(str(field.column)) for field in fields)
+
+
+def meta_field(model: type[Model], attname: str) -> Field:
+    """``model``'s concrete field of the attribute ``attname`` (``invoice_id``, ``reason``)."""
+    for field in model._meta.concrete_fields:
+        if field.attname == attname:
+            return field
+    raise LookupError(f"{model.__name__} has no column {attname}")
+
+
+def insert_placeholders(model: type[Model], given: tuple[str, ...] = ()) -> str:
+    """``%s, %s, …``: one parameter for each of ``insert_columns(model, given)`` but ``given``."""
+    return placeholders(_insert_fields(model, given))
+
+
+def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
+    """The values of ``insert_placeholders(type(obj), given)`` for the unsaved ``obj``, as
+    ``obj.save()`` writes them: each field's ``pre_save`` (``auto_now_add``) and its database
+    preparation (JSON, dates). So that one statement can insert rows of several tables (issue
+    16, P1); the caller then marks ``obj`` saved with its new id (``saved``)."""
+    values = []
+    wrapper = connections[connection.alias]  # not the proxy: looked up once, not per field
+    for field in _insert_fields(type(obj), given):
+        value = field.pre_save(obj, True)
+        if hasattr(value, "resolve_expression"):  # the ORM would compile it: not here
+            raise TypeError(f"{field}: an expression cannot be inserted by core.sql")
+        values.append(field.get_db_prep_save(value, wrapper))
+    return values
+
+
+def saved(obj: M, pk: Any) -> M:
+    """``obj``, inserted by hand-written SQL with the id ``pk``, as ``obj.save()`` leaves it."""
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
+    return obj
+
+
+def prepared_cursor(using: str | None = None) -> Any:
+    """A cursor for a statement written out here and run on every request: on PostgreSQL its
+    parameters are bound by the server, so psycopg may prepare it (``prepare_threshold``, set by
+    ``DATABASE_PREPARED_STATEMENTS``) and PostgreSQL plans it once per connection instead of on
+    each execution (issue 16, P1: planning the Refund's reads cost more than running them).
+    Django's own wrapper around it, as ``connection.cursor()``: the same errors, health check
+    and logged queries. The ORM's cursors stay client-side (they are never prepared)."""
+    wrapper = connections[using or connection.alias]
+    if wrapper.vendor != "postgresql":
+        return wrapper.cursor()
+    # What BaseDatabaseWrapper.cursor() and the backend's create_cursor() do, with Django's
+    # server-binding cursor class (the one OPTIONS server_side_binding would give every cursor).
+    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
+    from django.db.backends.postgresql.psycopg_any import register_tzloader
+    from psycopg.pq import Format
+
+    wrapper.close_if_health_check_failed()
+    wrapper.ensure_connection()
+    wrapper.validate_thread_sharing()
+    with wrapper.wrap_database_errors:
+        cursor: Any = ServerBindingCursor(wrapper.connection)  # type: ignore[call-arg]
+    # As create_cursor(): the cursor reads timestamps in the connection's time zone.
+    loader = wrapper.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+    if wrapper.timezone != loader.timezone:
+        register_tzloader(wrapper.timezone, cursor)
+    if wrapper.queries_logged:
+        return wrapper.make_debug_cursor(cursor)
+    return wrapper.make_cursor(cursor)

@@ -153,20 +153,24 @@ class RefundForm(PortalForm):
     }
 
     def __init__(self, *args, invoice, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.invoice = invoice
+        # Only the questions this invoice asks: Django deep-copies a form's fields for each
+        # form made, so those it does not ask are left out before (issue 16, P1).
+        unasked: tuple[str, ...]
         if invoice_can_be_booked(invoice):
             # A digital invoice is not mailed back and was never certified: the buyer's books
             # decide instead (R3, R4).
-            for name in ("courier", "tracking_number"):
-                del self.fields[name]
+            unasked = ("courier", "tracking_number")
         else:
-            for name in ("buyer_booked", "buyer_form_number"):
-                del self.fields[name]
+            unasked = ("buyer_booked", "buyer_form_number")
         if not invoice_can_be_certified(invoice):
-            for name in ("certified", "red_letter_form", "red_letter_form_number"):
-                del self.fields[name]
-        else:
+            unasked += ("certified", "red_letter_form", "red_letter_form_number")
+        # An instance attribute: BaseForm.__init__ copies self.base_fields, the class keeps all.
+        self.base_fields = {  # type: ignore[misc]
+            name: field for name, field in type(self).base_fields.items() if name not in unasked
+        }
+        super().__init__(*args, **kwargs)
+        self.invoice = invoice
+        if invoice_can_be_certified(invoice):
             self.fields["certified"].required = True
             self.fields["certified"].error_messages["required"] = _(
                 "Please answer: has this invoice been certified?"

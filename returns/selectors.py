@@ -106,7 +106,7 @@ def invoice_to_refund_for_user(
     the invoice and the return one by one took three, written out (``core.sql``: the ORM
     spent 1.5 ms of CPU building it). None when the user has no customer account or the
     invoice is another customer's or does not exist (R12: the same answer for each)."""
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor() as cursor:
         cursor.execute(_invoice_to_refund_sql(), [*BLOCKING_STATES, invoice_id, user_id])
         row = cursor.fetchone()
     if row is None:

@@ -50,3 +50,49 @@ def test_a_log_out_ends_the_session_at_once(client, customer):
     response = client.get(reverse("billing:invoices"))
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_the_backend_reads_the_user_djangos_model_backend_reads(customer):
+    from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
+
+    from config.auth import ModelBackend
+
+    def row(user):
+        return {f.attname: getattr(user, f.attname) for f in type(user)._meta.concrete_fields}
+
+    user = customer.user
+    expected = DjangoModelBackend().get_user(str(user.pk))  # the session holds the id as str
+    assert row(ModelBackend().get_user(str(user.pk))) == row(expected)
+    assert ModelBackend().get_user(str(user.pk + 1000)) is None  # no such user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert ModelBackend().get_user(str(user.pk)) is None  # as Django's: cannot authenticate
+
+
+def test_a_session_logged_in_by_djangos_model_backend_stays_logged_in(client, customer):
+    # Sessions from before config.auth.ModelBackend name Django's: the same user, nobody is
+    # logged out by the change.
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY
+
+    client.force_login(customer.user, backend="django.contrib.auth.backends.ModelBackend")
+    stored = SessionStore(client.cookies["sessionid"].value)
+    assert "django.contrib.auth.backends.ModelBackend" not in settings.AUTHENTICATION_BACKENDS
+    assert stored[BACKEND_SESSION_KEY] == "config.auth.ModelBackend"
+    response = client.get(reverse("billing:invoices"))
+    assert response.status_code == 200
+    assert response.wsgi_request.user == customer.user
+
+
+def test_a_log_in_names_the_backend_that_reads_the_user_by_its_statement(client, customer):
+    from django.contrib.auth import BACKEND_SESSION_KEY
+
+    customer.user.set_password("a long enough password")
+    customer.user.save()
+    response = client.post(
+        reverse("login"),
+        {"username": customer.user.username, "password": "a long enough password"},
+    )
+    assert response.status_code == 302
+    session = Session.objects.get(pk=client.cookies["sessionid"].value).get_decoded()
+    assert session[BACKEND_SESSION_KEY] == "config.auth.ModelBackend"

@@ -98,6 +98,25 @@ def test_production_keeps_database_connections_with_health_checks_in_web_and_wor
     assert _database_settings(DJANGO_DEBUG="true") == ["0", "True", "1000"]
 
 
+def _prepare_threshold(**env: str) -> str:
+    result = run_fresh_django(
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.DATABASES['default'].get('OPTIONS', {}).get('prepare_threshold'))",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_the_hot_paths_statements_are_prepared_on_postgresql_unless_turned_off():
+    # core.sql.prepared_cursor: prepared once run 5 times; off behind a pooler that drops them.
+    postgres = {"DJANGO_DEBUG": "true", "DATABASE_URL": "postgres://u@127.0.0.1:5432/db"}
+    assert _prepare_threshold(**postgres) == "5"
+    assert _prepare_threshold(**postgres, DATABASE_PREPARED_STATEMENTS="false") == "None"
+    sqlite = {"DJANGO_DEBUG": "true", "DATABASE_URL": "sqlite:///:memory:"}
+    assert _prepare_threshold(**sqlite) == "None"
+
+
 def test_sessions_are_database_sessions_in_production_and_development():
     # Database-backed (config.sessions: Django's db engine with its read written out): a
     # log-out or clearsessions ends a session at once, which signed cookies could not, and no

@@ -17,6 +17,33 @@ def object_label(obj: models.Model) -> str:
     return obj._meta.label_lower
 
 
+def audit_entry_new(
+    *,
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: Any,
+    customer_id: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEntry:
+    """The audit row of one action, not yet saved: ``audit_record`` saves it; a statement that
+    inserts the object too writes the object's new id in its place (``object_id`` None here;
+    the Refund's submit, issue 16)."""
+    return AuditEntry(
+        actor_kind=actor.kind,
+        actor_user=actor.user,
+        actor_customer_id=actor.customer_id if actor.kind == ActorKind.CUSTOMER else None,
+        actor_task=actor.task if actor.kind == ActorKind.SYSTEM else "",
+        action=action,
+        object_type=object_type,
+        object_id="" if object_id is None else str(object_id),
+        customer_id=customer_id,
+        params=dict(params or {}),
+        reason=(reason or "").strip()[:REASON_MAX],
+    )
+
+
 def audit_record(
     *,
     actor: Actor,
@@ -35,15 +62,14 @@ def audit_record(
         object_type, object_id = object_label(obj), obj.pk
     if not object_type or object_id is None:
         raise ValueError("An audit entry names the object acted on.")
-    return AuditEntry.objects.create(
-        actor_kind=actor.kind,
-        actor_user=actor.user,
-        actor_customer_id=actor.customer_id if actor.kind == ActorKind.CUSTOMER else None,
-        actor_task=actor.task if actor.kind == ActorKind.SYSTEM else "",
+    entry = audit_entry_new(
+        actor=actor,
         action=action,
         object_type=object_type,
-        object_id=str(object_id),
+        object_id=object_id,
         customer_id=customer_id,
-        params=dict(params or {}),
-        reason=(reason or "").strip()[:REASON_MAX],
+        params=params,
+        reason=reason,
     )
+    entry.save(force_insert=True)
+    return entry

@@ -31,6 +31,41 @@ from returns.selectors import red_letter_form_current
 REASON_MAX = 500
 
 
+def return_event_new(
+    *,
+    return_request: ReturnRequest,
+    actor: Actor,
+    from_state: str,
+    to_state: str,
+    note: str = "",
+    key: str = "",
+    params: Mapping[str, Any] | None = None,
+    action: str = "",
+) -> tuple[ReturnEvent, dict[str, Any]]:
+    """What ``return_event_record`` saves: the event, not yet saved, and the arguments of its
+    audit row (``audit_record``'s, but the return acted on). For the statement that inserts a
+    new return with both rows (``returns.services.submission``)."""
+    params = dict(params or {})
+    event = ReturnEvent(
+        return_request=return_request,
+        actor=actor.user,
+        actor_kind=actor.kind,
+        from_state=from_state,
+        to_state=to_state,
+        note=note[:REASON_MAX],
+        note_key=key,
+        note_params=params,
+    )
+    audit = {
+        "actor": actor,
+        "action": action or f"return.{to_state}",
+        "customer_id": return_request.invoice.customer_id,
+        "params": {"from": from_state, "to": to_state, "note_key": key, "note_params": params},
+        "reason": note,
+    }
+    return event, audit
+
+
 def return_event_record(
     *,
     return_request: ReturnRequest,
@@ -46,25 +81,18 @@ def return_event_record(
     typed actor), when, from, to and why. ``note`` is text a person typed, kept as typed;
     what the system says is a message ``key`` and its ``params``, worded when shown in the
     reader's language. ``action`` names the audit action (``return.<to_state>`` unless said)."""
-    params = dict(params or {})
-    event = ReturnEvent.objects.create(
+    event, audit = return_event_new(
         return_request=return_request,
-        actor=actor.user,
-        actor_kind=actor.kind,
+        actor=actor,
         from_state=from_state,
         to_state=to_state,
-        note=note[:REASON_MAX],
-        note_key=key,
-        note_params=params,
+        note=note,
+        key=key,
+        params=params,
+        action=action,
     )
-    audit_record(
-        actor=actor,
-        action=action or f"return.{to_state}",
-        obj=return_request,
-        customer_id=return_request.invoice.customer_id,
-        params={"from": from_state, "to": to_state, "note_key": key, "note_params": params},
-        reason=note,
-    )
+    event.save(force_insert=True)
+    audit_record(obj=return_request, **audit)
     return event
 
 
