@@ -2,6 +2,9 @@
 
 import unicodedata
 
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import BooleanField, F, Func, Q, QuerySet
 from django.utils.text import smart_split, unescape_string_literal
 
 
@@ -15,3 +18,21 @@ def search_terms(query: str) -> list[str]:
         if bit:
             terms.append(bit)
     return terms
+
+
+class _EqualsAny(Func):
+    """``expression = ANY(array)``."""
+
+    template = "(%(expressions)s))"
+    arg_joiner = " = ANY("
+    output_field = BooleanField()
+
+
+def in_subquery(field: str, subquery: QuerySet, *, using: str = DEFAULT_DB_ALIAS) -> Q:
+    """``field IN (subquery)``, written so that PostgreSQL can OR it with indexed conditions
+    on the same table: ``field = ANY(ARRAY(subquery))`` is computed once, before the scan, and
+    becomes one more bitmap index scan, where an IN under an OR is a filter run on every row
+    (a sequential scan of the table). Other databases: the IN."""
+    if connections[using].vendor != "postgresql":
+        return Q(**{f"{field}__in": subquery})
+    return Q(_EqualsAny(F(field), ArraySubquery(subquery)))

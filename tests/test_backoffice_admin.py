@@ -442,7 +442,9 @@ def _returns(count: int) -> None:
             for n, a in enumerate(applications)
         ]
     )
-    ReturnRequest.objects.bulk_create([_copy(first, invoice=i) for i in invoices])
+    ReturnRequest.objects.bulk_create(
+        [_copy(first, invoice=i, invoice_code=i.code, invoice_number=i.number) for i in invoices]
+    )
     assert ReturnRequest.objects.filter(state=ReturnState.SUBMITTED).count() == count
 
 
