@@ -29,10 +29,11 @@ class _EqualsAny(Func):
 
 
 def in_subquery(field: str, subquery: QuerySet, *, using: str = DEFAULT_DB_ALIAS) -> Q:
-    """``field IN (subquery)``, written so that PostgreSQL can OR it with indexed conditions
-    on the same table: ``field = ANY(ARRAY(subquery))`` is computed once, before the scan, and
-    becomes one more bitmap index scan, where an IN under an OR is a filter run on every row
-    (a sequential scan of the table). Other databases: the IN."""
+    """``field IN (subquery)`` as ``field = ANY(ARRAY(subquery))`` in PostgreSQL: the
+    subquery runs once, before the scan, and its values are looked up through ``field``'s
+    index (a primary key: one probe each), where PostgreSQL may join an ``IN`` by scanning the
+    whole table. Its plan assumes a short array: for ids a search found (issue 16, P5). Other
+    databases: the IN."""
     if connections[using].vendor != "postgresql":
         return Q(**{f"{field}__in": subquery})
     return Q(_EqualsAny(F(field), ArraySubquery(subquery)))

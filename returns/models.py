@@ -204,8 +204,8 @@ class ReturnRequest(models.Model):
         Invoice, on_delete=models.PROTECT, related_name="return_requests", verbose_name=_("invoice")
     )
     # The invoice's code and number, copied when the return is made (``save``), as its medium
-    # is: the returns list's search by invoice number filters and sorts this table alone,
-    # through ``return_invoice_number_idx``, and joins only the page's rows (issue 16, P5).
+    # is: the returns list's search by invoice number finds the returns in their own index
+    # (``return_invoice_number_idx``), not through every invoice that matches (issue 16, P5).
     # PostgreSQL refuses a copy that is not its invoice's (``return_invoice_copy_fk``, a
     # foreign key on the three columns, migration 0015) and carries a corrected number over;
     # ``check_ledger`` reports any disagreement on other databases too.
@@ -316,16 +316,19 @@ class ReturnRequest(models.Model):
             # The back office's returns list in its default order (Meta.ordering), newest first.
             models.Index(fields=["-created_at", "-id"], name="return_order_idx"),
             # Back-office search by the invoice's number (exact or by its beginning) or code,
-            # on the copies: no join to the invoices before the page's rows are chosen.
+            # on the copies: the matching returns' ids read off the index alone (index-only
+            # scans), without a join to the invoices.
             models.Index(
                 fields=["invoice_number"],
                 name="return_invoice_number_idx",
                 opclasses=["varchar_pattern_ops"],
+                include=["id"],
             ),
             models.Index(
                 fields=["invoice_code"],
                 name="return_invoice_code_idx",
                 condition=~Q(invoice_code=""),
+                include=["id"],
             ),
             # Back-office search: the courier's tracking number, exact or by its beginning.
             models.Index(

@@ -276,3 +276,25 @@ def test_p5_the_migration_fills_in_the_copies_of_the_returns_made_before_it(cust
     for rr in (paper, digital):
         rr.refresh_from_db()
         assert (rr.invoice_code, rr.invoice_number) == (rr.invoice.code, rr.invoice.number)
+
+
+def test_p5_keys_first_pages_hold_the_rows_djangos_paginator_gives_in_one_query_each(
+    bench_returns, django_assert_num_queries
+):
+    from django.core.paginator import Paginator
+
+    from core.admin import KeysFirstPaginator
+
+    returns = (
+        ReturnRequest.objects.filter(state__in=[ReturnState.SUBMITTED, ReturnState.CANCELLED])
+        .select_related("invoice__customer", "submitted_by", "tax_request")
+        .order_by("-created_at", "-id")
+    )
+    theirs, ours = Paginator(returns, 7), KeysFirstPaginator(returns, 7)
+    assert ours.count == theirs.count
+    for number in theirs.page_range:
+        expected = list(theirs.page(number).object_list)
+        with django_assert_num_queries(1):  # the rows with their joins, the count is cached
+            page = list(ours.page(number).object_list)
+            assert [rr.invoice.customer.name for rr in page]  # joined, no query more
+        assert page == expected

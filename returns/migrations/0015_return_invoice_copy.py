@@ -70,6 +70,7 @@ class Migration(migrations.Migration):
             model_name="returnrequest",
             index=models.Index(
                 fields=["invoice_number"],
+                include=["id"],
                 name="return_invoice_number_idx",
                 opclasses=["varchar_pattern_ops"],
             ),
@@ -79,6 +80,7 @@ class Migration(migrations.Migration):
             index=models.Index(
                 condition=~Q(invoice_code=""),
                 fields=["invoice_code"],
+                include=["id"],
                 name="return_invoice_code_idx",
             ),
         ),
