@@ -334,6 +334,11 @@ class Invoice(models.Model):
         constraints = [
             # A digital invoice's code is empty: its 20-digit number alone is unique.
             models.UniqueConstraint(fields=["code", "number"], name="invoice_code_number_unique"),
+            # What a return's copy of its invoice's code and number refers to, with its id
+            # (``return_invoice_copy_fk``, returns' migration 0015): unique since the id is.
+            models.UniqueConstraint(
+                fields=["id", "code", "number"], name="invoice_id_code_number_unique"
+            ),
             models.CheckConstraint(condition=_number_format(), name="invoice_number_format"),
             models.CheckConstraint(
                 condition=~Q(medium=InvoiceMedium.DIGITAL, state=InvoiceState.VOIDED),

@@ -82,6 +82,7 @@ RED_LETTER = "red-letter invoices"
 ISSUED_APPLICATIONS = "issued applications have invoices"
 COMPLETED_RETURNS = "completed returns"
 DIGITAL = "digital invoices"
+RETURN_COPIES = "returns copy their invoices' code and number"
 
 # The report's sections, in this order.
 TITLES = [
@@ -93,6 +94,7 @@ TITLES = [
     ISSUED_APPLICATIONS,
     COMPLETED_RETURNS,
     DIGITAL,
+    RETURN_COPIES,
 ]
 
 
@@ -319,6 +321,24 @@ def check_digital_invoices() -> list[str]:
     return problems
 
 
+def check_return_copies() -> list[str]:
+    """Each return's copy of its invoice's code and number (what the returns list searches)
+    is its invoice's. PostgreSQL's foreign key on the three columns (``return_invoice_copy_fk``)
+    refuses any other copy: this finds what went past it (a restore with the constraints off,
+    another database)."""
+    return [
+        f"return {pk} names invoice {_name(copy_code, copy_number)} but its invoice is "
+        f"{_name(code, number)}"
+        for pk, copy_code, copy_number, code, number in _rows(
+            """
+            SELECT r.id, r.invoice_code, r.invoice_number, i.code, i.number
+            FROM {return_request} AS r JOIN {invoice} AS i ON i.id = r.invoice_id
+            WHERE r.invoice_code <> i.code OR r.invoice_number <> i.number ORDER BY r.id
+            """
+        )
+    ]
+
+
 def _name(code: str, number: str) -> str:
     """An invoice as people name it: code and number, or the digital number alone."""
     return f"{code} {number}" if code else number
@@ -409,4 +429,5 @@ CHECKS: list[Callable[[], dict[str, list[str]]]] = [
     _under(RED_LETTER, check_red_letter_invoices),
     _under(COMPLETED_RETURNS, check_completed_returns),
     _under(DIGITAL, check_digital_invoices),
+    _under(RETURN_COPIES, check_return_copies),
 ]

@@ -448,7 +448,9 @@ def _copies(first: ReturnRequest, count: int, *, forms: bool = False) -> None:
             for n, a in enumerate(applications)
         ]
     )
-    returns = ReturnRequest.objects.bulk_create([_copy(first, invoice=i) for i in invoices])
+    returns = ReturnRequest.objects.bulk_create(
+        [_copy(first, invoice=i, invoice_code=i.code, invoice_number=i.number) for i in invoices]
+    )
     if forms:
         [form] = first.red_letter_forms.all()
         RedLetterForm.objects.bulk_create([_copy(form, return_request=r) for r in returns])

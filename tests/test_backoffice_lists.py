@@ -2,24 +2,28 @@
 search's keys each through its index, query counts pinned per list page. Counted, never timed
 (``make bench`` times them at 200,000 returns)."""
 
+import importlib
 from io import StringIO
 
 import pytest
+from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import connection
+from django.core.management.base import CommandError
+from django.db import IntegrityError, connection, transaction
 from django.forms import CheckboxInput
 from django.utils.html import format_html
 from django.utils.translation import gettext
 
 from core.admin import LargeListPaginator
+from invoices.models import Invoice
 from invoices.selectors import customers_matching_term
 from returns.backoffice_selectors import returns_matching
 from returns.models import ReturnRequest, ReturnState
 from returns.references import reference_parse
-from tests.factories import CustomerFactory, issue_invoice
+from tests.factories import CustomerFactory, issue_digital_invoice, issue_invoice
 from tests.returns_helpers import submit
 
 pytestmark = pytest.mark.django_db
@@ -108,6 +112,8 @@ def test_p5_the_returns_list_search_finds_each_key_and_every_word_must_match(db)
         return set(returns_matching(everything, query=query))
 
     assert found(mine.invoice.number) == {mine}
+    assert mine in found(mine.invoice.number[:5])  # the number's beginning
+    assert found(mine.invoice.code) == {mine, theirs}  # the code alone, exactly (both share it)
     assert found(f"{mine.invoice.code} {mine.invoice.number}") == {mine}  # code and number
     assert found("cloud") == {mine}  # part of the name, any case
     assert found(company.taxpayer_id.lower()) == {mine}  # typed in lower case
@@ -118,17 +124,24 @@ def test_p5_the_returns_list_search_finds_each_key_and_every_word_must_match(db)
 
 
 def test_p5_the_returns_list_search_uses_the_indexes_never_a_sequential_scan(bench_returns):
-    """Every arm of the search's UNION is an index scan (PostgreSQL's plan, with sequential
-    scans priced out: on a table this small the planner would otherwise scan)."""
+    """Every key of the search is an index: all the matches (what the pager counts) are a
+    bitmap of the four indexes, the page in its order is read off the list's index (or that
+    bitmap, sorted); never a sequential scan (PostgreSQL's plans, with sequential scans priced
+    out: on a table this small the planner would otherwise scan)."""
     rr = bench_returns.order_by("pk").first()
     with connection.cursor() as cursor:
         cursor.execute("SET enable_seqscan = off")
     try:
         for term in (rr.invoice.number, rr.invoice.customer.taxpayer_id, "SF00"):
-            plan = returns_matching(ReturnRequest.objects.all(), query=term).explain()
+            found = returns_matching(ReturnRequest.objects.all(), query=term)
+            plan = found.explain()
             assert "Seq Scan" not in plan, plan
-            assert "invoice_number_idx" in plan, plan
+            plan = found.order_by().explain()
+            assert "Seq Scan" not in plan, plan
+            assert "return_invoice_number_idx" in plan, plan
+            assert "return_invoice_code_idx" in plan, plan
             assert "return_tracking_idx" in plan, plan
+            assert "returns_returnrequest_invoice_id" in plan, plan  # the customers' invoices
         # The customers' arm: which side drives the join is the planner's choice by the
         # tables' sizes (at 200,000 returns ``make bench`` prints it); the customers' own
         # lookup is by its index.
@@ -179,3 +192,109 @@ def test_the_action_checkbox_is_the_html_django_writes(bench_returns, settings):
     assert model_admin.action_checkbox.short_description == (
         '<input type="checkbox" id="action-toggle">'
     )
+
+
+# --- The return's copy of its invoice's code and number (what the search reads) -------------
+
+
+def _past_the_constraints(sql: str, params: list) -> None:
+    """Write as a bad restore would: with the table's triggers, foreign keys included, off."""
+    table = ReturnRequest._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no check left pending on the table
+        cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+        cursor.execute(sql.format(table=table), params)
+        cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER ALL")
+
+
+def test_p5_a_return_copies_its_invoices_code_and_number_when_it_is_made(customer):
+    rr = submit(issue_invoice(customer))
+    rr.refresh_from_db()
+    assert (rr.invoice_code, rr.invoice_number) == (rr.invoice.code, rr.invoice.number)
+    other = issue_invoice(customer)
+    made = ReturnRequest.objects.create(
+        invoice=other, state=ReturnState.CANCELLED, reason="x", submitted_by=customer.user
+    )
+    assert (made.invoice_code, made.invoice_number) == (other.code, other.number)
+
+
+def test_p5_the_database_refuses_a_copy_that_is_not_the_invoices_and_accepts_its_own(customer):
+    rr = submit(issue_invoice(customer))
+    other = issue_invoice(customer)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReturnRequest.objects.filter(pk=rr.pk).update(invoice_number=other.number)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ReturnRequest.objects.create(
+            invoice=other,
+            invoice_code=rr.invoice.code,
+            invoice_number=rr.invoice.number,
+            state=ReturnState.CANCELLED,
+            reason="x",
+            submitted_by=customer.user,
+        )
+    ReturnRequest.objects.filter(pk=rr.pk).update(invoice_number=rr.invoice.number)
+    assert ReturnRequest.objects.create(
+        invoice=other,
+        invoice_code=other.code,
+        invoice_number=other.number,
+        state=ReturnState.CANCELLED,
+        reason="x",
+        submitted_by=customer.user,
+    ).pk
+
+
+def test_p5_a_corrected_invoice_number_carries_over_to_its_returns(customer):
+    rr = submit(issue_invoice(customer))
+    Invoice.objects.filter(pk=rr.invoice_id).update(number="87654321")
+    rr.refresh_from_db()
+    assert rr.invoice_number == "87654321"
+    assert set(returns_matching(ReturnRequest.objects.all(), query="8765")) == {rr}
+
+
+def test_p5_check_ledger_finds_a_return_whose_copy_is_not_its_invoices(customer):
+    rr = submit(issue_invoice(customer))
+    out = StringIO()
+    call_command("check_ledger", stdout=out)
+    assert "OK" in out.getvalue()
+    _past_the_constraints("UPDATE {table} SET invoice_number = '11112222' WHERE id = %s", [rr.pk])
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("check_ledger", stdout=StringIO(), stderr=err)
+    assert (
+        f"return {rr.pk} names invoice {rr.invoice.code} 11112222 but its invoice is "
+        f"{rr.invoice.code} {rr.invoice.number}"
+    ) in err.getvalue()
+
+
+def test_p5_the_migration_fills_in_the_copies_of_the_returns_made_before_it(customer):
+    migration = importlib.import_module("returns.migrations.0015_return_invoice_copy")
+    paper = submit(issue_invoice(customer))
+    digital = submit(issue_digital_invoice(customer), buyer_booked=False)
+    _past_the_constraints("UPDATE {table} SET invoice_code = '', invoice_number = ''", [])
+    with connection.schema_editor() as editor:
+        migration.backfill(apps, editor)
+    for rr in (paper, digital):
+        rr.refresh_from_db()
+        assert (rr.invoice_code, rr.invoice_number) == (rr.invoice.code, rr.invoice.number)
+
+
+def test_p5_keys_first_pages_hold_the_rows_djangos_paginator_gives_in_one_query_each(
+    bench_returns, django_assert_num_queries
+):
+    from django.core.paginator import Paginator
+
+    from core.admin import KeysFirstPaginator
+
+    returns = (
+        ReturnRequest.objects.filter(state__in=[ReturnState.SUBMITTED, ReturnState.CANCELLED])
+        .select_related("invoice__customer", "submitted_by", "tax_request")
+        .order_by("-created_at", "-id")
+    )
+    theirs, ours = Paginator(returns, 7), KeysFirstPaginator(returns, 7)
+    assert ours.count == theirs.count
+    for number in theirs.page_range:
+        expected = list(theirs.page(number).object_list)
+        with django_assert_num_queries(1):  # the rows with their joins, the count is cached
+            page = list(ours.page(number).object_list)
+            assert [rr.invoice.customer.name for rr in page]  # joined, no query more
+        assert page == expected

@@ -37,7 +37,7 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
     now = timezone.now()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "SELECT i.medium, c.user_id FROM invoices_invoice AS i "
+            "SELECT i.medium, i.code, i.number, c.user_id FROM invoices_invoice AS i "
             "JOIN invoices_customer AS c ON c.id = i.customer_id "
             "WHERE i.id = %s AND i.customer_id = %s AND i.state = 'issued' FOR UPDATE OF i",
             [invoice_id, customer_id],
@@ -45,15 +45,15 @@ def refund(request, customer_id: int, invoice_id: int) -> HttpResponse:
         row = cursor.fetchone()
         if row is None:
             return HttpResponseNotFound()
-        medium, user_id = row
+        medium, code, number, user_id = row
         cursor.execute(
             "INSERT INTO returns_returnrequest (state, problem, reason, certified, courier, "
             "tracking_number, outcome, rejection_reason, error, created_at, updated_at, "
             "invoice_id, submitted_by_id, reason_code, buyer_booked, buyer_form_number, medium, "
-            "rejection_note, reference) "
+            "rejection_note, reference, invoice_code, invoice_number) "
             "VALUES ('submitted', 'other', %s, false, '', '', '', '', '', %s, %s, %s, %s, "
-            "'issuing_error', false, '', %s, '', %s) RETURNING id",
-            [reason, now, now, invoice_id, user_id, medium, _reference(now)],
+            "'issuing_error', false, '', %s, '', %s, %s, %s) RETURNING id",
+            [reason, now, now, invoice_id, user_id, medium, _reference(now), code, number],
         )
         (return_id,) = cursor.fetchone()
         cursor.execute(

@@ -249,6 +249,8 @@ def return_request_submit(
     rr = ReturnRequest(
         invoice=invoice,
         medium=invoice.medium,
+        invoice_code=invoice.code,  # copies, as the medium: the back office searches them
+        invoice_number=invoice.number,
         reason=reason,
         problem=problem,
         reason_code=reason_code,

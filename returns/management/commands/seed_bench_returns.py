@@ -77,10 +77,11 @@ class Command(BaseCommand):
 
 # Every value is a parameter; {names} are the models' own tables (never input).
 INSERT_RETURNS = """
-INSERT INTO {returns} (invoice_id, state, problem, reason, reason_code, medium, certified,
-    buyer_booked, buyer_form_number, courier, tracking_number, outcome, rejection_reason,
-    rejection_note, error, submitted_by_id, created_at, updated_at, reference)
-SELECT i.id,
+INSERT INTO {returns} (invoice_id, invoice_code, invoice_number, state, problem, reason,
+    reason_code, medium, certified, buyer_booked, buyer_form_number, courier, tracking_number,
+    outcome, rejection_reason, rejection_note, error, submitted_by_id, created_at, updated_at,
+    reference)
+SELECT i.id, i.code, i.number,
        CASE WHEN i.n %% 10 < 6 THEN %(submitted)s
             WHEN i.n %% 10 < 8 THEN %(cancelled)s ELSE %(rejected)s END,
        'other', 'bench', 'issuing_error', i.medium, false, false, '',
@@ -94,7 +95,7 @@ SELECT i.id,
        %(now)s::timestamptz - i.n * interval '7 seconds',
        (%(references)s::text[])[i.n]
 FROM (
-    SELECT i.id, i.medium, i.customer_id,
+    SELECT i.id, i.code, i.number, i.medium, i.customer_id,
            row_number() OVER (ORDER BY i.customer_id DESC, i.id) AS n
     FROM {invoice} AS i
     WHERE i.state = %(issued)s
