@@ -49,6 +49,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -462,34 +463,41 @@ def latencies(port: int, path: str, cookie: str, count: int) -> list[float]:
     return times
 
 
-def page_queries(path: str, user_id: int) -> list[str]:
-    """The SQL one GET of ``path`` runs, in this process (this checkout's code)."""
+def page_queries(path: str, user_id: int) -> list[tuple[str, Any]]:
+    """The statements one GET of ``path`` runs, in this process (this checkout's code), each
+    with its parameters: the hot paths' statements are bound by the server
+    (``core.sql.prepared_cursor``), so their logged text holds ``$1`` where a value was."""
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    from django.test.utils import CaptureQueriesContext
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(get_user_model().objects.get(pk=user_id))
     client.get(path)
-    with CaptureQueriesContext(connection) as captured:
+    statements: list[tuple[str, Any]] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
         response = client.get(path)
     if response.status_code != 200:
         raise SystemExit(f"GET {path} answered {response.status_code} in process")
-    return [q["sql"] for q in captured.captured_queries]
+    return statements
 
 
-def plan_indexes(statements: list[str]) -> tuple[list[str], list[str]]:
+def plan_indexes(statements: list[tuple[str, Any]]) -> tuple[list[str], list[str]]:
     """(indexes used, tables read by a sequential scan) in the plans of ``statements``."""
     from django.db import connection
 
     used: list[str] = []
     scanned: list[str] = []
     with connection.cursor() as cursor:
-        for sql in statements:
+        for sql, params in statements:
             if not sql.lstrip().upper().startswith("SELECT"):
                 continue
-            cursor.execute(f"EXPLAIN {sql}")
+            cursor.execute(f"EXPLAIN {sql}", params)
             plan = "\n".join(row[0] for row in cursor.fetchall())
             for name in re.findall(r"Index (?:Only )?Scan(?: Backward)? using (\w+)", plan):
                 if name not in used:
