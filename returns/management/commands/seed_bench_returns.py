@@ -26,9 +26,11 @@ SPACING = dt.timedelta(seconds=7)  # between two returns, newest first
 
 
 def _references(count: int, now: dt.datetime) -> list[str]:
-    """``count`` distinct references, the n-th dated as the n-th newest return."""
+    """``count`` distinct references, the n-th dated as the n-th newest return, none of them
+    one that a return already in the table holds (the bench's P1 made tens of thousands today:
+    the same day's random part would meet one now and then)."""
     made: list[str] = []
-    taken: set[str] = set()
+    taken: set[str] = set(ReturnRequest.objects.values_list("reference", flat=True))
     for n in range(1, count + 1):
         reference = reference_new(at=now - n * SPACING)
         while reference in taken:
