@@ -315,6 +315,9 @@ class ReturnRequest(models.Model):
             models.Index(fields=["state", "created_at"], name="return_state_idx"),
             # The back office's returns list in its default order (Meta.ordering), newest first.
             models.Index(fields=["-created_at", "-id"], name="return_order_idx"),
+            # A search's matches (ids from the indexes below) sorted into the list's order
+            # without visiting their rows: the ids with their creation time, index-only.
+            models.Index(fields=["id"], name="return_id_created_idx", include=["created_at"]),
             # Back-office search by the invoice's number (exact or by its beginning) or code,
             # on the copies: the matching returns' ids read off the index alone (index-only
             # scans), without a join to the invoices.

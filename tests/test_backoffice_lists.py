@@ -10,6 +10,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
@@ -24,7 +25,7 @@ from returns.backoffice_selectors import returns_matching
 from returns.models import ReturnRequest, ReturnState
 from returns.references import reference_parse
 from tests.factories import CustomerFactory, issue_digital_invoice, issue_invoice
-from tests.returns_helpers import submit
+from tests.returns_helpers import log_paper, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +59,8 @@ def test_seed_bench_returns_writes_returns_the_constraints_accept_and_the_ledger
     assert "OK" in out.getvalue()
 
 
-# Session, user; the page's rows (with invoice, customer, submitter, tax request), their
-# count up to the exact limit, and the listed rejection reasons of the action bar.
+# Session, user; the page's rows (with invoice and customer), their count up to the exact
+# limit, and the listed rejection reasons of the action bar.
 RETURNS_LIST_QUERIES = 5
 
 
@@ -192,6 +193,78 @@ def test_the_action_checkbox_is_the_html_django_writes(bench_returns, settings):
     assert model_admin.action_checkbox.short_description == (
         '<input type="checkbox" id="action-toggle">'
     )
+
+
+@pytest.fixture
+def varied_returns(
+    bench_returns,
+    invoice,
+    special_invoice,
+    digital,
+    finance_user,
+    django_capture_on_commit_callbacks,
+):
+    """The bench's returns (paper and digital, submitted, cancelled, rejected) with a completed
+    one (an outcome), a certified special one, and a customer whose name holds HTML."""
+    with django_capture_on_commit_callbacks(execute=True):
+        submit(invoice)
+        log_paper(invoice, finance_user)  # complete: processed and voided at once (sandbox)
+    certified = submit(
+        special_invoice,
+        certified=True,
+        red_letter_form=SimpleUploadedFile("scan.png", png_bytes(), content_type="image/png"),
+        red_letter_form_number="4403000100000001",
+    )
+    submit(digital, buyer_booked=False)
+    special_invoice.customer.__class__.objects.filter(pk=special_invoice.customer_id).update(
+        name='<b>Tom & "Jerry"</b> \'s Co.'
+    )
+    assert ReturnRequest.objects.filter(outcome="").exists()
+    assert ReturnRequest.objects.exclude(outcome="").exists()
+    assert ReturnRequest.objects.get(pk=certified.pk).certified
+    return ReturnRequest.objects.all()
+
+
+def _results_table(response) -> str:
+    page = response.content.decode()
+    assert response.status_code == 200
+    start = page.index('<div class="results">')
+    return page[start : page.index("</table>", start)]
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+@pytest.mark.parametrize(
+    "query",
+    ["", "?q=0000", "?state__exact=submitted&o=-5.2", "?medium__exact=digital", "?o=6"],
+)
+@pytest.mark.parametrize("who", ["superuser", "reviewer"])
+def test_p5_the_returns_lists_rows_are_the_html_django_writes(
+    client, varied_returns, monkeypatch, language, query, who
+):
+    """The returns list writes its rows itself (``ReturnRequestAdmin.list_rows``): the page is
+    the one Django's own template and ``items_for_result`` write, with actions (a checkbox a
+    row) or without, searched, filtered and sorted, in both languages."""
+    from returns.admin import ReturnRequestAdmin
+    from returns.roles import ADMIN_REVIEWERS
+    from tests.factories import staff_in_role
+
+    if who == "superuser":
+        user = get_user_model().objects.create_superuser("boss", "boss@example.com", "x")
+    else:
+        user = staff_in_role(ADMIN_REVIEWERS, username="rev")
+    client.force_login(user)
+    url = f"/admin/returns/returnrequest/{query}"
+    headers = {"HTTP_ACCEPT_LANGUAGE": language}
+    written = client.get(url, **headers)
+    rows = written.context["cl"].result_list
+    assert len(rows) > 1
+    with monkeypatch.context() as django:
+        django.setattr(ReturnRequestAdmin, "list_rows", lambda self, cl: None)
+        django.setattr(ReturnRequestAdmin, "change_list_template", "admin/export_change_list.html")
+        by_django = client.get(url, **headers)
+    assert _results_table(written) == _results_table(by_django)
+    assert ("action-select" in _results_table(written)) is (who == "superuser")
+    assert language != "zh-hans" or "已提交" in _results_table(written)
 
 
 # --- The return's copy of its invoice's code and number (what the search reads) -------------
