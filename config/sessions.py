@@ -44,11 +44,10 @@ class SessionStore(db.SessionStore):
         if key is None:  # no cookie, or one that is not a session key (SessionBase checks)
             return None
         using = router.db_for_read(Session)
-        connection = connections[using]
-        with sql.prepared_cursor(using) as cursor:
-            now = connection.ops.adapt_datetimefield_value(timezone.now())
-            cursor.execute(_load_sql(), [key, now])
-            row = cursor.fetchone()
+        now = connections[using].ops.adapt_datetimefield_value(timezone.now())
+        # The first statement of a logged-in request: it stands in for Django's health check
+        # of a reused connection (a SELECT 1 before it otherwise), replacing a closed one.
+        row = sql.fetchone_checking_connection(using, _load_sql(), [key, now])
         if row is None:
             self._session_key = None  # as Django's: a new session replaces an unknown key
             return None

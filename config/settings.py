@@ -70,7 +70,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "config.middleware.PrivatePagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, with the header built once per process (config/middleware.py).
+    "config.middleware.ContentSecurityPolicyMiddleware",
     # Last, as django-axes requires: it turns a locked-out log-in into the lock-out page.
     "axes.middleware.AxesMiddleware",
 ]

@@ -167,3 +167,42 @@ def prepared_cursor(using: str | None = None) -> Any:
     if wrapper.queries_logged:
         return wrapper.make_debug_cursor(cursor)
     return wrapper.make_cursor(cursor)
+
+
+def _fetchone(using: str, statement: str, params: Sequence[Any]) -> Any:
+    with prepared_cursor(using) as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchone()
+
+
+def fetchone_checking_connection(using: str, statement: str, params: Sequence[Any]) -> Any:
+    """The one row of a read-only ``statement`` that opens a request (the session's read), run
+    as the request's health check of a reused connection (issue 16, P1 and P2).
+
+    With ``CONN_HEALTH_CHECKS`` Django pings a persistent connection (``SELECT 1``) before the
+    first statement of each request, a round trip of its own. Here the read itself is the
+    ping: when it fails and the connection fails Django's own check (``is_usable``), the
+    connection is closed, as Django does after a failed check, and the read is sent again on a
+    new one; any other error is raised as it was. Outside a request's first statement, inside
+    a transaction, or with a pool (which checks its own connections) it is a plain read."""
+    from django.db import InterfaceError, OperationalError
+
+    wrapper: Any = connections[using]  # the health-check attributes are not in the stubs
+    stands_in = (
+        wrapper.vendor == "postgresql"
+        and wrapper.connection is not None
+        and wrapper.health_check_enabled
+        and not wrapper.health_check_done
+        and not wrapper.in_atomic_block
+        and not wrapper.settings_dict.get("OPTIONS", {}).get("pool")
+    )
+    if not stands_in:
+        return _fetchone(using, statement, params)
+    wrapper.health_check_done = True  # this read is the check: no SELECT 1 before it
+    try:
+        return _fetchone(using, statement, params)
+    except (OperationalError, InterfaceError):
+        if wrapper.is_usable():
+            raise
+    wrapper.close()  # as close_if_health_check_failed: the next statement opens a new one
+    return _fetchone(using, statement, params)

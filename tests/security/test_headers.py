@@ -104,3 +104,125 @@ def test_the_language_cookie_is_secure_in_production():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True"]
+
+
+# The policy header written once per process (config.middleware.ContentSecurityPolicyMiddleware) --
+
+
+def _both_middlewares(make_response, *, path="/billing/invoices/", nonce=False):
+    """The headers django-csp's own middleware writes and those ours writes, for the same
+    request and response, with what each leaves on the request afterwards."""
+    from csp.middleware import CSPMiddleware
+    from django.test import RequestFactory
+
+    from config.middleware import ContentSecurityPolicyMiddleware
+
+    results = []
+    for middleware_class in (CSPMiddleware, ContentSecurityPolicyMiddleware):
+        request = RequestFactory().get(path)
+        middleware = middleware_class(lambda request: make_response())
+        middleware.process_request(request)
+        if nonce:
+            str(request.csp_nonce)  # a template asked for the nonce
+            request._csp_nonce = "fixed-nonce-for-comparing"
+        response = middleware.process_response(request, make_response())
+        results.append((dict(response.headers), request))
+    return results
+
+
+def _page():
+    from django.http import HttpResponse
+
+    return HttpResponse("page")
+
+
+def _with(**attributes):
+    def make():
+        response = _page()
+        for name, value in attributes.items():
+            setattr(response, name, value)
+        return response
+
+    return make
+
+
+def _own_header():
+    response = _page()
+    response["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    return response
+
+
+def _not_found():
+    from django.http import HttpResponseNotFound
+
+    return HttpResponseNotFound("gone")
+
+
+@pytest.mark.parametrize(
+    "make_response",
+    [
+        _page,
+        _own_header,
+        _not_found,
+        _with(_csp_exempt=True),
+        _with(_csp_exempt_ro=True),
+        _with(_csp_update={"img-src": ["https://example.com"]}),
+        _with(_csp_replace={"script-src": ["'self'", "https://cdn.example.com"]}),
+        _with(_csp_config={"default-src": ["'none'"]}),
+        _with(_csp_update_ro={"img-src": ["https://example.com"]}),
+    ],
+)
+def test_the_policy_written_once_is_the_header_django_csp_writes(make_response):
+    (theirs, _request), (ours, _our_request) = _both_middlewares(make_response)
+    assert ours == theirs
+    exempt = getattr(make_response(), "_csp_exempt", False)
+    assert ("Content-Security-Policy" in ours) is not exempt
+
+
+def test_a_nonce_asked_for_by_the_page_is_in_the_header_as_django_csp_writes_it(settings):
+    from csp.constants import NONCE
+
+    policy = settings.CONTENT_SECURITY_POLICY
+    settings.CONTENT_SECURITY_POLICY = {
+        "DIRECTIVES": {**policy["DIRECTIVES"], "script-src": ["'self'", NONCE]}
+    }
+    (theirs, _), (ours, _) = _both_middlewares(_page, nonce=True)
+    assert ours == theirs
+    assert "'nonce-fixed-nonce-for-comparing'" in ours["Content-Security-Policy"]
+    (theirs, _), (ours, _) = _both_middlewares(_page)  # no nonce asked: none written
+    assert ours == theirs
+    assert "nonce" not in ours["Content-Security-Policy"]
+
+
+def test_a_changed_policy_setting_is_written_as_django_csp_writes_it(settings):
+    (before, _), _ = _both_middlewares(_page)
+    settings.CONTENT_SECURITY_POLICY = {
+        "EXCLUDE_URL_PREFIXES": ["/excluded/"],
+        "DIRECTIVES": {"default-src": ["'none'"]},
+    }
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {
+        "DIRECTIVES": {"default-src": ["'self'"], "report-uri": "/csp-report/"}
+    }
+    for path in ("/billing/invoices/", "/excluded/page/"):
+        (theirs, _), (ours, _) = _both_middlewares(_page, path=path)
+        assert ours == theirs
+        assert ours != before
+    settings.DEBUG = True  # django-csp leaves Django's debug pages alone
+    (theirs, _), (ours, _) = _both_middlewares(_not_found)
+    assert ours == theirs
+    assert "Content-Security-Policy" not in ours
+
+
+def test_a_nonce_asked_for_after_the_header_is_written_is_refused_as_django_csp_refuses_it():
+    from csp.exceptions import CSPNonceError
+
+    for _headers, request in _both_middlewares(_page):
+        with pytest.raises(CSPNonceError):
+            str(request.csp_nonce)
+
+
+def test_the_settings_name_the_policy_middleware_that_writes_the_header_once():
+    from django.conf import settings
+
+    assert "config.middleware.ContentSecurityPolicyMiddleware" in settings.MIDDLEWARE
+    assert "csp.middleware.CSPMiddleware" not in settings.MIDDLEWARE
