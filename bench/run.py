@@ -830,6 +830,12 @@ if os.environ.get("BENCH_SMS_POOL") == "threads":
     ]
 else:
     WORKERS = [("main", "default,returns,sms", ["--concurrency", "4"])]
+# BENCH_P3_PROFILE=<folder>: one worker, pool solo (one process), run under cProfile; its
+# statistics are written to <folder>/worker-<round>.prof when the round's worker stops. The
+# rate it gives is not the benchmark's: for finding where a return's CPU goes.
+PROFILE = os.environ.get("BENCH_P3_PROFILE", "")
+if PROFILE:
+    WORKERS = [("main", "default,returns,sms", ["--pool", "solo"])]
 
 
 def bench_p3(tmp: Path, redis_url: str) -> None:
@@ -937,7 +943,17 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
                     workers.enter_context(
                         started(
                             [
-                                *[PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues],
+                                PYTHON,
+                                *(
+                                    ["-m", "cProfile", "-o", f"{PROFILE}/worker-{n}.prof"]
+                                    * bool(PROFILE)
+                                ),
+                                *(
+                                    ["-m", "celery"]
+                                    if not PROFILE
+                                    else [str(Path(PYTHON).parent / "celery")]
+                                ),
+                                *["-A", "config", "worker", "-Q", queues],
                                 *pool,
                                 *["--loglevel", "WARNING", "--without-heartbeat"],
                                 *["--without-gossip", "--without-mingle"],
