@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from invoices.models import (
@@ -75,11 +75,20 @@ CONFIRMATION_FORM_PREFIX = "3301"
 
 
 def _next(name: str, start: int) -> int:
-    NumberSequence.objects.get_or_create(name=name, defaults={"last_value": start})
-    sequence = NumberSequence.objects.select_for_update().get(name=name)
-    sequence.last_value += 1
-    sequence.save(update_fields=["last_value"])
-    return sequence.last_value
+    """The counter's next value in one statement: made at ``start + 1`` the first time, else
+    incremented under its row's lock, held until the caller's transaction ends (gap-free).
+    Three ORM statements did the same, and cost a sixth of a return's processing (issue 16)."""
+    meta = NumberSequence._meta
+    quote = connection.ops.quote_name
+    table, key, value = (quote(str(name)) for name in (meta.db_table, meta.pk.column, "last_value"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key}, {value}) VALUES (%s, %s) "  # noqa: S608 - metadata
+            f"ON CONFLICT ({key}) DO UPDATE SET {value} = {table}.{value} + 1 "
+            f"RETURNING {value}",
+            [name, start + 1],
+        )
+        return int(cursor.fetchone()[0])
 
 
 def _local_today(now: dt.datetime) -> dt.date:
