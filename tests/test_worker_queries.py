@@ -35,7 +35,7 @@ def _ready(invoice, finance_user) -> ReturnRequest:
     return rr
 
 
-def test_p3_a_void_from_processing_to_its_queued_sms_takes_21_statements(invoice, finance_user):
+def test_p3_a_void_from_processing_to_its_queued_sms_takes_20_statements(invoice, finance_user):
     rr = _ready(invoice, finance_user)
 
     with CaptureQueriesContext(connection) as captured:
@@ -46,10 +46,11 @@ def test_p3_a_void_from_processing_to_its_queued_sms_takes_21_statements(invoice
     # 28 before issue 16's P3 work. Processing: lock the invoice, the return with its invoice,
     # customer, user and paper, the invoice with its pending request, the request, and the
     # transition with its event and audit row (5). The return and the request with what the
-    # backend is told (2), the sandbox platform's record of the serial (3). The outcome: lock
-    # the invoice and the return (2), the request's invoice, customer and request (3); the
-    # invoice, the request, the credit and its audit row (4); the transition (1); the SMS (1).
-    assert len(statements) == 21, statements
+    # backend is told (2), the sandbox platform's record of the serial and its result (2). The
+    # outcome: lock the invoice and the return (2), the request's invoice, customer and request
+    # (3); the invoice, the request, the credit and its audit row (4); the transition (1); the
+    # SMS (1).
+    assert len(statements) == 20, statements
     # Six transactions, each a savepoint pair inside the test's.
     assert len(savepoints) == 12, savepoints
 
@@ -64,10 +65,10 @@ def test_p3_a_reversal_takes_three_more_for_its_red_letter_invoice(customer, fin
 
     statements, _savepoints = _statements(captured)
     assert_returned_exactly_once(invoice, outcome="reversed", sms_status=SmsStatus.QUEUED)
-    # 36 before. The void's 21, and: the sandbox's red-letter number (one statement), whether
+    # 36 before. The void's 20, and: the sandbox's red-letter number (one statement), whether
     # the number is a blue invoice's, and the red-letter invoice's insert (the event and the
     # SMS are worded from it without reading it back).
-    assert len(statements) == 21 + 3, statements
+    assert len(statements) == 20 + 3, statements
 
 
 def test_p3_the_sms_task_takes_six_statements(invoice, finance_user):
