@@ -123,7 +123,7 @@ def _transition(
     update, its event and its audit row in one statement (``_transition_sql``)."""
     from_state = rr.state
     rr.state = to_state
-    if connection.vendor != "postgresql":  # SQLite (development): no INSERT inside WITH
+    if not _inserts_in_with():  # SQLite (development): the ORM's writes, one by one
         rr.save(update_fields=["state", "updated_at", *fields])
         return_event_record(
             return_request=rr,
@@ -146,19 +146,26 @@ def _transition(
         params=params,
         action=action,
     )
-    entry = audit_entry_new(object_type=object_label(rr), object_id=rr.pk, **audit)
+    # Stamped in the order the ORM's writes stamp them: the return, its event, the audit row.
     updated = _updated_fields(("state", "updated_at", *fields))
     values = [field.get_db_prep_save(field.pre_save(rr, False), connection) for field in updated]
+    values += [rr.pk, *sql.insert_values(event)]
+    entry = audit_entry_new(object_type=object_label(rr), object_id=rr.pk, **audit)
     with sql.prepared_cursor() as cursor:
         cursor.execute(
             _transition_sql(tuple(field.column for field in updated)),
-            [*values, rr.pk, *sql.insert_values(event), *sql.insert_values(entry)],
+            [*values, *sql.insert_values(entry)],
         )
         row = cursor.fetchone()
     if row is None:  # as ``save(update_fields=…)`` says when the row is gone
         raise DatabaseError("Save with update_fields did not affect any rows.")
     sql.saved(event, row[0])
     sql.saved(entry, row[1])
+
+
+def _inserts_in_with() -> bool:
+    """Whether the database runs an INSERT inside WITH (PostgreSQL)."""
+    return connection.vendor == "postgresql"
 
 
 @cache
