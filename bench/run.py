@@ -830,6 +830,12 @@ if os.environ.get("BENCH_SMS_POOL") == "threads":
     ]
 else:
     WORKERS = [("main", "default,returns,sms", ["--concurrency", "4"])]
+# BENCH_P3_PROFILE=<folder>: one worker, pool solo (one process), run under cProfile; its
+# statistics are written to <folder>/worker-<round>.prof when the round's worker stops. The
+# rate it gives is not the benchmark's: for finding where a return's CPU goes.
+PROFILE = os.environ.get("BENCH_P3_PROFILE", "")
+if PROFILE:
+    WORKERS = [("main", "default,returns,sms", ["--pool", "solo"])]
 
 
 def bench_p3(tmp: Path, redis_url: str) -> None:
@@ -879,6 +885,8 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
         )
     ]
     rates, prism_rates, ratios = [], [], []
+    floor_rates: list[float] = []
+    floor_ratios: list[float] = []
     with ExitStack() as servers:
         prism = servers.enter_context(
             started(
@@ -908,6 +916,10 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
                 f"http://127.0.0.1:{prism_port}", prism_requests, tmp / f"prism-{n}.lua"
             )
             prism_rates.append(prism_rate)
+            floor_rate = celery_floor(tmp, redis_url, prism_port, n)
+            if floor_rate is not None:
+                floor_rates.append(floor_rate)
+                floor_ratios.append(floor_rate / prism_rate)
             # The round's returns: submitted and their paper logged (complete), so each is in
             # processing with its task waiting in Redis before the worker starts.
             invoices: list[int] = []
@@ -937,7 +949,17 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
                     workers.enter_context(
                         started(
                             [
-                                *[PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues],
+                                PYTHON,
+                                *(
+                                    ["-m", "cProfile", "-o", f"{PROFILE}/worker-{n}.prof"]
+                                    * bool(PROFILE)
+                                ),
+                                *(
+                                    ["-m", "celery"]
+                                    if not PROFILE
+                                    else [str(Path(PYTHON).parent / "celery")]
+                                ),
+                                *["-A", "config", "worker", "-Q", queues],
                                 *pool,
                                 *["--loglevel", "WARNING", "--without-heartbeat"],
                                 *["--without-gossip", "--without-mingle"],
@@ -987,6 +1009,47 @@ def bench_p3(tmp: Path, redis_url: str) -> None:
         say(f"    worker {spread(rates, ' returns/s', 1)}")
         say(f"    Prism  {spread(prism_rates, ' req/s', 1)}")
         say(f"    P3 ratio worker/Prism {spread(ratios, 'x')}  goal >= 0.5x")
+    if floor_rates:
+        say(
+            f"    floor: a bare Celery task sending the SMS with the twilio SDK "
+            f"{spread(floor_rates, ' tasks/s', 1)}, {spread(floor_ratios, 'x')} of Prism"
+        )
+
+
+def celery_floor(tmp: Path, redis_url: str, prism_port: int, n: int) -> float | None:
+    """P3's floor in this round: RETURNS_PER_ROUND tasks of a bare Celery app that only sends
+    the SMS through the twilio SDK to the same Prism (bench/floor/celery_app.py), in the
+    worker configuration of the app's; tasks/s from the first finished to the last."""
+    import redis
+
+    floor_url = redis_url.rsplit("/", 1)[0] + "/1"  # a database of its own on P3's Redis
+    os.environ.update(
+        FLOOR_BROKER_URL=floor_url, FLOOR_TWILIO_BASE=f"http://127.0.0.1:{prism_port}"
+    )
+    from bench.floor import celery_app as floor
+
+    counter = redis.Redis.from_url(floor_url)
+    counter.flushdb()
+    body = "【云账单】发票 12345678 已作废，¥100.00 可重新开票。"
+    for _ in range(RETURNS_PER_ROUND):
+        floor.sms.delay("+8613800138000", "+15005550006", body, TWILIO_SID, "bench-auth-token")
+    command = [PYTHON, "-m", "celery", "-A", "bench.floor.celery_app", "worker"]
+    command += ["--concurrency", "4", "--loglevel", "WARNING", "--without-heartbeat"]
+    command += ["--without-gossip", "--without-mingle", "-n", f"bench-floor-{os.getpid()}-{n}@%h"]
+    with started(command, env=dict(os.environ), log=tmp / f"floor-worker-{n}.log", cwd=ROOT):
+        deadline = time.monotonic() + 300
+        while int(counter.get(floor.DONE) or 0) == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        first, done_first = time.monotonic(), int(counter.get(floor.DONE) or 0)
+        while int(counter.get(floor.DONE) or 0) < RETURNS_PER_ROUND:
+            if time.monotonic() > deadline:
+                say(f"    floor round {n + 1}: NOT finished in 300 s; see {tmp}")
+                return None
+            time.sleep(0.005)
+        seconds = time.monotonic() - first
+    rate = (RETURNS_PER_ROUND - done_first) / seconds
+    say(f"    floor round {n + 1}: {rate:6.1f} tasks/s (a bare Celery task: the SMS alone)")
+    return rate
 
 
 def redis_server(tmp: Path) -> tuple[Callable[[], object], str]:

@@ -48,6 +48,17 @@ def width(model: type[Model]) -> int:
     return len(model._meta.concrete_fields)
 
 
+def split(row: Sequence[Any], models: Sequence[type[Model]]) -> list[Sequence[Any]]:
+    """A row that selected the ``columns`` of several models one after another, cut into the
+    values of each, in that order."""
+    parts, start = [], 0
+    for model in models:
+        end = start + width(model)
+        parts.append(row[start:end])
+        start = end
+    return parts
+
+
 def instance(model: type[M], values: Sequence[Any]) -> M:
     """The model instance for the values ``columns(model, …)`` selected, as the ORM makes it."""
     _select, attnames, converters = _shape(model, "_")

@@ -679,9 +679,15 @@ class TaxRequest(models.Model):
     def is_digital(self) -> bool:
         return self.medium == InvoiceMedium.DIGITAL
 
+    # The red-letter invoice this instance recorded (``invoices.taxsystem.services``): its
+    # caller words the return's event and SMS from it without reading it back (issue 16, P3).
+    _recorded_red_letter: "RedLetterInvoice | None" = None
+
     @property
     def red_letter_invoice(self) -> "RedLetterInvoice | None":
         """The current red-letter invoice recorded for this request, if any."""
+        if self._recorded_red_letter is not None:
+            return self._recorded_red_letter
         return self.red_letter_invoices.filter(superseded_at__isnull=True).first()
 
 

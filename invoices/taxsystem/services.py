@@ -11,14 +11,16 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Subquery
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core import sql
 from core.audit.actor import Actor
 from core.audit.services import audit_record
 from invoices.exceptions import (
@@ -118,15 +120,14 @@ def tax_request_open(
     reversed once can never be requested again.
     """
     now = now or timezone.now()
-    invoice = Invoice.objects.select_for_update().get(pk=invoice_id)
+    invoice, live_id = _invoice_to_request(invoice_id)
     if not invoice_is_returnable(invoice):
         raise InvoiceNotReturnable(
             _("Invoice %(invoice)s is %(state)s and cannot be voided or reversed again.")
             % {"invoice": invoice, "state": invoice.get_state_display().lower()}
         )
-    live = TaxRequest.objects.filter(invoice=invoice, state=TaxRequestState.PENDING).first()
-    if live is not None:
-        return live
+    if live_id is not None:
+        return TaxRequest.objects.get(pk=live_id)
     if reason_code not in ReversalReason.values:
         raise TaxOutcomeInvalid(_("Choose the reason code of the reversal."))
     if invoice.is_digital:
@@ -155,6 +156,30 @@ def tax_request_open(
         seller_files_form=special and not certified and not voiding,
         backend=settings.TAX_SYSTEM_BACKEND,
     )
+
+
+@cache
+def _invoice_to_request_sql(lock: str) -> str:
+    """``_invoice_to_request``'s statement, written out (``core.sql``): the ORM built two,
+    at more CPU than PostgreSQL spent on them, for every return processed (issue 16, P3)."""
+    invoices, requests = Invoice._meta.db_table, TaxRequest._meta.db_table
+    return (
+        f"SELECT {sql.columns(Invoice, 'i')}, "  # noqa: S608 - metadata only
+        f"(SELECT t.id FROM {requests} AS t WHERE t.invoice_id = i.id AND t.state = %s "
+        f"ORDER BY t.id LIMIT 1) FROM {invoices} AS i WHERE i.id = %s{lock}"
+    )
+
+
+def _invoice_to_request(invoice_id: int) -> tuple[Invoice, int | None]:
+    """The invoice, its row locked, and the id of its pending request, if it has one."""
+    features = connection.features
+    lock = " FOR UPDATE OF i" if features.has_select_for_update_of else ""
+    with sql.prepared_cursor() as cursor:
+        cursor.execute(_invoice_to_request_sql(lock), [TaxRequestState.PENDING, invoice_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Invoice.DoesNotExist(f"No invoice {invoice_id}.")
+    return sql.instance(Invoice, row[:-1]), row[-1]
 
 
 def _digital_request_open(
@@ -300,9 +325,7 @@ def tax_request_submit(*, tax_request_id: int) -> TaxResult:
     Raises ``TaxSystemTransientError`` for the caller's retry policy. A request that is no
     longer pending is not submitted again: its recorded state is answered.
     """
-    tax_request = TaxRequest.objects.select_related(
-        "invoice__customer", "invoice__application"
-    ).get(pk=tax_request_id)
+    tax_request = _request_to_submit(tax_request_id)
     if tax_request.state == TaxRequestState.AWAITING_BUYER:
         # Submitted already: the form is entered. Ask what became of it instead.
         return get_tax_system(tax_request.backend).query(tax_request.serial)
@@ -310,6 +333,51 @@ def tax_request_submit(*, tax_request_id: int) -> TaxResult:
         return _recorded_result(tax_request)
     # The request stays with the backend it was opened under, whatever the setting says now.
     return get_tax_system(tax_request.backend).submit(tax_submission(tax_request))
+
+
+_SUBMITTED_WITH: tuple[type[Model], ...] = (TaxRequest, Invoice, Customer, InvoiceApplication)
+
+
+@cache
+def _request_to_submit_sql() -> str:
+    """``_request_to_submit``'s statement, written out (``core.sql``): building the ORM's join
+    of four tables cost more CPU than running it, for every request submitted (issue 16, P3)."""
+    requests, invoices, customers, applications = (m._meta.db_table for m in _SUBMITTED_WITH)
+    select = ", ".join(
+        sql.columns(model, alias) for model, alias in zip(_SUBMITTED_WITH, "tica", strict=True)
+    )
+    return (
+        f"SELECT {select} FROM {requests} AS t "  # noqa: S608 - metadata only
+        f"JOIN {invoices} AS i ON i.id = t.invoice_id "
+        f"JOIN {customers} AS c ON c.id = i.customer_id "
+        f"LEFT JOIN {applications} AS a ON a.id = i.application_id "
+        "WHERE t.id = %s"
+    )
+
+
+def _request_to_submit(tax_request_id: int) -> TaxRequest:
+    """The request with its invoice, the invoice's customer and application (what
+    ``tax_submission`` reads), unlocked."""
+    with sql.prepared_cursor() as cursor:
+        cursor.execute(_request_to_submit_sql(), [tax_request_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise TaxRequest.DoesNotExist(f"No tax request {tax_request_id}.")
+    request_values, invoice_values, customer_values, application_values = sql.split(
+        row, _SUBMITTED_WITH
+    )
+    tax_request = sql.instance(TaxRequest, request_values)
+    invoice = sql.instance(Invoice, invoice_values)
+    customer = sql.instance(Customer, customer_values)
+    application = (
+        sql.instance(InvoiceApplication, application_values)
+        if invoice.application_id is not None
+        else None
+    )
+    Invoice.customer.field.set_cached_value(invoice, customer)
+    Invoice.application.field.set_cached_value(invoice, application)
+    TaxRequest.invoice.field.set_cached_value(tax_request, invoice)
+    return tax_request
 
 
 def tax_request_query(*, tax_request_id: int) -> TaxResult:
@@ -358,15 +426,37 @@ def _recorded_result(tax_request: TaxRequest) -> TaxResult:
     )
 
 
+@cache
+def _lock_sql(lock: bool) -> tuple[str, str, str]:
+    """``_lock``'s three statements, written out (``core.sql``): building them through the ORM
+    cost more CPU than running them, on every outcome a worker records (issue 16, P3).
+    Identifiers from the models' metadata; the ids are parameters."""
+    requests, invoices, customers = (m._meta.db_table for m in (TaxRequest, Invoice, Customer))
+    for_update = " FOR UPDATE" if lock else ""
+    return (
+        f"SELECT {sql.columns(Invoice, 'i')} FROM {invoices} AS i "  # noqa: S608 - metadata
+        f"WHERE i.id = (SELECT t.invoice_id FROM {requests} AS t WHERE t.id = %s){for_update}",
+        f"SELECT c.id FROM {customers} AS c WHERE c.id = %s{for_update}",  # noqa: S608
+        f"SELECT {sql.columns(TaxRequest, 't')} FROM {requests} AS t "  # noqa: S608
+        f"WHERE t.id = %s{for_update}",
+    )
+
+
 def _lock(tax_request_id: int) -> tuple[TaxRequest, Invoice]:
     """Invoice, then customer, then the request: the lock order of every ledger write (the
     invoice found by a subquery, in one statement)."""
-    invoice_id = TaxRequest.objects.filter(pk=tax_request_id).values("invoice_id")
-    invoice = Invoice.objects.select_for_update().filter(pk=Subquery(invoice_id)).first()
-    if invoice is None:
-        raise TaxRequest.DoesNotExist(f"No tax request {tax_request_id}.")
-    Customer.objects.select_for_update().filter(pk=invoice.customer_id).get()
-    return TaxRequest.objects.select_for_update().get(pk=tax_request_id), invoice
+    invoice_sql, customer_sql, request_sql = _lock_sql(connection.features.has_select_for_update)
+    with sql.prepared_cursor() as cursor:
+        cursor.execute(invoice_sql, [tax_request_id])
+        row = cursor.fetchone()
+        if row is None:
+            raise TaxRequest.DoesNotExist(f"No tax request {tax_request_id}.")
+        invoice = sql.instance(Invoice, row)
+        cursor.execute(customer_sql, [invoice.customer_id])
+        cursor.execute(request_sql, [tax_request_id])
+        tax_request = sql.instance(TaxRequest, cursor.fetchone())
+    TaxRequest.invoice.field.set_cached_value(tax_request, invoice)
+    return tax_request, invoice
 
 
 @transaction.atomic
@@ -505,11 +595,12 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: Actor) 
         _check_void(result, issued_on=issued_on, today=today, certified=tax_request.buyer_certified)
         assert result.voided_on is not None  # noqa: S101 (checked just above)
         invoice.state = InvoiceState.VOIDED
+        issued: RedLetterInvoice | None = None
         tax_request.voided_on = result.voided_on
     else:
         red = _check_red_letter(result, tax_request=tax_request, invoice=invoice, today=today)
         invoice.state = InvoiceState.REVERSED
-        _red_letter_insert(red, invoice=invoice, tax_request=tax_request)
+        issued = _red_letter_insert(red, invoice=invoice, tax_request=tax_request)
         # The form it was issued against, on the request too (the one finance entered now).
         tax_request.red_letter_form_number = red.red_letter_form_number
     invoice.state_changed_at = now
@@ -535,7 +626,6 @@ def tax_outcome_record(*, tax_request_id: int, result: TaxResult, actor: Actor) 
         amount=invoice.total,
         invoice=invoice,
     )
-    issued = tax_request.red_letter_invoice if tax_request.operation != TaxOperation.VOID else None
     audit_record(
         actor=actor,
         action="tax.outcome_recorded",
@@ -559,7 +649,7 @@ def _red_letter_insert(
     on another red-letter invoice is refused in words (the database's unique constraint)."""
     try:
         with transaction.atomic():
-            return RedLetterInvoice.objects.create(
+            red_letter = RedLetterInvoice.objects.create(
                 original=invoice,
                 tax_request=tax_request,
                 medium=invoice.medium,
@@ -572,6 +662,8 @@ def _red_letter_insert(
                 red_letter_form_number=red.red_letter_form_number,
                 issued_on=red.issued_on,
             )
+        tax_request._recorded_red_letter = red_letter  # the current one now
+        return red_letter
     except IntegrityError as exc:
         raise TaxOutcomeInvalid(
             _("Invoice %(code)s %(number)s is already recorded: check the number.")

@@ -4,14 +4,16 @@ recorded or corrected, failures and staff retries.
 
 import datetime as dt
 import logging
+from functools import cache
 
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from core import sql
 from core.audit.actor import Actor
 from core.enqueue import enqueue_on_commit
 from core.exceptions import DomainError
-from invoices.models import ReturnOutcome, TaxOperation
+from invoices.models import ReturnOutcome, TaxOperation, TaxRequest
 from invoices.tax import money_as_written
 from invoices.taxsystem.interface import BUYER_DECLINED, ResultStatus, TaxResult
 from invoices.taxsystem.services import (
@@ -134,7 +136,7 @@ def return_tax_submit(
     left to ask (the outcome is recorded, the request refused, or finance records it by
     hand). ``TaxSystemTransientError`` is left to the task's retry policy.
     """
-    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
+    rr = _return_with_request(return_request_id)
     if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_submit(tax_request_id=rr.tax_request_id)
@@ -145,11 +147,37 @@ def return_tax_poll(
     *, return_request_id: int, actor: Actor = Actor.system("returns.services.return_tax_poll")
 ) -> float | None:
     """Ask the tax system for the result of the return's request; like ``return_tax_submit``."""
-    rr = ReturnRequest.objects.select_related("tax_request").filter(pk=return_request_id).first()
+    rr = _return_with_request(return_request_id)
     if rr is None or rr.state not in WAITING_ON_TAX_SYSTEM or rr.tax_request_id is None:
         return None
     result = tax_request_query(tax_request_id=rr.tax_request_id)
     return _apply_tax_result(rr, result, actor=actor)
+
+
+@cache
+def _return_with_request_sql() -> str:
+    """``_return_with_request``'s statement, written out (``core.sql``): the ORM's join cost
+    more CPU to build than to run, once for every return submitted or polled (issue 16, P3)."""
+    returns, requests = ReturnRequest._meta.db_table, TaxRequest._meta.db_table
+    return (
+        f"SELECT {sql.columns(ReturnRequest, 'r')}, {sql.columns(TaxRequest, 't')} "  # noqa: S608
+        f"FROM {returns} AS r LEFT JOIN {requests} AS t ON t.id = r.tax_request_id "
+        "WHERE r.id = %s"
+    )
+
+
+def _return_with_request(return_request_id: int) -> ReturnRequest | None:
+    """The return with its tax-system request (none yet: None in its place), unlocked."""
+    with sql.prepared_cursor() as cursor:
+        cursor.execute(_return_with_request_sql(), [return_request_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    split = sql.width(ReturnRequest)
+    rr = sql.instance(ReturnRequest, row[:split])
+    tax_request = sql.instance(TaxRequest, row[split:]) if rr.tax_request_id is not None else None
+    ReturnRequest.tax_request.field.set_cached_value(rr, tax_request)
+    return rr
 
 
 def _apply_tax_result(rr: ReturnRequest, result: TaxResult, *, actor: Actor) -> float | None:

@@ -46,6 +46,7 @@ from returns.services._common import (
     Actor,
     _advance_if_ready,
     _clean_reason,
+    _inserts_in_with,
     _lock_return,
     _reject,
     _transition,
@@ -157,11 +158,6 @@ def _submitted_rows_insert(rr: ReturnRequest, *, actor: Actor, paper: bool) -> b
     entry.object_id = str(rr_id)
     sql.saved(entry, entry_id)
     return bool(paper_logged)
-
-
-def _inserts_in_with() -> bool:
-    """Whether the database runs an INSERT inside WITH (PostgreSQL)."""
-    return connection.vendor == "postgresql"
 
 
 def _paper_logged(invoice_id: int) -> bool:

@@ -24,13 +24,15 @@ transient error, ``permanent`` refuses every submission.
 
 import datetime as dt
 from decimal import Decimal
+from functools import cache
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from core import sql
 from invoices.models import (
     CONFIRMATION_WINDOW_HOURS,
     InvoiceMedium,
@@ -75,11 +77,45 @@ CONFIRMATION_FORM_PREFIX = "3301"
 
 
 def _next(name: str, start: int) -> int:
-    NumberSequence.objects.get_or_create(name=name, defaults={"last_value": start})
-    sequence = NumberSequence.objects.select_for_update().get(name=name)
-    sequence.last_value += 1
-    sequence.save(update_fields=["last_value"])
-    return sequence.last_value
+    """The counter's next value in one statement: made at ``start + 1`` the first time, else
+    incremented under its row's lock, held until the caller's transaction ends (gap-free).
+    Three ORM statements did the same: a reversal's two numbers took 9% of its processing's
+    CPU in a profile (issue 16, P3)."""
+    meta = NumberSequence._meta
+    quote = connection.ops.quote_name
+    table, key, value = (quote(str(name)) for name in (meta.db_table, meta.pk.column, "last_value"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key}, {value}) VALUES (%s, %s) "  # noqa: S608 - metadata
+            f"ON CONFLICT ({key}) DO UPDATE SET {value} = {table}.{value} + 1 "
+            f"RETURNING {value}",
+            [name, start + 1],
+        )
+        return int(cursor.fetchone()[0])
+
+
+@cache
+def _operation_counted_sql() -> str:
+    meta = TaxSandboxOperation._meta
+    quote = connection.ops.quote_name
+    table, serial, attempts = (quote(str(n)) for n in (meta.db_table, "serial", "attempts"))
+    return (
+        f"INSERT INTO {table} ({sql.insert_columns(TaxSandboxOperation)}) "  # noqa: S608
+        f"VALUES ({sql.insert_placeholders(TaxSandboxOperation)}) "
+        f"ON CONFLICT ({serial}) DO UPDATE SET {attempts} = {table}.{attempts} + 1 "
+        f"RETURNING {sql.columns(TaxSandboxOperation, table)}"
+    )
+
+
+def _operation_counted(submission: TaxSubmission) -> TaxSandboxOperation:
+    """The platform's record of the serial with this submission counted, its row locked until
+    the transaction ends: made by the first submission, found by a second one (or one at the
+    same moment, which waits), in one statement (the ORM's three cost a return more CPU than
+    the database spent on them, issue 16)."""
+    new = TaxSandboxOperation(serial=submission.serial, payload=_payload(submission), attempts=1)
+    with connection.cursor() as cursor:
+        cursor.execute(_operation_counted_sql(), sql.insert_values(new))
+        return sql.instance(TaxSandboxOperation, cursor.fetchone())
 
 
 def _local_today(now: dt.datetime) -> dt.date:
@@ -106,22 +142,13 @@ class SandboxTaxSystem(TaxSystemBackend):
     def submit(self, submission: TaxSubmission) -> TaxResult:
         mode, _sep, count = (settings.TAX_SANDBOX_FAIL or "").partition(":")
         with transaction.atomic():
-            # The platform's record of the serial, made by the first submission (a second one,
-            # or one at the same moment, finds it), then locked: two statements.
-            TaxSandboxOperation.objects.bulk_create(
-                [TaxSandboxOperation(serial=submission.serial, payload=_payload(submission))],
-                ignore_conflicts=True,
-            )
-            operation = TaxSandboxOperation.objects.select_for_update().get(
-                serial=submission.serial
-            )
-            operation.attempts += 1
+            operation = _operation_counted(submission)
             busy = mode == "transient" and operation.attempts <= int(count or 1)
             if not busy and operation.result is None:
                 operation.result = self._decide(submission)
                 delay = dt.timedelta(seconds=float(settings.TAX_SANDBOX_DELAY_SECONDS))
                 operation.ready_at = timezone.now() + delay
-            operation.save(update_fields=["attempts", "result", "ready_at"])
+                operation.save(update_fields=["result", "ready_at"])
         if busy:
             raise TaxSystemTransientError(
                 f"sandbox: platform busy, attempt {operation.attempts} (TAX_SANDBOX_FAIL)"
