@@ -64,6 +64,18 @@ def log_paper(invoice, actor, *, complete=True, **kwargs):
     )
 
 
+def ready_to_process(invoice, finance_user):
+    """A return of ``invoice`` with its complete paper logged: in *processing*, its task not run
+    (a test's transaction never commits, so the task enqueued on commit waits)."""
+    from returns.models import ReturnState
+
+    rr = submit(invoice)
+    log_paper(invoice, finance_user)
+    rr.refresh_from_db()
+    assert rr.state == ReturnState.PROCESSING
+    return rr
+
+
 def assert_returned_exactly_once(invoice, *, outcome: str = "voided", sms_status: str = "sent"):
     """The effects of one return, exactly once: the return completed, the invoice voided or
     reversed, one ledger credit, one success SMS (in ``sms_status``), one completion event."""

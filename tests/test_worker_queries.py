@@ -13,10 +13,9 @@ from django.utils import timezone
 from invoices.models import LedgerEntry, LedgerKind
 from notifications.models import SmsMessage, SmsStatus
 from notifications.tasks import sms_send_task
-from returns.models import ReturnRequest, ReturnState
 from returns.tasks import return_process_task
 from tests.factories import issue_invoice
-from tests.returns_helpers import assert_returned_exactly_once, log_paper, submit
+from tests.returns_helpers import assert_returned_exactly_once, ready_to_process
 
 pytestmark = pytest.mark.django_db
 
@@ -27,16 +26,8 @@ def _statements(captured: CaptureQueriesContext) -> tuple[list[str], list[str]]:
     return [sql for sql in statements if sql not in savepoints], savepoints
 
 
-def _ready(invoice, finance_user) -> ReturnRequest:
-    rr = submit(invoice)
-    log_paper(invoice, finance_user)
-    rr.refresh_from_db()
-    assert rr.state == ReturnState.PROCESSING
-    return rr
-
-
 def test_p3_a_void_from_processing_to_its_queued_sms_takes_20_statements(invoice, finance_user):
-    rr = _ready(invoice, finance_user)
+    rr = ready_to_process(invoice, finance_user)
 
     with CaptureQueriesContext(connection) as captured:
         return_process_task(rr.pk)
@@ -58,7 +49,7 @@ def test_p3_a_void_from_processing_to_its_queued_sms_takes_20_statements(invoice
 def test_p3_a_reversal_takes_three_more_for_its_red_letter_invoice(customer, finance_user):
     last_month = timezone.now() - dt.timedelta(days=40)
     invoice = issue_invoice(customer, issued_at=last_month)
-    rr = _ready(invoice, finance_user)
+    rr = ready_to_process(invoice, finance_user)
 
     with CaptureQueriesContext(connection) as captured:
         return_process_task(rr.pk)
@@ -72,7 +63,7 @@ def test_p3_a_reversal_takes_three_more_for_its_red_letter_invoice(customer, fin
 
 
 def test_p3_the_sms_task_takes_six_statements(invoice, finance_user):
-    rr = _ready(invoice, finance_user)
+    rr = ready_to_process(invoice, finance_user)
     return_process_task(rr.pk)
     sms = SmsMessage.objects.get(related_return_id=rr.pk)
 

@@ -10,13 +10,12 @@ from django.utils import timezone
 
 from core.audit.actor import Actor
 from core.audit.models import AuditEntry
-from invoices.models import Invoice, InvoiceApplication, InvoiceType, TaxRequest
-from invoices.services import invoice_application_create, invoice_issue, statement_settle
+from invoices.models import Invoice, InvoiceApplication, TaxRequest
 from invoices.taxsystem import services as tax_services
 from returns.models import ReturnRequest, ReturnState
 from returns.services import _common, processing, return_request_cancel, return_request_process
-from tests.factories import VALID_USCC, StatementFactory, issue_invoice
-from tests.returns_helpers import log_paper, submit
+from tests.factories import VALID_USCC, issue_invoice
+from tests.returns_helpers import ready_to_process, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -33,16 +32,8 @@ def _row(obj, *, without=()):
     }
 
 
-def _ready(invoice, finance_user) -> ReturnRequest:
-    rr = submit(invoice)
-    log_paper(invoice, finance_user)
-    rr.refresh_from_db()
-    assert rr.state == ReturnState.PROCESSING
-    return rr
-
-
 def test_p3_the_locked_return_comes_with_the_rows_the_orm_joined(invoice, finance_user):
-    rr = _ready(invoice, finance_user)
+    rr = ready_to_process(invoice, finance_user)
     expected = ReturnRequest.objects.select_related(
         "invoice", "invoice__customer__user", "mail_receipt__invoice"
     ).get(pk=rr.pk)
@@ -78,7 +69,7 @@ def test_p3_no_return_no_lock():
 
 
 def test_p3_the_request_reads_make_the_instances_the_orm_makes(invoice, finance_user):
-    rr = _ready(invoice, finance_user)
+    rr = ready_to_process(invoice, finance_user)
     assert processing._return_with_request(rr.pk).tax_request is None  # not processed yet
     return_request_process(return_request_id=rr.pk, submitted_by_caller=True)
     rr.refresh_from_db()
@@ -110,34 +101,17 @@ def test_p3_the_request_reads_make_the_instances_the_orm_makes(invoice, finance_
     assert pending_id == rr.tax_request_id
 
 
-def test_p3_an_invoice_of_an_application_is_submitted_with_the_applications_taxpayer_id(
-    customer, finance_user
-):
-    statement_settle(statement_id=StatementFactory(customer=customer).pk)
-    application = invoice_application_create(
-        customer_id=customer.pk,
-        invoice_type=InvoiceType.ORDINARY,
-        title=customer.name,
-        amount="500.00",
-        taxpayer_id=VALID_USCC,
-        mailing_recipient="Li Lei",
-        mailing_phone="13800138000",
-        mailing_address="2 Example Street",
-        mailing_postal_code="310000",
-    )
-    invoice = invoice_issue(
-        application_id=application.pk,
-        code="3300201130",
-        number="77000001",
-        actor=Actor.staff(finance_user),
-    )
+def test_p3_an_invoice_of_an_application_is_submitted_with_the_applications_taxpayer_id(customer):
+    invoice = issue_invoice(customer)  # applied for, then issued, through the services
     tax_request = tax_services.tax_request_open(
         invoice_id=invoice.pk, certified=False, reason_code="issuing_error"
     )
 
     read = tax_services._request_to_submit(tax_request.pk)
 
-    assert _row(read.invoice.application) == _row(InvoiceApplication.objects.get(pk=application.pk))
+    assert read.invoice.application_id is not None
+    expected = InvoiceApplication.objects.get(pk=read.invoice.application_id)
+    assert _row(read.invoice.application) == _row(expected)
     assert tax_services.tax_submission(read).original.buyer_taxpayer_id == VALID_USCC
 
 

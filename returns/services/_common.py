@@ -121,31 +121,17 @@ def _transition(
 ) -> None:
     """Change state and record it (``return_event_record``): on PostgreSQL the return's
     update, its event and its audit row in one statement (``_transition_sql``)."""
-    from_state = rr.state
+    # The event's and audit row's arguments, for either path below.
+    recorded: dict[str, Any] = dict(
+        return_request=rr, actor=actor, from_state=rr.state, to_state=to_state
+    )
+    recorded.update(note=note, key=key, params=params, action=action)
     rr.state = to_state
     if not _inserts_in_with():  # SQLite (development): the ORM's writes, one by one
         rr.save(update_fields=["state", "updated_at", *fields])
-        return_event_record(
-            return_request=rr,
-            actor=actor,
-            from_state=from_state,
-            to_state=to_state,
-            note=note,
-            key=key,
-            params=params,
-            action=action,
-        )
+        return_event_record(**recorded)
         return
-    event, audit = return_event_new(
-        return_request=rr,
-        actor=actor,
-        from_state=from_state,
-        to_state=to_state,
-        note=note,
-        key=key,
-        params=params,
-        action=action,
-    )
+    event, audit = return_event_new(**recorded)
     # Stamped in the order the ORM's writes stamp them: the return, its event, the audit row.
     updated = _updated_fields(("state", "updated_at", *fields))
     values = [field.get_db_prep_save(field.pre_save(rr, False), connection) for field in updated]
