@@ -9,6 +9,7 @@ import logging
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -159,23 +160,28 @@ def _create_once(model: type[M], *, idempotency_key: str, **fields: Any) -> tupl
     the first's commit), inserts nothing and reads the first's row: the caller's transaction
     stays usable without a savepoint."""
     obj = model(idempotency_key=idempotency_key, correlation_id=correlation_id(), **fields)
-    meta = model._meta
-    quote = connection.ops.quote_name
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({sql.insert_columns(model)}) "  # noqa: S608
-            f"VALUES ({sql.insert_placeholders(model)}) "
-            f"ON CONFLICT ({quote(str(sql.meta_field(model, 'idempotency_key').column))}) "
-            f"DO NOTHING RETURNING {quote(str(sql.meta_field(model, 'id').column))}",
-            sql.insert_values(obj),
-        )
+        cursor.execute(_insert_once_sql(model), sql.insert_values(obj))
         row = cursor.fetchone()
     if row is not None:
         return sql.saved(obj, row[0]), True
     existing = model._default_manager.filter(idempotency_key=idempotency_key).first()
     if existing is None:  # never deleted: only a bug could get here
-        raise IntegrityError(f"{meta.label} {idempotency_key!r} conflicts but cannot be read.")
+        raise IntegrityError(f"{model._meta.label} {idempotency_key!r} conflicts, unreadable.")
     return existing, False
+
+
+@cache
+def _insert_once_sql(model: type[Model]) -> str:
+    """``_create_once``'s statement for ``model``, built once: identifiers from its metadata,
+    every value a parameter."""
+    quote = connection.ops.quote_name
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({sql.insert_columns(model)}) "  # noqa: S608
+        f"VALUES ({sql.insert_placeholders(model)}) "
+        f"ON CONFLICT ({quote(str(sql.meta_field(model, 'idempotency_key').column))}) "
+        f"DO NOTHING RETURNING {quote(str(sql.meta_field(model, 'id').column))}"
+    )
 
 
 # Beyond the longest a send's HTTP exchange can last: a worker paused by a busy host, the write

@@ -35,7 +35,6 @@ from core.audit.actor import Actor
 from core.exceptions import DomainError
 from invoices.admin import CustomerAdmin
 from invoices.models import (
-    INVOICE_KIND_LABELS,
     Customer,
     ReturnOutcome,
     TaxRequest,
@@ -211,10 +210,6 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
 
         states = {value: escape(str(label)) for value, label in ReturnState.choices}
         outcomes = {value: escape(str(label)) for value, label in ReturnOutcome.choices}
-        kinds = {
-            (medium.value, invoice_type.value): text(str(label))
-            for (medium, invoice_type), label in INVOICE_KIND_LABELS.items()
-        }
         icons = {value: display_for_value(value, empty, boolean=True) for value in (True, False)}
         plain_numbers = formats.number_format(1234567) == "1234567"
 
@@ -228,16 +223,14 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
         # Every row's link is the first one's with its own id.
         marker = f"/{results[0].pk}/change/"
         head, found, tail = slow_url(results[0]).partition(marker)
-        now = timezone.now()
 
         def link(obj: ReturnRequest) -> str:
             url = f"{head}/{obj.pk}/change/{tail}" if found else slow_url(obj)
             return f'<a href="{escape(url)}">{number(obj.pk)}</a>'
 
         def days_waiting(obj: ReturnRequest) -> str:
-            if obj.state not in OPEN_STATES:
-                return empty
-            return number(age_in_days(obj.created_at, now=now))
+            days = self.days_waiting(obj)  # the column's own rule: open returns only
+            return empty if days is None else number(days)
 
         def created_at(obj: ReturnRequest) -> str:
             return escape(formats.localize(timezone.localtime(obj.created_at)))
@@ -246,10 +239,11 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
             "action_checkbox": self.action_checkbox,
             "id": link,
             "state": lambda obj: states.get(obj.state, empty),
-            "kind": lambda obj: kinds[obj.invoice.medium, obj.invoice.invoice_type],
+            # The columns' own display methods give the values; only their writing is here.
+            "kind": lambda obj: text(str(self.kind(obj))),
             "certified": lambda obj: icons[obj.certified],
-            "customer": lambda obj: text(obj.invoice.customer.name),
-            "invoice_code_and_number": lambda obj: text(str(obj.invoice)),
+            "customer": lambda obj: text(self.customer(obj)),
+            "invoice_code_and_number": lambda obj: text(self.invoice_code_and_number(obj)),
             "days_waiting": days_waiting,
             "outcome": lambda obj: outcomes.get(obj.outcome, empty),
             "created_at": created_at,
