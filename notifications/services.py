@@ -106,7 +106,6 @@ def _enqueue_send(sms: SmsMessage) -> None:
     enqueue_on_commit(sms_send_task, sms.id)
 
 
-@transaction.atomic
 def sms_message_queue(
     *,
     to: str,
@@ -125,8 +124,9 @@ def sms_message_queue(
     and the key and parameters. (``body`` alone is for staff tools and tests.)
 
     Idempotent on ``idempotency_key``: a second call returns the first row and enqueues nothing.
-    Two concurrent calls are settled by the unique constraint; the insert runs in a savepoint so
-    the loser's transaction (the caller's void/reverse, say) stays usable.
+    Two concurrent calls are settled by the unique constraint: the loser's insert does nothing
+    and it reads the winner's row (``_create_once``), its transaction (the caller's
+    void/reverse, say) still usable.
     """
     if not _E164.match(to):
         raise ValueError(f"SMS recipient {to!r} is not an E.164 number such as +8613800138000.")
@@ -135,20 +135,30 @@ def sms_message_queue(
         body = sms_body(template, params, language=language, to=to)
     if not body:
         raise ValueError("An SMS needs a body.")
-    sms, created = _create_once(
-        SmsMessage,
-        idempotency_key=idempotency_key,
-        to=to,
-        body=body,
-        template=template,
-        params=params,
-        purpose=purpose,
-        language=language,
-        related_return_id=related_return_id,
-    )
-    if created:
-        _enqueue_send(sms)
+    with _queued_in_callers_transaction():
+        sms, created = _create_once(
+            SmsMessage,
+            idempotency_key=idempotency_key,
+            to=to,
+            body=body,
+            template=template,
+            params=params,
+            purpose=purpose,
+            language=language,
+            related_return_id=related_return_id,
+        )
+        if created:
+            _enqueue_send(sms)
     return sms
+
+
+def _queued_in_callers_transaction() -> transaction.Atomic:
+    """The row and its outbox row in one transaction: the caller's when there is one (a
+    transition), without a savepoint of its own, which would cost two round trips on every
+    return processed (issue 16, P3); an error in it rolls the caller back whole, as no caller
+    catches one to carry on (a database error aborts PostgreSQL's transaction anyway). Bad
+    arguments are refused before it, so a caller that catches those keeps its transaction."""
+    return transaction.atomic(savepoint=False)
 
 
 def _create_once(model: type[M], *, idempotency_key: str, **fields: Any) -> tuple[M, bool]:
@@ -741,7 +751,6 @@ def _enqueue_email(email: EmailNotification) -> None:
     enqueue_on_commit(email_send_task, email.id)
 
 
-@transaction.atomic
 def email_notification_queue(
     *,
     to: str,
@@ -756,20 +765,23 @@ def email_notification_queue(
     SMS's text from the same template, in ``language``, with the typed text whole (quoted),
     plain text. Idempotent on ``idempotency_key`` like ``sms_message_queue``."""
     params = dict(params)
-    email, created = _create_once(
-        EmailNotification,
-        idempotency_key=idempotency_key,
-        to=to,
-        subject=email_subject(template, params, language=language),
-        body=email_body(template, params, language=language),
-        template=template,
-        params=params,
-        purpose=purpose,
-        language=language,
-        related_return_id=related_return_id,
-    )
-    if created:
-        _enqueue_email(email)
+    subject = email_subject(template, params, language=language)
+    body = email_body(template, params, language=language)
+    with _queued_in_callers_transaction():
+        email, created = _create_once(
+            EmailNotification,
+            idempotency_key=idempotency_key,
+            to=to,
+            subject=subject,
+            body=body,
+            template=template,
+            params=params,
+            purpose=purpose,
+            language=language,
+            related_return_id=related_return_id,
+        )
+        if created:
+            _enqueue_email(email)
     return email
 
 
