@@ -142,6 +142,20 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
     return values
 
 
+def update_values(obj: Model, fields: Sequence[Field]) -> list[Any]:
+    """The values ``obj.save(update_fields=…)`` writes to ``fields``: each field's ``pre_save``
+    (``auto_now``) and its database preparation, for an UPDATE written out here."""
+    wrapper = connections[connection.alias]
+    return [field.get_db_prep_save(field.pre_save(obj, False), wrapper) for field in fields]
+
+
+def writes_in_with() -> bool:
+    """Whether the database runs INSERT and UPDATE inside WITH (PostgreSQL), so that one
+    written-out statement can make several writes; elsewhere (SQLite, development) the ORM's
+    writes, one by one."""
+    return connection.vendor == "postgresql"
+
+
 def saved(obj: M, pk: Any) -> M:
     """``obj``, inserted by hand-written SQL with the id ``pk``, as ``obj.save()`` leaves it."""
     obj.pk = pk

@@ -219,19 +219,21 @@ def customer_with_funds(customer: Customer) -> Customer:
     return customer
 
 
-def test_r7_void_and_credit_are_one_transaction(invoice, monkeypatch):
-    """If the ledger credit fails, the void is rolled back with it."""
-    import invoices.taxsystem.services as services
-
-    def broken_create(**kwargs):
-        raise IntegrityError("simulated")
-
-    monkeypatch.setattr(services.LedgerEntry.objects, "create", broken_create)
-    with pytest.raises(IntegrityError):
+def test_r7_void_and_credit_are_one_transaction(invoice):
+    """If the database refuses the ledger credit, the void is rolled back with it."""
+    # The invoice's one return credit is taken already (ledger_one_credit_per_returned_invoice).
+    LedgerEntry.objects.create(
+        customer=invoice.customer,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
+    with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         void_or_reverse(invoice)
     invoice.refresh_from_db()
     assert invoice.state == InvoiceState.ISSUED
     assert not TaxRequest.objects.filter(invoice=invoice, state="done").exists()
+    assert LedgerEntry.objects.filter(invoice=invoice).count() == 1
 
 
 # R10: never negative, applications serialised under a customer lock ---------------------

@@ -671,20 +671,19 @@ def test_r8_an_sms_failure_never_undoes_the_void_or_the_credit(
     assert done.error_code == "21211"
 
 
-def test_r8_no_sms_is_queued_when_recording_the_outcome_rolls_back(
-    invoice, finance_user, monkeypatch
-):
-    import invoices.taxsystem.services as tax_services
-
+def test_r8_no_sms_is_queued_when_recording_the_outcome_rolls_back(invoice, finance_user):
     submit(invoice)
     rr = log_paper(invoice, finance_user).return_request
     return_request_process(return_request_id=rr.pk)
+    # The database refuses the credit: the invoice's one return credit is taken already.
+    LedgerEntry.objects.create(
+        customer=invoice.customer,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
 
-    def broken(**kwargs):
-        raise IntegrityError("simulated")
-
-    monkeypatch.setattr(tax_services.LedgerEntry.objects, "create", broken)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         return_tax_submit(return_request_id=rr.pk)
     assert not SmsMessage.objects.filter(purpose=SmsPurpose.RETURN_COMPLETED).exists()
     rr.refresh_from_db()

@@ -10,7 +10,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core import sql
 from core.audit.actor import Actor
+from core.audit.models import AuditEntry
 from invoices.exceptions import TaxOutcomeConflict, TaxOutcomeInvalid
 from invoices.models import (
     InvoiceState,
@@ -579,19 +581,19 @@ def test_the_sweeper_leaves_manual_requests_to_finance(
     assert returns_repoll_tax(older_than=dt.timedelta(minutes=5)) == []
 
 
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one statement", "orm writes"])
 def test_r7_recording_is_one_transaction_with_the_credit(
-    manual, customer, finance_user, django_capture_on_commit_callbacks, monkeypatch
+    manual, customer, finance_user, django_capture_on_commit_callbacks, monkeypatch, one_statement
 ):
-    import invoices.taxsystem.services as tax_services
-
+    monkeypatch.setattr(sql, "writes_in_with", lambda: one_statement)  # False: SQLite's path
     invoice = issue_invoice(customer, issued_at=last_month())
     rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
+    # The database refuses the credit: the invoice's one return credit is taken already.
+    LedgerEntry.objects.create(
+        customer=customer, kind=LedgerKind.INVOICE_RETURNED, amount=invoice.total, invoice=invoice
+    )
 
-    def broken(**kwargs):
-        raise IntegrityError("simulated")
-
-    monkeypatch.setattr(tax_services.LedgerEntry.objects, "create", broken)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         return_request_record_outcome(
             return_request_id=rr.pk, result=red_letter(invoice), actor=Actor.for_user(finance_user)
         )
@@ -599,6 +601,8 @@ def test_r7_recording_is_one_transaction_with_the_credit(
     assert invoice.state == InvoiceState.ISSUED
     assert not RedLetterInvoice.objects.exists()
     assert TaxRequest.objects.get(pk=rr.tax_request_id).state == TaxRequestState.PENDING
+    assert LedgerEntry.objects.filter(invoice=invoice).count() == 1
+    assert not AuditEntry.objects.filter(action="tax.outcome_recorded").exists()
 
 
 def test_recording_the_outcome_directly_refuses_a_pending_result(invoice):

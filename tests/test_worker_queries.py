@@ -26,7 +26,7 @@ def _statements(captured: CaptureQueriesContext) -> tuple[list[str], list[str]]:
     return [sql for sql in statements if sql not in savepoints], savepoints
 
 
-def test_p3_a_void_from_processing_to_its_queued_sms_takes_20_statements(invoice, finance_user):
+def test_p3_a_void_from_processing_to_its_queued_sms_takes_17_statements(invoice, finance_user):
     rr = ready_to_process(invoice, finance_user)
 
     with CaptureQueriesContext(connection) as captured:
@@ -34,14 +34,14 @@ def test_p3_a_void_from_processing_to_its_queued_sms_takes_20_statements(invoice
 
     statements, savepoints = _statements(captured)
     assert_returned_exactly_once(invoice, outcome="voided", sms_status=SmsStatus.QUEUED)
-    # 28 before issue 16's P3 work. Processing: lock the invoice, the return with its invoice,
-    # customer, user and paper, the invoice with its pending request, the request, and the
-    # transition with its event and audit row (5). The return and the request with what the
-    # backend is told (2), the sandbox platform's record of the serial and its result (2). The
-    # outcome: lock the invoice and the return (2), the request's invoice, customer and request
-    # (3); the invoice, the request, the credit and its audit row (4); the transition (1); the
-    # SMS (1).
-    assert len(statements) == 20, statements
+    # 28 before issue 16's P3 work, 20 at the stop before this one. Processing: lock the
+    # invoice, the return with its invoice, customer, user and paper, the invoice with its
+    # pending request, the request, and the transition with its event and audit row (5). The
+    # return and the request with what the backend is told (2), the sandbox platform's record
+    # of the serial and its result (2). The outcome: lock the invoice and the return (2), the
+    # request's invoice, customer and request (3); the invoice, the request, the credit and its
+    # audit row (1: four statements before); the transition (1); the SMS (1).
+    assert len(statements) == 17, statements
     # Five savepoint pairs inside the test's transaction: the three transactions (processing,
     # the sandbox platform's record, the outcome) and, inside them, the tax request's opening
     # and its outcome's record, which leave their caller's transaction usable when they refuse.
@@ -59,10 +59,10 @@ def test_p3_a_reversal_takes_three_more_for_its_red_letter_invoice(customer, fin
 
     statements, _savepoints = _statements(captured)
     assert_returned_exactly_once(invoice, outcome="reversed", sms_status=SmsStatus.QUEUED)
-    # 36 before. The void's 20, and: the sandbox's red-letter number (one statement), whether
-    # the number is a blue invoice's, and the red-letter invoice's insert (the event and the
-    # SMS are worded from it without reading it back).
-    assert len(statements) == 20 + 3, statements
+    # 36 before, then 23. The void's 17, and: the sandbox's red-letter number (one statement),
+    # whether the number is a blue invoice's, and the red-letter invoice's insert (the event
+    # and the SMS are worded from it without reading it back).
+    assert len(statements) == 17 + 3, statements
 
 
 def test_p3_the_sms_task_takes_six_statements(invoice, finance_user):

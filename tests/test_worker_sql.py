@@ -8,12 +8,21 @@ import pytest
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from core import sql
 from core.audit.actor import Actor
 from core.audit.models import AuditEntry
-from invoices.models import Invoice, InvoiceApplication, TaxRequest
+from invoices.models import (
+    Invoice,
+    InvoiceApplication,
+    InvoiceState,
+    LedgerEntry,
+    LedgerKind,
+    TaxRequest,
+)
 from invoices.taxsystem import services as tax_services
 from returns.models import ReturnRequest, ReturnState
 from returns.services import _common, processing, return_request_cancel, return_request_process
+from returns.tasks import return_process_task
 from tests.factories import VALID_USCC, issue_invoice
 from tests.returns_helpers import ready_to_process, submit
 
@@ -147,6 +156,60 @@ def test_p3_the_one_statement_transition_writes_the_rows_the_orm_writes(customer
     assert rr.updated_at <= event.created_at <= entry.at <= timezone.now() + dt.timedelta(seconds=1)
 
 
+def test_p3_the_one_statement_outcome_writes_the_rows_the_orm_writes(
+    customer, finance_user, monkeypatch
+):
+    # Two voids recorded, once through the statement and once through the ORM's writes
+    # (SQLite's path): the invoice, its request, the credit and the audit row alike but for
+    # the ids, the times and what is the invoice's own.
+    fast = ready_to_process(issue_invoice(customer), finance_user)
+    slow = ready_to_process(issue_invoice(customer), finance_user)
+    return_process_task(fast.pk)
+    with monkeypatch.context() as patched:
+        patched.setattr(sql, "writes_in_with", lambda: False)
+        return_process_task(slow.pk)
+
+    def written(rr):
+        rr = ReturnRequest.objects.select_related("invoice", "tax_request").get(pk=rr.pk)
+        assert rr.state == ReturnState.COMPLETED
+        credit = LedgerEntry.objects.get(invoice=rr.invoice, kind=LedgerKind.INVOICE_RETURNED)
+        entry = AuditEntry.objects.get(
+            object_type="invoices.taxrequest",
+            object_id=str(rr.tax_request_id),
+            action="tax.outcome_recorded",
+        )
+        return rr.invoice, rr.tax_request, credit, entry
+
+    varying = {"id", "code", "number", "issued_at", "state_changed_at", "created_at", "at"}
+    varying |= {"application_id"}
+    varying |= {"serial", "completed_at", "submitted_at", "invoice_id", "object_id", "params"}
+    for fast_row, slow_row in zip(written(fast), written(slow), strict=True):
+        assert _row(fast_row, without=varying) == _row(slow_row, without=varying)
+    invoice, tax_request, credit, entry = written(fast)
+    assert invoice.state == InvoiceState.VOIDED
+    assert invoice.state_changed_at == tax_request.completed_at
+    assert (credit.amount, credit.customer_id) == (invoice.total, invoice.customer_id)
+    assert entry.params["credited"] == str(invoice.total)
+    assert entry.params["serial"] == tax_request.serial
+    assert tax_request.completed_at <= credit.created_at <= entry.at
+
+
+def test_p3_an_outcome_for_a_request_that_is_gone_is_refused_as_the_orm_refuses_it(invoice):
+    gone_invoice = Invoice.objects.get(pk=invoice.pk)
+    gone_request = TaxRequest(pk=987654321, invoice=gone_invoice)
+    credit = LedgerEntry(
+        customer_id=invoice.customer_id,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
+    audit = {"actor": Actor.system("tests"), "action": "tax.outcome_recorded"}
+
+    with transaction.atomic(), pytest.raises(DatabaseError, match="did not affect any rows"):
+        tax_services._outcome_write(gone_invoice, gone_request, credit, audit)
+    assert not LedgerEntry.objects.filter(invoice=invoice).exists()
+
+
 def test_p3_a_transition_of_a_return_that_is_gone_is_refused_as_the_orm_refuses_it(invoice):
     rr = submit(invoice)
     gone = ReturnRequest.objects.get(pk=rr.pk)
@@ -169,6 +232,7 @@ def test_p3_no_save_signal_listens_to_the_rows_written_out():
 
     written = (ReturnRequest, ReturnEvent, AuditEntry, SmsMessage, EmailNotification)
     written += (OutboxMessage, TaxSandboxOperation, NumberSequence)
+    written += (Invoice, TaxRequest, LedgerEntry)
     for model in written:
         assert not pre_save.has_listeners(model), model
         assert not post_save.has_listeners(model), model

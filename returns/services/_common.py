@@ -134,8 +134,7 @@ def _transition(
     event, audit = return_event_new(**recorded)
     # Stamped in the order the ORM's writes stamp them: the return, its event, the audit row.
     updated = _updated_fields(("state", "updated_at", *fields))
-    values = [field.get_db_prep_save(field.pre_save(rr, False), connection) for field in updated]
-    values += [rr.pk, *sql.insert_values(event)]
+    values = [*sql.update_values(rr, updated), rr.pk, *sql.insert_values(event)]
     entry = audit_entry_new(object_type=object_label(rr), object_id=rr.pk, **audit)
     with sql.prepared_cursor() as cursor:
         cursor.execute(
@@ -150,8 +149,9 @@ def _transition(
 
 
 def _inserts_in_with() -> bool:
-    """Whether the database runs an INSERT inside WITH (PostgreSQL)."""
-    return connection.vendor == "postgresql"
+    """Whether the database runs an INSERT inside WITH (PostgreSQL); a name of this module's
+    so that a test can take the other path."""
+    return sql.writes_in_with()
 
 
 @cache
