@@ -4,6 +4,7 @@ Domain errors raised by a service are put back on the form (``add_domain_error``
 re-renders with everything the customer entered and the message next to the right field.
 """
 
+import copy
 from typing import cast
 
 from django import forms
@@ -65,6 +66,29 @@ def clean_confirmation_form_number(value: str) -> str:
     return digits
 
 
+class FixedChoiceField(forms.ChoiceField):
+    """A ChoiceField whose choices are fixed where the form is defined (an enumeration's).
+
+    Django copies a form's fields for each form made, and a ChoiceField's choices with them,
+    twice (the field's, then its widget's, normalised again): most of the Refund form's set-up
+    (issue 16, P1). Each form still gets a field and a widget of its own, with their own
+    attributes, messages and validators, as Django copies them; only the list of choices is
+    shared, and nothing changes it in place (new choices are assigned, as ``choices = …`` does).
+    """
+
+    def __deepcopy__(self, memo: dict) -> "FixedChoiceField":
+        # Field.__deepcopy__ and Widget.__deepcopy__, without ChoiceField's and ChoiceWidget's
+        # copies of the choices.
+        result = copy.copy(self)
+        memo[id(self)] = result
+        result.widget = copy.copy(self.widget)
+        result.widget.attrs = self.widget.attrs.copy()
+        memo[id(self.widget)] = result.widget
+        result.error_messages = self.error_messages.copy()
+        result.validators = self.validators[:]
+        return result
+
+
 class PortalForm(forms.Form):
     #: Which field a domain error belongs to, by exception class name; None = the whole form.
     error_fields: dict[str, str] = {}
@@ -79,13 +103,13 @@ class PortalForm(forms.Form):
 
 
 class RefundForm(PortalForm):
-    problem = forms.ChoiceField(
+    problem = FixedChoiceField(
         label=_("What was wrong"),
         choices=ReturnProblem.choices,
         initial=ReturnProblem.OTHER,
         widget=forms.RadioSelect,
     )
-    reason_code = forms.ChoiceField(
+    reason_code = FixedChoiceField(
         label=_("Reason code for the tax system"),
         choices=ReversalReason.choices,
         initial=ReversalReason.ISSUING_ERROR,
@@ -105,7 +129,7 @@ class RefundForm(PortalForm):
             ),
         },
     )
-    certified = forms.ChoiceField(
+    certified = FixedChoiceField(
         label=_("Has this invoice been certified?"),
         choices=YES_NO,
         widget=forms.RadioSelect,
@@ -121,7 +145,7 @@ class RefundForm(PortalForm):
         allow_empty_file=True,  # the service says "The file is empty." in the customer's words
     )
     red_letter_form_number = form_number_field(required=False)
-    buyer_booked = forms.ChoiceField(
+    buyer_booked = FixedChoiceField(
         label=_("Has the buyer booked this invoice or confirmed its use (入账 / 用途确认)?"),
         choices=YES_NO,
         widget=forms.RadioSelect,
