@@ -25,21 +25,25 @@ from core import sql
 def _load_sql() -> str:
     # The table name is the model's own; the key and the time are parameters.
     return (
-        f"SELECT session_data, expire_date FROM {Session._meta.db_table} "  # noqa: S608
+        f"SELECT session_data FROM {Session._meta.db_table} "  # noqa: S608
         "WHERE session_key = %s AND expire_date > %s"
     )
 
 
 class SessionStore(db.SessionStore):
     def load(self) -> dict[str, Any]:
-        data = super().load()
+        # As Django's load(), but the data alone: no Session instance is made to hold it.
+        encoded = self._session_data_from_db()
+        data = self.decode(encoded) if encoded is not None else {}
         # Logged in before ``config.auth.ModelBackend`` replaced Django's: the same user, read
         # by the replacement (Django logs out a session whose backend is not configured).
         if data.get(BACKEND_SESSION_KEY) == DJANGO_MODEL_BACKEND:
             data[BACKEND_SESSION_KEY] = MODEL_BACKEND
         return data
 
-    def _get_session_from_db(self) -> Session | None:
+    def _session_data_from_db(self) -> str | None:
+        """The session's encoded data, as Django's ``_get_session_from_db`` finds the session
+        (its key, not expired); None, and no key any more, when there is none."""
         key = self.session_key
         if key is None:  # no cookie, or one that is not a session key (SessionBase checks)
             return None
@@ -51,6 +55,4 @@ class SessionStore(db.SessionStore):
         if row is None:
             self._session_key = None  # as Django's: a new session replaces an unknown key
             return None
-        data, expire_date = row
-        expire_date = sql.field_value(Session, "expire_date", expire_date)  # as the ORM reads it
-        return Session(session_key=key, session_data=data, expire_date=expire_date)
+        return row[0]

@@ -24,11 +24,13 @@ _account_urls: list[URLPattern | URLResolver] = [
     or not str(getattr(url, "name", "")).startswith("password_reset")
 ]
 
+# The customer portal first: Django tries the patterns in order, and the portal's pages are
+# most of the requests (none of its paths starts like another app's).
 urlpatterns = [
+    path("", include("returns.urls")),
     path("healthz", healthz, name="healthz"),
     path("accounts/", include(_account_urls)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("notifications/", include("notifications.urls")),
-    path("", include("returns.urls")),
 ]

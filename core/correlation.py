@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # imported by the Celery app at settings time: nothing Django
     from django.http import HttpRequest, HttpResponse
 
 HEADER = "X-Request-ID"
+# The header as WSGI gives it: read from ``request.META``, so that no request builds
+# ``request.headers`` (every header's name rewritten) for this one (issue 16, P1).
+_META_KEY = "HTTP_X_REQUEST_ID"
 # The Celery message header; the worker exposes it as ``task.request.x_request_id``. (Not
 # "correlation_id": Celery's own request attribute of that name holds the task id.)
 TASK_HEADER = "x_request_id"
@@ -59,7 +62,7 @@ class CorrelationIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: "HttpRequest") -> "HttpResponse":
-        value = correlation_id_accept(request.headers.get(HEADER))
+        value = correlation_id_accept(request.META.get(_META_KEY))
         correlation_id_set(value)  # cleared when the response is finished (below)
         response = self.get_response(request)
         response[HEADER] = value

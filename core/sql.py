@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from django.db import connection, connections
+from django.db import InterfaceError, OperationalError, connection, connections
+from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
+from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.models import Field, Model
+from psycopg.pq import Format
 
 M = TypeVar("M", bound=Model)
 
@@ -176,10 +179,6 @@ def prepared_cursor(using: str | None = None) -> Any:
         return wrapper.cursor()
     # What BaseDatabaseWrapper.cursor() and the backend's create_cursor() do, with Django's
     # server-binding cursor class (the one OPTIONS server_side_binding would give every cursor).
-    from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
-    from django.db.backends.postgresql.psycopg_any import register_tzloader
-    from psycopg.pq import Format
-
     wrapper.close_if_health_check_failed()
     wrapper.ensure_connection()
     wrapper.validate_thread_sharing()
@@ -210,8 +209,6 @@ def fetchone_checking_connection(using: str, statement: str, params: Sequence[An
     connection is closed, as Django does after a failed check, and the read is sent again on a
     new one; any other error is raised as it was. Outside a request's first statement, inside
     a transaction, or with a pool (which checks its own connections) it is a plain read."""
-    from django.db import InterfaceError, OperationalError
-
     wrapper: Any = connections[using]  # the health-check attributes are not in the stubs
     stands_in = (
         wrapper.vendor == "postgresql"

@@ -37,7 +37,10 @@ def _check_character(body: str) -> str:
 def reference_new(*, at: dt.datetime | None = None) -> str:
     """A fresh reference for a return made at ``at`` (now by default)."""
     day = timezone.localtime(at or timezone.now(), business_tz())
-    random_part = "".join(secrets.choice(ALPHABET) for _ in range(RANDOM_LENGTH))
+    # One draw of 30 random bits, five to a character: as uniform as six draws of a character,
+    # without five more calls into the operating system's random source (issue 16, P1).
+    bits = secrets.randbits(5 * RANDOM_LENGTH)
+    random_part = "".join(ALPHABET[(bits >> 5 * i) & 31] for i in range(RANDOM_LENGTH))
     body = f"{day:%y%m%d}{random_part}"
     return f"R{body[:6]}-{body[6:]}{_check_character(body)}"
 

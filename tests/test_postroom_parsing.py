@@ -16,6 +16,7 @@ from invoices.qr import (
 )
 from returns.exceptions import InvalidScan
 from returns.references import (
+    ALPHABET,
     REFERENCE_REGEX,
     reference_looks_typed,
     reference_new,
@@ -163,6 +164,13 @@ def test_a_new_reference_carries_the_beijing_date_and_fits_the_stored_format():
 
 def test_references_differ():
     assert len({reference_new() for _ in range(200)}) == 200
+
+
+def test_every_character_of_the_alphabet_comes_up_in_every_random_position():
+    # 3,000 references: a character missing from a position by chance is about 32 * e^-95.
+    references = [reference_new() for _ in range(3000)]
+    for position in range(8, 14):
+        assert {reference[position] for reference in references} == set(ALPHABET)
 
 
 def test_a_reference_is_read_as_people_type_it():

@@ -125,6 +125,22 @@ def test_r3_an_empty_reason_is_refused_by_the_database(invoice):
         ReturnRequest.objects.filter(pk=rr.pk).update(reason="")
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("problem", "Choose what was wrong with the invoice."),
+        ("reason_code", "Choose the reason code for the tax system."),
+    ],
+)
+def test_r3_a_problem_or_reason_code_outside_the_lists_is_refused(invoice, field, message):
+    with pytest.raises(InvalidReturnReason, match=message):
+        submit(invoice, **{field: "no-such-value"})
+    assert not ReturnRequest.objects.exists()
+    assert submit(invoice, problem="amount", reason_code="sales_return").reason_code == (
+        "sales_return"
+    )
+
+
 def test_r3_a_special_invoice_must_say_whether_it_was_certified(special_invoice):
     with pytest.raises(InvalidReturnReason, match="certified"):
         submit(special_invoice)

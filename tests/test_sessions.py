@@ -22,8 +22,7 @@ def test_a_session_reads_back_what_was_saved_as_djangos_db_engine_reads_it():
     loaded = SessionStore(saved.session_key)
     assert loaded["answer"] == {"n": 42, "text": "四十二"}
     assert loaded.session_key == saved.session_key
-    row = loaded._get_session_from_db()
-    assert row.expire_date == Session.objects.get(pk=saved.session_key).expire_date
+    assert loaded._session_data_from_db() == Session.objects.get(pk=saved.session_key).session_data
     assert DjangoDbStore(saved.session_key).load() == loaded.load()
 
 
@@ -181,7 +180,7 @@ def test_an_error_on_a_usable_connection_is_not_retried(monkeypatch):
         cursor.execute("SET statement_timeout = 50")
     try:
         with pytest.raises(OperationalError, match="statement timeout"):
-            SessionStore("a" * 32)._get_session_from_db()
+            SessionStore("a" * 32)._session_data_from_db()
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SET statement_timeout = 0")

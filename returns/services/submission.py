@@ -57,6 +57,11 @@ from returns.services._common import (
 from returns.services.paper import _match_receipt
 from returns.services.red_letter_forms import _check_form_number, _form_audit, _form_create
 
+# What a submit may name as the problem and the reason code: an enumeration's ``values`` builds
+# its list anew on each use (issue 16, P1).
+_PROBLEMS = frozenset(ReturnProblem.values)
+_REASON_CODES = frozenset(ReversalReason.values)
+
 
 @cache
 def _invoice_locked_sql(lock: str) -> str:
@@ -201,9 +206,9 @@ def return_request_submit(
     constraint is the last line of defence.
     """
     reason = _clean_reason(reason)
-    if problem not in ReturnProblem.values:
+    if problem not in _PROBLEMS:
         raise InvalidReturnReason(_("Choose what was wrong with the invoice."))
-    if reason_code not in ReversalReason.values:
+    if reason_code not in _REASON_CODES:
         raise InvalidReturnReason(_("Choose the reason code for the tax system."))
     # Lock the invoice row only: the customer row is locked by ledger writes, always after the
     # invoice, and locking both here in one statement could deadlock with them. The return
