@@ -7,6 +7,7 @@ Sending is at most once per queued message in normal operation: the row is locke
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -135,30 +136,35 @@ def sms_message_queue(
         body = sms_body(template, params, language=language, to=to)
     if not body:
         raise ValueError("An SMS needs a body.")
-    with _queued_in_callers_transaction():
-        sms, created = _create_once(
-            SmsMessage,
-            idempotency_key=idempotency_key,
-            to=to,
-            body=body,
-            template=template,
-            params=params,
-            purpose=purpose,
-            language=language,
-            related_return_id=related_return_id,
-        )
-        if created:
-            _enqueue_send(sms)
-    return sms
+    return _queue_once(
+        SmsMessage,
+        _enqueue_send,
+        idempotency_key=idempotency_key,
+        to=to,
+        body=body,
+        template=template,
+        params=params,
+        purpose=purpose,
+        language=language,
+        related_return_id=related_return_id,
+    )
 
 
-def _queued_in_callers_transaction() -> transaction.Atomic:
-    """The row and its outbox row in one transaction: the caller's when there is one (a
+def _queue_once(
+    model: type[M], enqueue: Callable[[M], None], *, idempotency_key: str, **fields: Any
+) -> M:
+    """The message's row (``_create_once``), and its send enqueued after commit when it is new.
+
+    The row and its outbox row in one transaction: the caller's when there is one (a
     transition), without a savepoint of its own, which would cost two round trips on every
     return processed (issue 16, P3); an error in it rolls the caller back whole, as no caller
     catches one to carry on (a database error aborts PostgreSQL's transaction anyway). Bad
     arguments are refused before it, so a caller that catches those keeps its transaction."""
-    return transaction.atomic(savepoint=False)
+    with transaction.atomic(savepoint=False):
+        message, created = _create_once(model, idempotency_key=idempotency_key, **fields)
+        if created:
+            enqueue(message)
+    return message
 
 
 def _create_once(model: type[M], *, idempotency_key: str, **fields: Any) -> tuple[M, bool]:
@@ -767,22 +773,19 @@ def email_notification_queue(
     params = dict(params)
     subject = email_subject(template, params, language=language)
     body = email_body(template, params, language=language)
-    with _queued_in_callers_transaction():
-        email, created = _create_once(
-            EmailNotification,
-            idempotency_key=idempotency_key,
-            to=to,
-            subject=subject,
-            body=body,
-            template=template,
-            params=params,
-            purpose=purpose,
-            language=language,
-            related_return_id=related_return_id,
-        )
-        if created:
-            _enqueue_email(email)
-    return email
+    return _queue_once(
+        EmailNotification,
+        _enqueue_email,
+        idempotency_key=idempotency_key,
+        to=to,
+        subject=subject,
+        body=body,
+        template=template,
+        params=params,
+        purpose=purpose,
+        language=language,
+        related_return_id=related_return_id,
+    )
 
 
 def email_notification_send(*, email_notification_id: int) -> bool:

@@ -15,6 +15,8 @@ from invoices.models import (
     Invoice,
     InvoiceMedium,
     InvoiceType,
+    LedgerEntry,
+    LedgerKind,
     Statement,
 )
 from invoices.services import (
@@ -65,6 +67,18 @@ def fund(customer: Customer, amount: Decimal | str = "10000.00") -> None:
     """Give a customer invoiceable amount the way production does: a settled statement."""
     statement = StatementFactory(customer=customer, amount=Decimal(amount))
     statement_settle(statement_id=statement.pk)
+
+
+def take_return_credit(invoice: Invoice) -> LedgerEntry:
+    """The invoice's one return credit, taken already: the database then refuses the credit of
+    any outcome recorded for it (``ledger_one_credit_per_returned_invoice``), the way to make
+    recording an outcome fail inside its transaction."""
+    return LedgerEntry.objects.create(
+        customer_id=invoice.customer_id,
+        kind=LedgerKind.INVOICE_RETURNED,
+        amount=invoice.total,
+        invoice=invoice,
+    )
 
 
 def special_fields() -> dict[str, str]:

@@ -33,7 +33,14 @@ from invoices.services import (
     invoice_issue,
 )
 from invoices.taxpayer import validate_taxpayer_id
-from tests.factories import VALID_USCC, CustomerFactory, fund, mailing_fields, special_fields
+from tests.factories import (
+    VALID_USCC,
+    CustomerFactory,
+    fund,
+    mailing_fields,
+    special_fields,
+    take_return_credit,
+)
 from tests.tax_helpers import void_or_reverse
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -178,19 +185,9 @@ def test_r7_void_credits_the_invoiced_amount_back_as_a_new_ledger_entry(invoice)
 
 
 def test_r7_one_returned_credit_per_invoice_is_enforced_by_the_database(invoice):
-    LedgerEntry.objects.create(
-        customer_id=invoice.customer_id,
-        kind=LedgerKind.INVOICE_RETURNED,
-        amount=invoice.total,
-        invoice=invoice,
-    )
+    take_return_credit(invoice)
     with pytest.raises(IntegrityError), transaction.atomic():
-        LedgerEntry.objects.create(
-            customer_id=invoice.customer_id,
-            kind=LedgerKind.INVOICE_RETURNED,
-            amount=invoice.total,
-            invoice=invoice,
-        )
+        take_return_credit(invoice)
 
 
 def test_r7_returned_credits_of_two_different_invoices_are_allowed(customer):
@@ -221,13 +218,7 @@ def customer_with_funds(customer: Customer) -> Customer:
 
 def test_r7_void_and_credit_are_one_transaction(invoice):
     """If the database refuses the ledger credit, the void is rolled back with it."""
-    # The invoice's one return credit is taken already (ledger_one_credit_per_returned_invoice).
-    LedgerEntry.objects.create(
-        customer=invoice.customer,
-        kind=LedgerKind.INVOICE_RETURNED,
-        amount=invoice.total,
-        invoice=invoice,
-    )
+    take_return_credit(invoice)  # the database refuses the credit of the outcome
     with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         void_or_reverse(invoice)
     invoice.refresh_from_db()

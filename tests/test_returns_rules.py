@@ -30,7 +30,13 @@ from returns.services import (
     return_request_retry,
     return_tax_submit,
 )
-from tests.factories import CustomerFactory, UserFactory, issue_invoice, marketplace_invoice
+from tests.factories import (
+    CustomerFactory,
+    UserFactory,
+    issue_invoice,
+    marketplace_invoice,
+    take_return_credit,
+)
 from tests.returns_helpers import jpeg_bytes, log_paper, pdf_upload, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
@@ -691,13 +697,7 @@ def test_r8_no_sms_is_queued_when_recording_the_outcome_rolls_back(invoice, fina
     submit(invoice)
     rr = log_paper(invoice, finance_user).return_request
     return_request_process(return_request_id=rr.pk)
-    # The database refuses the credit: the invoice's one return credit is taken already.
-    LedgerEntry.objects.create(
-        customer=invoice.customer,
-        kind=LedgerKind.INVOICE_RETURNED,
-        amount=invoice.total,
-        invoice=invoice,
-    )
+    take_return_credit(invoice)  # the database refuses the credit of the outcome
 
     with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         return_tax_submit(return_request_id=rr.pk)

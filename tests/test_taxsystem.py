@@ -55,7 +55,7 @@ from returns.services import (
     return_tax_submit,
     returns_repoll_tax,
 )
-from tests.factories import UserFactory, issue_invoice
+from tests.factories import UserFactory, issue_invoice, take_return_credit
 from tests.returns_helpers import (
     assert_returned_exactly_once,
     log_paper,
@@ -588,10 +588,7 @@ def test_r7_recording_is_one_transaction_with_the_credit(
     monkeypatch.setattr(sql, "writes_in_with", lambda: one_statement)  # False: SQLite's path
     invoice = issue_invoice(customer, issued_at=last_month())
     rr = awaiting(invoice, finance_user, django_capture_on_commit_callbacks)
-    # The database refuses the credit: the invoice's one return credit is taken already.
-    LedgerEntry.objects.create(
-        customer=customer, kind=LedgerKind.INVOICE_RETURNED, amount=invoice.total, invoice=invoice
-    )
+    take_return_credit(invoice)  # the database refuses the credit of the outcome
 
     with pytest.raises(IntegrityError, match="ledger_one_credit_per_returned_invoice"):
         return_request_record_outcome(
