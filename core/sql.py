@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from django.db import InterfaceError, OperationalError, connection, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+)
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.models import Field, Model
@@ -24,19 +30,19 @@ M = TypeVar("M", bound=Model)
 @cache
 def _shape(model: type[Model], alias: str) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
     """The select list of ``model``'s concrete columns under ``alias``, their attribute names
-    and, for each, its converters with the column they convert (none on PostgreSQL for the
-    models read here; SQLite's dates and decimals need them)."""
+    and, for each column that has converters, its index, converters and column (none on
+    PostgreSQL for the models read here; SQLite's dates and decimals need them)."""
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
     select = ", ".join(f"{alias}.{quote(str(field.column))}" for field in fields)
     converters = tuple(
-        (
-            index,
-            tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection)),
-            col,
-        )
+        (index, functions, col)
         for index, field in enumerate(fields)
         for col in [field.get_col(alias)]
+        for functions in [
+            tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+        ]
+        if functions  # only the columns that have any: none at all, mostly, on PostgreSQL
     )
     return select, tuple(field.attname for field in fields), converters
 
@@ -69,7 +75,9 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
     for index, functions, col in converters:
         for function in functions:
             row[index] = function(row[index], col, connection)
-    return model.from_db(connection.alias, attnames, row)
+    # The proxy's alias is always DEFAULT_DB_ALIAS: named, not looked up through the proxy
+    # (a thread-local look-up per instance).
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, row)
 
 
 @cache
