@@ -144,7 +144,7 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
     preparation (JSON, dates). So that one statement can insert rows of several tables (issue
     16, P1); the caller then marks ``obj`` saved with its new id (``saved``)."""
     values = []
-    wrapper = connections[connection.alias]  # not the proxy: looked up once, not per field
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the proxy: looked up once, not per field
     for field in _insert_fields(type(obj), given):
         value = field.pre_save(obj, True)
         if hasattr(value, "resolve_expression"):  # the ORM would compile it: not here
@@ -156,7 +156,7 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
 def update_values(obj: Model, fields: Sequence[Field]) -> list[Any]:
     """The values ``obj.save(update_fields=…)`` writes to ``fields``: each field's ``pre_save``
     (``auto_now``) and its database preparation, for an UPDATE written out here."""
-    wrapper = connections[connection.alias]
+    wrapper = connections[DEFAULT_DB_ALIAS]
     return [field.get_db_prep_save(field.pre_save(obj, False), wrapper) for field in fields]
 
 
@@ -171,7 +171,7 @@ def saved(obj: M, pk: Any) -> M:
     """``obj``, inserted by hand-written SQL with the id ``pk``, as ``obj.save()`` leaves it."""
     obj.pk = pk
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
     return obj
 
 
@@ -182,7 +182,7 @@ def prepared_cursor(using: str | None = None) -> Any:
     each execution (issue 16, P1: planning the Refund's reads cost more than running them).
     Django's own wrapper around it, as ``connection.cursor()``: the same errors, health check
     and logged queries. The ORM's cursors stay client-side (they are never prepared)."""
-    wrapper = connections[using or connection.alias]
+    wrapper = connections[using or DEFAULT_DB_ALIAS]
     if wrapper.vendor != "postgresql":
         return wrapper.cursor()
     # What BaseDatabaseWrapper.cursor() and the backend's create_cursor() do, with Django's
