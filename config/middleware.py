@@ -9,12 +9,15 @@ from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject, CSPMiddleware
 from csp.utils import build_policy
 from django.conf import settings
+from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.shortcuts import render
-from django.utils.cache import add_never_cache_headers
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 
 
 class PrivatePagesMiddleware:
@@ -30,6 +33,36 @@ class PrivatePagesMiddleware:
         if user is not None and user.is_authenticated:
             add_never_cache_headers(response)
         return response
+
+
+class LocaleMiddleware(DjangoLocaleMiddleware):
+    """Django's, without looking for a language prefix in the path when no URL has one (no
+    ``i18n_patterns``, as here): Django looks it up twice a request whatever the URLs, trying
+    the path's first segment ("billing") as a language and catching the exceptions of its
+    failure, then ignores the answer (issue 16). The language still comes from the cookie the
+    language switch sets, then the browser's Accept-Language, then ``LANGUAGE_CODE``; with
+    language prefixes this is Django's middleware (tests/test_locale_middleware.py)."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if _prefixes_used(request):
+            return super().process_request(request)
+        translation.activate(translation.get_language_from_request(request))
+        request.LANGUAGE_CODE = translation.get_language()
+        return None
+
+    def process_response(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        if _prefixes_used(request):
+            return super().process_response(request, response)
+        patch_vary_headers(response, ("Accept-Language",))
+        response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+def _prefixes_used(request: HttpRequest) -> bool:
+    urlconf = getattr(request, "urlconf", settings.ROOT_URLCONF)
+    return bool(is_language_prefix_patterns_used(urlconf)[0])
 
 
 class RequestBodyLimitMiddleware:

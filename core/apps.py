@@ -7,3 +7,6 @@ class CoreConfig(AppConfig):
     name = "core"
     verbose_name = "Core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from core import timestamps  # noqa: F401 (connects its receiver)

@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any, TypeVar, cast
 
-from django.db import InterfaceError, OperationalError, connection, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+)
 from django.db.backends.postgresql.base import TIMESTAMPTZ_OID, ServerBindingCursor
 from django.db.backends.postgresql.psycopg_any import register_tzloader
 from django.db.models import Field, Model
@@ -24,19 +30,19 @@ M = TypeVar("M", bound=Model)
 @cache
 def _shape(model: type[Model], alias: str) -> tuple[str, tuple[str, ...], tuple[Any, ...]]:
     """The select list of ``model``'s concrete columns under ``alias``, their attribute names
-    and, for each, its converters with the column they convert (none on PostgreSQL for the
-    models read here; SQLite's dates and decimals need them)."""
+    and, for each column that has converters, its index, converters and column (none on
+    PostgreSQL for the models read here; SQLite's dates and decimals need them)."""
     quote = connection.ops.quote_name
     fields = model._meta.concrete_fields
     select = ", ".join(f"{alias}.{quote(str(field.column))}" for field in fields)
     converters = tuple(
-        (
-            index,
-            tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection)),
-            col,
-        )
+        (index, functions, col)
         for index, field in enumerate(fields)
         for col in [field.get_col(alias)]
+        for functions in [
+            tuple(connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+        ]
+        if functions  # only the columns that have any: none at all, mostly, on PostgreSQL
     )
     return select, tuple(field.attname for field in fields), converters
 
@@ -69,7 +75,9 @@ def instance(model: type[M], values: Sequence[Any]) -> M:
     for index, functions, col in converters:
         for function in functions:
             row[index] = function(row[index], col, connection)
-    return model.from_db(connection.alias, attnames, row)
+    # The proxy's alias is always DEFAULT_DB_ALIAS: named, not looked up through the proxy
+    # (a thread-local look-up per instance).
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, row)
 
 
 @cache
@@ -136,7 +144,7 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
     preparation (JSON, dates). So that one statement can insert rows of several tables (issue
     16, P1); the caller then marks ``obj`` saved with its new id (``saved``)."""
     values = []
-    wrapper = connections[connection.alias]  # not the proxy: looked up once, not per field
+    wrapper = connections[DEFAULT_DB_ALIAS]  # not the proxy: looked up once, not per field
     for field in _insert_fields(type(obj), given):
         value = field.pre_save(obj, True)
         if hasattr(value, "resolve_expression"):  # the ORM would compile it: not here
@@ -148,7 +156,7 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
 def update_values(obj: Model, fields: Sequence[Field]) -> list[Any]:
     """The values ``obj.save(update_fields=…)`` writes to ``fields``: each field's ``pre_save``
     (``auto_now``) and its database preparation, for an UPDATE written out here."""
-    wrapper = connections[connection.alias]
+    wrapper = connections[DEFAULT_DB_ALIAS]
     return [field.get_db_prep_save(field.pre_save(obj, False), wrapper) for field in fields]
 
 
@@ -163,7 +171,7 @@ def saved(obj: M, pk: Any) -> M:
     """``obj``, inserted by hand-written SQL with the id ``pk``, as ``obj.save()`` leaves it."""
     obj.pk = pk
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = DEFAULT_DB_ALIAS
     return obj
 
 
@@ -174,7 +182,7 @@ def prepared_cursor(using: str | None = None) -> Any:
     each execution (issue 16, P1: planning the Refund's reads cost more than running them).
     Django's own wrapper around it, as ``connection.cursor()``: the same errors, health check
     and logged queries. The ORM's cursors stay client-side (they are never prepared)."""
-    wrapper = connections[using or connection.alias]
+    wrapper = connections[using or DEFAULT_DB_ALIAS]
     if wrapper.vendor != "postgresql":
         return wrapper.cursor()
     # What BaseDatabaseWrapper.cursor() and the backend's create_cursor() do, with Django's

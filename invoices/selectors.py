@@ -5,7 +5,6 @@ from decimal import Decimal
 from functools import cache
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
 from core import sql
@@ -39,7 +38,7 @@ def customer_page_header(*, user: User | AnonymousUser) -> CustomerHeader | None
     (issue 16, P2)."""
     if not user.is_authenticated:
         return None
-    with connection.cursor() as cursor:
+    with sql.prepared_cursor() as cursor:
         cursor.execute(_customer_page_header_sql(), [ApplicationState.PENDING, user.pk])
         row = cursor.fetchone()
     if row is None:

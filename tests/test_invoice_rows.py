@@ -2,6 +2,8 @@
 column labels are written into the template once per language (issue 16, P2) instead of
 looked up and escaped in every row. The rows read exactly as before, in both languages."""
 
+import datetime as dt
+
 import pytest
 from django.template import Context, engines
 from django.utils import translation
@@ -68,3 +70,24 @@ def test_a_label_is_escaped_and_can_open_no_template_tag(customer, monkeypatch):
         "&lt;b onclick=&#34;x()&#34;&gt;&#123;&#123; &#34;ev&#34; ~ &#34;aluated&#34; &#125;&#125;"
         "&#123;% if true %&#125;&lt;/b&gt;"
     ) in html
+
+
+@pytest.mark.parametrize(
+    "applied",
+    [
+        dt.datetime(2026, 1, 2, 3, 4, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC),  # the next year in Shanghai
+        dt.datetime(2026, 6, 30, 23, 59, tzinfo=dt.UTC),
+    ],
+)
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/New_York"])
+def test_the_applied_at_cell_reads_as_strftime_writes_it(customer, applied, zone):
+    from django.utils import timezone
+
+    from invoices.models import InvoiceApplication
+
+    invoice = issue_invoice(customer)
+    InvoiceApplication.objects.filter(pk=invoice.application_id).update(created_at=applied)
+    with timezone.override(zone):
+        (row,) = _rows(customer)
+        assert row.applied_at == f"{timezone.localtime(applied):%Y-%m-%d %H:%M}"
