@@ -6,7 +6,12 @@ value, about a tenth of an Invoice Management page's CPU (50 timestamps a page).
 ``datetime.fromisoformat`` parses the same ISO text in C. The value is the one Django's loader
 gives: the instant in the connection's time zone, labelled with Django's (``timezone``); any
 text it does not take (a BC date, infinity, a year past 9999, another DateStyle) or an
-overflow goes through Django's loader unchanged (tests/test_timestamps.py compares both)."""
+overflow goes through Django's loader unchanged (tests/test_timestamps.py compares both).
+
+A known gap upstream: Django's loader cannot derive from psycopg's C loader, which is final
+(Django ticket #36960, psycopg issue #1273). It reads two attributes of psycopg's Python loader
+(``_load_method``, ``_timezone``), pinned with psycopg in uv.lock; a psycopg that changes them
+fails tests/test_timestamps.py. Drop this module when Django reads timestamps at C speed."""
 
 from datetime import datetime
 from functools import cache
