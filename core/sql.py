@@ -153,6 +153,19 @@ def insert_values(obj: Model, given: tuple[str, ...] = ()) -> list[Any]:
     return values
 
 
+@cache
+def update_fields(model: type[Model], names: tuple[str, ...]) -> tuple[Field, ...]:
+    """``model``'s fields called ``names``, for an UPDATE written out here (``update_set``,
+    ``update_values``)."""
+    return tuple(cast(Field, model._meta.get_field(name)) for name in names)
+
+
+def update_set(fields: Sequence[Field]) -> str:
+    """``"col1" = %s, "col2" = %s, …``: the SET list of an UPDATE of ``fields``."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{quote(cast(str, field.column))} = %s" for field in fields)
+
+
 def update_values(obj: Model, fields: Sequence[Field]) -> list[Any]:
     """The values ``obj.save(update_fields=…)`` writes to ``fields``: each field's ``pre_save``
     (``auto_now``) and its database preparation, for an UPDATE written out here."""

@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from functools import cache
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -676,14 +676,10 @@ def _outcome_write(
     return sql.saved(entry, row[1])
 
 
-@cache
 def _outcome_fields() -> tuple[tuple[Field, ...], tuple[Field, ...]]:
-    def fields(model: type[Model], names: tuple[str, ...]) -> tuple[Field, ...]:
-        return tuple(cast(Field, model._meta.get_field(name)) for name in names)
-
     return (
-        fields(Invoice, _OUTCOME_INVOICE_FIELDS),
-        fields(TaxRequest, _OUTCOME_REQUEST_FIELDS),
+        sql.update_fields(Invoice, _OUTCOME_INVOICE_FIELDS),
+        sql.update_fields(TaxRequest, _OUTCOME_REQUEST_FIELDS),
     )
 
 
@@ -691,17 +687,12 @@ def _outcome_fields() -> tuple[tuple[Field, ...], tuple[Field, ...]]:
 def _outcome_sql() -> str:
     """``_outcome_write``'s statement: identifiers from the models' metadata, every value a
     parameter; no row when the invoice or the request is gone."""
-    quote = connection.ops.quote_name
     invoice_fields, request_fields = _outcome_fields()
-
-    def assignments(fields: tuple[Field, ...]) -> str:
-        return ", ".join(f"{quote(cast(str, field.column))} = %s" for field in fields)
-
     return (
         f"WITH i AS (UPDATE {Invoice._meta.db_table} "  # noqa: S608 - metadata only
-        f"SET {assignments(invoice_fields)} WHERE id = %s RETURNING id), "
+        f"SET {sql.update_set(invoice_fields)} WHERE id = %s RETURNING id), "
         f"t AS (UPDATE {TaxRequest._meta.db_table} "
-        f"SET {assignments(request_fields)} WHERE id = %s RETURNING id), "
+        f"SET {sql.update_set(request_fields)} WHERE id = %s RETURNING id), "
         f"l AS (INSERT INTO {LedgerEntry._meta.db_table} ({sql.insert_columns(LedgerEntry)}) "
         f"SELECT {sql.insert_placeholders(LedgerEntry)} FROM i, t RETURNING id), "
         f"a AS (INSERT INTO {AuditEntry._meta.db_table} ({sql.insert_columns(AuditEntry)}) "

@@ -4,7 +4,7 @@ order, rejecting, advancing to processing when ready (R4) and telling the custom
 
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -133,12 +133,12 @@ def _transition(
         return
     event, audit = return_event_new(**recorded)
     # Stamped in the order the ORM's writes stamp them: the return, its event, the audit row.
-    updated = _updated_fields(("state", "updated_at", *fields))
+    updated = sql.update_fields(ReturnRequest, ("state", "updated_at", *fields))
     values = [*sql.update_values(rr, updated), rr.pk, *sql.insert_values(event)]
     entry = audit_entry_new(object_type=object_label(rr), object_id=rr.pk, **audit)
     with sql.prepared_cursor() as cursor:
         cursor.execute(
-            _transition_sql(tuple(field.column for field in updated)),
+            _transition_sql(updated),
             [*values, *sql.insert_values(entry)],
         )
         row = cursor.fetchone()
@@ -155,21 +155,14 @@ def _inserts_in_with() -> bool:
 
 
 @cache
-def _updated_fields(names: tuple[str, ...]) -> tuple[Field, ...]:
-    return tuple(cast(Field, ReturnRequest._meta.get_field(name)) for name in names)
-
-
-@cache
-def _transition_sql(columns: tuple[str, ...]) -> str:
-    """A transition's three writes in one statement: the return's ``columns`` (as
+def _transition_sql(updated: tuple[Field, ...]) -> str:
+    """A transition's three writes in one statement: the return's ``updated`` fields (as
     ``save(update_fields=…)`` writes them), its event and its audit row (issue 16, P3: built
     by the ORM they cost more CPU than PostgreSQL spent on them, at every step of every
     return). Identifiers from the models' metadata, every value a parameter; no row when the
     return is gone, as the update then found nothing."""
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column)} = %s" for column in columns)
     return (
-        f"WITH u AS (UPDATE {ReturnRequest._meta.db_table} SET {assignments} "  # noqa: S608
+        f"WITH u AS (UPDATE {ReturnRequest._meta.db_table} SET {sql.update_set(updated)} "  # noqa: S608
         "WHERE id = %s RETURNING id), "
         f"e AS (INSERT INTO {ReturnEvent._meta.db_table} ({sql.insert_columns(ReturnEvent)}) "
         f"SELECT {sql.insert_placeholders(ReturnEvent)} FROM u RETURNING id), "
