@@ -6,7 +6,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
@@ -14,9 +14,17 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.forms import BooleanField
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.urls import URLPattern, path
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -30,33 +38,31 @@ from core.exports import Column, ExportFormat, export_response
 class LargeListPaginator(Paginator):
     """A paginator that never counts a large list to its end (issue 16, P5).
 
-    It counts exactly up to ``exact_limit`` rows (``COUNT`` over a ``LIMIT``: a few
-    milliseconds whatever the table's size); past that, the list's size is PostgreSQL's
-    estimate for the same query (its plan's row count: no row read), so the pages of a
-    200,000-row list cost what the pages of a 50-row list cost. Lists that short are counted to
-    the row; a longer one's count and last page number are approximate (the pager still links
-    the pages around the one shown). Other databases count in full.
+    It counts up to ``exact_limit`` rows and no further (``COUNT`` over a ``LIMIT``: a few
+    milliseconds whatever the table's size). A list that long or shorter is counted to the row
+    and paged as Django pages it. A longer one is paged through its first ``exact_limit`` rows in
+    the order chosen, and says that it holds more (``count_is_capped``: the list's templates
+    write "More than 10,000 ..."; ``LargeListAdmin`` refuses an action on all of it): a back
+    office that closes the month in Excel must never show a figure that nobody counted.
     """
 
     exact_limit = 10_000
+    _capped = False
 
     @cached_property
     def count(self) -> int:
         queryset = self.object_list
         if not isinstance(queryset, QuerySet):
             return super().count
-        queryset = queryset.order_by()
-        counted = queryset[: self.exact_limit + 1].count()
-        if counted <= self.exact_limit:
-            return counted
-        connection = connections[queryset.db]
-        if connection.vendor != "postgresql":
-            return queryset.count()
-        sql, params = queryset.query.sql_with_params()
-        with connection.cursor() as cursor:
-            cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
-            (plan,) = cursor.fetchone()
-        return max(counted, int(plan[0]["Plan"]["Plan Rows"]))
+        counted = queryset.order_by()[: self.exact_limit + 1].count()
+        self._capped = counted > self.exact_limit
+        return min(counted, self.exact_limit)
+
+    @property
+    def count_is_capped(self) -> bool:
+        """The list holds more rows than ``count``: it was counted up to the limit only."""
+        _ = self.count  # the count, once, is what finds out
+        return self._capped
 
 
 class KeysFirstPaginator(LargeListPaginator):
@@ -113,6 +119,31 @@ class LargeListAdmin(admin.ModelAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return LargeListChangeList
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet, *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        """Django's, except that an action on all of a list past its paginator's limit is
+        refused: nobody counted those rows or saw them, and the page would not say how many
+        were changed (the templates offer no "Select all" there; this holds a stale or hand-made
+        form to the same rule). Selected rows, and all of a counted list, go through."""
+        across = BooleanField(required=False).clean(request.POST.get("select_across"))
+        paginator = self.get_paginator(request, queryset, self.list_per_page)
+        if across and isinstance(paginator, LargeListPaginator) and paginator.count_is_capped:
+            self.message_user(
+                request,
+                gettext(
+                    "This list holds more than %(count)s %(name)s: narrow it with the search "
+                    "or the filters before acting on all of it, or select rows on the page."
+                )
+                % {
+                    "count": number_format(paginator.exact_limit, force_grouping=True),
+                    "name": self.opts.verbose_name_plural,
+                },
+                messages.WARNING,
+            )
+            return None
+        return super().response_action(request, queryset, *args, **kwargs)
 
     @admin.display(description=mark_safe('<input type="checkbox" id="action-toggle">'))
     def action_checkbox(self, obj: Any) -> SafeString:

@@ -166,17 +166,125 @@ def test_p5_the_returns_list_is_read_in_its_order_off_its_index(bench_returns):
     assert "return_order_idx" in plan, plan
 
 
-def test_p5_the_paginator_counts_exactly_up_to_its_limit_then_takes_the_planners_estimate(
+def test_p5_the_paginator_counts_exactly_up_to_its_limit_and_no_further(
     bench_returns, monkeypatch, django_assert_num_queries
 ):
     returns = ReturnRequest.objects.order_by("-created_at", "-id")
     with django_assert_num_queries(1):  # one COUNT over a LIMIT
-        assert LargeListPaginator(returns, 10).count == 30
+        within = LargeListPaginator(returns, 10)
+        assert (within.count, within.count_is_capped, within.num_pages) == (30, False, 3)
 
     monkeypatch.setattr(LargeListPaginator, "exact_limit", 5)
-    with django_assert_num_queries(2):  # the COUNT stops at 6 rows; the plan's estimate
-        estimated = LargeListPaginator(returns, 10).count
-    assert estimated >= 6  # never fewer than it counted; the rest is the planner's figure
+    with django_assert_num_queries(1):  # the COUNT stops at 6 rows; nothing is estimated
+        past = LargeListPaginator(returns, 2)
+        assert (past.count, past.count_is_capped, past.num_pages) == (5, True, 3)
+    assert [rr.pk for rr in past.page(3)] == [rr.pk for rr in returns[4:5]]
+
+    monkeypatch.setattr(LargeListPaginator, "exact_limit", 30)
+    exactly = LargeListPaginator(returns, 10)  # as many rows as the limit: all counted
+    assert (exactly.count, exactly.count_is_capped) == (30, False)
+
+
+def _paginator_line(page: str) -> str:
+    start = page.index('<p class="paginator">')
+    return " ".join(page[start : page.index("</p>", start)].split())
+
+
+@pytest.mark.parametrize(
+    ("language", "says", "search_says"),
+    [
+        (
+            "en",
+            "More than 5 return requests: the first 5 are listed. "
+            "Search or filter to narrow them down.",
+            "more than 5 results",
+        ),
+        ("zh-hans", "退票申请超过 5 条，只列出前 5 条。请用搜索或筛选缩小范围。", "超过 5 个结果"),
+    ],
+)
+def test_p5_a_list_past_its_limit_says_more_than_the_limit_and_pages_through_that_many(
+    superuser_client, bench_returns, monkeypatch, language, says, search_says
+):
+    # The list never shows a figure it did not count: past the limit it says so, in words,
+    # and its pages hold the first rows up to the limit in the order chosen.
+    monkeypatch.setattr(LargeListPaginator, "exact_limit", 5)
+    monkeypatch.setattr(admin.site._registry[ReturnRequest], "list_per_page", 2)
+    headers = {"HTTP_ACCEPT_LANGUAGE": language}
+
+    response = superuser_client.get("/admin/returns/returnrequest/", **headers)
+    page = response.content.decode()
+    line = _paginator_line(page)
+    assert says in line, line
+    assert "?p=3" in line
+    assert "?p=4" not in line
+    assert "30" not in line
+    assert 'class="question' not in page  # no "Select all 30" across pages it did not count
+    last = superuser_client.get("/admin/returns/returnrequest/", {"p": 3}, **headers)
+    assert [rr.pk for rr in last.context["cl"].result_list] == [
+        rr.pk for rr in bench_returns.order_by("-created_at", "-id")[4:5]
+    ]
+
+    taxpayer_id = bench_returns.first().invoice.customer.taxpayer_id  # one of two customers'
+    assert bench_returns.filter(invoice__customer__taxpayer_id=taxpayer_id).count() > 5
+    searched = superuser_client.get(
+        "/admin/returns/returnrequest/", {"q": taxpayer_id}, **headers
+    ).content.decode()
+    assert search_says in searched
+
+
+def test_p5_a_list_within_its_limit_counts_and_selects_as_django_does(
+    superuser_client, bench_returns, monkeypatch
+):
+    monkeypatch.setattr(admin.site._registry[ReturnRequest], "list_per_page", 10)
+    page = superuser_client.get("/admin/returns/returnrequest/").content.decode()
+    line = _paginator_line(page)
+    assert "30 return requests" in line
+    assert "More than" not in line
+    assert "Select all 30 return requests" in page
+
+
+def test_p5_acting_on_all_of_a_list_past_its_limit_is_refused_and_changes_nothing(
+    superuser_client, bench_returns, monkeypatch
+):
+    # "All" of a list past its limit is more rows than anyone counted or saw: finance narrows
+    # the list (or selects the rows on the page) first.
+    monkeypatch.setattr(LargeListPaginator, "exact_limit", 5)
+    submitted = bench_returns.filter(state=ReturnState.SUBMITTED)
+    before = submitted.count()
+    assert before > 5
+    response = superuser_client.post(
+        f"/admin/returns/returnrequest/?state__exact={ReturnState.SUBMITTED}",
+        {
+            "action": "reject",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": [rr.pk for rr in submitted[:2]],
+            "reason": "Paper never arrived",
+        },
+        follow=True,
+    )
+    shown = [str(m) for m in response.context["messages"]]
+    assert shown == [
+        "This list holds more than 5 return requests: narrow it with the search or the "
+        "filters before acting on all of it, or select rows on the page."
+    ]
+    assert submitted.count() == before
+
+    # Counted to its end, all of the list is acted on: here, the submitted returns.
+    monkeypatch.setattr(LargeListPaginator, "exact_limit", 10_000)
+    response = superuser_client.post(
+        f"/admin/returns/returnrequest/?state__exact={ReturnState.SUBMITTED}",
+        {
+            "action": "reject",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": [rr.pk for rr in submitted[:2]],
+            "reason": "Paper never arrived",
+        },
+        follow=True,
+    )
+    assert f"{before} returns rejected." in [str(m) for m in response.context["messages"]]
+    assert submitted.count() == 0
 
 
 def test_the_action_checkbox_is_the_html_django_writes(bench_returns, settings):
