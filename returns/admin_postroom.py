@@ -38,6 +38,8 @@ from returns.services import (
 
 JUST_LOGGED_SESSION_KEY = "postroom_just_logged"
 JUST_LOGGED_MAX = 10
+# The unmatched paper queue lists its oldest this many; the page counts the rest and says so.
+UNMATCHED_SHOWN = 200
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,7 @@ def mail_receipt_unmatched_view(model_admin: ModelAdmin, request: StaffRequest) 
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     now = timezone.now()
+    queue = mail_receipts_unmatched()
     rows = [
         {
             "receipt": receipt,
@@ -210,12 +213,14 @@ def mail_receipt_unmatched_view(model_admin: ModelAdmin, request: StaffRequest) 
             "days": (now - receipt.received_at).days,
             "form": SendBackForm(prefix=f"r{receipt.pk}"),
         }
-        for receipt in mail_receipts_unmatched()[:200]
+        for receipt in queue[:UNMATCHED_SHOWN]
     ]
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Unmatched paper"),
         "rows": rows,
+        # Counted only when the page is full: the paper it leaves out is said, never dropped.
+        "waiting": queue.order_by().count() if len(rows) == UNMATCHED_SHOWN else len(rows),
         "can_act": request.user.has_perm("returns.log_mailreceipt"),
         "opts": model_admin.model._meta,
     }

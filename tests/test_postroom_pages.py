@@ -261,6 +261,36 @@ def test_the_queue_shows_the_paper_with_its_beijing_time_and_age(finance_client,
     assert "Mark as sent back" in page
 
 
+@pytest.mark.parametrize(
+    ("language", "says"),
+    [
+        ("en", "The 2 oldest of 3 pieces of unmatched paper are listed"),
+        ("zh-hans", "共有 3 份未匹配的纸质发票，这里列出最早的 2 份"),
+    ],
+)
+def test_a_queue_longer_than_the_page_says_how_much_paper_waits(
+    finance_client, unmatched, customer, finance, monkeypatch, language, says
+):
+    # The page lists the oldest paper; what it leaves out is counted, never silently dropped.
+    from returns import admin_postroom
+
+    for _ in range(2):
+        mail_envelope_log(
+            items=[EnvelopeItem(issue_invoice(customer).pk, True, False, True)],
+            actor=Actor.for_user(finance),
+        )
+    monkeypatch.setattr(admin_postroom, "UNMATCHED_SHOWN", 2)
+    page = finance_client.get(QUEUE_URL, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert page.count("<tr data-receipt=") == 2
+    assert f'<tr data-receipt="{unmatched.pk}"' in page  # the oldest first
+    assert says in page
+
+    monkeypatch.setattr(admin_postroom, "UNMATCHED_SHOWN", 3)
+    page = finance_client.get(QUEUE_URL, HTTP_ACCEPT_LANGUAGE=language).content.decode()
+    assert page.count("<tr data-receipt=") == 3
+    assert 'id="unmatched-more"' not in page
+
+
 def test_sending_back_from_the_queue(finance_client, unmatched):
     response = finance_client.post(
         reverse("admin:returns_mailreceipt_send_back", args=[unmatched.pk]),
