@@ -1,8 +1,9 @@
 """The two back-office roles (DESIGN.md) and exactly the permissions each has.
 
 Finance staff: issue invoices, log mail receipts, reject and retry returns, record the tax
-system's outcomes (the queue "To do in the tax system"), resend failed SMS, view everything
-returns-related. Admin reviewers: review red-letter forms, view returns and the tax-system queue.
+system's outcomes (the queue "To do in the tax system"), resend failed SMS, view the SMS and
+emails sent to customers and everything returns-related. Admin reviewers: review red-letter
+forms, view returns and the tax-system queue.
 Superusers have every permission. No role has a delete permission: nobody deletes a return, a
 receipt, an invoice or a ledger entry (the admin refuses deletes for superusers too).
 """
@@ -35,6 +36,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("returns", "retry_returnrequest"),
         ("notifications", "view_smsmessage"),
         ("notifications", "resend_smsmessage"),
+        ("notifications", "view_emailnotification"),
         # Unlock a locked-out log-in (config/admin.py: the "Unlock" action; no delete).
         ("axes", "view_accessattempt"),
         ("axes", "change_accessattempt"),

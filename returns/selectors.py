@@ -57,7 +57,13 @@ from invoices.rules import (
 from invoices.tax import money_as_written, rate_as_printed
 from invoices.taxsystem.services import local_minute, tax_backend_simulates_buyer
 from invoices.workdays import business_tz
-from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
+from notifications.models import (
+    EmailNotification,
+    EmailStatus,
+    SmsMessage,
+    SmsPurpose,
+    SmsStatus,
+)
 from returns.exceptions import InvalidScan, InvoiceNotEligibleForReturn, UnknownInvoice
 from returns.messages import CUSTOMER_HISTORY_ACTIONS
 from returns.models import (
@@ -310,11 +316,12 @@ class BackOfficeOverview:
     counts_by_state: list[tuple[str, str | Promise, int]]  # (state, label, count), every state
     ageing: list[tuple[str, int]]  # returns waiting for paper, by days waiting
     sms_failed_last_7_days: int
+    emails_failed_last_7_days: int
     failed_awaiting_retry: int
 
 
 def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOverview:
-    """The admin index's figures, in three queries."""
+    """The admin index's figures, in four queries."""
     now = now or timezone.now()
     counts = dict(
         ReturnRequest.objects.order_by()
@@ -337,6 +344,9 @@ def back_office_overview(*, now: dt.datetime | None = None) -> BackOfficeOvervie
         ageing=[(label, ageing[label]) for label, _low, _high in AGEING_BUCKETS],
         sms_failed_last_7_days=SmsMessage.objects.filter(
             status=SmsStatus.FAILED, created_at__gte=now - dt.timedelta(days=7)
+        ).count(),
+        emails_failed_last_7_days=EmailNotification.objects.filter(
+            status=EmailStatus.FAILED, created_at__gte=now - dt.timedelta(days=7)
         ).count(),
         failed_awaiting_retry=counts.get(ReturnState.FAILED, 0),
     )

@@ -2,19 +2,24 @@
 red-letter forms, the returns queue, issuing invoices and the overview."""
 
 import datetime as dt
+import importlib
 
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
 from django.urls import reverse
 
 from invoices.codes import InvalidCodeAndNumber, parse_code_and_number
 from invoices.models import ApplicationState, Invoice, InvoiceApplication, InvoiceType
 from invoices.services import invoice_application_create
 from invoices.workdays import promised_issue_date
-from notifications.models import SmsMessage, SmsStatus
+from notifications.models import EmailNotification, SmsMessage, SmsPurpose, SmsStatus
+from notifications.services import email_notification_give_up
 from returns.models import FormReviewState, MailReceipt, RedLetterForm, ReturnRequest, ReturnState
-from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF
+from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF, ROLES
 from returns.selectors import back_office_overview
 from tests.factories import (
     VALID_USCC,
@@ -100,6 +105,65 @@ def test_roles_migration_creates_both_groups_without_any_delete_permission():
     assert "review_redletterform" in reviewer_perms
     assert not {"log_mailreceipt", "add_invoice", "reject_returnrequest"} & reviewer_perms
     assert not [p for p in finance_perms | reviewer_perms if p.startswith("delete_")]
+
+
+def test_roles_the_newest_roles_migration_gives_the_roles_returns_roles_describes():
+    # Each roles migration freezes the table of its day; the newest must be today's, or a
+    # database migrated from scratch and one made by demo_data would differ.
+    newest = importlib.import_module("returns.migrations.0018_roles_view_emails")
+    assert {name: set(codenames) for name, codenames in newest.ROLES.items()} == {
+        name: set(codenames) for name, codenames in ROLES.items()
+    }
+
+
+def test_roles_migration_0018_lets_finance_see_the_emails_sent_to_customers():
+    executor = MigrationExecutor(connection)
+    executor.migrate([("returns", "0017_event_return_index_once")])
+    finance = Group.objects.get(name=FINANCE_STAFF)
+    assert not finance.permissions.filter(codename="view_emailnotification").exists()
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate([("returns", "0018_roles_view_emails")])
+    assert finance.permissions.filter(codename="view_emailnotification").exists()
+    reviewers = Group.objects.get(name=ADMIN_REVIEWERS)
+    assert not reviewers.permissions.filter(codename="view_emailnotification").exists()
+
+
+def test_finance_sees_a_failed_email_and_why_and_the_overview_counts_it(finance_client, reviewer):
+    email = EmailNotification.objects.create(
+        to="clerk@example.com",
+        subject="Invoice 12345678: Return completed",
+        body="Invoice 12345678 is voided.",
+        template="return_completed",
+        purpose=SmsPurpose.RETURN_COMPLETED,
+        idempotency_key="return:1:return_completed",
+    )
+    email_notification_give_up(
+        email_notification_id=email.pk, error="SMTPRecipientsRefused: 550 mailbox unavailable"
+    )
+
+    failed_list = "/admin/notifications/emailnotification/?status__exact=failed"
+    listed = finance_client.get(failed_list)
+    assert listed.status_code == 200
+    assert "clerk@example.com" in listed.content.decode()
+    shown = finance_client.get(
+        reverse("admin:notifications_emailnotification_change", args=[email.pk])
+    ).content.decode()
+    assert "SMTPRecipientsRefused: 550 mailbox unavailable" in shown
+
+    assert back_office_overview().emails_failed_last_7_days == 1
+    index = finance_client.get("/admin/").content.decode()
+    assert (
+        f'<a href="{failed_list}">Email failures in the last 7 days</a></th>'
+        '<td id="overview-emails-failed">1</td>'
+    ) in index
+
+    # Reviewers see neither the SMS nor the emails: finance answers the customers.
+    reviewer_client = Client()
+    reviewer_client.force_login(reviewer)
+    assert reviewer_client.get(failed_list).status_code == 403
+    assert "Email failures" not in reviewer_client.get("/admin/").content.decode()
 
 
 def test_a_customer_gets_the_login_page_instead_of_the_back_office(client, customer):
