@@ -113,6 +113,7 @@ class Statement(models.Model):
             models.CheckConstraint(condition=Q(amount__gt=0), name="statement_amount_positive"),
             models.CheckConstraint(condition=Q(period__day=1), name="statement_period_first_day"),
         ]
+        indexes = [models.Index(fields=["period", "id"], name="statement_order_idx")]
 
     def __str__(self) -> str:
         return f"{self.customer} {self.period:%Y-%m}"
@@ -203,7 +204,8 @@ class InvoiceApplication(models.Model):
         verbose_name_plural = _("invoice applications")
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "-created_at"], name="application_customer_idx")
+            models.Index(fields=["customer", "-created_at"], name="application_customer_idx"),
+            models.Index(fields=["created_at", "id"], name="application_order_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="application_amount_positive"),
@@ -611,7 +613,10 @@ class TaxRequest(models.Model):
             ("record_taxrequest", _("Can record the tax system's outcome")),
             ("correct_taxrequest", _("Can correct a recorded tax-system outcome")),
         ]
-        indexes = [models.Index(fields=["state", "created_at"], name="tax_request_state_idx")]
+        indexes = [
+            models.Index(fields=["state", "created_at"], name="tax_request_state_idx"),
+            models.Index(fields=["created_at", "id"], name="tax_request_order_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice"],
@@ -719,6 +724,7 @@ class TaxOutcomeCorrection(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(reason=""), name="tax_correction_has_reason")
         ]
+        indexes = [models.Index(fields=["created_at", "id"], name="tax_correction_order_idx")]
 
     def __str__(self) -> str:
         return f"{self.tax_request.serial} {self.before} → {self.after}"
@@ -885,6 +891,7 @@ class InvoiceProfile(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "name"], name="invoice_profile_name_unique")
         ]
+        indexes = [models.Index(fields=["name", "id"], name="invoice_profile_order_idx")]
 
     def __str__(self) -> str:
         return self.name

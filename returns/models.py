@@ -123,6 +123,7 @@ class MailReceipt(models.Model):
                 name="mail_receipt_held_idx",
                 condition=Q(sent_back_at__isnull=True),
             ),
+            models.Index(fields=["received_at", "id"], name="mail_receipt_order_idx"),
         ]
         constraints = [
             # Sent back: when, by whom and the courier's tracking number, all or nothing.
@@ -190,6 +191,7 @@ class ReturnEnvelope(models.Model):
         verbose_name = _("return envelope")
         verbose_name_plural = _("return envelopes")
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at", "id"], name="return_envelope_order_idx")]
 
     def __str__(self) -> str:
         return str(_("Envelope #%(id)s") % {"id": self.pk})
@@ -457,7 +459,10 @@ class ReturnEvent(models.Model):
         verbose_name = _("return event")
         verbose_name_plural = _("return events")
         ordering = ["created_at", "id"]
-        indexes = [models.Index(fields=["return_request", "id"], name="return_event_idx")]
+        indexes = [
+            models.Index(fields=["return_request", "id"], name="return_event_idx"),
+            models.Index(fields=["created_at", "id"], name="return_event_order_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"
@@ -540,6 +545,7 @@ class RedLetterForm(models.Model):
             ),
             models.CheckConstraint(condition=~Q(form_number=""), name="red_letter_form_number"),
         ]
+        indexes = [models.Index(fields=["created_at", "id"], name="red_letter_form_order_idx")]
 
     def __str__(self) -> str:
         return str(

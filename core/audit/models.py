@@ -16,7 +16,7 @@ class AuditEntry(models.Model):
     """Who (a typed actor), when, what (an action on an object, with its parameters) and why
     (free text, kept as typed). Never updated, never deleted."""
 
-    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    at = models.DateTimeField(_("at"), default=timezone.now)  # audit_order_idx
     actor_kind = models.CharField(_("actor type"), max_length=8, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -45,6 +45,7 @@ class AuditEntry(models.Model):
             models.Index(fields=["object_type", "object_id", "id"], name="audit_object_idx"),
             models.Index(fields=["customer_id", "id"], name="audit_customer_idx"),
             models.Index(fields=["action", "at"], name="audit_action_idx"),
+            models.Index(fields=["at", "id"], name="audit_order_idx"),
         ]
         constraints = [
             models.CheckConstraint(
