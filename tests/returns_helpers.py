@@ -3,6 +3,8 @@
 import io
 
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from PIL import Image
 from pypdf import PdfWriter
 
@@ -94,3 +96,11 @@ def assert_returned_exactly_once(invoice, *, outcome: str = "voided", sms_status
     assert [sms.status for sms in completed_sms] == [sms_status]
     assert rr.events.filter(to_state=ReturnState.COMPLETED).count() == 1
     return rr
+
+
+def migrate_returns_to(name: str) -> None:
+    """Migrate the test database's ``returns`` app to migration ``name``, back or forward,
+    with what depends on it. Inside the test's transaction: PostgreSQL rolls it back after."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()  # the graph as the last migrate left it
+    executor.migrate([("returns", name)])

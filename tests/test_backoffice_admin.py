@@ -7,8 +7,6 @@ import importlib
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.urls import reverse
 
@@ -30,7 +28,7 @@ from tests.factories import (
     mailing_fields,
     staff_in_role,
 )
-from tests.returns_helpers import log_paper, pdf_upload, png_bytes, submit
+from tests.returns_helpers import log_paper, migrate_returns_to, pdf_upload, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -117,14 +115,11 @@ def test_roles_the_newest_roles_migration_gives_the_roles_returns_roles_describe
 
 
 def test_roles_migration_0018_lets_finance_see_the_emails_sent_to_customers():
-    executor = MigrationExecutor(connection)
-    executor.migrate([("returns", "0017_event_return_index_once")])
+    migrate_returns_to("0017_event_return_index_once")
     finance = Group.objects.get(name=FINANCE_STAFF)
     assert not finance.permissions.filter(codename="view_emailnotification").exists()
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([("returns", "0018_roles_view_emails")])
+    migrate_returns_to("0018_roles_view_emails")
     assert finance.permissions.filter(codename="view_emailnotification").exists()
     reviewers = Group.objects.get(name=ADMIN_REVIEWERS)
     assert not reviewers.permissions.filter(codename="view_emailnotification").exists()

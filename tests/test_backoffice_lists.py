@@ -243,6 +243,23 @@ def test_p5_a_list_within_its_limit_counts_and_selects_as_django_does(
     assert "Select all 30 return requests" in page
 
 
+def _reject_all_submitted(client, submitted) -> list[str]:
+    """Reject "all" of the submitted returns' list (select_across), as the action bar posts it
+    after "Select all"; the messages shown after."""
+    response = client.post(
+        f"/admin/returns/returnrequest/?state__exact={ReturnState.SUBMITTED}",
+        {
+            "action": "reject",
+            "select_across": "1",
+            "index": "0",
+            "_selected_action": [rr.pk for rr in submitted[:2]],
+            "reason": "Paper never arrived",
+        },
+        follow=True,
+    )
+    return [str(m) for m in response.context["messages"]]
+
+
 def test_p5_acting_on_all_of_a_list_past_its_limit_is_refused_and_changes_nothing(
     superuser_client, bench_returns, monkeypatch
 ):
@@ -252,19 +269,7 @@ def test_p5_acting_on_all_of_a_list_past_its_limit_is_refused_and_changes_nothin
     submitted = bench_returns.filter(state=ReturnState.SUBMITTED)
     before = submitted.count()
     assert before > 5
-    response = superuser_client.post(
-        f"/admin/returns/returnrequest/?state__exact={ReturnState.SUBMITTED}",
-        {
-            "action": "reject",
-            "select_across": "1",
-            "index": "0",
-            "_selected_action": [rr.pk for rr in submitted[:2]],
-            "reason": "Paper never arrived",
-        },
-        follow=True,
-    )
-    shown = [str(m) for m in response.context["messages"]]
-    assert shown == [
+    assert _reject_all_submitted(superuser_client, submitted) == [
         "This list holds more than 5 return requests: narrow it with the search or the "
         "filters before acting on all of it, or select rows on the page."
     ]
@@ -272,18 +277,7 @@ def test_p5_acting_on_all_of_a_list_past_its_limit_is_refused_and_changes_nothin
 
     # Counted to its end, all of the list is acted on: here, the submitted returns.
     monkeypatch.setattr(LargeListPaginator, "exact_limit", 10_000)
-    response = superuser_client.post(
-        f"/admin/returns/returnrequest/?state__exact={ReturnState.SUBMITTED}",
-        {
-            "action": "reject",
-            "select_across": "1",
-            "index": "0",
-            "_selected_action": [rr.pk for rr in submitted[:2]],
-            "reason": "Paper never arrived",
-        },
-        follow=True,
-    )
-    assert f"{before} returns rejected." in [str(m) for m in response.context["messages"]]
+    assert f"{before} returns rejected." in _reject_all_submitted(superuser_client, submitted)
     assert submitted.count() == 0
 
 

@@ -14,8 +14,6 @@ from decimal import Decimal
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Group
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 
@@ -38,7 +36,7 @@ from returns.models import ReturnRequest, ReturnState
 from returns.roles import ADMIN_REVIEWERS, FINANCE_STAFF
 from tests.concurrency import run_concurrently
 from tests.factories import CustomerFactory, issue_invoice, staff_in_role
-from tests.returns_helpers import log_paper, png_bytes, submit
+from tests.returns_helpers import log_paper, migrate_returns_to, png_bytes, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -600,14 +598,11 @@ def test_roles_finance_may_view_and_record_the_queue_reviewers_only_view_it():
 
 
 def test_roles_migration_gives_existing_databases_the_queue_permissions():
-    executor = MigrationExecutor(connection)
-    executor.migrate([("returns", "0005_awaiting_tax_system")])
+    migrate_returns_to("0005_awaiting_tax_system")
     finance = Group.objects.get(name=FINANCE_STAFF)
     assert not finance.permissions.filter(codename="record_taxrequest").exists()
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([("returns", "0006_roles_tax_queue")])
+    migrate_returns_to("0006_roles_tax_queue")
 
     assert finance.permissions.filter(codename="record_taxrequest").exists()
     assert (
@@ -777,14 +772,11 @@ def test_finance_staff_cannot_correct_a_recorded_outcome(
 
 
 def test_roles_migration_0007_gives_finance_the_log_in_unlock_without_a_delete():
-    executor = MigrationExecutor(connection)
-    executor.migrate([("returns", "0006_roles_tax_queue")])
+    migrate_returns_to("0006_roles_tax_queue")
     finance = Group.objects.get(name=FINANCE_STAFF)
     assert not finance.permissions.filter(codename="change_accessattempt").exists()
 
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate([("returns", "0007_roles_unlock_log_ins")])
+    migrate_returns_to("0007_roles_unlock_log_ins")
     codenames = set(finance.permissions.values_list("codename", flat=True))
     assert {"view_accessattempt", "change_accessattempt"} <= codenames
     assert not [codename for codename in codenames if codename.startswith("delete_")]
