@@ -112,7 +112,13 @@ class LargeListChangeList(ChangeList):
 class LargeListAdmin(admin.ModelAdmin):
     """A back-office list over a table that grows without bound: no full ``COUNT`` on any page
     (``LargeListPaginator``), and no second count of the unfiltered table beside a filtered
-    one (the list says "Show all" instead of "(200,000 total)")."""
+    one (the list says "Show all" instead of "(200,000 total)").
+
+    Its first page in its default order is read off an index, never a sort of the table
+    (``tests/test_backoffice_lists.py`` reads each list's plan). A list of rows stamped when
+    they are written (``created_at``) is ordered by ``id``, the primary key's order and the
+    order they were written in, rather than given an index of its own that every insert on a
+    hot path (each event, SMS, tax request) would have to write."""
 
     paginator = LargeListPaginator
     show_full_result_count = False

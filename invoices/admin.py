@@ -85,7 +85,7 @@ class InvoiceApplicationAdmin(ReadOnlyAdmin):
     list_filter = ["state", "medium", "invoice_type"]
     list_select_related = ["customer"]
     search_fields = ["customer__name", "title", "email"]
-    ordering = ["created_at", "id"]
+    ordering = ["id"]  # oldest first (LargeListAdmin: the primary key's order)
 
     @admin.display(description=_("kind"), ordering="medium")
     def kind(self, obj: InvoiceApplication) -> str:
@@ -285,6 +285,7 @@ class TaxOutcomeCorrectionAdmin(ReadOnlyAdmin):
 
     list_display = ["created_at", "tax_request", "before", "after", "reason", "corrected_by"]
     list_select_related = ["tax_request__invoice", "corrected_by"]
+    ordering = ["id"]  # oldest first (LargeListAdmin: the primary key's order)
     search_fields = ["tax_request__serial", "reason"]
 
 

@@ -204,8 +204,7 @@ class InvoiceApplication(models.Model):
         verbose_name_plural = _("invoice applications")
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["customer", "-created_at"], name="application_customer_idx"),
-            models.Index(fields=["created_at", "id"], name="application_order_idx"),
+            models.Index(fields=["customer", "-created_at"], name="application_customer_idx")
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="application_amount_positive"),
@@ -613,10 +612,7 @@ class TaxRequest(models.Model):
             ("record_taxrequest", _("Can record the tax system's outcome")),
             ("correct_taxrequest", _("Can correct a recorded tax-system outcome")),
         ]
-        indexes = [
-            models.Index(fields=["state", "created_at"], name="tax_request_state_idx"),
-            models.Index(fields=["created_at", "id"], name="tax_request_order_idx"),
-        ]
+        indexes = [models.Index(fields=["state", "created_at"], name="tax_request_state_idx")]
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice"],
@@ -724,7 +720,6 @@ class TaxOutcomeCorrection(models.Model):
         constraints = [
             models.CheckConstraint(condition=~Q(reason=""), name="tax_correction_has_reason")
         ]
-        indexes = [models.Index(fields=["created_at", "id"], name="tax_correction_order_idx")]
 
     def __str__(self) -> str:
         return f"{self.tax_request.serial} {self.before} → {self.after}"

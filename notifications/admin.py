@@ -21,6 +21,7 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     # id the request or task that queued it (its log lines carry the same id).
     search_fields = ["to", "provider_id", "idempotency_key", "correlation_id"]
     date_hierarchy = "created_at"
+    ordering = ["-id"]  # newest first (LargeListAdmin: the primary key's order)
     actions = ["resend"]
 
     def has_resend_permission(self, request: HttpRequest) -> bool:
@@ -114,3 +115,4 @@ class EmailNotificationAdmin(ReadOnlyAdmin):
     list_filter = ["status", "purpose"]
     search_fields = ["to", "idempotency_key", "correlation_id"]
     date_hierarchy = "created_at"
+    ordering = ["-id"]  # newest first (LargeListAdmin: the primary key's order)

@@ -99,7 +99,6 @@ class SmsMessage(models.Model):
                 name="sms_provider_id_unique_when_set",
             ),
         ]
-        indexes = [models.Index(fields=["created_at", "id"], name="sms_order_idx")]
 
     def __str__(self) -> str:
         return f"SMS to {self.to} ({self.get_purpose_display()}, {self.get_status_display()})"
@@ -179,7 +178,6 @@ class EmailNotification(models.Model):
                 name="email_sent_at_iff_sent",
             ),
         ]
-        indexes = [models.Index(fields=["created_at", "id"], name="email_order_idx")]
 
     def __str__(self) -> str:
         return f"Email to {self.to} ({self.get_purpose_display()}, {self.get_status_display()})"

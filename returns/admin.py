@@ -466,7 +466,7 @@ class RedLetterFormAdmin(ReadOnlyAdmin):
     list_display_links = None
     list_filter = ["review_state"]
     list_select_related = ["return_request__invoice__customer"]
-    ordering = ["created_at", "id"]
+    ordering = ["id"]  # oldest first (LargeListAdmin: the primary key's order)
 
     @admin.display(description=_("form number"), ordering="form_number")
     def review_link(self, obj: RedLetterForm) -> str:
@@ -523,6 +523,7 @@ class ReturnEventAdmin(ReadOnlyAdmin):
     search_fields = ["return_request__invoice__number", "note", "actor__username"]
     list_select_related = ["return_request", "actor"]
     date_hierarchy = "created_at"
+    ordering = ["id"]  # oldest first (LargeListAdmin: the primary key's order)
 
     @admin.display(description=_("why"))
     def why(self, event: ReturnEvent) -> str:
@@ -543,6 +544,7 @@ class ReturnEnvelopeAdmin(ReadOnlyAdmin):
     search_fields = ["tracking_number", "customer__name", "customer__taxpayer_id"]
     list_select_related = ["customer"]
     date_hierarchy = "created_at"
+    ordering = ["-id"]  # newest first (LargeListAdmin: the primary key's order)
     inlines = [EnvelopeReturnInline]
 
 
@@ -609,14 +611,14 @@ class TaxRequestAdmin(ReadOnlyAdmin):
     def get_ordering(self, request):
         # In the queues that hold them ("To do in the tax system", the forms awaiting the
         # buyer), confirmation forms whose 72 hours are over first, then the oldest. The whole
-        # history (every return's request) is read oldest first off ``tax_request_order_idx``:
-        # an order computed row by row would sort all of it on every page.
+        # history (every return's request) is read oldest first off the primary key
+        # (LargeListAdmin): an order computed row by row would sort all of it on every page.
         if request.GET.get("state__exact") in (
             TaxRequestState.PENDING,
             TaxRequestState.AWAITING_BUYER,
         ):
             return [tax_requests_lapsed_first(now=timezone.now()), *self.ordering]
-        return self.ordering
+        return ["id"]
 
     def get_list_display(self, request):
         columns = list(self.list_display)

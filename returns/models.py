@@ -191,7 +191,6 @@ class ReturnEnvelope(models.Model):
         verbose_name = _("return envelope")
         verbose_name_plural = _("return envelopes")
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["created_at", "id"], name="return_envelope_order_idx")]
 
     def __str__(self) -> str:
         return str(_("Envelope #%(id)s") % {"id": self.pk})
@@ -459,10 +458,7 @@ class ReturnEvent(models.Model):
         verbose_name = _("return event")
         verbose_name_plural = _("return events")
         ordering = ["created_at", "id"]
-        indexes = [
-            models.Index(fields=["return_request", "id"], name="return_event_idx"),
-            models.Index(fields=["created_at", "id"], name="return_event_order_idx"),
-        ]
+        indexes = [models.Index(fields=["return_request", "id"], name="return_event_idx")]
 
     def __str__(self) -> str:
         return f"{self.from_state or '-'} → {self.to_state}"
@@ -545,7 +541,6 @@ class RedLetterForm(models.Model):
             ),
             models.CheckConstraint(condition=~Q(form_number=""), name="red_letter_form_number"),
         ]
-        indexes = [models.Index(fields=["created_at", "id"], name="red_letter_form_order_idx")]
 
     def __str__(self) -> str:
         return str(
