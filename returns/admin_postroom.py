@@ -26,6 +26,7 @@ from returns.selectors import (
     invoice_for_scan,
     mail_receipts_logged_recently,
     mail_receipts_unmatched,
+    mail_receipts_unmatched_count,
     return_awaiting_paper_for_invoice,
 )
 from returns.services import (
@@ -189,7 +190,7 @@ def _render_log(
         "just_logged": mail_receipts_logged_recently(
             receipt_ids=request.session.get(JUST_LOGGED_SESSION_KEY, [])
         ),
-        "unmatched_count": mail_receipts_unmatched().count(),
+        "unmatched_count": mail_receipts_unmatched_count(),
         "opts": model_admin.model._meta,
     }
     return TemplateResponse(request, "admin/returns/mailreceipt/log.html", context)
@@ -205,7 +206,6 @@ def mail_receipt_unmatched_view(model_admin: ModelAdmin, request: StaffRequest) 
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
     now = timezone.now()
-    queue = mail_receipts_unmatched()
     rows = [
         {
             "receipt": receipt,
@@ -213,14 +213,14 @@ def mail_receipt_unmatched_view(model_admin: ModelAdmin, request: StaffRequest) 
             "days": (now - receipt.received_at).days,
             "form": SendBackForm(prefix=f"r{receipt.pk}"),
         }
-        for receipt in queue[:UNMATCHED_SHOWN]
+        for receipt in mail_receipts_unmatched()[:UNMATCHED_SHOWN]
     ]
     context = {
         **model_admin.admin_site.each_context(request),
         "title": _("Unmatched paper"),
         "rows": rows,
         # Counted only when the page is full: the paper it leaves out is said, never dropped.
-        "waiting": queue.order_by().count() if len(rows) == UNMATCHED_SHOWN else len(rows),
+        "waiting": mail_receipts_unmatched_count() if len(rows) == UNMATCHED_SHOWN else len(rows),
         "can_act": request.user.has_perm("returns.log_mailreceipt"),
         "opts": model_admin.model._meta,
     }

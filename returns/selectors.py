@@ -257,6 +257,12 @@ def mail_receipts_unmatched() -> QuerySet[MailReceipt]:
     )
 
 
+def mail_receipts_unmatched_count() -> int:
+    """How much paper waits in the unmatched paper queue (the admin index, the post room's
+    pages)."""
+    return mail_receipts_unmatched().order_by().count()
+
+
 @dataclass(frozen=True)
 class LoggedPaper:
     receipt: MailReceipt

@@ -2,11 +2,11 @@
 
 from django import template
 
-from returns.selectors import mail_receipts_unmatched
+from returns.selectors import mail_receipts_unmatched_count
 
 register = template.Library()
 
 
 @register.simple_tag
 def unmatched_paper_count() -> int:
-    return mail_receipts_unmatched().order_by().count()
+    return mail_receipts_unmatched_count()
