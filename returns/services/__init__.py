@@ -48,6 +48,7 @@ from returns.services.processing import (
 )
 from returns.services.red_letter_forms import red_letter_form_review, red_letter_form_upload
 from returns.services.submission import (
+    return_rejection_check,
     return_request_cancel,
     return_request_reject,
     return_request_submit,
@@ -68,6 +69,7 @@ __all__ = [
     "red_letter_form_upload",
     "return_envelope_submit",
     "return_event_record",
+    "return_rejection_check",
     "return_request_await_buyer",
     "return_request_buyer_declined",
     "return_request_cancel",

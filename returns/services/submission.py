@@ -332,6 +332,23 @@ def return_request_update_tracking(
 
 
 @transaction.atomic
+def return_rejection_check(
+    *, reason: str = "", rejection_choice_id: int | None = None
+) -> tuple[str, RejectionReason | None]:
+    """What finance gave as a rejection's reason, checked (R5): finance's own words, cleaned,
+    and the listed reason, if one was chosen; a ``DomainError`` saying what is missing or
+    wrong. Asked once before a background rejection of many returns, then by each."""
+    if rejection_choice_id is None:
+        return _clean_reason(reason), None
+    note = (reason or "").strip()
+    if len(note) > REASON_MAX:
+        note = _clean_reason(note)  # says how long it is
+    choice = RejectionReason.objects.filter(pk=rejection_choice_id, active=True).first()
+    if choice is None:
+        raise InvalidReturnReason(_("Choose a rejection reason from the list."))
+    return note, choice
+
+
 def return_request_reject(
     *,
     return_request_id: int,
@@ -343,22 +360,12 @@ def return_request_reject(
     a reason from the list (``rejection_choice_id``), text of its own (``reason``), or both.
     The return keeps both; ``rejection_reason`` holds them together in the customer's
     language, for the SMS; the timeline words the listed reason in the reader's language."""
-    if rejection_choice_id is None:
-        note = _clean_reason(reason)
-    else:
-        note = (reason or "").strip()
-        if len(note) > REASON_MAX:
-            note = _clean_reason(note)  # says how long it is
+    note, choice = return_rejection_check(reason=reason, rejection_choice_id=rejection_choice_id)
     rr = _lock_return(return_request_id)
     if rr.state == ReturnState.REJECTED:
         return rr
     if not return_can_be_rejected(rr):
         raise ReturnStateConflict(_("Only a return that is not yet processing can be rejected."))
-    choice = None
-    if rejection_choice_id is not None:
-        choice = RejectionReason.objects.filter(pk=rejection_choice_id, active=True).first()
-        if choice is None:
-            raise InvalidReturnReason(_("Choose a rejection reason from the list."))
     rr.rejection_choice = choice
     rr.rejection_note = note
     sms: tuple[str, Params] | None = None  # finance's own words: quoted
