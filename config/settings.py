@@ -298,6 +298,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY = True
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2}
 CELERY_TIMEZONE = "Asia/Shanghai"
+# A back-office action on more rows than a request should take on runs in the background in
+# slices of about this many seconds (core.bulk), each well within the task's time limits.
+BULK_ACTION_SLICE_SECONDS = env.float("BULK_ACTION_SLICE_SECONDS", default=10.0)
 CELERY_TASK_ROUTES = {
     "returns.tasks.*": {"queue": "returns"},
     "notifications.tasks.*": {"queue": "sms"},

@@ -1,6 +1,6 @@
 """The back office's read-only base: rows change only through services (actions, pages)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,17 +22,28 @@ from django.http import (
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.urls import URLPattern, path
-from django.utils import timezone
+from django.urls import URLPattern, path, reverse
+from django.utils import formats, timezone, translation
 from django.utils.formats import number_format
 from django.utils.functional import cached_property
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext_lazy as _
 
 from core.audit.actor import Actor
 from core.audit.services import audit_record
+from core.bulk import (
+    ERROR,
+    BulkActionKind,
+    RowResult,
+    bulk_action_kind,
+    bulk_action_run_in_request,
+    bulk_action_start,
+)
+from core.exceptions import DomainError
 from core.exports import Column, ExportFormat, export_response
+from core.models import BulkAction
 
 
 class LargeListPaginator(Paginator):
@@ -241,3 +252,134 @@ class ExportMixin(admin.ModelAdmin):
             rows=self.export_rows(queryset),
             tz=ZoneInfo(settings.BUSINESS_TIME_ZONE),
         )
+
+
+def bulk_action_rows(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet,
+    *,
+    kind: BulkActionKind,
+    params: Mapping[str, Any] | None = None,
+) -> list[RowResult] | None:
+    """Do an admin action on the rows chosen (``core.bulk``): up to the kind's
+    ``in_request_limit`` now, each row in its own transaction, giving each row's result for the
+    action's messages; more in the background, saying so with a link to its progress (None)."""
+    params = dict(params or {})
+    object_ids = list(queryset.order_by("pk").values_list("pk", flat=True))
+    if len(object_ids) <= kind.in_request_limit:
+        return bulk_action_run_in_request(
+            kind=kind, object_ids=object_ids, actor=Actor.staff(request.user), params=params
+        )
+    if kind.check is not None:
+        try:
+            kind.check(params)
+        except DomainError as exc:
+            model_admin.message_user(request, str(exc), messages.ERROR)
+            return None
+    action = bulk_action_start(
+        kind=kind,
+        object_ids=object_ids,
+        user=request.user,  # type: ignore[arg-type]
+        params=params,
+        language=translation.get_language() or settings.LANGUAGE_CODE,
+    )
+    model_admin.message_user(
+        request,
+        format_html(
+            gettext(
+                "{action}: {count} {items} are being done in the background, each in a "
+                'transaction of its own. <a href="{url}">Follow its progress</a>.'
+            ),
+            action=kind.description,
+            count=number_format(len(object_ids), force_grouping=True),
+            items=kind.items or model_admin.opts.verbose_name_plural,
+            url=reverse("admin:core_bulkaction_change", args=[action.pk]),
+        ),
+        messages.SUCCESS,
+    )
+    return None
+
+
+@admin.register(BulkAction)
+class BulkActionAdmin(ReadOnlyAdmin):
+    """The back-office actions done in the background, with their progress and what came of
+    each row. Staff see the ones they asked for (a superuser sees all); what each row's action
+    did is also in the audit log, under the staff member's name."""
+
+    list_display = ["id", "action", "requested_by", "created_at", "progress", "summary"]
+    list_display_links = ["id", "action"]
+    list_select_related = ["requested_by"]
+    ordering = ["-id"]  # newest first (LargeListAdmin: the primary key's order)
+    fields = (
+        "action",
+        "requested_by",
+        "created_at",
+        "progress",
+        "summary",
+        "reason",
+        "refusals",
+        "finished_at",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        queryset = super().get_queryset(request).defer("object_ids")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(requested_by=request.user.pk)
+
+    # Any staff member may follow the actions they asked for: the rows are their own.
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    @admin.display(description=_("action"))
+    def action(self, obj: BulkAction) -> str:
+        return str(bulk_action_kind(obj.kind).description)
+
+    @admin.display(description=_("progress"))
+    def progress(self, obj: BulkAction) -> str:
+        done = gettext("%(done)s of %(total)s") % {
+            "done": number_format(obj.position, force_grouping=True),
+            "total": number_format(obj.total, force_grouping=True),
+        }
+        if obj.finished_at is None:
+            return gettext("%(done)s, going on") % {"done": done}
+        return gettext("%(done)s, finished %(at)s") % {
+            "done": done,
+            "at": formats.localize(timezone.localtime(obj.finished_at)),
+        }
+
+    @admin.display(description=_("outcome"))
+    def summary(self, obj: BulkAction) -> str:
+        labels = {**bulk_action_kind(obj.kind).outcomes, ERROR: _("refused")}
+        return pgettext("between the outcomes of a bulk action", "; ").join(
+            gettext("%(outcome)s: %(count)s")
+            % {
+                "outcome": labels.get(outcome, outcome),
+                "count": number_format(count, force_grouping=True),
+            }
+            for outcome, count in obj.outcomes.items()
+        )
+
+    @admin.display(description=_("reason given"))
+    def reason(self, obj: BulkAction) -> str:
+        return obj.params.get("reason") or "—"
+
+    @admin.display(description=_("rows refused"))
+    def refusals(self, obj: BulkAction) -> SafeString | str:
+        if not obj.errors:
+            return "—"
+        lines = format_html_join(
+            SafeString("<br>"), "#{}: {}", ((e["id"], e["error"]) for e in obj.errors)
+        )
+        refused = obj.outcomes.get(ERROR, 0)
+        if refused > len(obj.errors):
+            more = gettext("and %(count)s more, not kept") % {
+                "count": number_format(refused - len(obj.errors), force_grouping=True)
+            }
+            return format_html("{}<br>{}", lines, more)
+        return lines

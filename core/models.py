@@ -1,4 +1,5 @@
-"""The task outbox: a task to publish, written in the same transaction as the change it follows.
+"""The task outbox: a task to publish, written in the same transaction as the change it follows;
+and the back office's actions done in the background (``BulkAction``, ``core.bulk``).
 
 ``core.outbox`` writes a row when a service enqueues a task (``enqueue_on_commit``), publishes
 it right after the commit and marks it published; the worker deletes it when the task has
@@ -7,7 +8,9 @@ holding it) is published again by the relay (``manage.py outbox_relay``). See RE
 "Recovery: the task outbox".
 """
 
+from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class OutboxMessage(models.Model):
@@ -41,3 +44,40 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task}{tuple(self.args)!r}"
+
+
+class BulkAction(models.Model):
+    """A back-office action on more rows than one web request should take on (rejecting a few
+    thousand returns, resending SMS after an outage): the rows' ids, fixed when staff asked,
+    worked through in the background by ``core.bulk``, each row in its own transaction with
+    the action's progress, so that what it did is counted exactly once whatever happens to
+    the worker. Staff follow it under "Bulk actions"."""
+
+    # The registered kind (``core.bulk``), e.g. "returns.reject".
+    kind = models.CharField(_("action"), max_length=64)
+    params = models.JSONField(default=dict)  # what staff entered with it (a reason...)
+    object_ids = models.JSONField(default=list)
+    total = models.PositiveIntegerField(_("rows"))  # len(object_ids), for the list
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    # The requester's language: the errors recorded on each row are written in it.
+    language = models.CharField(max_length=16)
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    # How many of ``object_ids`` are done; the next one to do is ``object_ids[position]``.
+    position = models.PositiveIntegerField(_("done"), default=0)
+    # Rows done, by outcome ("rejected", "error"...).
+    outcomes = models.JSONField(default=dict)
+    # The first ``BULK_ACTION_ERRORS_KEPT`` refusals: [{"id": 42, "error": "..."}].
+    errors = models.JSONField(default=list)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("bulk action")
+        verbose_name_plural = _("bulk actions")
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk}"

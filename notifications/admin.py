@@ -1,16 +1,16 @@
 """Back office: SMS messages and emails are read-only; staff may resend failed SMS."""
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.admin import ReadOnlyAdmin
-from core.audit.actor import Actor
-from notifications.exceptions import SmsProviderUnavailable
-from notifications.models import EmailNotification, SmsMessage, SmsPendingStatusCallback, SmsStatus
-from notifications.services import sms_resend
+from core.admin import ReadOnlyAdmin, bulk_action_rows
+from notifications.bulk import FOUND, REQUEUED, SKIPPED, SMS_RESEND, UNAVAILABLE
+from notifications.models import EmailNotification, SmsMessage, SmsPendingStatusCallback
 
 
 @admin.register(SmsMessage)
@@ -31,22 +31,15 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     def resend(self, request: HttpRequest, queryset: QuerySet[SmsMessage]) -> None:
         """Resend the failed messages, asking Twilio first whether each already went out;
         the others are left alone. Every outcome is counted and told."""
-        requeued = found = skipped = unavailable = 0
-        for sms_id, status in queryset.values_list("pk", "status"):
-            if status != SmsStatus.FAILED:
-                skipped += 1
-                continue
-            try:
-                sms = sms_resend(sms_message_id=sms_id, actor=Actor.staff(request.user))
-            except SmsProviderUnavailable:
-                unavailable += 1
-                continue
-            if sms.status == SmsStatus.QUEUED:
-                requeued += 1
-            elif sms.status in (SmsStatus.SENT, SmsStatus.DELIVERED):
-                found += 1
-            else:
-                skipped += 1
+        results = bulk_action_rows(self, request, queryset, kind=SMS_RESEND)
+        if results is None:  # in the background: the message links to its progress
+            return
+        outcomes = Counter(result.outcome for result in results)
+        requeued, found = outcomes[REQUEUED], outcomes[FOUND]
+        unavailable, skipped = outcomes[UNAVAILABLE], outcomes[SKIPPED]
+        for result in results:
+            if result.error:
+                self.message_user(request, f"#{result.object_id}: {result.error}", messages.ERROR)
         if requeued:
             self.message_user(
                 request,

@@ -8,6 +8,7 @@ class NotificationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from notifications import messages
+        from notifications import bulk, messages
 
         messages.register()
+        bulk.register()

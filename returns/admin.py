@@ -30,9 +30,9 @@ from core.admin import (
     LargeListChangeList,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    bulk_action_rows,
 )
-from core.audit.actor import Actor
-from core.exceptions import DomainError
+from core.bulk import RowResult
 from invoices.admin import CustomerAdmin
 from invoices.models import (
     Customer,
@@ -44,6 +44,7 @@ from invoices.rules import tax_request_is_overdue, tax_request_outcome_can_be_co
 from invoices.tax import rate_as_printed
 from returns import admin_postroom, admin_views
 from returns.backoffice_selectors import RETURN_COLUMNS, return_export_rows, returns_matching
+from returns.bulk import PROCESSING_AGAIN, REJECTED, RETURNS_REJECT, RETURNS_RETRY
 from returns.models import (
     OPEN_STATES,
     MailReceipt,
@@ -60,7 +61,6 @@ from returns.selectors import (
     tax_requests_lapsed_first,
     tax_requests_to_do,
 )
-from returns.services import return_request_reject, return_request_retry
 
 
 class ReturnEventInline(ReadOnlyInline):
@@ -350,26 +350,16 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.action(description=_("Reject with the reason given"), permissions=["reject"])
     def reject(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
-        reason = request.POST.get("reason", "")
         choice = request.POST.get("rejection_choice", "")
-        choice_id = int(choice) if choice.isdigit() else None
-        done = 0
-        for pk in queryset.values_list("pk", flat=True):
-            try:
-                return_request_reject(
-                    return_request_id=pk,
-                    actor=Actor.staff(request.user),
-                    reason=reason,
-                    rejection_choice_id=choice_id,
-                )
-            except DomainError as exc:
-                self.message_user(
-                    request,
-                    _("Return #%(id)s: %(error)s") % {"id": pk, "error": exc},
-                    messages.ERROR,
-                )
-            else:
-                done += 1
+        params = {
+            "reason": request.POST.get("reason", ""),
+            "rejection_choice_id": int(choice) if choice.isdigit() else None,
+        }
+        results = bulk_action_rows(self, request, queryset, kind=RETURNS_REJECT, params=params)
+        if results is None:  # in the background, or refused as a whole (the message says)
+            return
+        self._row_errors(request, results)
+        done = sum(result.outcome == REJECTED for result in results)
         if done:
             self.message_user(
                 request,
@@ -380,20 +370,26 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
 
     @admin.action(description=_("Retry failed returns"), permissions=["retry"])
     def retry(self, request: admin_views.StaffRequest, queryset: QuerySet[ReturnRequest]) -> None:
-        for pk in queryset.values_list("pk", flat=True):
-            try:
-                return_request_retry(return_request_id=pk, actor=Actor.staff(request.user))
-            except DomainError as exc:
+        results = bulk_action_rows(self, request, queryset, kind=RETURNS_RETRY)
+        if results is None:
+            return
+        self._row_errors(request, results)
+        for result in results:
+            if result.outcome == PROCESSING_AGAIN:
                 self.message_user(
                     request,
-                    _("Return #%(id)s: %(error)s") % {"id": pk, "error": exc},
-                    messages.ERROR,
-                )
-            else:
-                self.message_user(
-                    request,
-                    _("Return #%(id)s is being processed again.") % {"id": pk},
+                    _("Return #%(id)s is being processed again.") % {"id": result.object_id},
                     messages.SUCCESS,
+                )
+
+    def _row_errors(self, request: HttpRequest, results: list[RowResult]) -> None:
+        for result in results:
+            if result.error:
+                self.message_user(
+                    request,
+                    _("Return #%(id)s: %(error)s")
+                    % {"id": result.object_id, "error": result.error},
+                    messages.ERROR,
                 )
 
 

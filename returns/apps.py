@@ -8,7 +8,8 @@ class ReturnsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from returns import audit, messages
+        from returns import audit, bulk, messages
 
         messages.register()
+        bulk.register()
         audit.register_scopes()
