@@ -319,7 +319,6 @@ class BulkActionAdmin(ReadOnlyAdmin):
         "summary",
         "reason",
         "refusals",
-        "finished_at",
     )
     readonly_fields = fields
 

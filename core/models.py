@@ -80,4 +80,4 @@ class BulkAction(models.Model):
         verbose_name_plural = _("bulk actions")
 
     def __str__(self) -> str:
-        return f"{self.kind} #{self.pk}"
+        return f"{str(self._meta.verbose_name).capitalize()} #{self.pk}"

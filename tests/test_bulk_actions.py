@@ -281,6 +281,7 @@ def test_staff_follow_their_own_background_actions_and_no_one_elses(
     assert f"rejected: {count}" in page
     detail = finance_client.get(f"/admin/core/bulkaction/{action.pk}/change/").content.decode()
     assert "Paper never arrived" in detail
+    assert f"Bulk action #{action.pk}" in detail
 
     other = Client()
     other.force_login(staff_in_role(FINANCE_STAFF, username="fin-2"))
