@@ -26,6 +26,10 @@ recreates its own database (BENCH_DATABASE_URL), seeds it with `seed_bench`, the
       by taxpayer ID, at 200,000 returns (seed_bench_returns): p50/p95 of requests one at a
       time through gunicorn, with the queries of each page and the indexes their plans use.
       Goal: <= 50 ms p50 each.
+  B   (bulk) the back office's Reject on many returns: 900 named in one POST through gunicorn
+      (its time, and how many were rejected when it answered), then one background action of
+      BENCH_BULK_RETURNS (10,000 x BENCH_SCALE) worked through by a real worker on Redis
+      (returns/s). No goal: README, "An action on more rows than a request should take on".
 
 Environment: BENCH_SCALE (1.0: 10,000 customers x 99 invoices = 1 M ledger entries; 0.1 for a
 quick run; P5's returns scale with it), BENCH_ROUNDS (3), BENCH_ONLY (e.g. "p2,p5"),
@@ -58,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 
 SCALE = float(os.environ.get("BENCH_SCALE", "1.0"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-ONLY = {p.strip().lower() for p in os.environ.get("BENCH_ONLY", "p1,p2,p3,p4,p5").split(",")}
+ONLY = {p.strip().lower() for p in os.environ.get("BENCH_ONLY", "p1,p2,p3,p4,p5,bulk").split(",")}
 APP_ROOT = Path(os.environ.get("BENCH_APP_ROOT", str(ROOT))).resolve()
 URL = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/invoice_returns_bench"
@@ -1062,6 +1066,155 @@ def celery_floor(tmp: Path, redis_url: str, prism_port: int, n: int) -> float | 
     return rate
 
 
+# --- bulk actions -----------------------------------------------------------------------------
+
+
+BULK_RETURNS = int(os.environ.get("BENCH_BULK_RETURNS", max(200, int(10_000 * SCALE))))
+# Rows an admin POST names one by one: Django refuses a form of more than 1,000 fields.
+BULK_REQUEST_ROWS = min(900, BULK_RETURNS)
+
+
+def reject_post(port: int, cookie: str, ids: Sequence[int]) -> tuple[float, int]:
+    """Seconds and status of the returns list's Reject action on ``ids``, as the action bar
+    posts it (one request; gunicorn's own 30 s timeout applies)."""
+    import http.client
+
+    csrf = "c" * 32
+    body = urllib.parse.urlencode(
+        {
+            "action": "reject",
+            "index": "0",
+            "reason": "Bench: paper never arrived",
+            "csrfmiddlewaretoken": csrf,
+            "_selected_action": [str(pk) for pk in ids],
+        },
+        doseq=True,
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    headers = {
+        "Cookie": f"sessionid={cookie}; csrftoken={csrf}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    started_at = time.perf_counter()
+    try:
+        conn.request("POST", "/admin/returns/returnrequest/", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        status = response.status
+    except (ConnectionError, http.client.HTTPException):
+        status = 0  # the worker was killed mid-request (gunicorn's timeout)
+    finally:
+        conn.close()
+    return time.perf_counter() - started_at, status
+
+
+def bench_bulk(tmp: Path, redis_url: str) -> None:
+    from django.contrib.auth import get_user_model
+
+    from returns.models import ReturnRequest, ReturnState
+
+    background = (APP_ROOT / "core" / "bulk.py").is_file()
+    say(
+        f"B   rejecting returns from the back office: {BULK_REQUEST_ROWS} named in one POST "
+        f"(gunicorn 4 sync workers), then {BULK_RETURNS:,} in one background action "
+        "(a real worker as P3's, on Redis)"
+    )
+    submitted = ReturnRequest.objects.filter(state=ReturnState.SUBMITTED)
+    wanted = BULK_RETURNS + BULK_REQUEST_ROWS * ROUNDS
+    if submitted.count() < wanted:  # seed_bench_returns writes 60% of its returns submitted
+        elapsed, out = manage(
+            "seed_bench_returns", f"--returns={(wanted - submitted.count()) * 2}", cwd=ROOT
+        )
+        say(f"    seeded in {elapsed:.1f} s: {out}")
+    ids = list(submitted.order_by("pk").values_list("pk", flat=True)[:wanted])
+    if len(ids) < wanted:
+        say(f"    skipped: {len(ids)} submitted returns, {wanted} needed")
+        return
+    admin, _ = get_user_model().objects.get_or_create(
+        username="bench-admin", defaults={"is_staff": True, "is_superuser": True}
+    )
+    cookie = session_cookie(admin.pk)
+    env = app_env(CELERY_BROKER_URL=redis_url)
+    port = free_port()
+    rejected = submitted.model.objects.filter(state=ReturnState.REJECTED)
+    with ExitStack() as servers:
+        app = servers.enter_context(
+            started(
+                [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
+                env=env,
+                log=tmp / "gunicorn-bulk.log",
+                cwd=APP_ROOT,
+            )
+        )
+        wait_port(port, app, "gunicorn (app)")
+        wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, "app")
+        if background:
+            _name, queues, pool = WORKERS[0]  # docker-compose.yml's worker
+            servers.enter_context(
+                started(
+                    [
+                        *[PYTHON, "-m", "celery", "-A", "config", "worker", "-Q", queues, *pool],
+                        *["--loglevel", "WARNING", "--without-heartbeat", "--without-gossip"],
+                        *["--without-mingle", "-n", f"bench-bulk-{os.getpid()}@%h"],
+                    ],
+                    env=env,
+                    log=tmp / "worker-bulk.log",
+                    cwd=APP_ROOT,
+                )
+            )
+            servers.enter_context(
+                started(
+                    [PYTHON, "manage.py", "outbox_relay"],
+                    env=env,
+                    log=tmp / "relay-bulk.log",
+                    cwd=APP_ROOT,
+                )
+            )
+        for n in range(ROUNDS):
+            chosen = ids[BULK_RETURNS + n * BULK_REQUEST_ROWS :][:BULK_REQUEST_ROWS]
+            seconds, status = reject_post(port, cookie, chosen)
+            now = rejected.filter(pk__in=chosen).count()
+            line = (
+                f"    round {n + 1}: the POST answered {status or 'nothing'} in {seconds:.2f} s, "
+                f"{now} of its {len(chosen)} returns rejected by then"
+            )
+            if now == len(chosen) and not background:
+                line += f" ({len(chosen) / seconds:.0f} returns/s in the request)"
+            if background:
+                finished = seconds + wait_rejected(rejected, chosen, timeout=600)
+                line += f"; all {len(chosen)} rejected {finished:.1f} s after the POST began"
+            say(f"{line}   {load_average()}")
+        if not background:
+            say("    no background actions in this checkout (core/bulk.py)")
+            return
+        from core.bulk import bulk_action_kind, bulk_action_start
+
+        rows = ids[:BULK_RETURNS]
+        started_at = time.perf_counter()
+        bulk_action_start(
+            kind=bulk_action_kind("returns.reject"),
+            object_ids=rows,
+            user=admin,
+            params={"reason": "Bench: paper never arrived"},
+            language="en",
+        )
+        seconds = time.perf_counter() - started_at + wait_rejected(rejected, rows, timeout=1800)
+        say(
+            f"    one background action of {len(rows):,} returns: all rejected in {seconds:.1f} s, "
+            f"{len(rows) / seconds:.0f} returns/s   {load_average()}"
+        )
+
+
+def wait_rejected(rejected: Any, ids: Sequence[int], *, timeout: float) -> float:
+    """Seconds until every one of ``ids`` is rejected (or ``timeout``)."""
+    started_at = time.perf_counter()
+    while time.perf_counter() - started_at < timeout:
+        if rejected.filter(pk__in=ids).count() == len(ids):
+            break
+        time.sleep(0.2)
+    return time.perf_counter() - started_at
+
+
 def redis_server(tmp: Path) -> tuple[Callable[[], object], str]:
     port = free_port()
     command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
@@ -1098,7 +1251,7 @@ def main() -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         say(f"logs of the servers: {tmp}")
         start_redis, redis_url = redis_server(tmp)
-        django_setup(broker_url=redis_url if "p3" in ONLY else "")
+        django_setup(broker_url=redis_url if ONLY & {"p3", "bulk"} else "")
         global customer_slices
         customer_slices = Customers()
         if "p1" in ONLY:
@@ -1122,6 +1275,12 @@ def main() -> None:
             bench_p5(tmp)
         else:
             say("P5  skipped (BENCH_ONLY)")
+        if "bulk" in ONLY and shutil.which("redis-server") is not None:
+            with start_redis() as redis:
+                wait_port(int(redis_url.rsplit(":", 1)[1].split("/")[0]), redis, "redis")
+                bench_bulk(tmp, redis_url)
+        else:
+            say("B   skipped (BENCH_ONLY, or no redis-server)")
     say(f"done; {load_average()}")
 
 
