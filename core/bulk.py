@@ -24,7 +24,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import DatabaseError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext
@@ -86,14 +86,16 @@ def _run_row(
 ) -> RowResult:
     """One row in a transaction (a savepoint inside the background action's own) that is
     rolled back if the row is refused. A row that fails unexpectedly is logged with its
-    traceback and counted as an error, so that one bad row does not hold up the others; the
-    database failing, or the task's time running out, stops the slice (it is tried again)."""
+    traceback and counted as an error, so that one bad row does not hold up the others (a
+    constraint it broke too: only its savepoint is rolled back). The database going away, or
+    the task's time running out, stops the slice: its task is tried again, or the outbox
+    publishes it again, and it goes on from the last row committed."""
     try:
         with transaction.atomic():
             return RowResult(object_id, kind.run(object_id, actor, params))
     except DomainError as exc:
         return RowResult(object_id, ERROR, str(exc))
-    except (DatabaseError, SoftTimeLimitExceeded):
+    except (OperationalError, InterfaceError, SoftTimeLimitExceeded):
         raise
     except Exception:
         logger.exception("%s: row %s failed unexpectedly", kind.name, object_id)
@@ -150,7 +152,7 @@ class _Slice:
 def bulk_action_advance(*, bulk_action_id: int, seconds: float | None = None) -> int:
     """Work through the action's rows for about ``seconds`` (``BULK_ACTION_SLICE_SECONDS``),
     each row with the action's progress in one transaction, then hand the rest to the next
-    slice (a task written with the last row's transaction). Returns how many rows it did.
+    slice (its task written under the action's lock). Returns how many rows it did.
 
     The action's row is locked for each row and its position read under that lock, so two
     slices running at once (a message delivered twice) take turns and never do a row twice.

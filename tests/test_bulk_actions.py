@@ -196,22 +196,25 @@ def test_a_row_that_fails_unexpectedly_is_logged_and_the_rest_are_done(finance, 
     def run(object_id, actor, params):
         if object_id == 2:
             raise ValueError("a bug")
+        if object_id == 3:  # a constraint broken in the database: its savepoint rolls back
+            BulkAction.objects.create(total=-1, requested_by=finance, language="en")
         return "done"
 
     kind = BulkActionKind(
         name="tests.flaky", description="Flaky", outcomes={"done": "done"}, run=run
     )
     bulk_action_kind_register(kind)
-    action = start(kind, [1, 2, 3], finance)
+    action = start(kind, [1, 2, 3, 4], finance)
 
-    assert bulk_action_advance(bulk_action_id=action.pk) == 3
+    assert bulk_action_advance(bulk_action_id=action.pk) == 4
     action.refresh_from_db()
-    assert action.outcomes == {"done": 2, ERROR: 1}
-    assert action.errors == [
-        {"id": 2, "error": "An unexpected error stopped this row; it was logged."}
-    ]
+    assert action.outcomes == {"done": 2, ERROR: 2}
+    unexpected = "An unexpected error stopped this row; it was logged."
+    assert action.errors == [{"id": 2, "error": unexpected}, {"id": 3, "error": unexpected}]
     assert "tests.flaky: row 2 failed unexpectedly" in caplog.text
     assert "ValueError: a bug" in caplog.text
+    assert "IntegrityError" in caplog.text
+    assert BulkAction.objects.count() == 1  # row 3's insert was rolled back, nothing else
 
 
 def test_the_refusals_are_written_in_the_language_of_the_clerk_who_asked(finance):
