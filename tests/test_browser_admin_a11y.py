@@ -38,6 +38,9 @@ def test_the_back_office_pages_finance_uses_pass_axe(browser, live_server, langu
             if url is None:
                 page.goto(PAGES["admin-returns"])
                 page.locator("#result_list tbody tr th a").first.click()
+                # Wait for the change page: axe started on the list as it unloads finds
+                # no document (CI saw it once).
+                page.wait_for_url("**/admin/returns/returnrequest/*/change/")
             else:
                 page.goto(url)
             failures += [f"{name}: {v}" for v in axe_violations(page)]
