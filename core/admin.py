@@ -2,7 +2,7 @@
 
 from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -82,21 +82,51 @@ class KeysFirstPaginator(LargeListPaginator):
     those rows with their joins, in one query: ``WHERE id IN (SELECT id ... ORDER BY ...
     LIMIT 50)``. PostgreSQL sorts above its joins, so a search that 2,000 rows match would
     otherwise join all 2,000 with their related rows before keeping 50 (issue 16, P5: the
-    returns that share one paper invoice number). A distinct list pages as Django does."""
+    returns that share one paper invoice number). A distinct list pages as Django does.
 
-    def page(self, number: Any) -> Page:
+    ``keys_once``: for a list whose filter costs more than reading its keys (a search, whose
+    matches are worked out in the query: ``returns.backoffice_selectors.returns_matching``),
+    the keys are read once, in the list's order and up to ``exact_limit`` + 1: their number is
+    the count, and a page reads its rows by the keys it slices off them, so the filter runs in
+    one query where the count and the page each ran it (issue 16, P5)."""
+
+    def __init__(self, *args: Any, keys_once: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys_once = keys_once
+
+    def _by_keys(self) -> QuerySet | None:
+        """The list, if its pages may be read by their keys (``None``: paged as Django does)."""
         queryset = self.object_list
         if not isinstance(queryset, QuerySet) or queryset.query.distinct:
-            return super().page(number)
-        connection = connections[queryset.db]
-        if not connection.features.allow_sliced_subqueries_with_in:
+            return None
+        if not connections[queryset.db].features.allow_sliced_subqueries_with_in:
+            return None
+        return queryset
+
+    @cached_property
+    def _keys(self) -> list[Any]:
+        """The list's keys in its order, up to one past ``exact_limit`` (read only where
+        ``_by_keys`` gives the list)."""
+        queryset = cast(QuerySet, self.object_list)
+        return list(queryset.values_list("pk", flat=True)[: self.exact_limit + 1])
+
+    @cached_property
+    def count(self) -> int:
+        if not (self.keys_once and self._by_keys() is not None):
+            return super().count
+        self._capped = len(self._keys) > self.exact_limit
+        return min(len(self._keys), self.exact_limit)
+
+    def page(self, number: Any) -> Page:
+        queryset = self._by_keys()
+        if queryset is None:
             return super().page(number)
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
         if top + self.orphans >= self.count:
             top = self.count
-        keys = queryset.values("pk")[bottom:top]
+        keys = self._keys[bottom:top] if self.keys_once else queryset.values("pk")[bottom:top]
         rows = queryset.model._default_manager.db_manager(queryset.db).filter(pk__in=keys)
         rows.query.select_related = queryset.query.select_related
         if queryset.query.order_by:

@@ -470,7 +470,8 @@ def returns_matching(returns: QuerySet[ReturnRequest], *, query: str) -> QuerySe
     through every invoice that begins with it. The UNION's ids come as one array, computed
     once (``in_subquery``), that PostgreSQL reads through the primary key, where ``IN`` made
     it join the UNION with a scan of every return. The returns list pages them with
-    ``KeysFirstPaginator``: 50 ids sorted first, then only those joined."""
+    ``KeysFirstPaginator(keys_once=True)``: the matches' ids are read once in the list's order
+    (up to 10,001), giving the count and the page's 50, and only those 50 are joined."""
     matching = []
     for term in search_terms(query):
         # "<> ''" lets PostgreSQL use the partial indexes (they leave out empty codes and

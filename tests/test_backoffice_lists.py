@@ -60,7 +60,8 @@ def test_seed_bench_returns_writes_returns_the_constraints_accept_and_the_ledger
 
 
 # Session, user; the page's rows (with invoice and customer), their count up to the exact
-# limit, and the listed rejection reasons of the action bar.
+# limit (searched: the matches' keys, read once, which give the count and the page's keys),
+# and the listed rejection reasons of the action bar.
 RETURNS_LIST_QUERIES = 5
 
 
@@ -78,6 +79,8 @@ def test_p5_the_returns_list_reads_a_fixed_number_of_queries_listed_or_searched(
         response = superuser_client.get("/admin/returns/returnrequest/", {"q": term})
     assert response.status_code == 200
     assert rr in response.context["cl"].result_list
+    # Searched, the page's keys and the count come from one read of the matches.
+    assert response.context["cl"].paginator.keys_once is bool(term)
 
 
 @pytest.mark.parametrize(
@@ -473,6 +476,40 @@ def test_p5_keys_first_pages_hold_the_rows_djangos_paginator_gives_in_one_query_
             page = list(ours.page(number).object_list)
             assert [rr.invoice.customer.name for rr in page]  # joined, no query more
         assert page == expected
+
+
+def test_p5_a_searched_list_reads_its_keys_once_for_its_count_and_every_page(bench_returns):
+    """``keys_once`` (the returns list when searched): the search runs in one query, whose
+    keys give the count and every page; each page then reads its rows by their keys."""
+    from django.core.paginator import Paginator
+    from django.test.utils import CaptureQueriesContext
+
+    from core.admin import KeysFirstPaginator
+
+    rr = bench_returns.order_by("pk").first()
+    returns = returns_matching(
+        ReturnRequest.objects.select_related("invoice__customer").order_by("-created_at", "-id"),
+        query=rr.invoice.customer.taxpayer_id,
+    )
+    theirs = Paginator(returns, 4)
+    expected = [list(theirs.page(number).object_list) for number in theirs.page_range]
+    assert theirs.count > 8  # three pages at least
+
+    ours = KeysFirstPaginator(returns, 4, keys_once=True)
+    with CaptureQueriesContext(connection) as queries:
+        assert ours.count == theirs.count
+        pages = [list(ours.page(number).object_list) for number in ours.page_range]
+        assert [rr.invoice.customer.name for page in pages for rr in page]  # joined
+    assert pages == expected
+    assert len(queries) == 1 + len(pages)
+    searched = [q["sql"] for q in queries.captured_queries if "LIKE" in q["sql"]]
+    assert searched == [queries.captured_queries[0]["sql"]]
+
+    # Past its limit, the list holds the limit's first rows and says it holds more.
+    capped = KeysFirstPaginator(returns, 4, keys_once=True)
+    capped.exact_limit = 5
+    assert (capped.count, capped.count_is_capped, capped.num_pages) == (5, True, 2)
+    assert list(capped.page(2).object_list) == expected[1][:1]
 
 
 def _large_list_admins() -> list[admin.ModelAdmin]:
