@@ -37,7 +37,9 @@ BENCH_APP_ROOT (the checkout whose app is measured: this one by default; another
 measures its code with this harness on the same data, e.g. main's for a "before"; the queries
 and plans of P2 and P5 are this checkout's, printed only when it is the one measured),
 BENCH_RETURNS (P3 returns per round, 200), BENCH_P5_RETURNS (200,000 x BENCH_SCALE),
-BENCH_P5_REQUESTS (requests of each P5 page a round, 10).
+BENCH_P5_REQUESTS (requests of each P5 page a round, 10), BENCH_P5_BESIDE (another checkout
+whose app P5 measures beside this one's, one request to each in turn: a before and after over
+the same seconds).
 """
 
 import os
@@ -454,22 +456,30 @@ def wait_ready(port: int, path: str, headers: dict[str, str], what: str) -> None
 def latencies(port: int, path: str, cookie: str, count: int) -> list[float]:
     """Milliseconds of ``count`` GETs one after the other on one kept-alive connection (after
     a few unmeasured ones), each answered 200."""
+    return latencies_in_turn([port], path, cookie, count)[0]
+
+
+def latencies_in_turn(ports: list[int], path: str, cookie: str, count: int) -> list[list[float]]:
+    """``latencies`` of each server, one GET to each in turn: measured over the same seconds,
+    so that a drift in the machine's speed (a third within minutes, seen here) moves all alike."""
     import http.client
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=300) for port in ports]
     headers = {"Cookie": f"sessionid={cookie}"}
-    times = []
+    times: list[list[float]] = [[] for _ in ports]
     for n in range(count + 3):
-        started_at = time.perf_counter()
-        conn.request("GET", path, headers=headers)
-        response = conn.getresponse()
-        response.read()
-        elapsed = (time.perf_counter() - started_at) * 1000
-        if response.status != 200:
-            raise SystemExit(f"GET {path} answered {response.status}")
-        if n >= 3:
-            times.append(elapsed)
-    conn.close()
+        for conn, measured in zip(conns, times, strict=True):
+            started_at = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            elapsed = (time.perf_counter() - started_at) * 1000
+            if response.status != 200:
+                raise SystemExit(f"GET {path} answered {response.status}")
+            if n >= 3:
+                measured.append(elapsed)
+    for conn in conns:
+        conn.close()
     return times
 
 
@@ -757,6 +767,8 @@ def bench_p2(tmp: Path) -> None:
 
 
 P5_REQUESTS = int(os.environ.get("BENCH_P5_REQUESTS", "10"))  # a page's requests a round
+# Another checkout's app measured beside this one's, request by request (e.g. "before").
+P5_BESIDE = os.environ.get("BENCH_P5_BESIDE", "")
 
 
 def bench_p5(tmp: Path) -> None:
@@ -796,28 +808,42 @@ def bench_p5(tmp: Path) -> None:
         "search by taxpayer ID": f"/admin/returns/returnrequest/?q={taxpayer_id}",
         "Find by taxpayer ID": f"/admin/returns/returnrequest/find/?q={taxpayer_id}",
     }
-    port = free_port()
-    times: dict[str, list[float]] = {name: [] for name in pages}
-    with started(
-        [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
-        env=app_env(),
-        log=tmp / "gunicorn-p5.log",
-        cwd=APP_ROOT,
-    ) as app:
-        wait_port(port, app, "gunicorn (app)")
-        wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, "app")
+    roots = [APP_ROOT, *([Path(P5_BESIDE).resolve()] if P5_BESIDE else [])]
+    ports = [free_port() for _ in roots]
+    times: dict[str, list[list[float]]] = {name: [[] for _ in roots] for name in pages}
+    with ExitStack() as stack:
+        for n, (root, port) in enumerate(zip(roots, ports, strict=True)):
+            app = stack.enter_context(
+                started(
+                    [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
+                    env=app_env(),
+                    log=tmp / f"gunicorn-p5-{n}.log",
+                    cwd=root,
+                )
+            )
+            wait_port(port, app, f"gunicorn ({root})")
+            wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, str(root))
         for path in pages.values():  # every worker reads each page once at least
-            latencies(port, path, cookie, 5)
+            latencies_in_turn(ports, path, cookie, 5)
         loads = []
         for _ in range(ROUNDS):
             for name, path in pages.items():
-                times[name] += latencies(port, path, cookie, P5_REQUESTS)
+                for measured, more in zip(
+                    times[name], latencies_in_turn(ports, path, cookie, P5_REQUESTS), strict=True
+                ):
+                    measured += more
             loads.append(load_average())
     for name, path in pages.items():
+        ours, *beside = times[name]
         line = (
-            f"    {name}: p50 {statistics.median(times[name]):.1f} ms, "
-            f"p95 {percentile(times[name], 0.95):.1f} ms ({len(times[name])} requests)"
+            f"    {name}: p50 {statistics.median(ours):.1f} ms, "
+            f"p95 {percentile(ours, 0.95):.1f} ms ({len(ours)} requests)"
         )
+        if beside:
+            line += (
+                f"; beside it, {roots[1]}: p50 {statistics.median(beside[0]):.1f} ms, "
+                f"p95 {percentile(beside[0], 0.95):.1f} ms"
+            )
         if APP_ROOT == ROOT:
             statements = page_queries(path, admin.pk)
             used, scanned = plan_indexes(statements)
