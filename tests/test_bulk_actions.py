@@ -285,6 +285,10 @@ def test_staff_follow_their_own_background_actions_and_no_one_elses(
     detail = finance_client.get(f"/admin/core/bulkaction/{action.pk}/change/").content.decode()
     assert "Paper never arrived" in detail
     assert f"Bulk action #{action.pk}" in detail
+    # Who asked, by name: no link to a user account page finance staff may not open.
+    assert finance.username in detail
+    assert "/admin/auth/user/" not in detail
+    assert finance_client.get(f"/admin/auth/user/{finance.pk}/change/").status_code == 403
 
     other = Client()
     other.force_login(staff_in_role(FINANCE_STAFF, username="fin-2"))
