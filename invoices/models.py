@@ -6,6 +6,7 @@ correction is a new row. The invoiceable amount is derived from the ledger, neve
 """
 
 from decimal import Decimal
+from pathlib import PurePath
 
 from django.conf import settings
 from django.db import models
@@ -258,6 +259,10 @@ class InvoiceState(models.TextChoices):
     REVERSED = "reversed", _("Reversed")
 
 
+# A digital invoice's file, as the tax system issues it.
+DOCUMENT_CONTENT_TYPES = {".pdf": "application/pdf", ".ofd": "application/ofd"}
+
+
 class Invoice(models.Model):
     """A VAT invoice, special or ordinary, on paper or fully digitalized (数电票).
 
@@ -378,6 +383,17 @@ class Invoice(models.Model):
     def kind_label(self) -> str:
         """Its kind as printed: e.g. "Digital invoice (VAT special invoice)"."""
         return str(INVOICE_KIND_LABELS[InvoiceMedium(self.medium), InvoiceType(self.invoice_type)])
+
+    @property
+    def document_filename(self) -> str:
+        """Its file's name for a download: the invoice number, the tax system's extension."""
+        return f"{self.number}{PurePath(self.document.name or '').suffix.lower()}"
+
+    @property
+    def document_content_type(self) -> str:
+        """What its file is, by the extension the tax system gave it (PDF or OFD)."""
+        extension = PurePath(self.document.name or "").suffix.lower()
+        return DOCUMENT_CONTENT_TYPES.get(extension, "application/octet-stream")
 
     @property
     def red_letter_invoice(self) -> "RedLetterInvoice | None":

@@ -5,14 +5,13 @@ or form answers 404, exactly like one that does not exist (R12).
 """
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import segno
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponseBadRequest
+from django.http import Http404, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.safestring import mark_safe
@@ -22,6 +21,7 @@ from django.views.decorators.http import require_POST
 
 from core.audit.actor import Actor
 from core.exceptions import DomainError
+from core.private_files import private_file_download
 from invoices.models import ApplicationState, InvoiceApplication, InvoiceType, NotifyBy
 from invoices.rules import (
     customer_notify_channels,
@@ -484,51 +484,31 @@ def return_form_upload(request, pk: int):
     return _render_detail(request, rr, upload_form=form, status=400)
 
 
-SCAN_CSP = "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
-
-
 @login_required
 def return_form_download(request, pk: int, form_id: int):
-    """An uploaded scan, shown back to its owner only (R12)."""
+    """An uploaded scan, shown back to its owner only (R12): a download, never rendered from
+    this origin."""
     rr = _own_return(request, pk)
     form = get_object_or_404(red_letter_forms_for_return(return_request_id=rr.pk), pk=form_id)
-    # A download, never rendered from this origin: attachment, and a sandbox that would keep
-    # any script in it away from the portal if a browser displayed it anyway.
-    response = FileResponse(
-        form.file.open("rb"),
-        as_attachment=True,
-        content_type=form.content_type,
+    return private_file_download(
+        form.file,
         filename=f"red-letter-form-{form.form_number}{form.extension}",
+        content_type=form.content_type,
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = SCAN_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
-
-
-# What a digital invoice's file is, by the extension the tax system gave it (PDF or OFD).
-DOCUMENT_CONTENT_TYPES = {".pdf": "application/pdf", ".ofd": "application/ofd"}
 
 
 @login_required
 def invoice_document_download(request, invoice_id: int):
     """A digital invoice's file (PDF or OFD), for its owner only (R12): another customer's
-    invoice, or one without a file, answers 404. Served like an uploaded scan: an attachment
-    that is never rendered from this origin, and never kept in a shared cache."""
+    invoice, or one without a file, answers 404. Served like an uploaded scan."""
     invoice = invoice_document_for_customer(customer=_customer(request), invoice_id=invoice_id)
     if invoice is None:
         raise Http404("No such invoice file")
-    extension = Path(invoice.document.name or "").suffix.lower()
-    response = FileResponse(
-        invoice.document.open("rb"),
-        as_attachment=True,
-        content_type=DOCUMENT_CONTENT_TYPES.get(extension, "application/octet-stream"),
-        filename=f"{invoice.number}{extension}",
+    return private_file_download(
+        invoice.document,
+        filename=invoice.document_filename,
+        content_type=invoice.document_content_type,
     )
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Content-Security-Policy"] = SCAN_CSP
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
 @login_required

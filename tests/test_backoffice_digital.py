@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -894,3 +895,47 @@ def test_a_reviewer_corrects_a_mistyped_digital_red_letter_number(
         CONFIRMATION_FORM,
     )
     assert credits_of(rr.invoice).count() == 1
+
+
+# --- A digital invoice's file in the back office ------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [FINANCE_STAFF, ADMIN_REVIEWERS])
+def test_r12_staff_open_a_digital_invoices_page_and_download_its_file_as_a_private_attachment(
+    client, customer, role
+):
+    digital = issue_digital_invoice(customer)
+    client.force_login(staff_in_role(role, username="staff"))
+    page = client.get(f"/admin/invoices/invoice/{digital.pk}/change/")
+    assert page.status_code == 200  # Django's display of the file asked it for a URL: 500
+    download = reverse("admin:invoices_invoice_document", args=[digital.pk])
+    assert f'<a href="{download}">{digital.number}.pdf</a>' in page.content.decode()
+
+    response = client.get(download)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="{digital.number}.pdf"'
+    assert {"private", "no-store"} <= set(response["Cache-Control"].split(", "))
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Content-Security-Policy"].startswith("sandbox")
+    assert b"".join(response.streaming_content) == DIGITAL_INVOICE_PDF
+
+
+def test_r12_an_invoices_file_is_for_staff_who_may_view_invoices_and_a_paper_one_has_none(
+    client, customer, finance_client
+):
+    digital, paper = issue_digital_invoice(customer), issue_invoice(customer)
+    page = finance_client.get(f"/admin/invoices/invoice/{paper.pk}/change/")
+    assert page.status_code == 200
+    assert "/document/" not in page.content.decode()
+    assert (
+        finance_client.get(reverse("admin:invoices_invoice_document", args=[paper.pk])).status_code
+        == 404
+    )
+    client.force_login(get_user_model().objects.create_user("no-role", password="x", is_staff=True))
+    response = client.get(reverse("admin:invoices_invoice_document", args=[digital.pk]))
+    assert response.status_code == 403
+    client.logout()
+    response = client.get(reverse("admin:invoices_invoice_document", args=[digital.pk]))
+    assert response.status_code == 302
+    assert "/login/" in response["Location"]
