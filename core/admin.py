@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.options import BaseModelAdmin, IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Page, Paginator
@@ -150,7 +150,55 @@ class LargeListChangeList(ChangeList):
         return f"{url}?{self.row_filters}" if self.row_filters else url
 
 
-class LargeListAdmin(admin.ModelAdmin):
+class PermittedLinksAdmin(BaseModelAdmin):
+    """A model admin (or inline) whose read-only foreign keys link to the related object's
+    page only for staff who may open it, and are plain text for the others: Django links every
+    read-only foreign key to its object's page whoever looks, so a reviewer on an invoice's page
+    was offered its application, and finance on a return's page the customer's user account,
+    each answering 403 (``tests/test_admin_links.py`` follows every link each role is shown)."""
+
+    def _unlinked(self, request: HttpRequest, obj: Any) -> dict[str, str]:
+        """The read-only foreign keys of this page whose objects the user may not open, each
+        with the name of a display of the object as text."""
+        editable = self.has_change_permission(request, obj)
+        unlinked = {}
+        for field in self.opts.concrete_fields:
+            if not (field.many_to_one or field.one_to_one) or field.related_model is None:
+                continue
+            if editable and field.name not in self.readonly_fields:
+                continue  # a form field, not a link
+            related = self.admin_site._registry.get(field.related_model)
+            if related is None or not related.has_view_permission(request):
+                unlinked[field.name] = self._as_text(field.name, field.verbose_name)
+        return unlinked
+
+    def _as_text(self, name: str, label: Any) -> str:
+        """The name of a display of the field ``name`` as text (Django looks a read-only
+        field's name up on the admin: ``<name>_as_text``)."""
+        display_name = f"{name}_as_text"
+        if display_name not in self.__dict__:
+
+            @admin.display(description=label)
+            def display(obj: Any) -> Any:
+                return getattr(obj, name)
+
+            setattr(self, display_name, display)
+        return display_name
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        unlinked = self._unlinked(request, obj)
+        shown = set(unlinked.values())
+        return [
+            unlinked.get(name, name) if isinstance(name, str) else name
+            for name in super().get_fields(request, obj)
+            if name not in shown
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[Any]:
+        return [*super().get_readonly_fields(request, obj), *self._unlinked(request, obj).values()]
+
+
+class LargeListAdmin(PermittedLinksAdmin, admin.ModelAdmin):
     """A back-office list over a table that grows without bound: no full ``COUNT`` on any page
     (``LargeListPaginator``), and no second count of the unfiltered table beside a filtered
     one (the list says "Show all" instead of "(200,000 total)").
@@ -216,7 +264,7 @@ class ReadOnlyAdmin(LargeListAdmin):
         return False
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(PermittedLinksAdmin, admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -343,7 +391,7 @@ class BulkActionAdmin(ReadOnlyAdmin):
     ordering = ["-id"]  # newest first (LargeListAdmin: the primary key's order)
     fields = (
         "action",
-        "requester",
+        "requested_by",  # a link for those who may open user accounts (PermittedLinksAdmin)
         "created_at",
         "progress",
         "summary",
@@ -368,12 +416,6 @@ class BulkActionAdmin(ReadOnlyAdmin):
     @admin.display(description=_("action"))
     def action(self, obj: BulkAction) -> str:
         return str(bulk_action_kind(obj.kind).description)
-
-    @admin.display(description=_("requested by"))
-    def requester(self, obj: BulkAction) -> str:
-        # The name, where Django would link the user's page: staff following their own actions
-        # may not view user accounts, and the link answered them 403.
-        return str(obj.requested_by)
 
     @admin.display(description=_("progress"))
     def progress(self, obj: BulkAction) -> str:

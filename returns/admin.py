@@ -272,7 +272,7 @@ class ReturnRequestAdmin(ExportMixin, ReadOnlyAdmin):
         if obj is None:
             return self.fields
         hidden = self.PAPER_ONLY if return_is_digital(obj) else self.DIGITAL_ONLY
-        return [name for name in self.fields if name not in hidden]
+        return [name for name in super().get_fields(request, obj) if name not in hidden]
 
     @admin.display(description=_("kind"), ordering="medium")
     def kind(self, obj: ReturnRequest) -> str:
