@@ -536,18 +536,31 @@ def log_tail(path: Path, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def start_app(
+    stack: ExitStack,
+    port: int,
+    log: Path,
+    *,
+    root: Path = APP_ROOT,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen:
+    """The app of the checkout ``root`` under gunicorn (``GUNICORN``; production settings, or
+    ``env``) on ``port``, stopped with ``stack``."""
+    return stack.enter_context(
+        started(
+            [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
+            env=env or app_env(),
+            log=log,
+            cwd=root,
+        )
+    )
+
+
 def start_app_and_floor(stack: ExitStack, tmp: Path, log_prefix: str) -> tuple[int, int]:
     """The app and the floor, each under gunicorn in the same configuration (``GUNICORN``), on
     free ports, stopped with ``stack``; their ports once both listen."""
     app_port, floor_port = free_port(), free_port()
-    app = stack.enter_context(
-        started(
-            [*GUNICORN, "--bind", f"127.0.0.1:{app_port}", "config.wsgi:application"],
-            env=app_env(),
-            log=tmp / f"{log_prefix}-app.log",
-            cwd=APP_ROOT,
-        )
-    )
+    app = start_app(stack, app_port, tmp / f"{log_prefix}-app.log")
     floor = stack.enter_context(
         started(
             [*GUNICORN, "--bind", f"127.0.0.1:{floor_port}", "bench.floor.wsgi:application"],
@@ -813,14 +826,7 @@ def bench_p5(tmp: Path) -> None:
     times: dict[str, list[list[float]]] = {name: [[] for _ in roots] for name in pages}
     with ExitStack() as stack:
         for n, (root, port) in enumerate(zip(roots, ports, strict=True)):
-            app = stack.enter_context(
-                started(
-                    [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
-                    env=app_env(),
-                    log=tmp / f"gunicorn-p5-{n}.log",
-                    cwd=root,
-                )
-            )
+            app = start_app(stack, port, tmp / f"gunicorn-p5-{n}.log", root=root)
             wait_port(port, app, f"gunicorn ({root})")
             wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, str(root))
         for path in pages.values():  # every worker reads each page once at least
@@ -1164,14 +1170,7 @@ def bench_bulk(tmp: Path, redis_url: str) -> None:
     port = free_port()
     rejected = submitted.model.objects.filter(state=ReturnState.REJECTED)
     with ExitStack() as servers:
-        app = servers.enter_context(
-            started(
-                [*GUNICORN, "--bind", f"127.0.0.1:{port}", "config.wsgi:application"],
-                env=env,
-                log=tmp / "gunicorn-bulk.log",
-                cwd=APP_ROOT,
-            )
-        )
+        app = start_app(servers, port, tmp / "gunicorn-bulk.log", env=env)
         wait_port(port, app, "gunicorn (app)")
         wait_ready(port, "/admin/", {"Cookie": f"sessionid={cookie}"}, "app")
         if background:
