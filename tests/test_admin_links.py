@@ -1,6 +1,7 @@
-"""Every link the back office shows a role opens for that role: each role's staff start at the
-index with the demo data and follow every back-office link of every page they reach (its path;
-the filters and sorts of a list are the same page). A link to a page the role may not open (a
+"""Every link the back office shows a role opens for that role: each role's staff (and a
+superuser), in each language, start at the index with the demo data and follow every
+back-office link of every page they reach (its path; the filters and sorts of a list are the
+same page). A link to a page the role may not open (a
 user account, an invoice application for a reviewer) is a dead end for a clerk; a page that
 fails is worse (a digital invoice's page answered 500 for its file)."""
 
@@ -39,12 +40,14 @@ def crawl(client) -> tuple[dict[str, int], dict[str, str]]:
     return statuses, found_on
 
 
-@pytest.mark.parametrize("role", [FINANCE_STAFF, ADMIN_REVIEWERS])
-def test_every_back_office_link_a_role_is_shown_opens_for_it(client, role):
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+@pytest.mark.parametrize("role", [FINANCE_STAFF, ADMIN_REVIEWERS, "superuser"])
+def test_every_back_office_link_a_role_is_shown_opens_for_it(client, admin_user, role, language):
     with override_settings(DEBUG=True):
         call_command("demo_data", verbosity=0)
     client.raise_request_exception = False  # a failing page is counted, not raised
-    client.force_login(staff_in_role(role, username="staff"))
+    client.force_login(admin_user if role == "superuser" else staff_in_role(role, username="s"))
+    client.cookies["django_language"] = language
 
     statuses, found_on = crawl(client)
 
